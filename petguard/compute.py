@@ -1,0 +1,106 @@
+"""The Compute seam: everything petguard asks of Nova, as a Protocol over petguard's own values.
+
+``petguard.evacuate.nova.NovaCompute`` implements it on openstacksdk; tests use an in-memory fake
+(``tests/fakes.py``). Procedures and the loop only ever see this Protocol, so no SDK object leaks
+past the adapter.
+
+Cost model (the loop's budget): a tick calls ``list_services`` once, whatever the cloud's size;
+``servers_on``/``evacuations_from`` are called only for hosts that failed.
+
+Every method that changes something returns Nova's request id (``req-...``) so the caller can log
+it on the line that records the decision; errors carry it in ``context['request_id']``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+from petguard.detect import ServiceRecord
+from petguard.evacuate.plan import Server
+
+#: Migration statuses after which an evacuation is final.
+MIGRATION_SUCCEEDED = frozenset({"done", "completed"})
+MIGRATION_FAILED = frozenset({"error", "failed", "cancelled"})
+MIGRATION_IN_FLIGHT = frozenset({"accepted", "pre-migrating", "migrating", "running", "queued", "preparing"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Migration:
+    """One Nova migration record of type evacuation."""
+
+    id: str
+    server_id: str
+    source_host: str
+    dest_host: str | None
+    status: str
+    created_at: float
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in MIGRATION_IN_FLIGHT
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in MIGRATION_SUCCEEDED
+
+    @property
+    def failed(self) -> bool:
+        return self.status in MIGRATION_FAILED
+
+
+class Compute(Protocol):
+    """What petguard needs from Nova.
+
+    Errors: ``petguard.errors.NovaUnavailable`` (temporary: unreachable, 5xx, timeouts),
+    ``NovaConflict`` (Nova refused because of the current state), ``NovaError`` (other 4xx),
+    ``NotFound`` (404).
+    """
+
+    def list_services(self) -> list[ServiceRecord]:
+        """Every nova-compute service, in ONE API call."""
+        ...
+
+    def servers_on(self, host: str) -> list[Server]:
+        """Every server Nova places on ``host``, all projects, with flavor extra specs, tags and the
+        image's properties filled in."""
+        ...
+
+    def get_server(self, server_id: str) -> Server:
+        """One server, fresh."""
+        ...
+
+    def evacuations_from(self, host: str, since: float | None = None) -> list[Migration]:
+        """Migrations of type evacuation whose source is ``host`` (created at or after ``since``)."""
+        ...
+
+    def force_down(self, service: ServiceRecord) -> str:
+        """Set forced_down=true on the service (microversion >= 2.53). Idempotent."""
+        ...
+
+    def disable(self, service: ServiceRecord, reason: str) -> str:
+        """Disable the service with ``reason`` (call only after force_down: see docs). Idempotent."""
+        ...
+
+    def unforce_down(self, service: ServiceRecord) -> str:
+        """Set forced_down=false. Idempotent."""
+        ...
+
+    def enable(self, service: ServiceRecord) -> str:
+        """Enable the service (clears the disabled reason). Idempotent."""
+        ...
+
+    def evacuate(self, server_id: str) -> str:
+        """Ask Nova to evacuate the server, letting the scheduler choose the target (never forced),
+        at a microversion that keeps the server's power state (< 2.95). NOT idempotent: Nova
+        accepts a second evacuate of a server being evacuated and breaks it — callers check
+        ``evacuations_from`` first."""
+        ...
+
+    def start_server(self, server_id: str) -> str:
+        """Start a stopped server."""
+        ...
+
+    def stop_server(self, server_id: str) -> str:
+        """Stop a running server."""
+        ...

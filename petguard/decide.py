@@ -1,0 +1,346 @@
+"""One tick's decisions for every host, as a pure function (domain).
+
+``decide(inputs, policy)`` takes what the loop observed (Nova's service records, outcomes that
+action lanes reported since the last tick, operator requests, the stored hosts and brake) and
+returns a ``TickDecision``: the ``TickRecord`` to save (write-ahead, one transaction), the actions to
+start afterwards, and one log line per decision, each with its reason and the next step.
+
+Rules kept here, where they can be read in one place:
+
+* Only hosts that are UP or SUSPECT are watched; petguard's own actions drive the other states.
+* SUSPECT -> FENCING needs: verdict FAILED, no startup blackout, the brake open (or an operator
+  override), not dry-run, and no action already running for that host.
+* A FENCED host starts evacuating in the same tick; an EVACUATING or FENCING host whose action is not
+  running (e.g. after a restart) gets its action again: actions resume from the journal.
+* The brake engages when ``detect.brake`` says so, and stays engaged until every watched host is UP
+  again, or an operator overrides it for a while.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+
+from petguard import detect
+from petguard.detect import DetectionPolicy, Health, HostHealth, ServiceRecord, Signal, Verdict
+from petguard.errors import InvalidTransition
+from petguard.hosts import Host, HostEvent, HostState
+from petguard.journal import (
+    BrakeState,
+    HostRecord,
+    OperatorRequest,
+    RequestKind,
+    TickRecord,
+    Transition,
+)
+
+WATCHED = frozenset({HostState.UP, HostState.SUSPECT})
+
+
+class Action(enum.StrEnum):
+    """Work a host's lane does outside the tick."""
+
+    FENCE = "fence"
+    EVACUATE = "evacuate"
+    RESTORE = "restore"
+
+
+#: The action a host in this state needs, run on its own serial lane.
+ACTION_FOR_STATE: dict[HostState, Action] = {
+    HostState.FENCING: Action.FENCE,
+    HostState.EVACUATING: Action.EVACUATE,
+    HostState.RESTORING: Action.RESTORE,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What an action lane reports back: a lifecycle event for its host."""
+
+    host: str
+    event: HostEvent
+    reason: str
+    alert: str | None = None  # event kind to record (e.g. "fence_failed"), if operators must know
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopPolicy:
+    """The loop's knobs, built from config."""
+
+    detection: DetectionPolicy = DetectionPolicy()
+    startup_blackout: float = 120.0
+    brake_override_s: float = 900.0
+    dry_run: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TickInputs:
+    """Everything one tick observed."""
+
+    now: float
+    started_at: float
+    hosts: Mapping[str, HostRecord]
+    services: Sequence[ServiceRecord]
+    brake: BrakeState
+    outcomes: Sequence[Outcome] = ()
+    requests: Sequence[OperatorRequest] = ()
+    busy: frozenset[str] = frozenset()
+    extra_signals: Sequence[Signal] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class TickDecision:
+    """What the tick decided: save ``record``, then start ``actions``; log ``log`` at INFO."""
+
+    record: TickRecord
+    actions: tuple[tuple[str, Action], ...]
+    log: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+
+class _Tick:
+    """Mutable scratch space for one call of ``decide``; never escapes it."""
+
+    def __init__(self, inputs: TickInputs) -> None:
+        self.inputs = inputs
+        self.now = inputs.now
+        self.hosts: dict[str, HostRecord] = dict(inputs.hosts)
+        self.changed: set[str] = set()
+        self.transitions: list[Transition] = []
+        self.opened: list[tuple[str, str]] = []
+        self.closed: list[tuple[int, str]] = []
+        self.events: list[tuple[str | None, str, str]] = []
+        self.finished: list[tuple[int, str, str]] = []
+        self.log: list[str] = []
+        self.warnings: list[str] = []
+        self.brake = inputs.brake
+        self.brake_changed = False
+
+    def host(self, name: str) -> Host:
+        return self.hosts[name].host
+
+    def set_health(self, name: str, health: HostHealth) -> None:
+        record = self.hosts[name]
+        if record.health != health:
+            self.hosts[name] = dataclasses.replace(record, health=health)
+            self.changed.add(name)
+
+    def move(self, name: str, event: HostEvent, reason: str) -> None:
+        record = self.hosts[name]
+        new_host = record.host.apply(event, self.now, reason)
+        self.transitions.append(Transition(name, record.host.state, new_host.state, event, reason, self.now))
+        self.hosts[name] = dataclasses.replace(record, host=new_host)
+        self.changed.add(name)
+
+    def note_reason(self, name: str, reason: str) -> bool:
+        """Remember why a host is held; True when the reason is new (so it is logged once)."""
+        record = self.hosts[name]
+        if record.host.reason == reason:
+            return False
+        self.hosts[name] = dataclasses.replace(record, host=dataclasses.replace(record.host, reason=reason))
+        self.changed.add(name)
+        return True
+
+
+def decide(inputs: TickInputs, policy: LoopPolicy) -> TickDecision:
+    """Decide one tick. Pure: the same inputs always give the same decision."""
+    tick = _Tick(inputs)
+    _add_new_hosts(tick, inputs.services)
+    _apply_outcomes(tick, inputs.outcomes)
+    _apply_requests(tick, inputs.requests, policy)
+    health_now = _update_health(tick, inputs.services, inputs.extra_signals, policy.detection)
+    _update_brake(tick, health_now, policy)
+    _follow_verdicts(tick, policy)
+    actions = _schedule_actions(tick, policy)
+    record = TickRecord(
+        hosts=[tick.hosts[name] for name in sorted(tick.changed)],
+        transitions=tick.transitions,
+        open_incidents=tick.opened,
+        close_incidents=tick.closed,
+        events=tick.events,
+        finished_requests=tick.finished,
+        brake=tick.brake if tick.brake_changed else None,
+        at=tick.now,
+    )
+    return TickDecision(record, tuple(actions), tuple(tick.log), tuple(tick.warnings))
+
+
+def _add_new_hosts(tick: _Tick, services: Iterable[ServiceRecord]) -> None:
+    for service in services:
+        if service.host not in tick.hosts:
+            tick.hosts[service.host] = HostRecord(Host(service.host, HostState.UP, since=tick.now), HostHealth())
+            tick.changed.add(service.host)
+            tick.log.append(f"{service.host}: new compute host, watching it (state up)")
+
+
+def _apply_outcomes(tick: _Tick, outcomes: Iterable[Outcome]) -> None:
+    for outcome in outcomes:
+        if outcome.host not in tick.hosts:
+            continue
+        try:
+            tick.move(outcome.host, outcome.event, outcome.reason)
+        except InvalidTransition as exc:
+            tick.warnings.append(f"{outcome.host}: ignored outcome {outcome.event.value}: {exc}")
+            continue
+        tick.log.append(f"{outcome.host}: {outcome.reason}")
+        if outcome.alert:
+            tick.events.append((outcome.host, outcome.alert, outcome.reason))
+        if outcome.event is HostEvent.SERVICE_RESTORED:
+            _close_incident(tick, outcome.host, "recovered")
+
+
+def _close_incident(tick: _Tick, name: str, outcome: str) -> None:
+    incident_id = tick.host(name).incident_id
+    if incident_id is not None:
+        tick.closed.append((incident_id, outcome))
+        record = tick.hosts[name]
+        tick.hosts[name] = dataclasses.replace(record, host=record.host.with_incident(None))
+
+
+_REQUEST_EVENTS: dict[RequestKind, HostEvent] = {
+    RequestKind.MAINTENANCE_ON: HostEvent.MAINTENANCE_ON,
+    RequestKind.MAINTENANCE_OFF: HostEvent.MAINTENANCE_OFF,
+    RequestKind.CONFIRM_FENCED: HostEvent.OPERATOR_CONFIRMED_FENCED,
+    RequestKind.RESTORE: HostEvent.OPERATOR_RESTORE,
+}
+
+
+def _apply_requests(tick: _Tick, requests: Iterable[OperatorRequest], policy: LoopPolicy) -> None:
+    for request in requests:
+        if request.kind is RequestKind.BRAKE_OVERRIDE:
+            until = tick.now + policy.brake_override_s
+            tick.brake = dataclasses.replace(tick.brake, override_until=until)
+            tick.brake_changed = True
+            message = f"brake overridden by {request.requested_by} for {policy.brake_override_s:.0f} s: {request.reason}"
+            tick.finished.append((request.id, "done", message))
+            tick.events.append((None, "brake_override", message))
+            tick.log.append(message)
+            continue
+        _apply_host_request(tick, request)
+
+
+def _apply_host_request(tick: _Tick, request: OperatorRequest) -> None:
+    name = request.host
+    if name not in tick.hosts:
+        tick.finished.append((request.id, "refused", f"unknown host {name!r}: not a nova-compute host"))
+        return
+    if name in tick.inputs.busy:
+        return  # an action is running on this host: the request waits for the next tick
+    event = _REQUEST_EVENTS[request.kind]
+    state = tick.host(name).state
+    try:
+        tick.move(name, event, f"{request.kind.value} by {request.requested_by}: {request.reason}")
+    except InvalidTransition:
+        message = f"{request.kind.value} refused: host {name} is {state.value}"
+        tick.finished.append((request.id, "refused", message))
+        tick.log.append(f"{name}: {message}")
+        return
+    message = f"{request.kind.value} by {request.requested_by} accepted ({state.value} -> {tick.host(name).state.value})"
+    tick.finished.append((request.id, "done", message))
+    tick.events.append((name, f"operator_{request.kind.value}", f"{message}: {request.reason}"))
+    tick.log.append(f"{name}: {message}")
+    if event is HostEvent.MAINTENANCE_ON:
+        _close_incident(tick, name, "maintenance")
+    if event in (HostEvent.MAINTENANCE_ON, HostEvent.MAINTENANCE_OFF):
+        tick.set_health(name, HostHealth())
+
+
+def _update_health(
+    tick: _Tick,
+    services: Iterable[ServiceRecord],
+    extra: Iterable[Signal],
+    policy: DetectionPolicy,
+) -> dict[str, Health]:
+    """Assess every watched host; return this tick's combined health of the watched hosts."""
+    signals: dict[str, list[Signal]] = {}
+    for service in services:
+        signals.setdefault(service.host, []).append(detect.nova_signal(service, tick.now, policy))
+    for signal in extra:
+        signals.setdefault(signal.host, []).append(signal)
+    health_now: dict[str, Health] = {}
+    for name, record in tick.hosts.items():
+        if record.host.state not in WATCHED:
+            continue
+        health, detail = detect.combine(signals.get(name, ()))
+        health_now[name] = health
+        tick.set_health(name, detect.assess(record.health, health, detail, policy, tick.now))
+    return health_now
+
+
+def _update_brake(tick: _Tick, health_now: Mapping[str, Health], policy: LoopPolicy) -> None:
+    verdicts = {name: tick.hosts[name].health.verdict for name in health_now}
+    computed = detect.brake(health_now, verdicts, policy.detection)
+    stored = tick.brake
+    if computed.engaged and not stored.engaged:
+        tick.brake = BrakeState(True, computed.reason, tick.now, stored.override_until)
+        tick.brake_changed = True
+        message = f"mass-failure brake engaged, nobody will be fenced: {computed.reason}; next: wait for hosts to recover, or an operator override"
+        tick.events.append((None, "brake_engaged", message))
+        tick.warnings.append(message)
+    elif stored.engaged and not computed.engaged and all(v is Verdict.UP for v in verdicts.values()):
+        tick.brake = BrakeState(False, "", None, stored.override_until)
+        tick.brake_changed = True
+        message = "mass-failure brake released: every watched host is up again"
+        tick.events.append((None, "brake_released", message))
+        tick.log.append(message)
+
+
+def _fencing_blocked(tick: _Tick, policy: LoopPolicy) -> str | None:
+    """Why no host may be fenced this tick, or None."""
+    blackout_end = tick.inputs.started_at + policy.startup_blackout
+    if tick.now < blackout_end:
+        return f"startup blackout for {blackout_end - tick.now:.0f} s more ([DEFAULT] startup_blackout)"
+    overridden = tick.brake.override_until is not None and tick.now < tick.brake.override_until
+    if tick.brake.engaged and not overridden:
+        return f"mass-failure brake engaged since {tick.brake.since}: {tick.brake.reason}"
+    if policy.dry_run:
+        return "dry run: would fence now, but [DEFAULT] dry_run = true"
+    return None
+
+
+def _follow_verdicts(tick: _Tick, policy: LoopPolicy) -> None:
+    blocked = _fencing_blocked(tick, policy)
+    for name in sorted(tick.hosts):
+        record = tick.hosts[name]
+        state, health = record.host.state, record.health
+        if state is HostState.UP and health.verdict is not Verdict.UP:
+            reason = f"looks down: {health.describe(tick.now)}"
+            tick.move(name, HostEvent.SIGNALS_DOWN, reason)
+            tick.opened.append((name, reason))
+            grace = policy.detection.grace_period
+            tick.log.append(f"{name}: suspect, {reason}; next: fence it if still down after the {grace:.0f} s grace period")
+        elif state is HostState.SUSPECT and health.verdict is Verdict.UP:
+            tick.move(name, HostEvent.SIGNALS_UP, f"recovered: {health.detail}")
+            _close_incident(tick, name, "false_alarm")
+            tick.log.append(f"{name}: up again ({health.detail}); incident closed as a false alarm")
+        elif state is HostState.SUSPECT and health.verdict is Verdict.FAILED and name not in tick.inputs.busy:
+            _start_fence(tick, name, blocked)
+
+
+def _start_fence(tick: _Tick, name: str, blocked: str | None) -> None:
+    health = tick.hosts[name].health
+    if blocked is not None:
+        reason = f"failed ({health.describe(tick.now)}) but not fenced: {blocked}"
+        if tick.note_reason(name, reason):
+            tick.events.append((name, "fence_held", reason))
+            tick.log.append(f"{name}: {reason}; next: wait")
+        return
+    tick.move(name, HostEvent.FENCE_STARTED, f"failed: {health.describe(tick.now)}")
+    tick.log.append(f"{name}: failed ({health.describe(tick.now)}); fencing it now; next: power off and read back OFF")
+
+
+def _schedule_actions(tick: _Tick, policy: LoopPolicy) -> list[tuple[str, Action]]:
+    actions: list[tuple[str, Action]] = []
+    for name in sorted(tick.hosts):
+        if name in tick.inputs.busy:
+            continue
+        state = tick.host(name).state
+        if state is HostState.FENCED and not policy.dry_run:
+            tick.move(name, HostEvent.EVACUATION_STARTED, "fence confirmed: forcing the service down, then evacuating its pets")
+            tick.log.append(f"{name}: fenced; next: force the compute service down, disable it, evacuate its pets")
+            state = HostState.EVACUATING
+        action = ACTION_FOR_STATE.get(state)
+        if action is not None:
+            actions.append((name, action))
+    return actions

@@ -1,0 +1,194 @@
+"""Detection: from signals about each host, decide UP / SUSPECT / FAILED, and when to brake (pure domain).
+
+Signals come from independent sources. Today: Nova's compute service record (``nova_signal``).
+Later sources (an agent heartbeat, a BMC power reading, an Alertmanager alert) only need to produce
+``Signal`` values; ``combine`` and ``assess`` do not change:
+
+* ``combine`` folds one tick's signals for one host into a single ``Health``: any source that says
+  UP wins (a live agent on a host whose nova-compute died is not a dead host); the host is DOWN only
+  when every source that spoke says DOWN; otherwise it is UNCERTAIN.
+* ``assess`` debounces over ticks: ``down_samples`` consecutive DOWN ticks make a host SUSPECT, and
+  a SUSPECT host becomes FAILED once it has been down for ``grace_period`` seconds. ``up_samples``
+  consecutive UP ticks clear it. UNCERTAIN holds the verdict and the counters as they are.
+* ``brake`` is the mass-failure brake (guarantee 3): when too many hosts look down at once, or
+  (nearly) all of them do, as in a RabbitMQ or database outage, nobody is fenced.
+
+Nothing here does I/O, reads a clock or reads config: callers pass ``now`` and a policy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable, Mapping
+
+
+class Health(enum.StrEnum):
+    """What one source, or all sources together, say about a host in one tick."""
+
+    UP = "up"
+    DOWN = "down"
+    UNCERTAIN = "uncertain"
+
+
+class Verdict(enum.StrEnum):
+    """Detection's conclusion about a host after debouncing."""
+
+    UP = "up"
+    SUSPECT = "suspect"
+    FAILED = "failed"
+
+
+@dataclasses.dataclass(frozen=True)
+class Signal:
+    """One source's statement about one host at one time."""
+
+    source: str
+    host: str
+    health: Health
+    at: float
+    detail: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceRecord:
+    """Nova's record of one nova-compute service, as the Nova adapter reads it."""
+
+    host: str
+    service_id: str
+    state: str  # "up" | "down", computed by Nova from the last heartbeat (and forced_down)
+    status: str  # "enabled" | "disabled"
+    forced_down: bool
+    updated_at: float | None = None
+    disabled_reason: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectionPolicy:
+    """How cautious detection is; built from config by ``petguard.conf.policies``."""
+
+    grace_period: float = 30.0
+    down_samples: int = 2
+    up_samples: int = 2
+    #: The brake engages when more than this many hosts are suspect or failed at once ...
+    brake_max_hosts: int = 2
+    #: ... or more than this percentage of all monitored hosts.
+    brake_max_percent: float = 34.0
+    #: Nova looks stale everywhere (a control-plane outage) when at least this fraction of hosts
+    #: report DOWN in the same tick; needs at least ``stale_min_hosts`` hosts to apply.
+    stale_fraction: float = 0.8
+    stale_min_hosts: int = 3
+    #: The service reason petguard writes when it disables a host starts with this marker, so a
+    #: forced-down host is recognised as petguard's own doing.
+    reason_marker: str = "petguard"
+
+
+@dataclasses.dataclass(frozen=True)
+class HostHealth:
+    """Debouncing state of one host, carried from tick to tick."""
+
+    verdict: Verdict = Verdict.UP
+    down_streak: int = 0
+    up_streak: int = 0
+    down_since: float | None = None
+    detail: str = ""
+
+    def describe(self, now: float) -> str:
+        """Why the verdict is what it is, for logs and operators."""
+        if self.down_since is None:
+            return self.detail or "healthy"
+        return f"{self.detail} (down for {now - self.down_since:.0f} s)"
+
+
+def nova_signal(record: ServiceRecord, now: float, policy: DetectionPolicy) -> Signal:
+    """Turn Nova's service record into a signal.
+
+    A service forced down by someone other than petguard is UNCERTAIN: an operator did that on
+    purpose, and petguard does not fence on someone else's say-so.
+    """
+    if record.forced_down:
+        reason = record.disabled_reason or ""
+        if reason.startswith(policy.reason_marker):
+            health, detail = Health.DOWN, "forced down by petguard"
+        else:
+            health, detail = Health.UNCERTAIN, "forced down outside petguard"
+    elif record.state == "up":
+        health, detail = Health.UP, "nova-compute heartbeating"
+    elif record.state == "down":
+        health, detail = Health.DOWN, "nova-compute heartbeat missing"
+    else:
+        health, detail = Health.UNCERTAIN, f"nova reports unknown state {record.state!r}"
+    return Signal(source="nova", host=record.host, health=health, at=now, detail=detail)
+
+
+def combine(signals: Iterable[Signal]) -> tuple[Health, str]:
+    """Fold one tick's signals about one host into one Health, with the reason."""
+    signals = list(signals)
+    if not signals:
+        return Health.UNCERTAIN, "no signal"
+    ups = [s for s in signals if s.health is Health.UP]
+    if ups:
+        return Health.UP, "; ".join(f"{s.source}: {s.detail}" for s in ups)
+    downs = [s for s in signals if s.health is Health.DOWN]
+    if len(downs) == len(signals):
+        return Health.DOWN, "; ".join(f"{s.source}: {s.detail}" for s in downs)
+    return Health.UNCERTAIN, "; ".join(f"{s.source}: {s.detail}" for s in signals)
+
+
+def assess(previous: HostHealth, health: Health, detail: str, policy: DetectionPolicy, now: float) -> HostHealth:
+    """Debounce one host's combined health for this tick into a verdict."""
+    if health is Health.UNCERTAIN:
+        return dataclasses.replace(previous, detail=detail)
+    if health is Health.UP:
+        up_streak = previous.up_streak + 1
+        if previous.verdict is Verdict.UP or up_streak >= policy.up_samples:
+            return HostHealth(verdict=Verdict.UP, up_streak=up_streak, detail=detail)
+        return dataclasses.replace(previous, up_streak=up_streak, detail=detail)
+    down_streak = previous.down_streak + 1
+    down_since = previous.down_since if previous.down_since is not None else now
+    verdict = previous.verdict
+    if down_streak >= policy.down_samples:
+        verdict = Verdict.SUSPECT
+        if now - down_since >= policy.grace_period:
+            verdict = Verdict.FAILED
+    return HostHealth(verdict=verdict, down_streak=down_streak, up_streak=0, down_since=down_since, detail=detail)
+
+
+@dataclasses.dataclass(frozen=True)
+class Brake:
+    """The mass-failure brake: while engaged, nobody is fenced."""
+
+    engaged: bool
+    reason: str = ""
+
+
+def brake(
+    health_by_host: Mapping[str, Health],
+    verdicts: Mapping[str, Verdict],
+    policy: DetectionPolicy,
+) -> Brake:
+    """Decide whether this tick looks like a mass failure (guarantee 3: never fence the cloud).
+
+    ``health_by_host`` is this tick's combined health of every monitored host (hosts petguard has
+    already taken out of service excluded); ``verdicts`` the debounced verdicts of the same hosts.
+    """
+    total = len(health_by_host)
+    if total == 0:
+        return Brake(False)
+    down_now = sum(1 for h in health_by_host.values() if h is Health.DOWN)
+    if total >= policy.stale_min_hosts and down_now >= policy.stale_fraction * total:
+        return Brake(
+            True,
+            f"{down_now} of {total} hosts look down at once: Nova's heartbeats are stale nearly "
+            "everywhere (RabbitMQ, database or nova-conductor outage?)",
+        )
+    failing = sorted(h for h, v in verdicts.items() if v is not Verdict.UP)
+    percent = 100.0 * len(failing) / total
+    if len(failing) > policy.brake_max_hosts:
+        return Brake(True, f"{len(failing)} hosts suspect at once (limit {policy.brake_max_hosts}): {', '.join(failing)}")
+    if percent > policy.brake_max_percent and len(failing) > 1:
+        return Brake(
+            True,
+            f"{percent:.0f}% of hosts suspect at once (limit {policy.brake_max_percent:.0f}%): {', '.join(failing)}",
+        )
+    return Brake(False)

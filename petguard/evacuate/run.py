@@ -1,0 +1,210 @@
+"""Carry out an incident's evacuation plan, move by move, exactly once (procedure over interfaces).
+
+Each move walks PLANNED -> REQUESTING -> ACCEPTED -> ARRIVED -> DONE (or FAILED), and every step is
+written to the journal before the next one starts. Before Nova is asked to evacuate a server —
+including after a crash or restart at any step — Nova's own records are checked first:
+
+* the server is no longer on the failed host: it has moved, go and restore its power state;
+* an evacuation migration of this server from this host exists since the incident began, or its
+  task_state is ``rebuilding``: Nova has the request, follow it, never send another (Nova accepts a
+  second evacuate of a server being evacuated, and breaks it);
+* otherwise nothing reached Nova: send the request.
+
+Completion is "on another host with no task in progress", not just "ACTIVE" (Nova briefly shows the
+server ACTIVE on the old host). Then the original power state is restored: Nova may leave the server
+stopped, or bring an ERROR server back running.
+
+Moves run with bounded parallelism. Time comes from the injected Clock.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+
+from petguard.clock import Clock
+from petguard.compute import Compute, Migration
+from petguard.errors import NotFound, PetguardError, Temporary
+from petguard.evacuate.plan import PowerGoal, Server
+from petguard.journal import MoveRecord, MoveStatus, Store
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPolicy:
+    """How moves are carried out; built from config."""
+
+    max_parallel: int = 4
+    move_timeout: float = 600.0
+    poll_interval: float = 1.0
+    max_request_attempts: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    """The final state of every move of the incident."""
+
+    done: tuple[MoveRecord, ...]
+    failed: tuple[MoveRecord, ...]
+
+    def summary(self) -> str:
+        text = f"{len(self.done)} pet(s) recovered, {len(self.failed)} failed"
+        if self.failed:
+            text += ": " + "; ".join(f"{m.server_name} ({m.reason})" for m in self.failed)
+        return text
+
+
+class Evacuator:
+    """Carries out one incident's moves. Safe to run again on the same incident at any time."""
+
+    def __init__(self, compute: Compute, store: Store, clock: Clock, policy: RunPolicy) -> None:
+        self._compute = compute
+        self._store = store
+        self._clock = clock
+        self._policy = policy
+
+    def run(self, incident_id: int, since: float) -> RunOutcome:
+        """Drive every unfinished move of the incident to a final state.
+
+        ``since`` is when the incident opened: evacuation migrations older than that belong to an
+        earlier failure of the host and are ignored.
+        """
+        moves = [m for m in self._store.moves(incident_id) if not m.status.final]
+        workers = max(1, min(self._policy.max_parallel, len(moves)))
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="move") as pool:
+            list(pool.map(lambda m: self._carry_out_safely(m, since), moves))
+        final = self._store.moves(incident_id)
+        return RunOutcome(
+            done=tuple(m for m in final if m.status is MoveStatus.DONE),
+            failed=tuple(m for m in final if m.status is not MoveStatus.DONE),
+        )
+
+    def _carry_out_safely(self, move: MoveRecord, since: float) -> None:
+        try:
+            self._carry_out(move, since)
+        except PetguardError as exc:
+            # An error we could not handle in place: the move stays where the journal says and is
+            # picked up again on the next run (the runner is re-entrant), unless it is permanent.
+            LOG.warning("%s: evacuation of %s interrupted: %s", move.source_host, move.server_name, exc)
+            if not isinstance(exc, Temporary):
+                self._fail(move, f"{type(exc).__name__}: {exc}")
+
+    def _carry_out(self, move: MoveRecord, since: float) -> None:
+        deadline = self._clock.monotonic() + self._policy.move_timeout
+        while not move.status.final:
+            if self._clock.monotonic() > deadline:
+                self._fail(move, f"not finished after {self._policy.move_timeout:.0f} s ({move.status.value})")
+                return
+            move = self._step(move, since)
+
+    def _step(self, move: MoveRecord, since: float) -> MoveRecord:
+        if move.status in (MoveStatus.PLANNED, MoveStatus.REQUESTING):
+            return self._request(move, since)
+        if move.status is MoveStatus.ACCEPTED:
+            return self._follow(move, since)
+        return self._restore_power(move)
+
+    # -- PLANNED / REQUESTING: ask Nova, unless Nova already has it ---------------------------------
+    def _request(self, move: MoveRecord, since: float) -> MoveRecord:
+        server = self._compute.get_server(move.server_id)
+        known = self._nova_already_has_it(move, server, since)
+        if known is not None:
+            return known
+        if move.attempts >= self._policy.max_request_attempts:
+            return self._fail(move, f"Nova did not take the evacuation after {move.attempts} attempts")
+        now = self._clock.now()
+        move = self._store.update_move(move.incident_id, move.server_id, MoveStatus.REQUESTING, now, count_attempt=True)
+        try:
+            request_id = self._compute.evacuate(move.server_id)
+        except Temporary as exc:
+            # The request may or may not have reached Nova: stay REQUESTING, check Nova again next.
+            LOG.warning("%s: evacuate %s: %s; checking Nova's records before any retry", move.source_host, move.server_name, exc)
+            self._clock.sleep(exc.delay)
+            return move
+        except PetguardError as exc:
+            return self._fail(move, f"Nova refused the evacuation: {exc}")
+        LOG.info(
+            "%s: evacuation of %s (%s) accepted by Nova [%s]; next: follow it until it is on another host",
+            move.source_host, move.server_name, move.server_id, request_id,
+        )
+        return self._store.update_move(
+            move.incident_id, move.server_id, MoveStatus.ACCEPTED, self._clock.now(), request_id=request_id
+        )
+
+    def _nova_already_has_it(self, move: MoveRecord, server: Server, since: float) -> MoveRecord | None:
+        """The move's next journal state if Nova already moved or is moving the server, else None."""
+        now = self._clock.now()
+        if server.host and server.host != move.source_host and server.task_state is None:
+            LOG.info("%s: %s is already on %s; next: restore its power state", move.source_host, move.server_name, server.host)
+            return self._store.update_move(move.incident_id, move.server_id, MoveStatus.ARRIVED, now, dest_host=server.host)
+        migration = self._latest_evacuation(move, since)
+        if server.task_state == "rebuilding" or (migration is not None and not migration.failed):
+            LOG.info(
+                "%s: Nova already has the evacuation of %s (migration %s, task %s); following it, not re-sending",
+                move.source_host, move.server_name, migration.status if migration else "-", server.task_state,
+            )
+            return self._store.update_move(move.incident_id, move.server_id, MoveStatus.ACCEPTED, now)
+        return None
+
+    def _latest_evacuation(self, move: MoveRecord, since: float) -> Migration | None:
+        mine = [m for m in self._compute.evacuations_from(move.source_host, since) if m.server_id == move.server_id]
+        return max(mine, key=lambda m: m.created_at) if mine else None
+
+    # -- ACCEPTED: follow until it is on another host -----------------------------------------------
+    def _follow(self, move: MoveRecord, since: float) -> MoveRecord:
+        try:
+            server = self._compute.get_server(move.server_id)
+        except NotFound:
+            return self._fail(move, "the server was deleted during its evacuation")
+        except Temporary as exc:
+            self._clock.sleep(exc.delay)
+            return move
+        if server.task_state is not None:
+            self._clock.sleep(self._policy.poll_interval)  # Nova is still working on it
+            return move
+        if server.host and server.host != move.source_host:
+            LOG.info("%s: %s arrived on %s; next: restore its power state", move.source_host, move.server_name, server.host)
+            return self._store.update_move(
+                move.incident_id, move.server_id, MoveStatus.ARRIVED, self._clock.now(), dest_host=server.host
+            )
+        migration = self._latest_evacuation(move, since)
+        if migration is not None and migration.failed:
+            return self._fail(move, f"evacuation migration {migration.id} ended {migration.status}: {server.fault or 'no fault recorded'}")
+        if server.vm_state == "error" and (migration is None or not (migration.in_flight or migration.succeeded)):
+            return self._fail(move, f"Nova put the server in ERROR during evacuation: {server.fault or 'no fault recorded'}")
+        self._clock.sleep(self._policy.poll_interval)
+        return move
+
+    # -- ARRIVED: the power state it had before ----------------------------------------------------
+    def _restore_power(self, move: MoveRecord) -> MoveRecord:
+        server = self._compute.get_server(move.server_id)
+        if server.task_state is not None:
+            self._clock.sleep(self._policy.poll_interval)
+            return move
+        running = server.vm_state == "active"
+        stopped = server.vm_state == "stopped"
+        if move.power_goal is PowerGoal.RUNNING and stopped:
+            request_id = self._compute.start_server(move.server_id)
+            LOG.info("%s: starting %s on %s, it was running before [%s]", move.source_host, move.server_name, server.host, request_id)
+        elif move.power_goal is PowerGoal.STOPPED and running:
+            request_id = self._compute.stop_server(move.server_id)
+            LOG.info("%s: stopping %s on %s, it was stopped before [%s]", move.source_host, move.server_name, server.host, request_id)
+        elif (move.power_goal is PowerGoal.RUNNING and running) or (move.power_goal is PowerGoal.STOPPED and stopped):
+            LOG.info(
+                "%s: %s recovered: %s on %s", move.source_host, move.server_name, server.status, server.host
+            )
+            return self._store.update_move(move.incident_id, move.server_id, MoveStatus.DONE, self._clock.now(), dest_host=server.host)
+        else:
+            return self._fail(move, f"arrived on {server.host} in vm_state {server.vm_state}, cannot restore {move.power_goal.value}")
+        self._clock.sleep(self._policy.poll_interval)
+        return move
+
+    def _fail(self, move: MoveRecord, reason: str) -> MoveRecord:
+        LOG.error("%s: evacuation of %s (%s) failed: %s; next: an operator must look at it", move.source_host, move.server_name, move.server_id, reason)
+        failed = self._store.update_move(move.incident_id, move.server_id, MoveStatus.FAILED, self._clock.now(), reason=reason)
+        self._store.record_event(
+            move.source_host, move.incident_id, "evacuation_failed", f"{move.server_name} ({move.server_id}): {reason}", self._clock.now()
+        )
+        return failed

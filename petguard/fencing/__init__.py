@@ -1,0 +1,1 @@
+"""fencing package."""

@@ -1,0 +1,235 @@
+"""The journal seam: the records petguard keeps, and the Store protocol that keeps them.
+
+These are domain values (frozen dataclasses) plus one Protocol. ``petguard.store.api.SqlStore``
+implements it on SQLAlchemy; unit tests may use an in-memory fake. The loop (``reconcile``) and the
+evacuation runner (``evacuate.run``) only see this module, never SQLAlchemy.
+
+Write-ahead rule: every action is recorded before it is taken (a host enters FENCING before the BMC
+is called; a move is REQUESTING before Nova is asked to evacuate), so after a crash the journal says
+what was being attempted, and Nova's own records say how far it got.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Sequence
+from typing import Protocol
+
+from petguard.detect import HostHealth
+from petguard.evacuate.plan import Plan, PowerGoal
+from petguard.hosts import Host, HostEvent, HostState
+
+
+class MoveStatus(enum.StrEnum):
+    """Where one planned evacuation is."""
+
+    PLANNED = "planned"  # written with the plan, Nova not asked yet
+    REQUESTING = "requesting"  # about to call Nova's evacuate (write-ahead)
+    ACCEPTED = "accepted"  # Nova accepted the evacuation; following it
+    ARRIVED = "arrived"  # on another host; power state being restored
+    DONE = "done"  # on another host, in its original power state
+    FAILED = "failed"  # final failure, reason recorded and alerted
+
+    @property
+    def final(self) -> bool:
+        return self in (MoveStatus.DONE, MoveStatus.FAILED)
+
+
+@dataclasses.dataclass(frozen=True)
+class MoveRecord:
+    """The journal row of one move of one incident."""
+
+    incident_id: int
+    server_id: str
+    server_name: str
+    priority: int
+    power_goal: PowerGoal
+    status: MoveStatus
+    source_host: str
+    dest_host: str | None = None
+    attempts: int = 0
+    reason: str = ""
+    request_id: str | None = None
+    updated_at: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SkipRecord:
+    """A server of a failed host that petguard left where it was, and why."""
+
+    incident_id: int
+    server_id: str
+    server_name: str
+    reason: str
+
+
+class RequestKind(enum.StrEnum):
+    """What an operator can ask the loop to do (the loop decides and acts)."""
+
+    MAINTENANCE_ON = "maintenance_on"
+    MAINTENANCE_OFF = "maintenance_off"
+    CONFIRM_FENCED = "confirm_fenced"
+    RESTORE = "restore"
+    BRAKE_OVERRIDE = "brake_override"  # host "*": allow fencing despite the brake for a while
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorRequest:
+    """An operator's request waiting for the loop."""
+
+    id: int
+    host: str
+    kind: RequestKind
+    reason: str
+    requested_by: str
+    requested_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Incident:
+    """One failure of one host, from the first suspicion to its return to service."""
+
+    id: int
+    host: str
+    opened_at: float
+    closed_at: float | None
+    reason: str
+    outcome: str = ""  # "", "false_alarm", "recovered", ...
+
+
+@dataclasses.dataclass(frozen=True)
+class EventRecord:
+    """Something an operator should know about (the audit trail and the source of alerts)."""
+
+    id: int
+    at: float
+    host: str | None
+    incident_id: int | None
+    kind: str  # e.g. "brake_engaged", "fence_failed", "awaiting_confirm", "evacuation_failed"
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class HostRecord:
+    """Everything the loop carries for one host between ticks."""
+
+    host: Host
+    health: HostHealth
+
+
+@dataclasses.dataclass(frozen=True)
+class Transition:
+    """One lifecycle edge taken, as the loop decided it; saved before it is acted on."""
+
+    host: str
+    from_state: HostState
+    to_state: HostState
+    event: HostEvent
+    reason: str
+    at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class BrakeState:
+    """The mass-failure brake as stored (latched until released)."""
+
+    engaged: bool = False
+    reason: str = ""
+    since: float | None = None
+    override_until: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TickRecord:
+    """Everything one tick decided, saved in ONE transaction before anything is acted on."""
+
+    hosts: Sequence[HostRecord]  # new values of every host that changed (state or health)
+    transitions: Sequence[Transition]
+    open_incidents: Sequence[tuple[str, str]]  # (host, reason): hosts that became SUSPECT
+    close_incidents: Sequence[tuple[int, str]]  # (incident id, outcome)
+    events: Sequence[tuple[str | None, str, str]]  # (host, kind, message); incident taken from host
+    finished_requests: Sequence[tuple[int, str, str]]  # (request id, result "done"|"refused", message)
+    brake: BrakeState | None = None  # new brake state, if it changed
+    at: float = 0.0
+
+
+class Store(Protocol):
+    """The persistent journal. Every method is one transaction.
+
+    :raises petguard.errors.StaleEpoch: (several controllers) the write carries an older epoch.
+    """
+
+    # -- hosts and ticks ----------------------------------------------------------------------
+    def load_hosts(self) -> dict[str, HostRecord]:
+        """Every known host with its lifecycle state and debouncing state."""
+        ...
+
+    def save_tick(self, tick: TickRecord) -> None:
+        """Save one tick's decisions atomically. Incidents opened here are attached to their host
+        (``Host.incident_id``) in the same transaction; closing one detaches it."""
+        ...
+
+    def load_brake(self) -> BrakeState:
+        ...
+
+    # -- operator requests ----------------------------------------------------------------------
+    def submit_request(self, host: str, kind: RequestKind, reason: str, requested_by: str, at: float) -> int:
+        """Queue an operator request; returns its id."""
+        ...
+
+    def pending_requests(self) -> list[OperatorRequest]:
+        """Requests not yet finished, oldest first."""
+        ...
+
+    # -- incidents and events -------------------------------------------------------------------
+    def incident(self, incident_id: int) -> Incident:
+        """:raises petguard.errors.NotFound:"""
+        ...
+
+    def incidents(self, host: str | None = None, limit: int = 50) -> list[Incident]:
+        """Newest first."""
+        ...
+
+    def events(self, incident_id: int | None = None, host: str | None = None, limit: int = 200) -> list[EventRecord]:
+        """Oldest first within the newest ``limit``."""
+        ...
+
+    def record_event(self, host: str | None, incident_id: int | None, kind: str, message: str, at: float) -> None:
+        """Record an event outside a tick (from an action lane)."""
+        ...
+
+    def transitions(self, host: str | None = None, limit: int = 200) -> list[Transition]:
+        """The audit trail, oldest first within the newest ``limit``."""
+        ...
+
+    # -- the evacuation journal -----------------------------------------------------------------
+    def record_plan(self, incident_id: int, plan: Plan, at: float) -> None:
+        """Write one PLANNED row per move and one row per skip. Idempotent: rows that exist for
+        this incident are left exactly as they are (a resumed incident keeps its progress)."""
+        ...
+
+    def moves(self, incident_id: int) -> list[MoveRecord]:
+        """The incident's moves, in plan order (priority desc, then name)."""
+        ...
+
+    def skips(self, incident_id: int) -> list[SkipRecord]:
+        ...
+
+    def update_move(
+        self,
+        incident_id: int,
+        server_id: str,
+        status: MoveStatus,
+        at: float,
+        *,
+        reason: str | None = None,
+        dest_host: str | None = None,
+        request_id: str | None = None,
+        count_attempt: bool = False,
+    ) -> MoveRecord:
+        """Set a move's status (and the given fields); returns the new row.
+
+        :raises petguard.errors.NotFound: no such move.
+        """
+        ...

@@ -1,0 +1,145 @@
+"""The control loop: observe -> decide (pure) -> record (write-ahead) -> act, one tick at a time.
+
+The loop is the only writer of host state. Each tick:
+
+1. observe: Nova's compute services in ONE call, outcomes reported by action lanes since the last
+   tick, pending operator requests, the stored hosts and brake. If Nova cannot be read, the tick
+   decides nothing (a controller that is cut off acts on nothing).
+2. decide: ``decide.decide`` — pure.
+3. record: the whole decision in one store transaction, before anything is acted on.
+4. act: start each host's action on that host's own serial lane (one thread per busy host, hosts in
+   parallel); a lane reports its ``Outcome`` back through a queue for the next tick.
+
+``Loop.tick()`` is one tick, so tests and the benchmark can drive the real loop step by step.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from petguard.clock import Clock
+from petguard.compute import Compute
+from petguard.decide import Action, LoopPolicy, Outcome, TickDecision, TickInputs, decide
+from petguard.errors import PetguardError
+from petguard.journal import Store
+
+LOG = logging.getLogger(__name__)
+
+#: An action lane body: (host, incident id) -> Outcome, or None to be scheduled again next tick.
+ActionFn = Callable[[str, "int | None"], "Outcome | None"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TickReport:
+    """What one tick did, for tests, metrics and the benchmark."""
+
+    ok: bool
+    decision: TickDecision | None
+    error: str = ""
+
+
+class Loop:
+    """Runs ticks and owns the action lanes."""
+
+    def __init__(
+        self,
+        compute: Compute,
+        store: Store,
+        clock: Clock,
+        policy: LoopPolicy,
+        actions: dict[Action, ActionFn],
+        started_at: float | None = None,
+        max_lanes: int = 16,
+    ) -> None:
+        self._compute = compute
+        self._store = store
+        self._clock = clock
+        self._policy = policy
+        self._actions = actions
+        self._started_at = clock.now() if started_at is None else started_at
+        self._outcomes: queue.Queue[Outcome] = queue.Queue()
+        self._lanes: dict[str, concurrent.futures.Future[None]] = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_lanes, thread_name_prefix="lane")
+        self._lock = threading.Lock()
+        self.last_ok_tick: float | None = None
+
+    # -- one tick --------------------------------------------------------------------------------
+    def tick(self) -> TickReport:
+        """Observe, decide, record, act. Never raises for an expected failure; reports it."""
+        try:
+            services = self._compute.list_services()
+        except PetguardError as exc:
+            LOG.warning("cannot read Nova's compute services: %s; deciding nothing this tick", exc)
+            return TickReport(False, None, str(exc))
+        busy = self._busy_hosts()
+        inputs = TickInputs(
+            now=self._clock.now(),
+            started_at=self._started_at,
+            hosts=self._store.load_hosts(),
+            services=services,
+            brake=self._store.load_brake(),
+            outcomes=self._drain_outcomes(),
+            requests=self._store.pending_requests(),
+            busy=busy,
+        )
+        decision = decide(inputs, self._policy)
+        self._store.save_tick(decision.record)
+        for line in decision.log:
+            LOG.info("%s", line)
+        for line in decision.warnings:
+            LOG.warning("%s", line)
+        self._start_actions(decision)
+        self.last_ok_tick = inputs.now
+        return TickReport(True, decision)
+
+    def _drain_outcomes(self) -> list[Outcome]:
+        outcomes = []
+        while True:
+            try:
+                outcomes.append(self._outcomes.get_nowait())
+            except queue.Empty:
+                return outcomes
+
+    def _busy_hosts(self) -> frozenset[str]:
+        with self._lock:
+            for host in [h for h, f in self._lanes.items() if f.done()]:
+                del self._lanes[host]
+            return frozenset(self._lanes)
+
+    # -- act -------------------------------------------------------------------------------------
+    def _start_actions(self, decision: TickDecision) -> None:
+        if not decision.actions:
+            return
+        hosts = self._store.load_hosts()
+        for host, action in decision.actions:
+            incident_id = hosts[host].host.incident_id
+            with self._lock:
+                if host in self._lanes:
+                    continue
+                self._lanes[host] = self._pool.submit(self._run_lane, host, action, incident_id)
+
+    def _run_lane(self, host: str, action: Action, incident_id: int | None) -> None:
+        try:
+            outcome = self._actions[action](host, incident_id)
+        except Exception:  # noqa: BLE001 - a lane must never die silently; the next tick retries
+            LOG.exception("%s: %s action crashed; next: it is retried on the next tick", host, action.value)
+            self._clock.sleep(1.0)
+            return
+        if outcome is not None:
+            self._outcomes.put(outcome)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait for every running lane to finish (tests, shutdown)."""
+        with self._lock:
+            futures = list(self._lanes.values())
+        concurrent.futures.wait(futures, timeout=timeout)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop accepting work; with ``wait``, let the steps in hand finish."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)

@@ -1,0 +1,170 @@
+"""Host-level actions run on a host's own lane: fence it, evacuate it, return it to service.
+
+Each action is a procedure over petguard's seams (a fencing callable, ``Compute``, ``Store``,
+``Clock``) and ends in an ``Outcome``: the lifecycle event the loop records on its next tick. Actions
+are re-entrant: after a crash the loop starts the action that the host's state calls for again, and
+the action finds its progress in the journal and in Nova's records.
+
+* fence: power off through the host's fence device and read it back OFF (``fencing.procedure``);
+  any failure ends in AWAITING_CONFIRM with an alert, never in an evacuation.
+* evacuate: force the compute service down (first: a disable of a service Nova still thinks is up
+  blocks for 60 s), disable it with a reason naming petguard and the incident, plan once (journal),
+  then carry out the plan (``evacuate.run``).
+* restore: wait until every evacuation from the host is final, unforce the service, wait for its
+  heartbeat, enable it. If the host does not heartbeat, force it down again and say why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+import tenacity
+
+from petguard.clock import Clock
+from petguard.compute import Compute
+from petguard.decide import Outcome
+from petguard.detect import ServiceRecord
+from petguard.errors import NotFound, PetguardError, Temporary
+from petguard.evacuate import plan as planning
+from petguard.evacuate.run import Evacuator, RunPolicy
+from petguard.hosts import HostEvent
+from petguard.journal import Store
+
+LOG = logging.getLogger(__name__)
+
+#: fence(host) -> (confirmed, reason). Built by the composition root from the inventory, the driver
+#: loader and ``fencing.procedure``; a host with no fence device returns (False, why).
+FenceFn = Callable[[str], tuple[bool, str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class RecoveryPolicy:
+    """Knobs of the host-level actions."""
+
+    evacuation: planning.EvacuationPolicy = planning.EvacuationPolicy()
+    run: RunPolicy = RunPolicy()
+    nova_retries: int = 5
+    restore_timeout: float = 120.0
+    poll_interval: float = 1.0
+
+
+class Recovery:
+    """The three host-level actions, bound to their seams."""
+
+    def __init__(self, fence: FenceFn, compute: Compute, store: Store, clock: Clock, policy: RecoveryPolicy) -> None:
+        self._fence = fence
+        self._compute = compute
+        self._store = store
+        self._clock = clock
+        self._policy = policy
+        self._evacuator = Evacuator(compute, store, clock, policy.run)
+
+    def _nova(self, call: Callable[[], str]) -> str:
+        """A Nova call retried on temporary errors, with a policy built at call time."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(Temporary),
+            stop=tenacity.stop_after_attempt(self._policy.nova_retries),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=5),
+            sleep=self._clock.sleep,
+            reraise=True,
+        )
+        return retrying(call)
+
+    def _service(self, host: str) -> ServiceRecord:
+        for service in self._compute.list_services():
+            if service.host == host:
+                return service
+        raise NotFound(f"Nova has no nova-compute service on host {host}", host=host)
+
+    # -- fence -----------------------------------------------------------------------------------
+    def fence(self, host: str, incident_id: int | None) -> Outcome:
+        confirmed, reason = self._fence(host)
+        if confirmed:
+            return Outcome(host, HostEvent.FENCE_CONFIRMED, f"fenced: {reason}", alert="fence_confirmed")
+        text = f"fence not confirmed: {reason}; next: power the host off by hand, then `confirm-fenced`"
+        return Outcome(host, HostEvent.FENCE_FAILED, text, alert="awaiting_confirm")
+
+    # -- evacuate --------------------------------------------------------------------------------
+    def evacuate(self, host: str, incident_id: int | None) -> Outcome | None:
+        if incident_id is None:
+            return Outcome(host, HostEvent.EVACUATION_FINISHED, "no incident recorded: nothing to evacuate", alert="evacuation_failed")
+        incident = self._store.incident(incident_id)
+        try:
+            self._take_out_of_service(host, incident_id)
+            if not self._store.moves(incident_id) and not self._store.skips(incident_id):
+                self._plan(host, incident_id)
+        except PetguardError as exc:
+            LOG.warning("%s: could not prepare the evacuation: %s; next: retry on the next tick", host, exc)
+            self._store.record_event(host, incident_id, "evacuation_delayed", str(exc), self._clock.now())
+            self._clock.sleep(self._policy.poll_interval)
+            return None
+        outcome = self._evacuator.run(incident_id, since=incident.opened_at)
+        alert = "evacuation_failed" if outcome.failed else "evacuation_finished"
+        return Outcome(host, HostEvent.EVACUATION_FINISHED, f"evacuation finished: {outcome.summary()}", alert=alert)
+
+    def _take_out_of_service(self, host: str, incident_id: int) -> None:
+        service = self._service(host)
+        if not service.forced_down:
+            request_id = self._nova(lambda: self._compute.force_down(service))
+            LOG.info("%s: compute service forced down [%s]; next: disable it", host, request_id)
+        reason = f"petguard: incident {incident_id}: host fenced, pets evacuated; `petguard host restore {host}` returns it"
+        if service.status != "disabled" or service.disabled_reason != reason:
+            request_id = self._nova(lambda: self._compute.disable(service, reason))
+            LOG.info("%s: compute service disabled [%s]; next: plan the evacuation", host, request_id)
+
+    def _plan(self, host: str, incident_id: int) -> None:
+        servers = self._compute.servers_on(host)
+        the_plan = planning.plan(host, servers, self._policy.evacuation)
+        self._store.record_plan(incident_id, the_plan, self._clock.now())
+        LOG.info(
+            "%s: plan: %d pet(s) to evacuate (%s), %d server(s) left: %s",
+            host,
+            len(the_plan.moves),
+            ", ".join(m.server_name for m in the_plan.moves) or "none",
+            len(the_plan.skipped),
+            "; ".join(f"{s.server_name}: {s.reason}" for s in the_plan.skipped) or "none",
+        )
+
+    # -- restore ---------------------------------------------------------------------------------
+    def restore(self, host: str, incident_id: int | None) -> Outcome:
+        pending = self._unfinished_evacuations(host, incident_id)
+        if pending:
+            return Outcome(
+                host, HostEvent.RESTORE_FAILED,
+                f"restore refused: evacuations still running ({pending}); the host stays forced down; retry later",
+                alert="restore_failed",
+            )
+        service = self._service(host)
+        if service.forced_down:
+            request_id = self._nova(lambda: self._compute.unforce_down(service))
+            LOG.info("%s: forced_down cleared [%s]; next: wait for its heartbeat", host, request_id)
+        if not self._wait_heartbeat(host):
+            service = self._service(host)
+            self._nova(lambda: self._compute.force_down(service))
+            return Outcome(
+                host, HostEvent.RESTORE_FAILED,
+                f"restore failed: nova-compute on {host} sent no heartbeat within {self._policy.restore_timeout:.0f} s; "
+                "forced down again; power the host on and start nova-compute, then restore again",
+                alert="restore_failed",
+            )
+        service = self._service(host)
+        request_id = self._nova(lambda: self._compute.enable(service))
+        return Outcome(host, HostEvent.SERVICE_RESTORED, f"returned to service: heartbeating and enabled [{request_id}]", alert="host_restored")
+
+    def _unfinished_evacuations(self, host: str, incident_id: int | None) -> str:
+        names = []
+        if incident_id is not None:
+            names = [m.server_name for m in self._store.moves(incident_id) if not m.status.final]
+        since = self._store.incident(incident_id).opened_at if incident_id is not None else None
+        names += [m.server_id for m in self._compute.evacuations_from(host, since) if m.in_flight]
+        return ", ".join(names)
+
+    def _wait_heartbeat(self, host: str) -> bool:
+        deadline = self._clock.monotonic() + self._policy.restore_timeout
+        while self._clock.monotonic() < deadline:
+            if self._service(host).state == "up":
+                return True
+            self._clock.sleep(self._policy.poll_interval)
+        return False
