@@ -1,0 +1,18 @@
+"""petguard-lab: a real OpenStack (Nova 34) control plane on loopback for testing petguard.
+
+Tests use the `Lab` class::
+
+    from petguard_lab import Lab
+    lab = Lab("/var/tmp/petguard-lab")
+    lab.up(computes=3)
+    lab.fail("cmp1", "power")
+    lab.heal("cmp1")
+    lab.down()
+
+petguard_lab never imports petguard; it only writes files petguard reads.
+"""
+
+from petguard_lab.config import LabConfig, LabError
+from petguard_lab.lab import BMC_MODES, FAIL_MODES, Lab
+
+__all__ = ["BMC_MODES", "FAIL_MODES", "Lab", "LabConfig", "LabError"]

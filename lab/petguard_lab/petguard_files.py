@@ -1,0 +1,87 @@
+"""The files the lab writes for petguard: clouds.yaml, inventory.yaml, petguard.conf.
+
+Kept in one small module so that option names can follow petguard's
+configuration as it evolves.  petguard_lab does not import petguard: these
+are plain text in the formats petguard reads (YAML, oslo.config INI).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from petguard_lab.config import ADMIN_PASSWORD, DEMO_PASSWORD, HOST_IP, REGION, LabConfig
+
+ADMIN_CLOUD = "petguard-lab"
+DEMO_CLOUD = "petguard-lab-demo"
+BMC_USER = "admin"
+
+
+def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(tmp, mode)
+    tmp.replace(path)
+
+
+def clouds_yaml(cfg: LabConfig) -> str:
+    def cloud(name: str, user: str, password: str, project: str) -> str:
+        return f"""  {name}:
+    auth:
+      auth_url: {cfg.auth_url}
+      username: {user}
+      password: {password}
+      project_name: {project}
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: {REGION}
+    identity_api_version: 3
+    interface: public
+"""
+
+    return ("clouds:\n"
+            + cloud(ADMIN_CLOUD, "admin", ADMIN_PASSWORD, "admin")
+            + cloud(DEMO_CLOUD, "demo", DEMO_PASSWORD, "demo"))
+
+
+def inventory_yaml(cfg: LabConfig) -> str:
+    lines = ["hosts:"]
+    for host in cfg.compute_names:
+        lines += [
+            f"  {host}:",
+            "    bmc:",
+            "      driver: ipmi",
+            f"      address: {HOST_IP}",
+            f"      port: {cfg.bmc_port(host)}",
+            f"      username: {BMC_USER}",
+            f"      password_file: {cfg.bmc_password_file(host)}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def petguard_conf(cfg: LabConfig) -> str:
+    return f"""[DEFAULT]
+log_file = {cfg.log}/petguard-daemon.log
+tick_interval = 1
+startup_blackout = 0
+[nova]
+cloud = {ADMIN_CLOUD}
+clouds_file = {cfg.clouds_yaml}
+[database]
+connection = sqlite:///{cfg.petguard_dir}/petguard.sqlite
+[detection]
+grace_period = {cfg.service_down_time}
+[fencing]
+inventory_file = {cfg.inventory_file}
+[api]
+"""
+
+
+def write_petguard_files(cfg: LabConfig) -> None:
+    """Write clouds.yaml, petguard/inventory.yaml and petguard/petguard.conf."""
+    _atomic_write(cfg.clouds_yaml, clouds_yaml(cfg), 0o600)
+    _atomic_write(cfg.inventory_file, inventory_yaml(cfg))
+    _atomic_write(cfg.conf_file, petguard_conf(cfg))

@@ -1,0 +1,5 @@
+"""Setuptools shim for petguard-lab; the metadata lives in setup.cfg."""
+
+import setuptools
+
+setuptools.setup()
