@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable
 
 import tenacity
@@ -53,13 +54,21 @@ class RecoveryPolicy:
 class Recovery:
     """The three host-level actions, bound to their seams."""
 
-    def __init__(self, fence: FenceFn, compute: Compute, store: Store, clock: Clock, policy: RecoveryPolicy) -> None:
+    def __init__(
+        self,
+        fence: FenceFn,
+        compute: Compute,
+        store: Store,
+        clock: Clock,
+        policy: RecoveryPolicy,
+        stop: threading.Event | None = None,
+    ) -> None:
         self._fence = fence
         self._compute = compute
         self._store = store
         self._clock = clock
         self._policy = policy
-        self._evacuator = Evacuator(compute, store, clock, policy.run)
+        self._evacuator = Evacuator(compute, store, clock, policy.run, stop)
 
     def _nova(self, call: Callable[[], str]) -> str:
         """A Nova call retried on temporary errors, with a policy built at call time."""
@@ -101,6 +110,8 @@ class Recovery:
             self._clock.sleep(self._policy.poll_interval)
             return None
         outcome = self._evacuator.run(incident_id, since=incident.opened_at)
+        if outcome.unfinished:
+            return None  # stopping: the moves resume from the journal after the restart
         alert = "evacuation_failed" if outcome.failed else "evacuation_finished"
         return Outcome(host, HostEvent.EVACUATION_FINISHED, f"evacuation finished: {outcome.summary()}", alert=alert)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import logging
+import threading
 
 from petguard.clock import Clock
 from petguard.compute import Compute, Migration
@@ -48,6 +49,7 @@ class RunOutcome:
 
     done: tuple[MoveRecord, ...]
     failed: tuple[MoveRecord, ...]
+    unfinished: tuple[MoveRecord, ...] = ()
 
     def summary(self) -> str:
         text = f"{len(self.done)} pet(s) recovered, {len(self.failed)} failed"
@@ -59,11 +61,15 @@ class RunOutcome:
 class Evacuator:
     """Carries out one incident's moves. Safe to run again on the same incident at any time."""
 
-    def __init__(self, compute: Compute, store: Store, clock: Clock, policy: RunPolicy) -> None:
+    def __init__(
+        self, compute: Compute, store: Store, clock: Clock, policy: RunPolicy, stop: threading.Event | None = None
+    ) -> None:
         self._compute = compute
         self._store = store
         self._clock = clock
         self._policy = policy
+        # Set on SIGTERM: moves stop at their current journal step and resume after the restart.
+        self._stop = stop or threading.Event()
 
     def run(self, incident_id: int, since: float) -> RunOutcome:
         """Drive every unfinished move of the incident to a final state.
@@ -78,7 +84,8 @@ class Evacuator:
         final = self._store.moves(incident_id)
         return RunOutcome(
             done=tuple(m for m in final if m.status is MoveStatus.DONE),
-            failed=tuple(m for m in final if m.status is not MoveStatus.DONE),
+            failed=tuple(m for m in final if m.status is MoveStatus.FAILED),
+            unfinished=tuple(m for m in final if not m.status.final),
         )
 
     def _carry_out_safely(self, move: MoveRecord, since: float) -> None:
@@ -93,7 +100,7 @@ class Evacuator:
 
     def _carry_out(self, move: MoveRecord, since: float) -> None:
         deadline = self._clock.monotonic() + self._policy.move_timeout
-        while not move.status.final:
+        while not move.status.final and not self._stop.is_set():
             if self._clock.monotonic() > deadline:
                 self._fail(move, f"not finished after {self._policy.move_timeout:.0f} s ({move.status.value})")
                 return

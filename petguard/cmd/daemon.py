@@ -1,0 +1,39 @@
+"""Entry point of petguard-daemon: parse config, set up oslo.log, run the composition root."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import types
+
+from oslo_log import log as logging
+
+from petguard import service
+from petguard.conf import CONF
+from petguard.errors import PetguardError
+
+LOG = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.register_options(CONF)
+    CONF(sys.argv[1:] if argv is None else argv, project="petguard")
+    logging.setup(CONF, "petguard")
+    try:
+        daemon = service.build(CONF)
+    except PetguardError as exc:
+        LOG.error("cannot start: %s", exc)
+        return 2
+
+    def on_term(signum: int, frame: types.FrameType | None) -> None:
+        LOG.info("received signal %d: finishing the step in hand, then exiting", signum)
+        daemon.stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    daemon.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The one place where CONF values become the frozen policies the domain and procedures receive."""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+from petguard.decide import LoopPolicy
+from petguard.detect import DetectionPolicy
+from petguard.evacuate.plan import EvacuationPolicy
+from petguard.evacuate.run import RunPolicy
+from petguard.fencing.procedure import FencePolicy
+from petguard.recovery import RecoveryPolicy
+
+
+def detection(conf: cfg.ConfigOpts) -> DetectionPolicy:
+    d = conf.detection
+    return DetectionPolicy(
+        grace_period=d.grace_period,
+        down_samples=d.down_samples,
+        up_samples=d.up_samples,
+        brake_max_hosts=d.brake_max_hosts,
+        brake_max_percent=d.brake_max_percent,
+        stale_fraction=d.stale_fraction,
+        stale_min_hosts=d.stale_min_hosts,
+    )
+
+
+def loop(conf: cfg.ConfigOpts) -> LoopPolicy:
+    return LoopPolicy(detection=detection(conf), startup_blackout=conf.startup_blackout, dry_run=conf.dry_run)
+
+
+def fencing(conf: cfg.ConfigOpts) -> FencePolicy:
+    f = conf.fencing
+    return FencePolicy(
+        attempt_timeout=f.attempt_timeout,
+        deadline=f.deadline,
+        poll_interval=f.poll_interval,
+        off_readings_required=f.off_readings,
+        retries=f.retries,
+    )
+
+
+def recovery(conf: cfg.ConfigOpts) -> RecoveryPolicy:
+    e = conf.evacuation
+    return RecoveryPolicy(
+        evacuation=EvacuationPolicy(selectors=tuple(e.pet_selectors), evacuate_locked=e.evacuate_locked,
+                                    max_parallel=e.max_parallel),
+        run=RunPolicy(max_parallel=e.max_parallel, move_timeout=e.move_timeout),
+        restore_timeout=e.restore_timeout,
+    )

@@ -1,0 +1,84 @@
+"""Composition root of petguard-daemon: wires config, store, Nova, fencing and the loop; no decisions.
+
+``build(conf)`` returns a ``Daemon`` whose ``run()`` ticks until ``stop`` is set (SIGTERM), then
+lets the step in hand finish: a fence attempt completes (it is bounded by its deadline); evacuations
+stop at their current journal step and resume after the restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import threading
+
+from oslo_config import cfg
+
+from petguard.clock import SystemClock
+from petguard.conf import policies
+from petguard.decide import Action
+from petguard.evacuate import nova
+from petguard.fencing import inventory, loader, procedure
+from petguard.fencing.base import FenceDevice
+from petguard.fencing.child import FenceRunner
+from petguard.reconcile import Loop
+from petguard.recovery import FenceFn, Recovery
+from petguard.store.api import SqlStore
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Daemon:
+    """A wired daemon: the loop, its stop event and its tick interval."""
+
+    loop: Loop
+    stop: threading.Event
+    tick_interval: float
+
+    def run(self) -> None:
+        """Tick until ``stop`` is set; then finish the steps in hand."""
+        LOG.info("petguard started; ticking every %.1f s", self.tick_interval)
+        while not self.stop.is_set():
+            self.loop.tick()
+            self.stop.wait(self.tick_interval)
+        LOG.info("stopping: letting the steps in hand finish")
+        self.loop.shutdown(wait=True)
+        LOG.info("stopped")
+
+
+def make_fence(
+    devices: dict[str, FenceDevice], runner: FenceRunner, conf: cfg.ConfigOpts, clock: SystemClock
+) -> FenceFn:
+    """fence(host) -> (confirmed, reason) over the inventory, the drivers and the procedure."""
+    fence_policy = policies.fencing(conf)
+    enabled = list(conf.fencing.enabled_drivers)
+
+    def fence(host: str) -> tuple[bool, str]:
+        device = devices.get(host)
+        if device is None:
+            return False, f"no fence device for {host} in {conf.fencing.inventory_file}"
+        driver = loader.load_driver(device.driver, enabled)
+        outcome = procedure.fence(device, driver, runner, fence_policy, clock)
+        return outcome.confirmed, outcome.reason
+
+    return fence
+
+
+def build(conf: cfg.ConfigOpts) -> Daemon:
+    """Wire everything from configuration.
+
+    :raises petguard.errors.ConfigError: configuration, inventory or database are not usable.
+    """
+    stop = threading.Event()
+    clock = SystemClock(stop)
+    store = SqlStore(conf.database.connection)
+    compute = nova.connect(conf.nova.cloud, conf.nova.clouds_file, conf.nova.timeout)
+    devices = inventory.load_inventory(conf.fencing.inventory_file)
+    enabled = list(conf.fencing.enabled_drivers)
+    runner = FenceRunner(functools.partial(loader.load_driver, enabled=enabled))
+    fence = make_fence(devices, runner, conf, clock)
+    recovery = Recovery(fence, compute, store, clock, policies.recovery(conf), stop)
+    actions = {Action.FENCE: recovery.fence, Action.EVACUATE: recovery.evacuate, Action.RESTORE: recovery.restore}
+    loop = Loop(compute, store, clock, policies.loop(conf), actions)
+    return Daemon(loop, stop, conf.tick_interval)

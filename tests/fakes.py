@@ -1,0 +1,244 @@
+"""Fakes of petguard's own seams for tests: a clock that moves only when told, and an in-memory Nova.
+
+``FakeCompute`` implements ``petguard.compute.Compute`` with Nova's semantics that matter to
+petguard (measured on a real Nova 34, see ../shared/notes/nova-lab.md):
+
+* a compute service is "down" when its host is dead or it is forced down;
+* evacuate is refused while the source service is up; it is accepted for a server that is already
+  being evacuated (and that breaks it: the server ends in ERROR), so tests can catch a double
+  evacuation;
+* an evacuation goes through steps (task_state rebuilding, ACTIVE on the old host for a moment, then
+  on the new host) as ``get_server`` is polled; the power state is kept (microversion 2.94);
+* migrations of type evacuation are recorded with their status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+import time
+from collections.abc import Callable
+
+from petguard.compute import Migration
+from petguard.detect import ServiceRecord
+from petguard.errors import NotFound, NovaConflict, NovaUnavailable
+from petguard.evacuate.plan import Server
+
+
+class FakeClock:
+    """Time advances only through ``sleep``/``advance``; ``sleep`` never blocks."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return self._now
+
+    def monotonic(self) -> float:
+        return self.now()
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(max(seconds, 0.0))
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+
+@dataclasses.dataclass
+class _Service:
+    host: str
+    id: str
+    status: str = "enabled"
+    forced_down: bool = False
+    disabled_reason: str | None = None
+
+
+@dataclasses.dataclass
+class _Evacuation:
+    migration: Migration
+    steps_left: int
+    broken: bool = False
+
+
+class FakeCompute:
+    """An in-memory Nova at petguard's Compute seam. Thread-safe."""
+
+    def __init__(self, hosts: list[str], evacuation_steps: int = 3) -> None:
+        self._lock = threading.RLock()
+        self.services = {h: _Service(h, f"svc-{h}") for h in hosts}
+        self.dead: set[str] = set()
+        self.is_alive: Callable[[str], bool] | None = None  # overrides ``dead`` (e.g. a BMC's power)
+        self.servers: dict[str, Server] = {}
+        self.evacuations: dict[str, _Evacuation] = {}
+        self.migrations: list[Migration] = []
+        self.evacuate_calls: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+        self.evacuation_steps = evacuation_steps
+        self.unavailable = False  # every call raises NovaUnavailable (control-plane outage)
+        self.lose_evacuate_response = False  # evacuate is accepted, then the reply is lost
+        self._ids = itertools.count(1)
+        self._next_target = 0
+
+    # -- test helpers -----------------------------------------------------------------------------
+    def add_server(self, name: str, host: str, *, vm_state: str = "active", metadata: dict[str, str] | None = None,
+                   **fields: object) -> Server:
+        status = {"active": "ACTIVE", "stopped": "SHUTOFF", "error": "ERROR", "paused": "PAUSED"}.get(vm_state, vm_state.upper())
+        power = 1 if vm_state == "active" else 4
+        server = Server(id=f"{name}-id", name=name, host=host, status=status, vm_state=vm_state, power_state=power,
+                        metadata=metadata or {}, **fields)  # type: ignore[arg-type]
+        self.servers[server.id] = server
+        return server
+
+    def alive(self, host: str) -> bool:
+        if self.is_alive is not None:
+            return self.is_alive(host)
+        return host not in self.dead
+
+    def _count(self, name: str) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if self.unavailable:
+            raise NovaUnavailable("nova is unreachable (fake outage)")
+
+    def _req(self) -> str:
+        return f"req-{next(self._ids):08d}"
+
+    def _up(self, host: str) -> bool:
+        service = self.services[host]
+        return self.alive(host) and not service.forced_down
+
+    # -- Compute -----------------------------------------------------------------------------------
+    def list_services(self) -> list[ServiceRecord]:
+        with self._lock:
+            self._count("list_services")
+            return [
+                ServiceRecord(host=s.host, service_id=s.id, state="up" if self._up(s.host) else "down", status=s.status,
+                              forced_down=s.forced_down, updated_at=time.time(), disabled_reason=s.disabled_reason)
+                for s in self.services.values()
+            ]
+
+    def servers_on(self, host: str) -> list[Server]:
+        with self._lock:
+            self._count("servers_on")
+            return [s for s in self.servers.values() if s.host == host]
+
+    def get_server(self, server_id: str) -> Server:
+        with self._lock:
+            self._count("get_server")
+            if server_id not in self.servers:
+                raise NotFound(f"server {server_id} not found")
+            self._progress(server_id)
+            return self.servers[server_id]
+
+    def evacuations_from(self, host: str, since: float | None = None) -> list[Migration]:
+        with self._lock:
+            self._count("evacuations_from")
+            return [m for m in self.migrations if m.source_host == host and (since is None or m.created_at >= since)]
+
+    def force_down(self, service: ServiceRecord) -> str:
+        with self._lock:
+            self._count("force_down")
+            self.services[service.host].forced_down = True
+            return self._req()
+
+    def unforce_down(self, service: ServiceRecord) -> str:
+        with self._lock:
+            self._count("unforce_down")
+            self.services[service.host].forced_down = False
+            return self._req()
+
+    def disable(self, service: ServiceRecord, reason: str) -> str:
+        with self._lock:
+            self._count("disable")
+            if self._up(service.host):
+                raise AssertionError("disable of a service Nova thinks is up blocks for 60 s: force it down first")
+            svc = self.services[service.host]
+            svc.status, svc.disabled_reason = "disabled", reason
+            return self._req()
+
+    def enable(self, service: ServiceRecord) -> str:
+        with self._lock:
+            self._count("enable")
+            svc = self.services[service.host]
+            svc.status, svc.disabled_reason = "enabled", None
+            return self._req()
+
+    def evacuate(self, server_id: str) -> str:
+        with self._lock:
+            self._count("evacuate")
+            server = self.servers[server_id]
+            assert server.host is not None
+            if self._up(server.host):
+                raise NovaConflict(f"Compute service of {server.host} is still in use.")
+            self.evacuate_calls[server_id] = self.evacuate_calls.get(server_id, 0) + 1
+            if server_id in self.evacuations and self.evacuations[server_id].steps_left > 0:
+                self.evacuations[server_id].broken = True  # what a real Nova does with a 2nd evacuate
+            migration = Migration(f"mig-{next(self._ids)}", server_id, server.host, None, "accepted", time.time())
+            self.migrations.append(migration)
+            self.evacuations[server_id] = _Evacuation(migration, self.evacuation_steps)
+            self.servers[server_id] = dataclasses.replace(server, task_state="rebuilding")
+            if self.lose_evacuate_response:
+                raise NovaUnavailable("timed out waiting for Nova's reply (fake)")
+            return self._req()
+
+    def start_server(self, server_id: str) -> str:
+        with self._lock:
+            self._count("start_server")
+            s = self.servers[server_id]
+            self.servers[server_id] = dataclasses.replace(s, vm_state="active", status="ACTIVE", power_state=1)
+            return self._req()
+
+    def stop_server(self, server_id: str) -> str:
+        with self._lock:
+            self._count("stop_server")
+            s = self.servers[server_id]
+            self.servers[server_id] = dataclasses.replace(s, vm_state="stopped", status="SHUTOFF", power_state=4)
+            return self._req()
+
+    # -- evacuation progress ------------------------------------------------------------------------
+    def _set_migration(self, evac: _Evacuation, status: str, dest: str | None) -> None:
+        old = evac.migration
+        new = dataclasses.replace(old, status=status, dest_host=dest)
+        self.migrations[self.migrations.index(old)] = new
+        evac.migration = new
+
+    def _pick_target(self, source: str) -> str | None:
+        candidates = sorted(h for h, s in self.services.items()
+                            if h != source and self._up(h) and s.status == "enabled")
+        if not candidates:
+            return None
+        self._next_target += 1
+        return candidates[self._next_target % len(candidates)]
+
+    def _progress(self, server_id: str) -> None:
+        evac = self.evacuations.get(server_id)
+        if evac is None or evac.steps_left <= 0:
+            return
+        evac.steps_left -= 1
+        server = self.servers[server_id]
+        if evac.broken:
+            self.servers[server_id] = dataclasses.replace(server, vm_state="error", status="ERROR", task_state=None,
+                                                          fault="UnexpectedTaskStateError: double evacuation")
+            self._set_migration(evac, "failed", None)
+            evac.steps_left = 0
+            return
+        if evac.steps_left == 1:
+            target = self._pick_target(evac.migration.source_host)
+            if target is None:
+                self.servers[server_id] = dataclasses.replace(server, vm_state="error", status="ERROR", task_state=None,
+                                                              fault="No valid host was found.")
+                self._set_migration(evac, "error", None)
+                evac.steps_left = 0
+                return
+            # Nova shows the server ACTIVE on the OLD host for a moment before it moves.
+            state = server.vm_state if server.vm_state != "error" else "active"
+            self.servers[server_id] = dataclasses.replace(server, task_state=None, vm_state=state,
+                                                          status={"active": "ACTIVE", "stopped": "SHUTOFF"}[state])
+            self._set_migration(evac, "pre-migrating", target)
+        elif evac.steps_left == 0:
+            target = evac.migration.dest_host
+            self.servers[server_id] = dataclasses.replace(server, host=target)
+            self._set_migration(evac, "done", target)
