@@ -1,0 +1,419 @@
+"""``SqlStore``: the journal (``petguard.journal.Store``) on SQLAlchemy 2 Core (adapter).
+
+The loop thread and the action lanes share one ``SqlStore``; each method is one transaction on a
+connection of its own from the engine's pool, and returns domain values, never rows. Writes:
+
+* are retried as a whole (tenacity, a few attempts, built per call) when the database says the
+  transaction may succeed if repeated: sqlite "database is locked", MySQL deadlocks, PostgreSQL
+  serialization failures. Anything else is mapped once into petguard's error tree
+  (``StoreUnavailable`` is Temporary, ``StoreRefused`` Permanent) and chained.
+* change rows with conditional UPDATEs (``attempts = attempts + 1``, ``WHERE closed_at IS NULL``),
+  never ``SELECT ... FOR UPDATE`` (Galera does not honour it across nodes).
+* carry the leadership epoch when the store was given one: the first statement of each write
+  transaction is ``UPDATE meta SET epoch = epoch WHERE epoch = :mine``, and no matching row means a
+  newer leader exists (``StaleEpoch``). ``claim_epoch`` is the compare-and-set a new leader runs.
+
+The store never migrates: it refuses a schema that is not at head (``petguard-manage db upgrade``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import tenacity
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
+
+from petguard.errors import NotFound, StaleEpoch
+from petguard.evacuate.plan import Plan
+from petguard.journal import (
+    BrakeState,
+    EventRecord,
+    HostRecord,
+    Incident,
+    MoveRecord,
+    MoveStatus,
+    OperatorRequest,
+    RequestKind,
+    SkipRecord,
+    TickRecord,
+    Transition,
+)
+from petguard.store import models as m
+from petguard.store import rows
+from petguard.store.engine import WRITE_OPTION, is_transient, make_engine, map_error, parse_url
+from petguard.store.migrate import check_at_head
+
+T = TypeVar("T")
+
+#: Whole-transaction retries for transient conflicts (each sqlite attempt already waited busy_timeout).
+RETRY_ATTEMPTS = 4
+#: Host names per ``IN (...)`` list (well under every backend's bound-parameter limit).
+CHUNK = 500
+
+
+class SqlStore:
+    """The persistent journal on a SQL database. Thread-safe: share one instance.
+
+    :param url: a SQLAlchemy URL (``sqlite:////var/lib/petguard/petguard.sqlite``,
+        ``mysql+pymysql://...``, ``postgresql+psycopg://...``).
+    :param epoch: when given, every write is refused with ``StaleEpoch`` once the stored epoch has
+        moved past it (several controllers); None writes unconditionally (one controller).
+    :raises petguard.errors.ConfigError: bad URL, missing sqlite directory, missing driver, or a
+        schema that is not at head (the message says to run ``petguard-manage db upgrade``).
+    :raises petguard.store.engine.StoreUnavailable: the database could not be reached.
+    """
+
+    def __init__(self, url: str | URL, *, epoch: int | None = None) -> None:
+        self._url = parse_url(url)
+        self._epoch = epoch
+        self._engine: Engine = make_engine(self._url)
+        try:
+            check_at_head(self._engine)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self._url.render_as_string(hide_password=True)!r}, epoch={self._epoch})"
+
+    # -- beyond the Protocol -------------------------------------------------------------------
+    @property
+    def epoch(self) -> int | None:
+        """The leadership epoch this store writes with (None: unconditional)."""
+        return self._epoch
+
+    def close(self) -> None:
+        """Close every pooled connection (the store can still be used; it reconnects)."""
+        self._engine.dispose()
+
+    def ping(self) -> None:
+        """A cheap round trip to the database, for health checks.
+
+        :raises petguard.store.engine.StoreUnavailable: the database did not answer.
+        """
+        self._read(lambda conn: conn.execute(text("SELECT 1")).scalar_one(), "answer a ping")
+
+    def current_epoch(self) -> int:
+        """The leadership epoch stored in the database."""
+        return self._read(_stored_epoch, "read the epoch")
+
+    def claim_epoch(self, seen: int) -> int:
+        """Compare-and-set: move the stored epoch from ``seen`` to ``seen + 1``, and write with it.
+
+        :raises petguard.errors.StaleEpoch: the stored epoch is no longer ``seen`` (another
+            controller claimed it first).
+        """
+        new = self._write(lambda conn: _advance_epoch(conn, seen), "claim the epoch", guard=False)
+        self._epoch = new
+        return new
+
+    # -- hosts and ticks ----------------------------------------------------------------------
+    def load_hosts(self) -> dict[str, HostRecord]:
+        return self._read(_load_hosts, "load the hosts")
+
+    def save_tick(self, tick: TickRecord) -> None:
+        self._write(lambda conn: _save_tick(conn, tick), "save a tick")
+
+    def load_brake(self) -> BrakeState:
+        return self._read(_load_brake, "load the brake")
+
+    # -- operator requests ----------------------------------------------------------------------
+    def submit_request(self, host: str, kind: RequestKind, reason: str, requested_by: str, at: float) -> int:
+        row = {"host": host, "kind": kind.value, "reason": reason, "requested_by": requested_by, "requested_at": at}
+        return self._write(lambda conn: _insert_id(conn, m.operator_requests, row), "queue an operator request")
+
+    def pending_requests(self) -> list[OperatorRequest]:
+        query = (
+            select(m.operator_requests)
+            .where(m.operator_requests.c.finished_at.is_(None))
+            .order_by(m.operator_requests.c.requested_at, m.operator_requests.c.id)
+        )
+        return self._read(
+            lambda conn: [rows.request_from_row(r) for r in conn.execute(query).mappings()], "list requests"
+        )
+
+    # -- incidents and events -------------------------------------------------------------------
+    def incident(self, incident_id: int) -> Incident:
+        return self._read(lambda conn: _incident(conn, incident_id), "read an incident")
+
+    def incidents(self, host: str | None = None, limit: int = 50) -> list[Incident]:
+        query = select(m.incidents).order_by(m.incidents.c.opened_at.desc(), m.incidents.c.id.desc()).limit(limit)
+        if host is not None:
+            query = query.where(m.incidents.c.host == host)
+        return self._read(
+            lambda conn: [rows.incident_from_row(r) for r in conn.execute(query).mappings()], "list incidents"
+        )
+
+    def events(self, incident_id: int | None = None, host: str | None = None, limit: int = 200) -> list[EventRecord]:
+        table = m.events
+        query = select(table).order_by(table.c.at.desc(), table.c.id.desc()).limit(limit)
+        if incident_id is not None:
+            query = query.where(table.c.incident_id == incident_id)
+        if host is not None:
+            query = query.where(table.c.host == host)
+        return self._read(lambda conn: _oldest_first(conn, query, rows.event_from_row), "list events")
+
+    def record_event(self, host: str | None, incident_id: int | None, kind: str, message: str, at: float) -> None:
+        row = {"at": at, "host": host, "incident_id": incident_id, "kind": kind, "message": message}
+        self._write(lambda conn: conn.execute(insert(m.events), [row]), "record an event")
+
+    def transitions(self, host: str | None = None, limit: int = 200) -> list[Transition]:
+        table = m.transitions
+        query = select(table).order_by(table.c.at.desc(), table.c.id.desc()).limit(limit)
+        if host is not None:
+            query = query.where(table.c.host == host)
+        return self._read(lambda conn: _oldest_first(conn, query, rows.transition_from_row), "list transitions")
+
+    # -- the evacuation journal -----------------------------------------------------------------
+    def record_plan(self, incident_id: int, plan: Plan, at: float) -> None:
+        self._write(lambda conn: _record_plan(conn, incident_id, plan, at), "record an evacuation plan")
+
+    def moves(self, incident_id: int) -> list[MoveRecord]:
+        query = select(m.moves).where(m.moves.c.incident_id == incident_id).order_by(m.moves.c.plan_order)
+        return self._read(lambda conn: [rows.move_from_row(r) for r in conn.execute(query).mappings()], "list moves")
+
+    def skips(self, incident_id: int) -> list[SkipRecord]:
+        query = select(m.skips).where(m.skips.c.incident_id == incident_id).order_by(m.skips.c.plan_order)
+        return self._read(lambda conn: [rows.skip_from_row(r) for r in conn.execute(query).mappings()], "list skips")
+
+    def update_move(
+        self,
+        incident_id: int,
+        server_id: str,
+        status: MoveStatus,
+        at: float,
+        *,
+        reason: str | None = None,
+        dest_host: str | None = None,
+        request_id: str | None = None,
+        count_attempt: bool = False,
+    ) -> MoveRecord:
+        values: dict[str, Any] = {"status": status.value, "updated_at": at}
+        for column, value in (("reason", reason), ("dest_host", dest_host), ("request_id", request_id)):
+            if value is not None:
+                values[column] = value
+        if count_attempt:
+            values["attempts"] = m.moves.c.attempts + 1
+        return self._write(lambda conn: _update_move(conn, incident_id, server_id, values), "update a move")
+
+    # -- transactions ---------------------------------------------------------------------------
+    def _read(self, work: Callable[[Connection], T], doing: str) -> T:
+        return self._transaction(work, doing, write=False, guard=False)
+
+    def _write(self, work: Callable[[Connection], T], doing: str, *, guard: bool = True) -> T:
+        return self._transaction(work, doing, write=True, guard=guard)
+
+    def _transaction(self, work: Callable[[Connection], T], doing: str, *, write: bool, guard: bool) -> T:
+        """Run ``work`` in one transaction, retrying the whole of it on transient conflicts."""
+        epoch = self._epoch if guard else None
+        try:
+            for attempt in _retrying():
+                with attempt, self._engine.connect() as conn:
+                    conn.execution_options(**{WRITE_OPTION: write})
+                    with conn.begin():
+                        if epoch is not None:
+                            _check_epoch(conn, epoch)
+                        return work(conn)
+        except SQLAlchemyError as exc:
+            raise map_error(exc, doing) from exc
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+
+def _retrying() -> tenacity.Retrying:
+    """The retry policy for one call (built per call, never at import)."""
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_transient),
+        stop=tenacity.stop_after_attempt(RETRY_ATTEMPTS),
+        wait=tenacity.wait_exponential(multiplier=0.05, max=1.0) + tenacity.wait_random(0, 0.05),
+        reraise=True,
+    )
+
+
+# -- epoch ------------------------------------------------------------------------------------------
+def _stored_epoch(conn: Connection) -> int:
+    return int(conn.execute(select(m.meta.c.epoch).where(m.meta.c.id == m.SINGLE_ROW_ID)).scalar_one())
+
+
+def _check_epoch(conn: Connection, epoch: int) -> None:
+    """A no-op UPDATE that matches only while ``epoch`` is current (and, on sqlite, takes the lock)."""
+    query = update(m.meta).where(m.meta.c.id == m.SINGLE_ROW_ID, m.meta.c.epoch == epoch).values(epoch=m.meta.c.epoch)
+    if conn.execute(query).rowcount != 1:
+        raise StaleEpoch(f"write refused: epoch {epoch} is no longer current (another controller leads)", epoch=epoch)
+
+
+def _advance_epoch(conn: Connection, seen: int) -> int:
+    query = update(m.meta).where(m.meta.c.id == m.SINGLE_ROW_ID, m.meta.c.epoch == seen).values(epoch=seen + 1)
+    if conn.execute(query).rowcount != 1:
+        raise StaleEpoch(f"epoch {seen} was already claimed by another controller", epoch=seen)
+    return seen + 1
+
+
+# -- reads ------------------------------------------------------------------------------------------
+def _load_hosts(conn: Connection) -> dict[str, HostRecord]:
+    records = (rows.host_from_row(r) for r in conn.execute(select(m.hosts)).mappings())
+    return {record.host.name: record for record in records}
+
+
+def _load_brake(conn: Connection) -> BrakeState:
+    row = conn.execute(select(m.brake).where(m.brake.c.id == m.SINGLE_ROW_ID)).mappings().one_or_none()
+    return BrakeState() if row is None else rows.brake_from_row(row)
+
+
+def _incident(conn: Connection, incident_id: int) -> Incident:
+    row = conn.execute(select(m.incidents).where(m.incidents.c.id == incident_id)).mappings().one_or_none()
+    if row is None:
+        raise NotFound(f"no incident {incident_id}", incident=incident_id)
+    return rows.incident_from_row(row)
+
+
+def _oldest_first(conn: Connection, newest_first: Any, convert: Callable[[rows.Row], T]) -> list[T]:
+    found = [convert(r) for r in conn.execute(newest_first).mappings()]
+    found.reverse()
+    return found
+
+
+def _insert_id(conn: Connection, table: Any, row: dict[str, Any]) -> int:
+    key = conn.execute(insert(table).values(**row)).inserted_primary_key
+    if key is None:  # pragma: no cover - every dialect petguard supports reports it
+        raise AssertionError(f"no primary key for the new {table.name} row")
+    return int(key[0])
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _existing_names(conn: Connection, names: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(names):
+        found.update(conn.scalars(select(m.hosts.c.name).where(m.hosts.c.name.in_(chunk))))
+    return found
+
+
+# -- save_tick --------------------------------------------------------------------------------------
+def _save_tick(conn: Connection, tick: TickRecord) -> None:
+    """Everything one tick decided, in the order that keeps references valid."""
+    _upsert_hosts(conn, tick.hosts)
+    if tick.transitions:
+        conn.execute(insert(m.transitions), [rows.transition_to_row(t) for t in tick.transitions])
+    _open_incidents(conn, tick.open_incidents, tick.at)
+    # Events are attributed before closes: the event of a tick that closes an incident is about it.
+    _insert_events(conn, tick.events, tick.at)
+    _close_incidents(conn, tick.close_incidents, tick.at)
+    _finish_requests(conn, tick.finished_requests, tick.at)
+    if tick.brake is not None:
+        conn.execute(update(m.brake).where(m.brake.c.id == m.SINGLE_ROW_ID).values(**rows.brake_to_row(tick.brake)))
+
+
+def _upsert_hosts(conn: Connection, records: Iterable[HostRecord]) -> None:
+    """Insert new hosts, update known ones (portable: no dialect-specific upsert)."""
+    by_name = {r.host.name: rows.host_to_row(r) for r in records}  # the last value of a host wins
+    if not by_name:
+        return
+    existing = _existing_names(conn, list(by_name))
+    new = [row for name, row in by_name.items() if name not in existing]
+    known = [_keyed(row) for name, row in by_name.items() if name in existing]
+    if new:
+        conn.execute(insert(m.hosts), new)
+    if known:
+        conn.execute(update(m.hosts).where(m.hosts.c.name == bindparam("key_name")), known)
+
+
+def _keyed(row: dict[str, Any]) -> dict[str, Any]:
+    """An executemany UPDATE row: the key under its own parameter name, the rest as SET values."""
+    values = {k: v for k, v in row.items() if k != "name"}
+    values["key_name"] = row["name"]
+    return values
+
+
+def _open_incidents(conn: Connection, opened: Iterable[tuple[str, str]], at: float) -> None:
+    for host, reason in opened:
+        incident_id = _insert_id(
+            conn, m.incidents, {"host": host, "opened_at": at, "closed_at": None, "reason": reason, "outcome": ""}
+        )
+        attached = conn.execute(update(m.hosts).where(m.hosts.c.name == host).values(incident_id=incident_id))
+        if attached.rowcount != 1:
+            raise NotFound(f"cannot open an incident for unknown host {host!r}", host=host)
+
+
+def _insert_events(conn: Connection, events: Sequence[tuple[str | None, str, str]], at: float) -> None:
+    if not events:
+        return
+    names = sorted({host for host, _, _ in events if host is not None})
+    current: dict[str, int | None] = {}
+    for chunk in _chunks(names):
+        query = select(m.hosts.c.name, m.hosts.c.incident_id).where(m.hosts.c.name.in_(chunk))
+        current.update((name, incident_id) for name, incident_id in conn.execute(query))
+    values = [
+        {"at": at, "host": host, "incident_id": current.get(host) if host else None, "kind": kind, "message": message}
+        for host, kind, message in events
+    ]
+    conn.execute(insert(m.events), values)
+
+
+def _close_incidents(conn: Connection, closed: Iterable[tuple[int, str]], at: float) -> None:
+    for incident_id, outcome in closed:
+        query = (
+            update(m.incidents)
+            .where(m.incidents.c.id == incident_id, m.incidents.c.closed_at.is_(None))
+            .values(closed_at=at, outcome=outcome)
+        )
+        if conn.execute(query).rowcount != 1:
+            _incident(conn, incident_id)  # NotFound if it does not exist; closing twice keeps the first
+        conn.execute(update(m.hosts).where(m.hosts.c.incident_id == incident_id).values(incident_id=None))
+
+
+def _finish_requests(conn: Connection, finished: Iterable[tuple[int, str, str]], at: float) -> None:
+    table = m.operator_requests
+    for request_id, result, message in finished:
+        query = (
+            update(table)
+            .where(table.c.id == request_id, table.c.finished_at.is_(None))
+            .values(finished_at=at, result=result, message=message)
+        )
+        if conn.execute(query).rowcount != 1:
+            exists = conn.execute(select(table.c.id).where(table.c.id == request_id)).first()
+            if exists is None:
+                raise NotFound(f"no operator request {request_id}", request=request_id)
+
+
+# -- the evacuation journal -------------------------------------------------------------------------
+def _record_plan(conn: Connection, incident_id: int, plan: Plan, at: float) -> None:
+    _incident(conn, incident_id)
+    planned = set(conn.scalars(select(m.moves.c.server_id).where(m.moves.c.incident_id == incident_id)))
+    skipped = set(conn.scalars(select(m.skips.c.server_id).where(m.skips.c.incident_id == incident_id)))
+    new_moves = [
+        rows.move_to_row(incident_id, plan.host, move, order, at)
+        for order, move in enumerate(plan.moves)
+        if move.server_id not in planned
+    ]
+    new_skips = [
+        rows.skip_to_row(incident_id, skip, order)
+        for order, skip in enumerate(plan.skipped)
+        if skip.server_id not in skipped
+    ]
+    if new_moves:
+        conn.execute(insert(m.moves), _unique(new_moves))
+    if new_skips:
+        conn.execute(insert(m.skips), _unique(new_skips))
+
+
+def _unique(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first row of each server (a plan lists a server once; this keeps a bad one from failing)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for row in values:
+        seen.setdefault(row["server_id"], row)
+    return list(seen.values())
+
+
+def _update_move(conn: Connection, incident_id: int, server_id: str, values: dict[str, Any]) -> MoveRecord:
+    key = (m.moves.c.incident_id == incident_id, m.moves.c.server_id == server_id)
+    if conn.execute(update(m.moves).where(*key).values(**values)).rowcount != 1:
+        raise NotFound(
+            f"incident {incident_id} has no move of server {server_id}", incident=incident_id, server=server_id
+        )
+    return rows.move_from_row(conn.execute(select(m.moves).where(*key)).mappings().one())

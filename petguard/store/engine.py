@@ -1,0 +1,143 @@
+"""Engines for the journal: one place that knows how petguard talks to each database (storage edge).
+
+``make_engine(url)`` is used by ``petguard.store.api.SqlStore`` (the daemon) and by
+``petguard.store.migrate`` (``petguard-manage db upgrade``). For sqlite it turns on, on every new
+connection: WAL (readers never wait for the writer), ``busy_timeout`` (a writer waits for the lock
+instead of failing at once) and foreign keys; and it takes the write lock at the start of every
+write transaction (``BEGIN IMMEDIATE``), so two writers queue on ``busy_timeout`` instead of
+deadlocking on a read-to-write lock upgrade, which no busy handler can resolve.
+
+Library errors are mapped into petguard's tree here (``map_error``), once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+
+from petguard.errors import ConfigError, Permanent, PetguardError, Temporary
+
+#: How long a sqlite writer waits for the lock before "database is locked" (milliseconds).
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+#: Execution option naming a connection's transactions as writes (sqlite: ``BEGIN IMMEDIATE``).
+WRITE_OPTION = "petguard_write"
+
+
+class StoreUnavailable(Temporary):
+    """The database could not be reached, or stayed locked or deadlocked after a few retries."""
+
+
+class StoreRefused(Permanent):
+    """The database refused a write (a constraint failed): a bug in the caller, never retried."""
+
+
+def parse_url(url: str | URL) -> URL:
+    """Parse a database URL, or say what is wrong with it.
+
+    :raises ConfigError: not a URL SQLAlchemy understands.
+    """
+    try:
+        return make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(
+            "[database] connection is not a database URL (expected e.g. "
+            "sqlite:////var/lib/petguard/petguard.sqlite or mysql+pymysql://user:pass@host/petguard)"
+        ) from exc
+
+
+def is_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite"
+
+
+def check_sqlite_directory(url: URL) -> None:
+    """A sqlite file is created on first use, but its directory must already exist.
+
+    :raises ConfigError: the directory is missing.
+    """
+    database = url.database
+    if not is_sqlite(url) or not database or database == ":memory:" or database.startswith("file:"):
+        return
+    directory = Path(database).expanduser().absolute().parent
+    if not directory.is_dir():
+        raise ConfigError(
+            f"the directory of the sqlite database {database!r} does not exist: create {directory} "
+            "(owned by the petguard user; systemd's StateDirectory=petguard does this), or point "
+            "[database] connection at an existing directory",
+            directory=str(directory),
+        )
+
+
+def make_engine(url: str | URL) -> Engine:
+    """An engine for ``url`` with petguard's connection settings.
+
+    :raises ConfigError: bad URL, missing sqlite directory, or missing database driver.
+    """
+    parsed = parse_url(url)
+    check_sqlite_directory(parsed)
+    kwargs: dict[str, Any] = {"pool_pre_ping": not is_sqlite(parsed)}
+    if is_sqlite(parsed):
+        # Several threads share the engine; the pool gives each connection to one thread at a time.
+        kwargs["connect_args"] = {"check_same_thread": False}
+        kwargs["pool_size"] = 10
+        kwargs["max_overflow"] = 10
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"no database driver for {parsed.drivername}: install it (pymysql for mysql+pymysql, "
+            "psycopg for postgresql+psycopg)",
+            driver=parsed.drivername,
+        ) from exc
+    if is_sqlite(parsed):
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from pysqlite, so that "begin" below decides how to BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = bool(conn.get_execution_options().get(WRITE_OPTION, False))
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the whole transaction may succeed: sqlite locked/busy, MySQL deadlock or
+    lock wait timeout, PostgreSQL serialization failure or deadlock."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    text = str(orig).lower()
+    if "database is locked" in text or "database table is locked" in text or "database is busy" in text:
+        return True
+    args = getattr(orig, "args", ())
+    if args and args[0] in (1205, 1213):  # MySQL/MariaDB: lock wait timeout, deadlock
+        return True
+    return getattr(orig, "sqlstate", None) in ("40001", "40P01")  # PostgreSQL
+
+
+def map_error(exc: Exception, doing: str) -> PetguardError:
+    """Translate a SQLAlchemy error into petguard's tree (callers ``raise ... from exc``)."""
+    if isinstance(exc, IntegrityError):
+        return StoreRefused(f"the database refused to {doing}: {exc.orig}", doing=doing)
+    if isinstance(exc, DBAPIError):
+        if isinstance(exc, OperationalError | InterfaceError) or is_transient(exc):
+            return StoreUnavailable(f"the database is unavailable ({doing}): {exc.orig}", delay=2.0, doing=doing)
+        return Permanent(f"the database failed to {doing}: {exc.orig}", doing=doing)
+    return Permanent(f"the database failed to {doing}: {exc}", doing=doing)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the journal schema (run by ``petguard.store.migrate``, never by the daemon)."""
