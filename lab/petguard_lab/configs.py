@@ -58,7 +58,7 @@ def rabbit_env(cfg: LabConfig) -> dict[str, str]:
         "RABBITMQ_ENABLED_PLUGINS_FILE": str(cfg.etc / "rabbitmq-enabled_plugins"),
         "RABBITMQ_MNESIA_BASE": str(rdata / "mnesia"),
         "RABBITMQ_LOG_BASE": str(cfg.log / "rabbitmq"),
-        "RABBITMQ_PID_FILE": str(cfg.run / "rabbitmq-beam.pid"),
+        "RABBITMQ_PID_FILE": str(rdata / "beam.pid"),  # not ours: run/ holds only ours
         "ERL_EPMD_ADDRESS": HOST_IP,
         "ERL_EPMD_PORT": str(cfg.ports["epmd"]),
         "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
@@ -68,7 +68,8 @@ def rabbit_env(cfg: LabConfig) -> dict[str, str]:
 def write_all(cfg: LabConfig) -> None:
     """(Re)write every service configuration file for the current settings."""
     etc, data, log = cfg.etc, cfg.data, cfg.log
-    for d in (etc, data, log, cfg.run, data / "rabbitmq", log / "rabbitmq"):
+    for d in (etc, etc / "nova", etc / "glance", data, log, cfg.run, data / "rabbitmq",
+              log / "rabbitmq"):
         d.mkdir(parents=True, exist_ok=True)
 
     _write(my_cnf(cfg), f"""[mysqld]
@@ -197,7 +198,9 @@ region_name = {REGION}
 {_auth_section(cfg, 'neutron', 'neutron')}""")
     for svc in ("nova-api", "nova-conductor", "nova-scheduler"):
         _write(etc / "nova" / f"{svc}.conf", f"[DEFAULT]\nlog_file = {log}/{svc}.log\n")
+    (data / "nova").mkdir(exist_ok=True)
     for host in cfg.compute_names:
+        (data / f"nova-{host}").mkdir(exist_ok=True)
         _write(etc / "nova" / f"nova-{host}.conf", f"""[DEFAULT]
 host = {host}
 state_path = {data}/nova-{host}

@@ -9,6 +9,7 @@ exactly those processes, in the order of ``STOP_ORDER``.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 import secrets
@@ -432,9 +433,16 @@ set_working_mc 0x20
         self._say(f"lab is up ({len(cfg.compute_names)} computes) in "
                   f"{time.monotonic() - start:.0f} s; clouds.yaml: {cfg.clouds_yaml}")
 
-    def wait_computes_up(self, hosts: list[str] | None = None, timeout: float = 300) -> None:
-        """Wait until ``hosts`` (default: all) are up in os-services AND in os-hypervisors."""
+    def wait_computes_up(self, hosts: list[str] | None = None, timeout: float = 300,
+                         since: float | None = None) -> None:
+        """Wait until ``hosts`` (default: all) are up in os-services AND in os-hypervisors.
+
+        With ``since`` (a time.time() value) a service only counts as up once it
+        heartbeated at or after that moment (``updated_at``, 1 s resolution).
+        """
         hosts = hosts or self.compute_names
+        since_iso = (datetime.datetime.fromtimestamp(int(since), datetime.UTC)
+                     .strftime("%Y-%m-%dT%H:%M:%S") if since is not None else "")
         nova = Nova(self.cfg)
         discovered_at = time.monotonic() + 60
         last: dict[str, str] = {}
@@ -455,6 +463,7 @@ set_working_mc 0x20
                     str(self.cfg.etc / "nova" / "nova.conf"), "cell_v2", "discover_hosts"])
             return all(
                 host in services and services[host]["state"] == "up" and host in mapped
+                and (services[host].get("updated_at") or "")[:19] >= since_iso
                 for host in hosts)
 
         self._wait(
@@ -518,12 +527,16 @@ set_working_mc 0x20
         self._say(f"{host}: failed ({mode})")
 
     def heal(self, host: str, wait: bool = False, timeout: float = 120) -> None:
-        """Resume or restart ``host``'s nova-compute and set its power on."""
+        """Resume or restart ``host``'s nova-compute and set its power on.
+
+        With ``wait``: until Nova saw a heartbeat from it after this call.
+        """
+        started = time.time()
         chassis.power_on(self._bmc_dir(host))
         pid = self.pid(f"nova-compute-{host}")
         self._say(f"{host}: power on, nova-compute running (pid {pid})")
         if wait:
-            self.wait_computes_up([host], timeout=timeout)
+            self.wait_computes_up([host], timeout=timeout, since=started)
 
     def bmc_mode(self, host: str, mode: str) -> None:
         """Set the fault mode of ``host``'s BMC: normal | stuck_on | fail_set | fail_get."""
