@@ -88,8 +88,23 @@ def sdk(lab: Any) -> openstack.connection.Connection:
     return openstack.connection.Connection(config=region)
 
 
+def _delete_leftovers(sdk: openstack.connection.Connection) -> None:
+    """Remove what an interrupted earlier run of these tests left behind (all named ``PREFIX-*``)."""
+    listing = sdk.compute.get("/servers/detail?all_tenants=1", microversion="2.47").json()["servers"]
+    for raw in listing:
+        if str(raw["name"]).startswith(PREFIX):
+            sdk.compute.delete(f"/servers/{raw['id']}", microversion="2.1")
+    for flavor in sdk.compute.flavors():
+        if str(flavor.name).startswith(PREFIX):
+            sdk.compute.delete_flavor(flavor.id, ignore_missing=True)
+    for image in sdk.image.images():
+        if str(image.name).startswith(PREFIX):
+            sdk.image.delete_image(image.id, ignore_missing=True)
+
+
 @pytest.fixture(scope="session")
 def flavor_and_image(sdk: openstack.connection.Connection) -> Iterator[tuple[str, str]]:
+    _delete_leftovers(sdk)
     tag = uuid.uuid4().hex[:8]
     flavor = sdk.compute.create_flavor(name=f"{PREFIX}-{tag}", ram=64, vcpus=1, disk=1)
     sdk.compute.create_flavor_extra_specs(flavor, {"evacuable": "true"})
@@ -137,6 +152,7 @@ def boot(sdk: openstack.connection.Connection, flavor_and_image: tuple[str, str]
         sdk.compute.delete(f"/servers/{sid}", microversion="2.1")
     for sid in created:
         wait_for(f"{sid} deleted", lambda s=sid: sdk.compute.get(f"/servers/{s}").status_code == 404, 60)
+    # (a run interrupted before this point is cleaned up by the next one: _delete_leftovers)
 
 
 def _status(sdk: openstack.connection.Connection, sid: str) -> str:
