@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from petguard.clock import Clock
 from petguard.compute import Compute
@@ -52,7 +52,7 @@ class Loop:
         store: Store,
         clock: Clock,
         policy: LoopPolicy,
-        actions: dict[Action, ActionFn],
+        actions: Mapping[Action, ActionFn],
         started_at: float | None = None,
         max_lanes: int = 16,
     ) -> None:

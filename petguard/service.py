@@ -11,18 +11,23 @@ import dataclasses
 import functools
 import logging
 import threading
+from collections.abc import Callable
 
 from oslo_config import cfg
 
-from petguard.clock import SystemClock
+from petguard.clock import Clock, SystemClock
+from petguard.compute import Compute
 from petguard.conf import policies
-from petguard.decide import Action
+from petguard.decide import Action, LoopPolicy
+from petguard.errors import PetguardError
 from petguard.evacuate import nova
 from petguard.fencing import inventory, loader, procedure
-from petguard.fencing.base import FenceDevice
+from petguard.fencing.base import FenceDevice, FenceDriver
 from petguard.fencing.child import FenceRunner
+from petguard.fencing.procedure import FencePolicy, PowerRunner
+from petguard.journal import Store
 from petguard.reconcile import Loop
-from petguard.recovery import FenceFn, Recovery
+from petguard.recovery import FenceFn, Recovery, RecoveryPolicy
 from petguard.store.api import SqlStore
 
 LOG = logging.getLogger(__name__)
@@ -48,21 +53,42 @@ class Daemon:
 
 
 def make_fence(
-    devices: dict[str, FenceDevice], runner: FenceRunner, conf: cfg.ConfigOpts, clock: SystemClock
+    devices: dict[str, FenceDevice],
+    runner: PowerRunner,
+    lookup: Callable[[str], FenceDriver],
+    policy: FencePolicy,
+    clock: Clock,
+    where: str = "the inventory",
 ) -> FenceFn:
     """fence(host) -> (confirmed, reason) over the inventory, the drivers and the procedure."""
-    fence_policy = policies.fencing(conf)
-    enabled = list(conf.fencing.enabled_drivers)
 
     def fence(host: str) -> tuple[bool, str]:
         device = devices.get(host)
         if device is None:
-            return False, f"no fence device for {host} in {conf.fencing.inventory_file}"
-        driver = loader.load_driver(device.driver, enabled)
-        outcome = procedure.fence(device, driver, runner, fence_policy, clock)
+            return False, f"no fence device for {host} in {where}"
+        try:
+            driver = lookup(device.driver)
+        except PetguardError as exc:
+            return False, str(exc)
+        outcome = procedure.fence(device, driver, runner, policy, clock)
         return outcome.confirmed, outcome.reason
 
     return fence
+
+
+def assemble(
+    compute: Compute,
+    store: Store,
+    fence: FenceFn,
+    clock: Clock,
+    loop_policy: LoopPolicy,
+    recovery_policy: RecoveryPolicy,
+    stop: threading.Event,
+) -> Loop:
+    """The loop with its three host-level actions, over already-built seams."""
+    recovery = Recovery(fence, compute, store, clock, recovery_policy, stop)
+    actions = {Action.FENCE: recovery.fence, Action.EVACUATE: recovery.evacuate, Action.RESTORE: recovery.restore}
+    return Loop(compute, store, clock, loop_policy, actions)
 
 
 def build(conf: cfg.ConfigOpts) -> Daemon:
@@ -75,10 +101,7 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
     store = SqlStore(conf.database.connection)
     compute = nova.connect(conf.nova.cloud, conf.nova.clouds_file, conf.nova.timeout)
     devices = inventory.load_inventory(conf.fencing.inventory_file)
-    enabled = list(conf.fencing.enabled_drivers)
-    runner = FenceRunner(functools.partial(loader.load_driver, enabled=enabled))
-    fence = make_fence(devices, runner, conf, clock)
-    recovery = Recovery(fence, compute, store, clock, policies.recovery(conf), stop)
-    actions = {Action.FENCE: recovery.fence, Action.EVACUATE: recovery.evacuate, Action.RESTORE: recovery.restore}
-    loop = Loop(compute, store, clock, policies.loop(conf), actions)
+    lookup = functools.partial(loader.load_driver, enabled=list(conf.fencing.enabled_drivers))
+    fence = make_fence(devices, FenceRunner(lookup), lookup, policies.fencing(conf), clock, conf.fencing.inventory_file)
+    loop = assemble(compute, store, fence, clock, policies.loop(conf), policies.recovery(conf), stop)
     return Daemon(loop, stop, conf.tick_interval)

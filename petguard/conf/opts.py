@@ -6,9 +6,9 @@ etc/petguard/petguard.conf.sample).
 
 from __future__ import annotations
 
-from oslo_config import cfg
+from oslo_config import cfg, types
 
-default_opts = [
+default_opts: list[cfg.Opt] = [
     cfg.FloatOpt("tick_interval", default=2.0, min=0.2, max=60,
                  help="Seconds between two ticks of the control loop (each tick reads Nova's compute "
                       "services once)."),
@@ -19,7 +19,7 @@ default_opts = [
                 help="Decide and record everything, but never fence and never evacuate."),
 ]
 
-nova_opts = [
+nova_opts: list[cfg.Opt] = [
     cfg.StrOpt("cloud", default="envvars",
                help="Name of the cloud in clouds.yaml to use for Nova (admin credentials needed: "
                     "services, all projects' servers, evacuate)."),
@@ -30,13 +30,13 @@ nova_opts = [
                  help="Seconds to wait for one Nova or Keystone HTTP request."),
 ]
 
-database_opts = [
+database_opts: list[cfg.Opt] = [
     cfg.StrOpt("connection", default="sqlite:////var/lib/petguard/petguard.sqlite", secret=True,
                help="SQLAlchemy URL of petguard's journal (sqlite by default; the directory must "
                     "exist). Run `petguard-manage db upgrade` after changing it."),
 ]
 
-detection_opts = [
+detection_opts: list[cfg.Opt] = [
     cfg.FloatOpt("grace_period", default=30.0, min=0,
                  help="Seconds a host must look down before it is fenced. Nova needs "
                       "service_down_time (default 60 s) to report a dead compute down; this is "
@@ -59,7 +59,7 @@ detection_opts = [
                     "hosts."),
 ]
 
-fencing_opts = [
+fencing_opts: list[cfg.Opt] = [
     cfg.StrOpt("inventory_file", default="/etc/petguard/inventory.yaml",
                help="YAML file with each compute host's fence device (BMC address, port, user, "
                     "password or password_file)."),
@@ -78,10 +78,10 @@ fencing_opts = [
                help="Extra tries of the power-off command after a temporary BMC error."),
 ]
 
-evacuation_opts = [
+evacuation_opts: list[cfg.Opt] = [
     cfg.ListOpt("pet_selectors",
                 default=["petguard", "masakari", "evacuable_tag", "evacuable_flavor", "evacuable_image"],
-                item_type=cfg.types.String(choices=["petguard", "masakari", "evacuable_tag", "evacuable_flavor",
+                item_type=types.String(choices=["petguard", "masakari", "evacuable_tag", "evacuable_flavor",
                                                     "evacuable_image", "all"]),
                 help="What makes a server a pet: petguard (metadata petguard:pet=true), masakari "
                      "(metadata HA_Enabled=True), evacuable_tag / evacuable_flavor / evacuable_image "

@@ -1,0 +1,170 @@
+"""The whole loop, functional: real sqlite journal, real IPMI fencing against ipmi_sim, in-memory Nova.
+
+A host dies -> it is fenced through its BMC and read back OFF -> its service is forced down and
+disabled -> its pets are evacuated exactly once and end in their original power state; non-pets stay
+with a reason. A BMC that never confirms OFF ends in AWAITING_CONFIRM and nothing is evacuated. A
+mass failure fences nobody.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from petguard.fencing.base import FenceDevice
+from petguard.hosts import HostState
+from petguard.journal import MoveStatus, RequestKind
+from tests.fakes import FakeCompute
+from tests.functional.harness import Bmcs, Harness
+
+HOSTS = ["cmp1", "cmp2", "cmp3", "cmp4"]
+PET = {"petguard:pet": "true"}
+
+
+@pytest.fixture
+def bmcs(tmp_path: Path) -> Iterator[Bmcs]:
+    peers = Bmcs(tmp_path, HOSTS)
+    yield peers
+    peers.stop()
+
+
+@pytest.fixture
+def compute(bmcs: Bmcs) -> FakeCompute:
+    nova = FakeCompute(HOSTS)
+    nova.is_alive = lambda host: host not in nova.dead and bmcs.sims[host].powered_on
+    nova.add_server("web-1", "cmp1", metadata=PET)
+    nova.add_server("db-1", "cmp1", metadata={"HA_Enabled": "True", "petguard:priority": "10"})
+    nova.add_server("batch-stopped", "cmp1", vm_state="stopped", metadata=PET)
+    nova.add_server("was-error-running", "cmp1", vm_state="error", metadata=PET)
+    nova.add_server("cattle-1", "cmp1")
+    nova.add_server("paused-pet", "cmp1", vm_state="paused", metadata=PET)
+    nova.add_server("elsewhere", "cmp2", metadata=PET)
+    # An ERROR server that was running: Nova's power_state 1.
+    nova.servers["was-error-running-id"] = nova.servers["was-error-running-id"].__class__(
+        **{**nova.servers["was-error-running-id"].__dict__, "power_state": 1}
+    )
+    return nova
+
+
+@pytest.fixture
+def harness(tmp_path: Path, compute: FakeCompute, bmcs: Bmcs) -> Iterator[Harness]:
+    h = Harness(tmp_path, compute, bmcs.devices)
+    yield h
+    h.close()
+
+
+def _settle(harness: Harness) -> None:
+    harness.run_until(lambda: set(harness.store.load_hosts()) == set(HOSTS), timeout=5)
+
+
+def test_host_death_fences_then_evacuates_pets_exactly_once(harness: Harness, compute: FakeCompute, bmcs: Bmcs) -> None:
+    _settle(harness)
+    compute.dead.add("cmp1")  # nova-compute stops heartbeating; the host is still powered
+
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=40)
+
+    assert not bmcs.sims["cmp1"].powered_on, "petguard must have cut the power through IPMI"
+    service = compute.services["cmp1"]
+    assert service.forced_down and service.status == "disabled"
+    assert service.disabled_reason and service.disabled_reason.startswith("petguard: incident")
+    pets = ["web-1-id", "db-1-id", "batch-stopped-id", "was-error-running-id"]
+    for server_id in pets:
+        server = compute.servers[server_id]
+        assert server.host not in (None, "cmp1"), server
+        assert compute.evacuate_calls[server_id] == 1
+    assert compute.servers["web-1-id"].vm_state == "active"
+    assert compute.servers["db-1-id"].vm_state == "active"
+    assert compute.servers["batch-stopped-id"].vm_state == "stopped"
+    assert compute.servers["was-error-running-id"].vm_state == "active"
+    for untouched in ("cattle-1-id", "paused-pet-id"):
+        assert compute.servers[untouched].host == "cmp1"
+        assert untouched not in compute.evacuate_calls
+    incident_id = harness.store.load_hosts()["cmp1"].host.incident_id
+    assert incident_id is not None
+    skips = {s.server_name: s.reason for s in harness.store.skips(incident_id)}
+    assert "not a pet" in skips["cattle-1"]
+    assert "paused" in skips["paused-pet"]
+    assert all(m.status is MoveStatus.DONE for m in harness.store.moves(incident_id))
+    # db-1 has the higher priority: it was planned first.
+    assert [m.server_name for m in harness.store.moves(incident_id)][0] == "db-1"
+    # The other hosts were never touched.
+    assert all(bmcs.sims[h].powered_on for h in ("cmp2", "cmp3", "cmp4"))
+    # Nothing happens again on later ticks (exactly once).
+    harness.run_for(0.5)
+    assert all(compute.evacuate_calls[s] == 1 for s in pets)
+
+
+def test_power_loss_with_bmc_reporting_off_is_confirmed(harness: Harness, compute: FakeCompute, bmcs: Bmcs) -> None:
+    _settle(harness)
+    bmcs.sims["cmp2"].set_power(on=False)  # total power loss, the BMC still answers "off"
+    harness.run_until(lambda: harness.state("cmp2") is HostState.EVACUATED, timeout=40)
+    assert compute.servers["elsewhere-id"].host not in ("cmp2", None)
+
+
+def test_bmc_that_keeps_reporting_on_ends_awaiting_confirm_and_nothing_moves(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    bmcs.sims["cmp1"].set_mode("stuck_on")
+    compute.dead.add("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.AWAITING_CONFIRM, timeout=40)
+    harness.run_for(0.5)
+    assert compute.evacuate_calls == {}
+    assert not compute.services["cmp1"].forced_down
+    kinds = [e.kind for e in harness.store.events(host="cmp1")]
+    assert "awaiting_confirm" in kinds
+
+    # The operator powers it off by hand and confirms: only now do the pets move.
+    harness.store.submit_request("cmp1", RequestKind.CONFIRM_FENCED, "pulled the plugs", "test", 0.0)
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=40)
+    assert compute.evacuate_calls.get("web-1-id") == 1
+
+
+def test_wrong_bmc_password_never_evacuates(tmp_path: Path, compute: FakeCompute, bmcs: Bmcs) -> None:
+    devices = dict(bmcs.devices)
+    good = devices["cmp1"]
+    devices["cmp1"] = FenceDevice(good.host, good.driver, good.address, good.port, good.username, "wrong-password")
+    harness = Harness(tmp_path, compute, devices)
+    try:
+        _settle(harness)
+        compute.dead.add("cmp1")
+        harness.run_until(lambda: harness.state("cmp1") is HostState.AWAITING_CONFIRM, timeout=40)
+        assert compute.evacuate_calls == {}
+        assert bmcs.sims["cmp1"].powered_on
+        reason = harness.store.load_hosts()["cmp1"].host.reason
+        assert "wrong-password" not in reason
+    finally:
+        harness.close()
+
+
+def test_mass_failure_fences_nobody(harness: Harness, compute: FakeCompute, bmcs: Bmcs) -> None:
+    _settle(harness)
+    compute.dead.update(HOSTS)  # every heartbeat stops at once: a RabbitMQ outage
+    harness.run_for(2.0)
+    assert all(bmcs.sims[h].powered_on for h in HOSTS)
+    assert compute.evacuate_calls == {}
+    assert harness.store.load_brake().engaged
+    assert any(e.kind == "brake_engaged" for e in harness.store.events())
+    # RabbitMQ comes back: everything is up again, the brake is released, still nobody fenced.
+    compute.dead.clear()
+    harness.run_until(lambda: not harness.store.load_brake().engaged, timeout=10)
+    assert all(harness.state(h) is HostState.UP for h in HOSTS)
+
+
+def test_restore_keeps_host_out_until_operator_returns_it(harness: Harness, compute: FakeCompute, bmcs: Bmcs) -> None:
+    _settle(harness)
+    compute.dead.add("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=40)
+    # The host is powered back on and nova-compute starts: petguard keeps it out of service.
+    bmcs.sims["cmp1"].set_power(on=True)
+    compute.dead.discard("cmp1")
+    harness.run_for(0.5)
+    assert harness.state("cmp1") is HostState.EVACUATED
+    assert compute.services["cmp1"].forced_down and compute.services["cmp1"].status == "disabled"
+    # The operator returns it.
+    harness.store.submit_request("cmp1", RequestKind.RESTORE, "hardware replaced", "test", 0.0)
+    harness.run_until(lambda: harness.state("cmp1") is HostState.UP, timeout=20)
+    assert not compute.services["cmp1"].forced_down and compute.services["cmp1"].status == "enabled"
+    assert harness.store.load_hosts()["cmp1"].host.incident_id is None
