@@ -26,7 +26,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import keystoneauth1.exceptions as ks_exc
 import keystoneauth1.session
@@ -34,7 +34,7 @@ import openstack.config
 import openstack.connection
 import openstack.exceptions
 
-from petguard.compute import Migration
+from petguard.compute import Compute, Migration
 from petguard.detect import ServiceRecord
 from petguard.errors import (
     ConfigError,
@@ -537,3 +537,9 @@ def connect(cloud: str, clouds_file: str | None = None, timeout: float = 30.0) -
     if not isinstance(conn.session, keystoneauth1.session.Session):  # pragma: no cover - SDK invariant
         raise ConfigError(f"cloud {cloud!r}: openstacksdk did not build a keystoneauth session", cloud=cloud)
     return NovaCompute(conn, cloud=cloud)
+
+
+if TYPE_CHECKING:  # mypy proves NovaCompute satisfies the Compute Protocol
+
+    def _is_compute(nova: NovaCompute) -> Compute:
+        return nova
