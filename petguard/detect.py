@@ -8,8 +8,10 @@ Later sources (an agent heartbeat, a BMC power reading, an Alertmanager alert) o
   UP wins (a live agent on a host whose nova-compute died is not a dead host); the host is DOWN only
   when every source that spoke says DOWN; otherwise it is UNCERTAIN.
 * ``assess`` debounces over ticks: ``down_samples`` consecutive DOWN ticks make a host SUSPECT, and
-  a SUSPECT host becomes FAILED once it has been down for ``grace_period`` seconds. ``up_samples``
-  consecutive UP ticks clear it. UNCERTAIN holds the verdict and the counters as they are.
+  a SUSPECT host becomes FAILED once it has been down for ``grace_period`` seconds without a single
+  UP tick in between (a host that heartbeats is alive). ``up_samples`` consecutive UP ticks clear it;
+  fewer leave it SUSPECT (never FAILED) with its grace period restarted. UNCERTAIN holds the verdict
+  and the counters as they are.
 * ``brake`` is the mass-failure brake (guarantee 3): when too many hosts look down at once, or
   (nearly) all of them do, as in a RabbitMQ or database outage, nobody is fenced.
 
@@ -143,7 +145,9 @@ def assess(previous: HostHealth, health: Health, detail: str, policy: DetectionP
         up_streak = previous.up_streak + 1
         if previous.verdict is Verdict.UP or up_streak >= policy.up_samples:
             return HostHealth(verdict=Verdict.UP, up_streak=up_streak, detail=detail)
-        return dataclasses.replace(previous, up_streak=up_streak, detail=detail)
+        # Not cleared yet, but a host that heartbeats is alive now: it stays SUSPECT (never FAILED
+        # in a tick where it says UP), and its grace period starts again at its next DOWN tick.
+        return HostHealth(verdict=Verdict.SUSPECT, up_streak=up_streak, detail=detail)
     down_streak = previous.down_streak + 1
     down_since = previous.down_since if previous.down_since is not None else now
     verdict = previous.verdict
@@ -185,7 +189,9 @@ def brake(
     failing = sorted(h for h, v in verdicts.items() if v is not Verdict.UP)
     percent = 100.0 * len(failing) / total
     if len(failing) > policy.brake_max_hosts:
-        return Brake(True, f"{len(failing)} hosts suspect at once (limit {policy.brake_max_hosts}): {', '.join(failing)}")
+        return Brake(
+            True, f"{len(failing)} hosts suspect at once (limit {policy.brake_max_hosts}): {', '.join(failing)}"
+        )
     if percent > policy.brake_max_percent and len(failing) > 1:
         return Brake(
             True,
