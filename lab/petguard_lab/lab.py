@@ -244,6 +244,15 @@ class Lab:
         except OSError:
             return False
 
+    @staticmethod
+    def _log_has(path: Path, offset: int, text: str) -> bool:
+        try:
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                return text.encode() in handle.read()
+        except OSError:
+            return False
+
     # ----------------------------------------------------------- data setup
     def _stamp(self, name: str) -> Path:
         return self.cfg.data / f".initialised-{name}"
@@ -408,19 +417,36 @@ set_working_mc 0x20
             self._start(svcs[name])
         self._wait("MariaDB", lambda: procs.port_open(cfg.ports["mariadb"]), 60, ("mariadb",))
         self._init_databases()
-        # 2. Keystone first (everything authenticates against it), DB syncs meanwhile
-        with ThreadPoolExecutor(2) as pool:
-            others = pool.submit(self._init_others)
+        self._start(svcs["neutron-stub"])
+        conductor_log = cfg.log / "nova-conductor.log"
+        conductor_started = self.pid("nova-conductor") is None
+        conductor_mark = conductor_log.stat().st_size if conductor_log.exists() else 0
+
+        # 2. Keystone (everything authenticates against it) and, in parallel,
+        #    the other DB syncs followed by the APIs and the nova services
+        def others() -> None:
+            self._init_others()
+            for name in ("placement", "glance", "nova-api"):
+                self._start(svcs[name])
+            self._wait("RabbitMQ", lambda: procs.port_open(cfg.ports["amqp"]), 120,
+                       ("rabbitmq",))
+            for name in ("nova-conductor", "nova-scheduler"):
+                self._start(svcs[name])
+
+        with ThreadPoolExecutor(1) as pool:
+            rest = pool.submit(others)
             self._init_keystone()
             self._start(svcs["keystone"])
             self._wait("Keystone", lambda: self._http_ok(cfg.auth_url), 120, ("keystone",))
             Keystone(cfg).setup()
-            others.result()
-        # 3. the APIs and nova services
-        self._wait("RabbitMQ", lambda: procs.port_open(cfg.ports["amqp"]), 120, ("rabbitmq",))
-        for name in ("placement", "glance", "neutron-stub", "nova-api",
-                     "nova-conductor", "nova-scheduler"):
-            self._start(svcs[name])
+            rest.result()
+        # 3. computes only once the conductor consumes its queue: an RPC sent
+        #    before that is lost and the compute waits 10 s to retry
+        if conductor_started:
+            self._wait("nova-conductor to start", lambda: self._log_has(
+                conductor_log, conductor_mark, "Starting conductor node"), 120,
+                ("nova-conductor",))
+            time.sleep(1)
         # 4. one BMC per compute, then power the computes on
         for host in cfg.compute_names:
             self._start(svcs[f"bmc-{host}"])
@@ -482,7 +508,10 @@ set_working_mc 0x20
             running = [n for n in members if self.pid(n) is not None]
             if running:
                 self._say(f"stopping {', '.join(running)}")
-            procs.stop([self.pidfile(n) for n in members], timeout=30)
+            killed = procs.stop([self.pidfile(n) for n in members], timeout=30)
+            if killed:
+                self._say(f"{', '.join(p.stem for p in killed)}: no exit within 30 s "
+                          "of SIGTERM, SIGKILLed")
             names = [n for n in names if n not in members]
         if names:
             procs.stop([self.pidfile(n) for n in names], timeout=30)

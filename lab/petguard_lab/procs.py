@@ -143,12 +143,15 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def stop(pidfiles: Iterable[Path], timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:
+def stop(pidfiles: Iterable[Path], timeout: float = 20.0,
+         sig: int = signal.SIGTERM) -> list[Path]:
     """Stop the processes (groups) recorded in ``pidfiles`` in parallel.
 
     ``sig`` first (followed by SIGCONT, so a SIGSTOPped process can act on it),
     SIGKILL to whatever is left of the group after ``timeout`` seconds.
+    Returns the PID files whose process group had to be SIGKILLed.
     """
+    pidfiles = list(pidfiles)
     groups: dict[Path, int] = {}
     for pidfile in pidfiles:
         pid = read_pidfile(pidfile)
@@ -166,6 +169,7 @@ def stop(pidfiles: Iterable[Path], timeout: float = 20.0, sig: int = signal.SIGT
         signal_group(pid, signal.SIGKILL)
     for pidfile in pidfiles:
         pidfile.unlink(missing_ok=True)
+    return list(groups)
 
 
 def kill_now(pidfile: Path, sig: int = signal.SIGKILL) -> int | None:
