@@ -172,11 +172,17 @@ class SqlStore:
         self._write(lambda conn: _record_plan(conn, incident_id, plan, at), "record an evacuation plan")
 
     def moves(self, incident_id: int) -> list[MoveRecord]:
-        query = select(m.moves).where(m.moves.c.incident_id == incident_id).order_by(m.moves.c.plan_order)
+        c = m.moves.c
+        query = (
+            select(m.moves)
+            .where(c.incident_id == incident_id)
+            .order_by(c.priority.desc(), c.server_name, c.server_id, c.plan_order)
+        )
         return self._read(lambda conn: [rows.move_from_row(r) for r in conn.execute(query).mappings()], "list moves")
 
     def skips(self, incident_id: int) -> list[SkipRecord]:
-        query = select(m.skips).where(m.skips.c.incident_id == incident_id).order_by(m.skips.c.plan_order)
+        c = m.skips.c
+        query = select(m.skips).where(c.incident_id == incident_id).order_by(c.server_name, c.server_id)
         return self._read(lambda conn: [rows.skip_from_row(r) for r in conn.execute(query).mappings()], "list skips")
 
     def update_move(
@@ -386,15 +392,15 @@ def _record_plan(conn: Connection, incident_id: int, plan: Plan, at: float) -> N
     _incident(conn, incident_id)
     planned = set(conn.scalars(select(m.moves.c.server_id).where(m.moves.c.incident_id == incident_id)))
     skipped = set(conn.scalars(select(m.skips.c.server_id).where(m.skips.c.incident_id == incident_id)))
+    # plan_order records the order servers were planned in, across re-plans of the incident
+    first_move, first_skip = len(planned), len(skipped)
     new_moves = [
-        rows.move_to_row(incident_id, plan.host, move, order, at)
-        for order, move in enumerate(plan.moves)
-        if move.server_id not in planned
+        rows.move_to_row(incident_id, plan.host, move, first_move + order, at)
+        for order, move in enumerate(mv for mv in plan.moves if mv.server_id not in planned)
     ]
     new_skips = [
-        rows.skip_to_row(incident_id, skip, order)
-        for order, skip in enumerate(plan.skipped)
-        if skip.server_id not in skipped
+        rows.skip_to_row(incident_id, skip, first_skip + order)
+        for order, skip in enumerate(s for s in plan.skipped if s.server_id not in skipped)
     ]
     if new_moves:
         conn.execute(insert(m.moves), _unique(new_moves))
