@@ -213,8 +213,8 @@ class Lab:
                            else "--bmc-base-port N")
                     problems.append(
                         f"{'UDP' if svc.udp else 'TCP'} port {port} ({svc.name}) is already in use "
-                        f"by a process this lab did not start; stop that process or pick another "
-                        f"port ({how})")
+                        "by a process this lab did not start (another lab, other --lab-dir?); "
+                        f"stop that process or pick another port ({how})")
         if problems:
             raise LabError("\n".join(problems))
 
@@ -400,16 +400,20 @@ set_working_mc 0x20
         if running_removed:
             raise LabError(f"computes {running_removed} are running but not in --computes "
                            f"{cfg.computes}; run `petguard-lab down` first")
-        self.cfg = cfg
-        check_installed(cfg)
+        previous, self.cfg = self.cfg, cfg
+        try:
+            check_installed(cfg)
+            svcs = self.services()
+            self._check_ports(list(svcs.values()))
+        except LabError:
+            self.cfg = previous
+            raise
         start = time.monotonic()
         configs.write_all(cfg)
         cfg.save()
         for host in cfg.compute_names:
             self._write_bmc(host)
         write_petguard_files(cfg)
-        svcs = self.services()
-        self._check_ports(list(svcs.values()))
 
         # 1. MariaDB and epmd + RabbitMQ
         self._init_mariadb_datadir()
