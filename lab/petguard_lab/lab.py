@@ -460,8 +460,19 @@ set_working_mc 0x20
             assert port is not None
             self._wait(name, lambda p=port: procs.port_open(p), 120, (name,))
         self.wait_computes_up(timeout=timeout)
+        self._forget_removed_computes()
         self._say(f"lab is up ({len(cfg.compute_names)} computes) in "
                   f"{time.monotonic() - start:.0f} s; clouds.yaml: {cfg.clouds_yaml}")
+
+    def _forget_removed_computes(self) -> None:
+        """Delete the Nova services of lab computes dropped by a smaller --computes."""
+        nova = Nova(self.cfg)
+        for host, svc in nova.compute_services().items():
+            if host.startswith("cmp") and host not in self.compute_names and svc["state"] == "down":
+                nova.delete_service(str(svc["id"]))
+                shutil.rmtree(self.cfg.bmc_host_dir(host), ignore_errors=True)
+                self.cfg.bmc_password_file(host).unlink(missing_ok=True)
+                self._say(f"removed compute {host} from Nova (not in --computes any more)")
 
     def wait_computes_up(self, hosts: list[str] | None = None, timeout: float = 300,
                          since: float | None = None) -> None:

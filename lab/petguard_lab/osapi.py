@@ -144,6 +144,11 @@ class Nova:
                    "OpenStack-API-Version": f"compute {self.MICROVERSION}"}
         return request("GET", self.base + path, headers=headers, timeout=10)[2]
 
+    def delete_service(self, service_id: str) -> None:
+        headers = {"X-Auth-Token": self.keystone.token,
+                   "OpenStack-API-Version": f"compute {self.MICROVERSION}"}
+        request("DELETE", f"{self.base}/os-services/{service_id}", headers=headers, timeout=30)
+
     def compute_services(self) -> dict[str, dict[str, Any]]:
         """nova-compute services by host."""
         services = self.get("/os-services?binary=nova-compute")["services"]
