@@ -54,6 +54,19 @@ ACTION_FOR_STATE: dict[HostState, Action] = {
 }
 
 
+#: The events an action lane may report. Every other edge is the tick's own decision (fencing needs the
+#: brake open, FENCED needs a fence or an operator): an outcome carrying one of them is refused.
+OUTCOME_EVENTS: frozenset[HostEvent] = frozenset(
+    {
+        HostEvent.FENCE_CONFIRMED,
+        HostEvent.FENCE_FAILED,
+        HostEvent.EVACUATION_FINISHED,
+        HostEvent.SERVICE_RESTORED,
+        HostEvent.RESTORE_FAILED,
+    }
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     """What an action lane reports back: a lifecycle event for its host."""
@@ -178,6 +191,9 @@ def _apply_outcomes(tick: _Tick, outcomes: Iterable[Outcome]) -> None:
     for outcome in outcomes:
         if outcome.host not in tick.hosts:
             continue
+        if outcome.event not in OUTCOME_EVENTS:
+            tick.warnings.append(f"{outcome.host}: ignored outcome {outcome.event.value}: not an action's outcome")
+            continue
         try:
             tick.move(outcome.host, outcome.event, outcome.reason)
         except InvalidTransition as exc:
@@ -188,6 +204,8 @@ def _apply_outcomes(tick: _Tick, outcomes: Iterable[Outcome]) -> None:
             tick.events.append((outcome.host, outcome.alert, outcome.reason))
         if outcome.event is HostEvent.SERVICE_RESTORED:
             _close_incident(tick, outcome.host, "recovered")
+            # Back in service: debounce from scratch, not from the verdict that got it fenced.
+            tick.set_health(outcome.host, HostHealth())
 
 
 def _close_incident(tick: _Tick, name: str, outcome: str) -> None:
@@ -287,15 +305,39 @@ def _update_brake(tick: _Tick, health_now: Mapping[str, Health], policy: LoopPol
 
 
 def _fencing_blocked(tick: _Tick, policy: LoopPolicy) -> str | None:
-    """Why no host may be fenced this tick, or None."""
-    blackout_end = tick.inputs.started_at + policy.startup_blackout
-    if tick.now < blackout_end:
-        return f"startup blackout for {blackout_end - tick.now:.0f} s more ([DEFAULT] startup_blackout)"
-    overridden = tick.brake.override_until is not None and tick.now < tick.brake.override_until
-    if tick.brake.engaged and not overridden:
-        return f"mass-failure brake engaged since {tick.brake.since}: {tick.brake.reason}"
+    """Why no host may be fenced this tick, or None.
+
+    The text stays the same from tick to tick while the cause lasts (no countdowns in it), so that
+    a held host is reported once, not on every tick.
+    """
+    if tick.now < tick.inputs.started_at + policy.startup_blackout:
+        return f"startup blackout ([DEFAULT] startup_blackout = {policy.startup_blackout:.0f} s after petguard started)"
+    braked = _brake_holds(tick)
+    if braked is not None:
+        return braked
     if policy.dry_run:
         return "dry run: would fence now, but [DEFAULT] dry_run = true"
+    return None
+
+
+def _brake_holds(tick: _Tick) -> str | None:
+    """Why the mass-failure brake forbids fencing this tick, or None (released or overridden)."""
+    overridden = tick.brake.override_until is not None and tick.now < tick.brake.override_until
+    if tick.brake.engaged and not overridden:
+        return f"mass-failure brake engaged: {tick.brake.reason}"
+    return None
+
+
+def _action_held(tick: _Tick, action: Action, policy: LoopPolicy) -> str | None:
+    """Why an action that a stored state asks for (e.g. resumed after a restart) must wait, or None.
+
+    Dry run never fences nor evacuates; the brake (guarantee 3) holds every fence, also one that a
+    restart or a crashed lane would repeat.
+    """
+    if policy.dry_run and action in (Action.FENCE, Action.EVACUATE):
+        return f"dry run: would {action.value} now, but [DEFAULT] dry_run = true"
+    if action is Action.FENCE:
+        return _brake_holds(tick)
     return None
 
 
@@ -321,10 +363,10 @@ def _follow_verdicts(tick: _Tick, policy: LoopPolicy) -> None:
 def _start_fence(tick: _Tick, name: str, blocked: str | None) -> None:
     health = tick.hosts[name].health
     if blocked is not None:
-        reason = f"failed ({health.describe(tick.now)}) but not fenced: {blocked}"
+        reason = f"failed but not fenced: {blocked}"
         if tick.note_reason(name, reason):
-            tick.events.append((name, "fence_held", reason))
-            tick.log.append(f"{name}: {reason}; next: wait")
+            tick.events.append((name, "fence_held", f"{health.describe(tick.now)}: {reason}"))
+            tick.log.append(f"{name}: failed ({health.describe(tick.now)}) but not fenced: {blocked}; next: wait")
         return
     tick.move(name, HostEvent.FENCE_STARTED, f"failed: {health.describe(tick.now)}")
     tick.log.append(f"{name}: failed ({health.describe(tick.now)}); fencing it now; next: power off and read back OFF")
@@ -341,6 +383,14 @@ def _schedule_actions(tick: _Tick, policy: LoopPolicy) -> list[tuple[str, Action
             tick.log.append(f"{name}: fenced; next: force the compute service down, disable it, evacuate its pets")
             state = HostState.EVACUATING
         action = ACTION_FOR_STATE.get(state)
-        if action is not None:
-            actions.append((name, action))
+        if action is None:
+            continue
+        held = _action_held(tick, action, policy)
+        if held is not None:
+            reason = f"{state.value}, but not acting: {held}"
+            if tick.note_reason(name, reason):
+                tick.events.append((name, f"{action.value}_held", reason))
+                tick.log.append(f"{name}: {reason}; next: wait")
+            continue
+        actions.append((name, action))
     return actions
