@@ -256,6 +256,7 @@ def _server(raw: Mapping[str, Any], image_properties: Mapping[str, str]) -> Serv
         flavor_extra_specs=_strings(flavor.get("extra_specs")),
         image_properties=dict(image_properties),
         project_id=str(raw.get("tenant_id") or ""),
+        fault=_redact(str((raw.get("fault") or {}).get("message") or "")),
     )
 
 
