@@ -230,7 +230,9 @@ def _apply_requests(tick: _Tick, requests: Iterable[OperatorRequest], policy: Lo
             until = tick.now + policy.brake_override_s
             tick.brake = dataclasses.replace(tick.brake, override_until=until)
             tick.brake_changed = True
-            message = f"brake overridden by {request.requested_by} for {policy.brake_override_s:.0f} s: {request.reason}"
+            message = (
+                f"brake overridden by {request.requested_by} for {policy.brake_override_s:.0f} s: {request.reason}"
+            )
             tick.finished.append((request.id, "done", message))
             tick.events.append((None, "brake_override", message))
             tick.log.append(message)
@@ -254,7 +256,8 @@ def _apply_host_request(tick: _Tick, request: OperatorRequest) -> None:
         tick.finished.append((request.id, "refused", message))
         tick.log.append(f"{name}: {message}")
         return
-    message = f"{request.kind.value} by {request.requested_by} accepted ({state.value} -> {tick.host(name).state.value})"
+    new_state = tick.host(name).state
+    message = f"{request.kind.value} by {request.requested_by} accepted ({state.value} -> {new_state.value})"
     tick.finished.append((request.id, "done", message))
     tick.events.append((name, f"operator_{request.kind.value}", f"{message}: {request.reason}"))
     tick.log.append(f"{name}: {message}")
@@ -293,7 +296,10 @@ def _update_brake(tick: _Tick, health_now: Mapping[str, Health], policy: LoopPol
     if computed.engaged and not stored.engaged:
         tick.brake = BrakeState(True, computed.reason, tick.now, stored.override_until)
         tick.brake_changed = True
-        message = f"mass-failure brake engaged, nobody will be fenced: {computed.reason}; next: wait for hosts to recover, or an operator override"
+        message = (
+            f"mass-failure brake engaged, nobody will be fenced: {computed.reason}; "
+            "next: wait for hosts to recover, or an operator override"
+        )
         tick.events.append((None, "brake_engaged", message))
         tick.warnings.append(message)
     elif stored.engaged and not computed.engaged and all(v is Verdict.UP for v in verdicts.values()):
@@ -351,7 +357,9 @@ def _follow_verdicts(tick: _Tick, policy: LoopPolicy) -> None:
             tick.move(name, HostEvent.SIGNALS_DOWN, reason)
             tick.opened.append((name, reason))
             grace = policy.detection.grace_period
-            tick.log.append(f"{name}: suspect, {reason}; next: fence it if still down after the {grace:.0f} s grace period")
+            tick.log.append(
+                f"{name}: suspect, {reason}; next: fence it if still down after the {grace:.0f} s grace period"
+            )
         elif state is HostState.SUSPECT and health.verdict is Verdict.UP:
             tick.move(name, HostEvent.SIGNALS_UP, f"recovered: {health.detail}")
             _close_incident(tick, name, "false_alarm")
@@ -379,7 +387,8 @@ def _schedule_actions(tick: _Tick, policy: LoopPolicy) -> list[tuple[str, Action
             continue
         state = tick.host(name).state
         if state is HostState.FENCED and not policy.dry_run:
-            tick.move(name, HostEvent.EVACUATION_STARTED, "fence confirmed: forcing the service down, then evacuating its pets")
+            reason = "fence confirmed: forcing the service down, then evacuating its pets"
+            tick.move(name, HostEvent.EVACUATION_STARTED, reason)
             tick.log.append(f"{name}: fenced; next: force the compute service down, disable it, evacuate its pets")
             state = HostState.EVACUATING
         action = ACTION_FOR_STATE.get(state)
