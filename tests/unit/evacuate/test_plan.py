@@ -1,0 +1,334 @@
+"""Evacuation planning: which servers are pets, which stay and why, in what order, with which power goal."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import pytest
+
+from petguard.evacuate.plan import (
+    EVACUABLE_VM_STATES,
+    SELECTORS,
+    EvacuationPolicy,
+    Plan,
+    PowerGoal,
+    Server,
+    pet_reason,
+    plan,
+    power_goal,
+    priority_of,
+    skip_reason,
+)
+
+ALL = EvacuationPolicy(selectors=("all",))
+DEFAULT = EvacuationPolicy()
+
+
+def server(
+    name: str = "vm",
+    *,
+    vm_state: str = "active",
+    status: str = "ACTIVE",
+    power_state: int = 1,
+    locked: bool = False,
+    metadata: Mapping[str, str] | None = None,
+    tags: frozenset[str] = frozenset(),
+    flavor: Mapping[str, str] | None = None,
+    image: Mapping[str, str] | None = None,
+    sid: str | None = None,
+) -> Server:
+    return Server(
+        id=sid or f"id-{name}",
+        name=name,
+        host="cmp1",
+        status=status,
+        vm_state=vm_state,
+        power_state=power_state,
+        locked=locked,
+        metadata=dict(metadata or {}),
+        tags=tags,
+        flavor_extra_specs=dict(flavor or {}),
+        image_properties=dict(image or {}),
+    )
+
+
+# -- selectors ------------------------------------------------------------------------------------
+
+# (selector, server that it, and only it, selects)
+SELECTED_BY = [
+    ("petguard", server(metadata={"petguard:pet": "true"})),
+    ("masakari", server(metadata={"HA_Enabled": "True"})),
+    ("evacuable_tag", server(tags=frozenset({"evacuable"}))),
+    ("evacuable_flavor", server(flavor={"evacuable": "true"})),
+    ("evacuable_image", server(image={"evacuable": "true"})),
+]
+
+
+@pytest.mark.parametrize(("selector", "srv"), SELECTED_BY, ids=[s for s, _ in SELECTED_BY])
+def test_each_selector_matches_its_own_marker_only(selector: str, srv: Server) -> None:
+    assert pet_reason(srv, (selector,))
+    assert skip_reason(srv, EvacuationPolicy(selectors=(selector,))) is None
+    for other in SELECTORS:
+        if other not in (selector, "all"):
+            assert pet_reason(srv, (other,)) is None, other
+    assert pet_reason(srv, ("all",))
+
+
+def test_plain_server_is_a_pet_only_with_all() -> None:
+    plain = server()
+    for selector in SELECTORS:
+        assert (pet_reason(plain, (selector,)) is not None) is (selector == "all")
+    assert skip_reason(plain, DEFAULT) == (
+        "not a pet (no selector matched: petguard, masakari, evacuable_tag, evacuable_flavor, evacuable_image)"
+    )
+
+
+def test_no_selectors_selects_nobody() -> None:
+    assert skip_reason(server(metadata={"petguard:pet": "true"}), EvacuationPolicy(selectors=()))
+
+
+def test_first_matching_selector_gives_the_reason() -> None:
+    both = server(metadata={"HA_Enabled": "true"}, tags=frozenset({"evacuable"}))
+    assert pet_reason(both, ("evacuable_tag", "masakari")) == "tag evacuable"
+    assert pet_reason(both, ("masakari", "evacuable_tag")) == "metadata HA_Enabled=True"
+
+
+@pytest.mark.parametrize("value", ["True", "true", "TRUE", "tRuE", " true ", "yes", "Yes", "1", "on", "ON"])
+@pytest.mark.parametrize("key", ["HA_Enabled", "petguard:pet"])
+def test_truthy_values(key: str, value: str) -> None:
+    assert skip_reason(server(metadata={key: value}), DEFAULT) is None
+
+
+@pytest.mark.parametrize("value", ["", "maybe", "2", "enabled", "truee", "y es"])
+@pytest.mark.parametrize("key", ["HA_Enabled", "petguard:pet"])
+def test_neither_true_nor_false_is_not_a_pet_and_not_an_opt_out(key: str, value: str) -> None:
+    reason = skip_reason(server(metadata={key: value}), DEFAULT)
+    assert reason is not None and reason.startswith("not a pet")
+    assert skip_reason(server(metadata={key: value}), ALL) is None
+
+
+@pytest.mark.parametrize("key", ["ha_enabled", "HA_ENABLED", "Ha_Enabled", "PETGUARD:PET"])
+def test_metadata_keys_are_case_sensitive(key: str) -> None:
+    """Nova metadata keys are case-sensitive, and so is Masakari's HA_Enabled."""
+    assert skip_reason(server(metadata={key: "True"}), DEFAULT) is not None
+
+
+@pytest.mark.parametrize(("spec", "pet"), [("true", True), ("True", True), ("false", False), ("", False)])
+def test_flavor_and_image_values(spec: str, pet: bool) -> None:
+    assert (pet_reason(server(flavor={"evacuable": spec}), ("evacuable_flavor",)) is not None) is pet
+    assert (pet_reason(server(image={"evacuable": spec}), ("evacuable_image",)) is not None) is pet
+
+
+def test_tag_must_be_exact() -> None:
+    assert pet_reason(server(tags=frozenset({"Evacuable", "evacuable=true"})), ("evacuable_tag",)) is None
+
+
+def test_unknown_selector_is_a_programming_error() -> None:
+    with pytest.raises(KeyError):
+        pet_reason(server(), ("nope",))
+
+
+# -- explicit opt-outs ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["false", "False", "FALSE", "no", "0", "off", " false "])
+@pytest.mark.parametrize("key", ["petguard:pet", "HA_Enabled"])
+@pytest.mark.parametrize("policy", [ALL, DEFAULT], ids=["all", "default"])
+def test_explicit_opt_out_wins_over_every_selector(key: str, value: str, policy: EvacuationPolicy) -> None:
+    srv = server(
+        metadata={key: value, ("HA_Enabled" if key == "petguard:pet" else "petguard:pet"): "true"},
+        tags=frozenset({"evacuable"}),
+        flavor={"evacuable": "true"},
+        image={"evacuable": "true"},
+    )
+    assert skip_reason(srv, policy) == f"opted out with metadata {key}={value}"
+
+
+# -- vm_state, power_state, locks ---------------------------------------------------------------------
+
+VM_STATES = [
+    # vm_state, status, power_state, moved?, power goal
+    ("active", "ACTIVE", 1, True, PowerGoal.RUNNING),
+    ("active", "ACTIVE", 0, True, PowerGoal.RUNNING),  # Nova's power sync lags; vm_state wins
+    ("stopped", "SHUTOFF", 4, True, PowerGoal.STOPPED),
+    ("stopped", "SHUTOFF", 1, True, PowerGoal.STOPPED),
+    ("error", "ERROR", 1, True, PowerGoal.RUNNING),
+    ("error", "ERROR", 4, True, PowerGoal.STOPPED),
+    ("error", "ERROR", 0, True, PowerGoal.STOPPED),
+    ("error", "ERROR", 3, True, PowerGoal.STOPPED),  # paused guest in an ERROR server
+    ("paused", "PAUSED", 3, False, None),
+    ("suspended", "SUSPENDED", 7, False, None),
+    ("shelved", "SHELVED", 4, False, None),
+    ("shelved_offloaded", "SHELVED_OFFLOADED", 0, False, None),
+    ("building", "BUILD", 0, False, None),
+    ("rescued", "RESCUE", 1, False, None),
+    ("resized", "VERIFY_RESIZE", 1, False, None),
+    ("soft-delete", "SOFT_DELETED", 0, False, None),
+    ("deleted", "DELETED", 0, False, None),
+    ("ACTIVE", "ACTIVE", 1, False, None),  # the adapter passes Nova's lower-case vm_state
+]
+
+
+@pytest.mark.parametrize(("vm_state", "status", "power", "moved", "goal"), VM_STATES)
+def test_vm_states(vm_state: str, status: str, power: int, moved: bool, goal: PowerGoal | None) -> None:
+    srv = server(vm_state=vm_state, status=status, power_state=power)
+    result = plan("cmp1", [srv], ALL)
+    if moved:
+        assert result.skipped == ()
+        (move,) = result.moves
+        assert (move.power_goal, move.original_status) == (goal, status)
+    else:
+        assert result.moves == ()
+        (skip,) = result.skipped
+        assert skip.reason == f"vm_state {vm_state}: Nova only evacuates active, stopped or error servers"
+
+
+def test_evacuable_vm_states_are_novas() -> None:
+    assert EVACUABLE_VM_STATES == {"active", "stopped", "error"}
+
+
+@pytest.mark.parametrize(
+    ("vm_state", "power", "goal"),
+    [
+        ("active", 1, PowerGoal.RUNNING),
+        ("active", 4, PowerGoal.RUNNING),
+        ("stopped", 4, PowerGoal.STOPPED),
+        ("stopped", 1, PowerGoal.STOPPED),
+        ("error", 1, PowerGoal.RUNNING),
+        ("error", 4, PowerGoal.STOPPED),
+        ("error", 0, PowerGoal.STOPPED),
+        ("paused", 3, PowerGoal.STOPPED),
+    ],
+)
+def test_power_goal_table(vm_state: str, power: int, goal: PowerGoal) -> None:
+    assert power_goal(server(vm_state=vm_state, power_state=power)) is goal
+
+
+@pytest.mark.parametrize(("evacuate_locked", "moved"), [(False, False), (True, True)])
+def test_locked_servers(evacuate_locked: bool, moved: bool) -> None:
+    policy = EvacuationPolicy(selectors=("all",), evacuate_locked=evacuate_locked)
+    result = plan("cmp1", [server(locked=True)], policy)
+    assert bool(result.moves) is moved
+    if not moved:
+        assert result.skipped[0].reason == "locked by its owner ([evacuation] evacuate_locked = false)"
+
+
+def test_skip_reasons_come_in_order_opt_out_then_pet_then_state_then_lock() -> None:
+    srv = server(metadata={"petguard:pet": "false"}, vm_state="paused", locked=True)
+    assert skip_reason(srv, ALL) == "opted out with metadata petguard:pet=false"
+    srv = server(vm_state="paused", locked=True)
+    assert skip_reason(srv, DEFAULT) is not None and skip_reason(srv, DEFAULT).startswith("not a pet")  # type: ignore[union-attr]
+    assert skip_reason(srv, ALL).startswith("vm_state paused")  # type: ignore[union-attr]
+
+
+# -- priorities and order ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "priority"),
+    [
+        (None, 0),
+        ("0", 0),
+        ("5", 5),
+        (" 7 ", 7),
+        ("-3", -3),
+        ("+2", 2),
+        ("100000000000", 100000000000),
+        ("", 0),
+        ("high", 0),
+        ("1.5", 0),
+        ("1e3", 0),
+        ("0x10", 0),
+        ("NaN", 0),
+    ],
+)
+def test_priority_of(raw: str | None, priority: int) -> None:
+    metadata = {} if raw is None else {"petguard:priority": raw}
+    assert priority_of(server(metadata=metadata)) == priority
+
+
+def test_moves_are_ordered_by_priority_then_name_then_id() -> None:
+    servers = [
+        server("db", metadata={"petguard:priority": "10"}),
+        server("web-b"),
+        server("batch", metadata={"petguard:priority": "-5"}),
+        server("web-a", metadata={"petguard:priority": "garbage"}),
+        server("cache", metadata={"petguard:priority": "10"}),
+        server("dup", sid="id-2"),
+        server("dup", sid="id-1"),
+        server("lb", metadata={"petguard:priority": "99"}),
+    ]
+    result = plan("cmp1", servers, ALL)
+    assert [(m.server_name, m.priority) for m in result.moves] == [
+        ("lb", 99),
+        ("cache", 10),
+        ("db", 10),
+        ("dup", 0),
+        ("dup", 0),
+        ("web-a", 0),
+        ("web-b", 0),
+        ("batch", -5),
+    ]
+    assert [m.server_id for m in result.moves if m.server_name == "dup"] == ["id-1", "id-2"]
+
+
+def test_order_does_not_depend_on_input_order() -> None:
+    servers = [server(f"vm{i}", metadata={"petguard:priority": str(i % 3)}) for i in range(10)]
+    assert plan("cmp1", servers, ALL) == plan("cmp1", list(reversed(servers)), ALL)
+
+
+# -- whole plans ------------------------------------------------------------------------------------------
+
+
+def test_every_server_is_either_moved_or_skipped_with_a_reason() -> None:
+    servers = [
+        server("pet", metadata={"petguard:pet": "true"}),
+        server("masakari-pet", metadata={"HA_Enabled": "TRUE"}),
+        server("cattle"),
+        server("opted-out", metadata={"HA_Enabled": "False"}, tags=frozenset({"evacuable"})),
+        server("paused-pet", vm_state="paused", metadata={"petguard:pet": "true"}),
+        server("locked-pet", locked=True, metadata={"petguard:pet": "true"}),
+        server("stopped-pet", vm_state="stopped", status="SHUTOFF", power_state=4, flavor={"evacuable": "true"}),
+        server("broken-pet", vm_state="error", status="ERROR", power_state=1, image={"evacuable": "true"}),
+    ]
+    result = plan("cmp1", servers, DEFAULT)
+    assert isinstance(result, Plan) and result.host == "cmp1"
+    assert {m.server_id for m in result.moves} | {s.server_id for s in result.skipped} == {s.id for s in servers}
+    assert not {m.server_id for m in result.moves} & {s.server_id for s in result.skipped}
+    assert all(s.reason.strip() for s in result.skipped)
+    assert [m.server_name for m in result.moves] == ["broken-pet", "masakari-pet", "pet", "stopped-pet"]
+    assert [s.server_name for s in result.skipped] == ["cattle", "locked-pet", "opted-out", "paused-pet"]
+    goals = {m.server_name: m.power_goal for m in result.moves}
+    assert goals == {
+        "broken-pet": PowerGoal.RUNNING,
+        "masakari-pet": PowerGoal.RUNNING,
+        "pet": PowerGoal.RUNNING,
+        "stopped-pet": PowerGoal.STOPPED,
+    }
+
+
+@pytest.mark.parametrize(
+    "policy", [ALL, DEFAULT, EvacuationPolicy(selectors=()), EvacuationPolicy(selectors=("masakari",))]
+)
+@pytest.mark.parametrize("vm_state", ["active", "stopped", "error", "paused", "suspended", "shelved", "building"])
+@pytest.mark.parametrize("locked", [False, True])
+@pytest.mark.parametrize("pet", [None, "true", "false", "junk"])
+def test_every_skip_has_a_non_empty_reason(
+    policy: EvacuationPolicy, vm_state: str, locked: bool, pet: str | None
+) -> None:
+    srv = server(vm_state=vm_state, locked=locked, metadata={} if pet is None else {"HA_Enabled": pet})
+    result = plan("cmp1", [srv], policy)
+    assert len(result.moves) + len(result.skipped) == 1
+    for skip in result.skipped:
+        assert skip.reason and skip.reason == skip_reason(srv, policy)
+
+
+def test_empty_host_gives_an_empty_plan() -> None:
+    assert plan("cmp1", [], ALL) == Plan("cmp1", (), ())
+
+
+def test_plan_accepts_any_iterable_and_values_are_frozen() -> None:
+    result = plan("cmp1", (s for s in [server("a")]), ALL)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.moves[0].priority = 3  # type: ignore[misc]
