@@ -140,11 +140,17 @@ def combine(signals: Iterable[Signal]) -> tuple[Health, str]:
 def assess(previous: HostHealth, health: Health, detail: str, policy: DetectionPolicy, now: float) -> HostHealth:
     """Debounce one host's combined health for this tick into a verdict."""
     if health is Health.UNCERTAIN:
-        return dataclasses.replace(previous, detail=detail)
+        # Time without a clear signal never counts toward the grace period: the next DOWN tick
+        # starts it again (a host forced down by an operator for an hour is not fenced at once).
+        verdict = Verdict.SUSPECT if previous.verdict is Verdict.FAILED else previous.verdict
+        return dataclasses.replace(previous, verdict=verdict, down_since=None, detail=detail)
     if health is Health.UP:
+        if previous.verdict is Verdict.UP and previous.down_streak == 0:
+            # Steady state: the same value back, so nothing is written for a healthy host.
+            return previous if previous.detail == detail else dataclasses.replace(previous, detail=detail)
         up_streak = previous.up_streak + 1
         if previous.verdict is Verdict.UP or up_streak >= policy.up_samples:
-            return HostHealth(verdict=Verdict.UP, up_streak=up_streak, detail=detail)
+            return HostHealth(verdict=Verdict.UP, up_streak=min(up_streak, policy.up_samples), detail=detail)
         # Not cleared yet, but a host that heartbeats is alive now: it stays SUSPECT (never FAILED
         # in a tick where it says UP), and its grace period starts again at its next DOWN tick.
         return HostHealth(verdict=Verdict.SUSPECT, up_streak=up_streak, detail=detail)

@@ -26,7 +26,7 @@ from petguard.clock import Clock
 from petguard.compute import Compute
 from petguard.decide import Action, LoopPolicy, Outcome, TickDecision, TickInputs, decide
 from petguard.errors import PetguardError
-from petguard.journal import Store
+from petguard.journal import HostRecord, Store
 
 LOG = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ class Loop:
         self._lanes: dict[str, concurrent.futures.Future[None]] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(max_lanes, thread_name_prefix="lane")
         self._lock = threading.Lock()
+        # The loop is the only writer of host state, so it keeps the hosts in memory between ticks
+        # and reloads them only when the store assigned something (incident ids) or after an error.
+        self._hosts: dict[str, HostRecord] | None = None
         self.last_ok_tick: float | None = None
 
     # -- one tick --------------------------------------------------------------------------------
@@ -77,10 +80,12 @@ class Loop:
             LOG.warning("cannot read Nova's compute services: %s; deciding nothing this tick", exc)
             return TickReport(False, None, str(exc))
         busy = self._busy_hosts()
+        if self._hosts is None:
+            self._hosts = self._store.load_hosts()
         inputs = TickInputs(
             now=self._clock.now(),
             started_at=self._started_at,
-            hosts=self._store.load_hosts(),
+            hosts=self._hosts,
             services=services,
             brake=self._store.load_brake(),
             outcomes=self._drain_outcomes(),
@@ -88,7 +93,9 @@ class Loop:
             busy=busy,
         )
         decision = decide(inputs, self._policy)
+        self._hosts = None  # if saving fails, the next tick starts again from the store
         self._store.save_tick(decision.record)
+        self._hosts = self._after_save(inputs.hosts, decision)
         for line in decision.log:
             LOG.info("%s", line)
         for line in decision.warnings:
@@ -96,6 +103,14 @@ class Loop:
         self._start_actions(decision)
         self.last_ok_tick = inputs.now
         return TickReport(True, decision)
+
+    def _after_save(self, before: Mapping[str, HostRecord], decision: TickDecision) -> dict[str, HostRecord]:
+        record = decision.record
+        if record.open_incidents or record.close_incidents:
+            return self._store.load_hosts()  # incident ids are assigned by the store
+        hosts = dict(before)
+        hosts.update((r.host.name, r) for r in record.hosts)
+        return hosts
 
     def _drain_outcomes(self) -> list[Outcome]:
         outcomes = []
@@ -115,7 +130,7 @@ class Loop:
     def _start_actions(self, decision: TickDecision) -> None:
         if not decision.actions:
             return
-        hosts = self._store.load_hosts()
+        hosts = self._hosts if self._hosts is not None else self._store.load_hosts()
         for host, action in decision.actions:
             incident_id = hosts[host].host.incident_id
             with self._lock:

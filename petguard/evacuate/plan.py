@@ -101,11 +101,12 @@ class Plan:
 
 
 def _truthy(value: str | None) -> bool:
-    return value is not None and value.strip().lower() in {"true", "yes", "1", "on"}
+    # The spellings oslo's bool_from_string accepts, as Masakari reads HA_Enabled.
+    return value is not None and value.strip().lower() in {"true", "t", "yes", "y", "1", "on"}
 
 
 def _falsy(value: str | None) -> bool:
-    return value is not None and value.strip().lower() in {"false", "no", "0", "off"}
+    return value is not None and value.strip().lower() in {"false", "f", "no", "n", "0", "off"}
 
 
 def pet_reason(server: Server, selectors: Iterable[str]) -> str | None:

@@ -203,7 +203,18 @@ def test_cleared_host_forgets_everything() -> None:
 def test_uncertain_keeps_counters_and_updates_detail() -> None:
     before = HostHealth(Verdict.SUSPECT, down_streak=3, up_streak=0, down_since=5.0, detail="old")
     after = assess(before, X, "no signal", POLICY, 100.0)
-    assert after == HostHealth(Verdict.SUSPECT, 3, 0, 5.0, "no signal")
+    assert after == HostHealth(Verdict.SUSPECT, 3, 0, None, "no signal")
+
+
+def test_uncertain_time_never_counts_toward_grace() -> None:
+    """A host seen down, then unclear for an hour, then down again gets a fresh grace period."""
+    failed = HostHealth(Verdict.FAILED, down_streak=5, up_streak=0, down_since=0.0, detail="down")
+    unclear = assess(failed, X, "forced down outside petguard", POLICY, 3600.0)
+    assert unclear.verdict is Verdict.SUSPECT and unclear.down_since is None
+    again = assess(unclear, D, "down", POLICY, 3601.0)
+    assert again.verdict is Verdict.SUSPECT and again.down_since == 3601.0
+    later = assess(again, D, "down", POLICY, 3601.0 + POLICY.grace_period)
+    assert later.verdict is Verdict.FAILED
 
 
 def test_describe_says_how_long() -> None:

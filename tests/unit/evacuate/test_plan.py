@@ -332,3 +332,19 @@ def test_plan_accepts_any_iterable_and_values_are_frozen() -> None:
     result = plan("cmp1", (s for s in [server("a")]), ALL)
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.moves[0].priority = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("value", ["t", "Y", "yes", "On", "1", "TRUE"])
+def test_masakari_ha_enabled_accepts_oslo_true_spellings(value: str) -> None:
+    from petguard.evacuate.plan import EvacuationPolicy, Server, pet_reason
+
+    server = Server(id="s", name="s", host="h", status="ACTIVE", vm_state="active", metadata={"HA_Enabled": value})
+    assert pet_reason(server, EvacuationPolicy().selectors) is not None
+
+
+@pytest.mark.parametrize("value", ["f", "N", "no", "off", "0", "False"])
+def test_masakari_ha_enabled_false_spellings_opt_out(value: str) -> None:
+    from petguard.evacuate.plan import Server, opt_out_reason
+
+    server = Server(id="s", name="s", host="h", status="ACTIVE", vm_state="active", metadata={"HA_Enabled": value})
+    assert opt_out_reason(server) is not None
