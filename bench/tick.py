@@ -26,17 +26,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from petguard import service  # noqa: E402
-from petguard.clock import SystemClock  # noqa: E402
-from petguard.decide import LoopPolicy  # noqa: E402
-from petguard.detect import DetectionPolicy  # noqa: E402
-from petguard.evacuate.plan import Server  # noqa: E402
-from petguard.evacuate.run import RunPolicy  # noqa: E402
-from petguard.hosts import HostState  # noqa: E402
-from petguard.recovery import RecoveryPolicy  # noqa: E402
-from petguard.store import migrate  # noqa: E402
-from petguard.store.api import SqlStore  # noqa: E402
-from tests.fakes import FakeCompute  # noqa: E402
+from petguard import service
+from petguard.clock import SystemClock
+from petguard.decide import LoopPolicy
+from petguard.detect import DetectionPolicy
+from petguard.evacuate.plan import Server
+from petguard.evacuate.run import RunPolicy
+from petguard.hosts import HostState
+from petguard.recovery import RecoveryPolicy
+from petguard.store import migrate
+from petguard.store.api import SqlStore
+from tests.fakes import FakeCompute
 
 
 def build_cloud(hosts: int, servers: int) -> FakeCompute:
@@ -73,8 +73,9 @@ def main() -> None:
         store = SqlStore(url)
         stop = threading.Event()
         clock = SystemClock(stop)
-        policy = LoopPolicy(detection=DetectionPolicy(grace_period=0.2, down_samples=2, brake_max_hosts=5),
-                            startup_blackout=0.0)
+        policy = LoopPolicy(
+            detection=DetectionPolicy(grace_period=0.2, down_samples=2, brake_max_hosts=5), startup_blackout=0.0
+        )
         recovery = RecoveryPolicy(run=RunPolicy(max_parallel=8, poll_interval=0.001), poll_interval=0.01)
         fence = lambda host: (True, "benchmark: fence assumed confirmed")  # noqa: E731
         loop = service.assemble(compute, store, fence, clock, policy, recovery, stop)
@@ -100,23 +101,30 @@ def main() -> None:
             time.sleep(0.01)
             if time.monotonic() - started > 300:
                 raise SystemExit("benchmark incident did not finish in 300 s")
-        incident_calls = {k: compute.calls[k] - before.get(k, 0) for k in compute.calls if compute.calls[k] != before.get(k, 0)}
+        incident_calls = {
+            k: compute.calls[k] - before.get(k, 0) for k in compute.calls if compute.calls[k] != before.get(k, 0)
+        }
         stop.set()
         loop.shutdown()
 
     samples.sort()
-    print(json.dumps({
-        "hosts": args.hosts,
-        "servers": args.servers,
-        "ticks": args.ticks,
-        "nova_calls_per_tick": max(calls),
-        "tick_cpu_ms_p50": round(statistics.median(samples), 2),
-        "tick_cpu_ms_p90": round(samples[int(0.9 * (len(samples) - 1))], 2),
-        "first_tick_cpu_ms": round(first_tick_ms, 1),
-        "incident_nova_calls": incident_calls,
-        "incident_wall_s": round(time.monotonic() - started, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "hosts": args.hosts,
+                "servers": args.servers,
+                "ticks": args.ticks,
+                "nova_calls_per_tick": max(calls),
+                "tick_cpu_ms_p50": round(statistics.median(samples), 2),
+                "tick_cpu_ms_p90": round(samples[int(0.9 * (len(samples) - 1))], 2),
+                "first_tick_cpu_ms": round(first_tick_ms, 1),
+                "incident_nova_calls": incident_calls,
+                "incident_wall_s": round(time.monotonic() - started, 2),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -142,8 +142,8 @@ def assess(previous: HostHealth, health: Health, detail: str, policy: DetectionP
     if health is Health.UNCERTAIN:
         # Time without a clear signal never counts toward the grace period: the next DOWN tick
         # starts it again (a host forced down by an operator for an hour is not fenced at once).
-        verdict = Verdict.SUSPECT if previous.verdict is Verdict.FAILED else previous.verdict
-        return dataclasses.replace(previous, verdict=verdict, down_since=None, detail=detail)
+        held = Verdict.SUSPECT if previous.verdict is Verdict.FAILED else previous.verdict
+        return dataclasses.replace(previous, verdict=held, down_since=None, detail=detail)
     if health is Health.UP:
         if previous.verdict is Verdict.UP and previous.down_streak == 0:
             # Steady state: the same value back, so nothing is written for a healthy host.

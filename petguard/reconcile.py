@@ -141,7 +141,7 @@ class Loop:
     def _run_lane(self, host: str, action: Action, incident_id: int | None) -> None:
         try:
             outcome = self._actions[action](host, incident_id)
-        except Exception:  # noqa: BLE001 - a lane must never die silently; the next tick retries
+        except Exception:
             LOG.exception("%s: %s action crashed; next: it is retried on the next tick", host, action.value)
             self._clock.sleep(1.0)
             return

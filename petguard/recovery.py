@@ -98,7 +98,12 @@ class Recovery:
     # -- evacuate --------------------------------------------------------------------------------
     def evacuate(self, host: str, incident_id: int | None) -> Outcome | None:
         if incident_id is None:
-            return Outcome(host, HostEvent.EVACUATION_FINISHED, "no incident recorded: nothing to evacuate", alert="evacuation_failed")
+            return Outcome(
+                host,
+                HostEvent.EVACUATION_FINISHED,
+                "no incident recorded: nothing to evacuate",
+                alert="evacuation_failed",
+            )
         incident = self._store.incident(incident_id)
         try:
             self._take_out_of_service(host, incident_id)
@@ -120,7 +125,9 @@ class Recovery:
         if not service.forced_down:
             request_id = self._nova(lambda: self._compute.force_down(service))
             LOG.info("%s: compute service forced down [%s]; next: disable it", host, request_id)
-        reason = f"petguard: incident {incident_id}: host fenced, pets evacuated; `petguard host restore {host}` returns it"
+        reason = (
+            f"petguard: incident {incident_id}: host fenced, pets evacuated; `petguard host restore {host}` returns it"
+        )
         if service.status != "disabled" or service.disabled_reason != reason:
             request_id = self._nova(lambda: self._compute.disable(service, reason))
             LOG.info("%s: compute service disabled [%s]; next: plan the evacuation", host, request_id)
@@ -143,7 +150,8 @@ class Recovery:
         pending = self._unfinished_evacuations(host, incident_id)
         if pending:
             return Outcome(
-                host, HostEvent.RESTORE_FAILED,
+                host,
+                HostEvent.RESTORE_FAILED,
                 f"restore refused: evacuations still running ({pending}); the host stays forced down; retry later",
                 alert="restore_failed",
             )
@@ -155,14 +163,21 @@ class Recovery:
             service = self._service(host)
             self._nova(lambda: self._compute.force_down(service))
             return Outcome(
-                host, HostEvent.RESTORE_FAILED,
-                f"restore failed: nova-compute on {host} sent no heartbeat within {self._policy.restore_timeout:.0f} s; "
-                "forced down again; power the host on and start nova-compute, then restore again",
+                host,
+                HostEvent.RESTORE_FAILED,
+                f"restore failed: nova-compute on {host} sent no heartbeat within "
+                f"{self._policy.restore_timeout:.0f} s; forced down again; "
+                "power the host on and start nova-compute, then restore again",
                 alert="restore_failed",
             )
         service = self._service(host)
         request_id = self._nova(lambda: self._compute.enable(service))
-        return Outcome(host, HostEvent.SERVICE_RESTORED, f"returned to service: heartbeating and enabled [{request_id}]", alert="host_restored")
+        return Outcome(
+            host,
+            HostEvent.SERVICE_RESTORED,
+            f"returned to service: heartbeating and enabled [{request_id}]",
+            alert="host_restored",
+        )
 
     def _unfinished_evacuations(self, host: str, incident_id: int | None) -> str:
         names = []

@@ -84,12 +84,29 @@ class FakeCompute:
         self._next_target = 0
 
     # -- test helpers -----------------------------------------------------------------------------
-    def add_server(self, name: str, host: str, *, vm_state: str = "active", metadata: dict[str, str] | None = None,
-                   **fields: object) -> Server:
-        status = {"active": "ACTIVE", "stopped": "SHUTOFF", "error": "ERROR", "paused": "PAUSED"}.get(vm_state, vm_state.upper())
+    def add_server(
+        self,
+        name: str,
+        host: str,
+        *,
+        vm_state: str = "active",
+        metadata: dict[str, str] | None = None,
+        **fields: object,
+    ) -> Server:
+        status = {"active": "ACTIVE", "stopped": "SHUTOFF", "error": "ERROR", "paused": "PAUSED"}.get(
+            vm_state, vm_state.upper()
+        )
         power = 1 if vm_state == "active" else 4
-        server = Server(id=f"{name}-id", name=name, host=host, status=status, vm_state=vm_state, power_state=power,
-                        metadata=metadata or {}, **fields)  # type: ignore[arg-type]
+        server = Server(
+            id=f"{name}-id",
+            name=name,
+            host=host,
+            status=status,
+            vm_state=vm_state,
+            power_state=power,
+            metadata=metadata or {},
+            **fields,
+        )  # type: ignore[arg-type]
         self.servers[server.id] = server
         return server
 
@@ -115,8 +132,15 @@ class FakeCompute:
         with self._lock:
             self._count("list_services")
             return [
-                ServiceRecord(host=s.host, service_id=s.id, state="up" if self._up(s.host) else "down", status=s.status,
-                              forced_down=s.forced_down, updated_at=time.time(), disabled_reason=s.disabled_reason)
+                ServiceRecord(
+                    host=s.host,
+                    service_id=s.id,
+                    state="up" if self._up(s.host) else "down",
+                    status=s.status,
+                    forced_down=s.forced_down,
+                    updated_at=time.time(),
+                    disabled_reason=s.disabled_reason,
+                )
                 for s in self.services.values()
             ]
 
@@ -206,8 +230,9 @@ class FakeCompute:
         evac.migration = new
 
     def _pick_target(self, source: str) -> str | None:
-        candidates = sorted(h for h, s in self.services.items()
-                            if h != source and self._up(h) and s.status == "enabled")
+        candidates = sorted(
+            h for h, s in self.services.items() if h != source and self._up(h) and s.status == "enabled"
+        )
         if not candidates:
             return None
         self._next_target += 1
@@ -220,23 +245,30 @@ class FakeCompute:
         evac.steps_left -= 1
         server = self.servers[server_id]
         if evac.broken:
-            self.servers[server_id] = dataclasses.replace(server, vm_state="error", status="ERROR", task_state=None,
-                                                          fault="UnexpectedTaskStateError: double evacuation")
+            self.servers[server_id] = dataclasses.replace(
+                server,
+                vm_state="error",
+                status="ERROR",
+                task_state=None,
+                fault="UnexpectedTaskStateError: double evacuation",
+            )
             self._set_migration(evac, "failed", None)
             evac.steps_left = 0
             return
         if evac.steps_left == 1:
             target = self._pick_target(evac.migration.source_host)
             if target is None:
-                self.servers[server_id] = dataclasses.replace(server, vm_state="error", status="ERROR", task_state=None,
-                                                              fault="No valid host was found.")
+                self.servers[server_id] = dataclasses.replace(
+                    server, vm_state="error", status="ERROR", task_state=None, fault="No valid host was found."
+                )
                 self._set_migration(evac, "error", None)
                 evac.steps_left = 0
                 return
             # Nova shows the server ACTIVE on the OLD host for a moment before it moves.
             state = server.vm_state if server.vm_state != "error" else "active"
-            self.servers[server_id] = dataclasses.replace(server, task_state=None, vm_state=state,
-                                                          status={"active": "ACTIVE", "stopped": "SHUTOFF"}[state])
+            self.servers[server_id] = dataclasses.replace(
+                server, task_state=None, vm_state=state, status={"active": "ACTIVE", "stopped": "SHUTOFF"}[state]
+            )
             self._set_migration(evac, "pre-migrating", target)
         elif evac.steps_left == 0:
             target = evac.migration.dest_host

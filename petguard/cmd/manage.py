@@ -99,8 +99,10 @@ def _host_list(args: argparse.Namespace) -> int:
 def _incident_list(args: argparse.Namespace) -> int:
     for incident in _store().incidents(host=args.host):
         closed = time.strftime("%F %T", time.gmtime(incident.closed_at)) if incident.closed_at else "open"
-        print(f"{incident.id:5} {incident.host:20} {time.strftime('%F %T', time.gmtime(incident.opened_at))}  "
-              f"{closed:19} {incident.outcome:12} {incident.reason}")
+        print(
+            f"{incident.id:5} {incident.host:20} {time.strftime('%F %T', time.gmtime(incident.opened_at))}  "
+            f"{closed:19} {incident.outcome:12} {incident.reason}"
+        )
     return 0
 
 
@@ -159,15 +161,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 #: "db upgrade" and "config check" are also accepted with a space, as in the docs.
-_TWO_WORD = {("db", "upgrade"): "db-upgrade", ("config", "check"): "config-check", ("host", "list"): "host-list",
-             ("incident", "list"): "incident-list", ("incident", "show"): "incident-show"}
+_TWO_WORD = {
+    ("db", "upgrade"): "db-upgrade",
+    ("config", "check"): "config-check",
+    ("host", "list"): "host-list",
+    ("incident", "list"): "incident-list",
+    ("incident", "show"): "incident-show",
+}
 
 
 def _normalise(argv: list[str]) -> list[str]:
     for i in range(len(argv) - 1):
         joined = _TWO_WORD.get((argv[i], argv[i + 1]))
         if joined:
-            return argv[:i] + [joined] + argv[i + 2:]
+            return argv[:i] + [joined] + argv[i + 2 :]
     return argv
 
 

@@ -9,92 +9,146 @@ from __future__ import annotations
 from oslo_config import cfg, types
 
 default_opts: list[cfg.Opt] = [
-    cfg.FloatOpt("tick_interval", default=2.0, min=0.2, max=60,
-                 help="Seconds between two ticks of the control loop (each tick reads Nova's compute "
-                      "services once)."),
-    cfg.FloatOpt("startup_blackout", default=120.0, min=0,
-                 help="Seconds after the daemon starts during which nobody is fenced, so that a "
-                      "controller restart during an outage does not fence on stale data."),
-    cfg.BoolOpt("dry_run", default=False,
-                help="Decide and record everything, but never fence and never evacuate."),
+    cfg.FloatOpt(
+        "tick_interval",
+        default=2.0,
+        min=0.2,
+        max=60,
+        help="Seconds between two ticks of the control loop (each tick reads Nova's compute services once).",
+    ),
+    cfg.FloatOpt(
+        "startup_blackout",
+        default=120.0,
+        min=0,
+        help="Seconds after the daemon starts during which nobody is fenced, so that a "
+        "controller restart during an outage does not fence on stale data.",
+    ),
+    cfg.BoolOpt("dry_run", default=False, help="Decide and record everything, but never fence and never evacuate."),
 ]
 
 nova_opts: list[cfg.Opt] = [
-    cfg.StrOpt("cloud", default="envvars",
-               help="Name of the cloud in clouds.yaml to use for Nova (admin credentials needed: "
-                    "services, all projects' servers, evacuate)."),
-    cfg.StrOpt("clouds_file",
-               help="Path of the clouds.yaml to read; default: openstacksdk's search path "
-                    "(./clouds.yaml, ~/.config/openstack, /etc/openstack)."),
-    cfg.FloatOpt("timeout", default=30.0, min=1,
-                 help="Seconds to wait for one Nova or Keystone HTTP request."),
+    cfg.StrOpt(
+        "cloud",
+        default="envvars",
+        help="Name of the cloud in clouds.yaml to use for Nova (admin credentials needed: "
+        "services, all projects' servers, evacuate).",
+    ),
+    cfg.StrOpt(
+        "clouds_file",
+        help="Path of the clouds.yaml to read; default: openstacksdk's search path "
+        "(./clouds.yaml, ~/.config/openstack, /etc/openstack).",
+    ),
+    cfg.FloatOpt("timeout", default=30.0, min=1, help="Seconds to wait for one Nova or Keystone HTTP request."),
 ]
 
 database_opts: list[cfg.Opt] = [
-    cfg.StrOpt("connection", default="sqlite:////var/lib/petguard/petguard.sqlite", secret=True,
-               help="SQLAlchemy URL of petguard's journal (sqlite by default; the directory must "
-                    "exist). Run `petguard-manage db upgrade` after changing it."),
+    cfg.StrOpt(
+        "connection",
+        default="sqlite:////var/lib/petguard/petguard.sqlite",
+        secret=True,
+        help="SQLAlchemy URL of petguard's journal (sqlite by default; the directory must "
+        "exist). Run `petguard-manage db upgrade` after changing it.",
+    ),
 ]
 
 detection_opts: list[cfg.Opt] = [
-    cfg.FloatOpt("grace_period", default=30.0, min=0,
-                 help="Seconds a host must look down before it is fenced. Nova needs "
-                      "service_down_time (default 60 s) to report a dead compute down; this is "
-                      "counted from then."),
-    cfg.IntOpt("down_samples", default=2, min=1,
-               help="Consecutive ticks a host must look down before it becomes suspect."),
-    cfg.IntOpt("up_samples", default=2, min=1,
-               help="Consecutive ticks a suspect host must look up before it is cleared."),
-    cfg.IntOpt("brake_max_hosts", default=2, min=0,
-               help="Mass-failure brake: fence nobody when more than this many hosts are suspect "
-                    "at once."),
-    cfg.FloatOpt("brake_max_percent", default=34.0, min=0, max=100,
-                 help="Mass-failure brake: fence nobody when more than this percentage of hosts "
-                      "are suspect at once (applies from two suspect hosts)."),
-    cfg.FloatOpt("stale_fraction", default=0.8, min=0.1, max=1.0,
-                 help="When at least this fraction of hosts look down in the same tick, Nova's "
-                      "heartbeats are taken as stale (RabbitMQ or database outage): fence nobody."),
-    cfg.IntOpt("stale_min_hosts", default=3, min=1,
-               help="The stale-heartbeat check applies only to clouds with at least this many "
-                    "hosts."),
+    cfg.FloatOpt(
+        "grace_period",
+        default=30.0,
+        min=0,
+        help="Seconds a host must look down before it is fenced. Nova needs "
+        "service_down_time (default 60 s) to report a dead compute down; this is "
+        "counted from then.",
+    ),
+    cfg.IntOpt(
+        "down_samples", default=2, min=1, help="Consecutive ticks a host must look down before it becomes suspect."
+    ),
+    cfg.IntOpt(
+        "up_samples", default=2, min=1, help="Consecutive ticks a suspect host must look up before it is cleared."
+    ),
+    cfg.IntOpt(
+        "brake_max_hosts",
+        default=2,
+        min=0,
+        help="Mass-failure brake: fence nobody when more than this many hosts are suspect at once.",
+    ),
+    cfg.FloatOpt(
+        "brake_max_percent",
+        default=34.0,
+        min=0,
+        max=100,
+        help="Mass-failure brake: fence nobody when more than this percentage of hosts "
+        "are suspect at once (applies from two suspect hosts).",
+    ),
+    cfg.FloatOpt(
+        "stale_fraction",
+        default=0.8,
+        min=0.1,
+        max=1.0,
+        help="When at least this fraction of hosts look down in the same tick, Nova's "
+        "heartbeats are taken as stale (RabbitMQ or database outage): fence nobody.",
+    ),
+    cfg.IntOpt(
+        "stale_min_hosts",
+        default=3,
+        min=1,
+        help="The stale-heartbeat check applies only to clouds with at least this many hosts.",
+    ),
 ]
 
 fencing_opts: list[cfg.Opt] = [
-    cfg.StrOpt("inventory_file", default="/etc/petguard/inventory.yaml",
-               help="YAML file with each compute host's fence device (BMC address, port, user, "
-                    "password or password_file)."),
-    cfg.ListOpt("enabled_drivers", default=["ipmi"],
-                help="Fence drivers that may be loaded (entry points 'petguard.fencing')."),
-    cfg.FloatOpt("attempt_timeout", default=5.0, min=0.5,
-                 help="Seconds for one BMC request; the child process running it is killed after "
-                      "this plus a margin."),
-    cfg.FloatOpt("deadline", default=30.0, min=1,
-                 help="Seconds within which power-off must be confirmed, or the host waits for an "
-                      "operator's confirm-fenced."),
+    cfg.StrOpt(
+        "inventory_file",
+        default="/etc/petguard/inventory.yaml",
+        help="YAML file with each compute host's fence device (BMC address, port, user, password or password_file).",
+    ),
+    cfg.ListOpt(
+        "enabled_drivers", default=["ipmi"], help="Fence drivers that may be loaded (entry points 'petguard.fencing')."
+    ),
+    cfg.FloatOpt(
+        "attempt_timeout",
+        default=5.0,
+        min=0.5,
+        help="Seconds for one BMC request; the child process running it is killed after this plus a margin.",
+    ),
+    cfg.FloatOpt(
+        "deadline",
+        default=30.0,
+        min=1,
+        help="Seconds within which power-off must be confirmed, or the host waits for an operator's confirm-fenced.",
+    ),
     cfg.FloatOpt("poll_interval", default=1.0, min=0.05, help="Seconds between power readings."),
-    cfg.IntOpt("off_readings", default=3, min=1,
-               help="Consecutive OFF readings that confirm a fence ('command accepted' never does)."),
-    cfg.IntOpt("retries", default=3, min=0,
-               help="Extra tries of the power-off command after a temporary BMC error."),
+    cfg.IntOpt(
+        "off_readings",
+        default=3,
+        min=1,
+        help="Consecutive OFF readings that confirm a fence ('command accepted' never does).",
+    ),
+    cfg.IntOpt("retries", default=3, min=0, help="Extra tries of the power-off command after a temporary BMC error."),
 ]
 
 evacuation_opts: list[cfg.Opt] = [
-    cfg.ListOpt("pet_selectors",
-                default=["petguard", "masakari", "evacuable_tag", "evacuable_flavor", "evacuable_image"],
-                item_type=types.String(choices=["petguard", "masakari", "evacuable_tag", "evacuable_flavor",
-                                                    "evacuable_image", "all"]),
-                help="What makes a server a pet: petguard (metadata petguard:pet=true), masakari "
-                     "(metadata HA_Enabled=True), evacuable_tag / evacuable_flavor / evacuable_image "
-                     "(Red Hat's 'evacuable' tag, flavor extra spec or image property), all."),
-    cfg.BoolOpt("evacuate_locked", default=False,
-                help="Evacuate pets that their owner locked."),
-    cfg.IntOpt("max_parallel", default=4, min=1, max=64,
-               help="Evacuations of one host in flight at once."),
-    cfg.FloatOpt("move_timeout", default=600.0, min=10,
-                 help="Seconds one evacuation may take before it is declared failed."),
-    cfg.FloatOpt("restore_timeout", default=120.0, min=5,
-                 help="Seconds a restored host has to send a heartbeat before it is forced down "
-                      "again."),
+    cfg.ListOpt(
+        "pet_selectors",
+        default=["petguard", "masakari", "evacuable_tag", "evacuable_flavor", "evacuable_image"],
+        item_type=types.String(
+            choices=["petguard", "masakari", "evacuable_tag", "evacuable_flavor", "evacuable_image", "all"]
+        ),
+        help="What makes a server a pet: petguard (metadata petguard:pet=true), masakari "
+        "(metadata HA_Enabled=True), evacuable_tag / evacuable_flavor / evacuable_image "
+        "(Red Hat's 'evacuable' tag, flavor extra spec or image property), all.",
+    ),
+    cfg.BoolOpt("evacuate_locked", default=False, help="Evacuate pets that their owner locked."),
+    cfg.IntOpt("max_parallel", default=4, min=1, max=64, help="Evacuations of one host in flight at once."),
+    cfg.FloatOpt(
+        "move_timeout", default=600.0, min=10, help="Seconds one evacuation may take before it is declared failed."
+    ),
+    cfg.FloatOpt(
+        "restore_timeout",
+        default=120.0,
+        min=5,
+        help="Seconds a restored host has to send a heartbeat before it is forced down again.",
+    ),
 ]
 
 GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [

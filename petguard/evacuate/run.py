@@ -127,14 +127,19 @@ class Evacuator:
             request_id = self._compute.evacuate(move.server_id)
         except Temporary as exc:
             # The request may or may not have reached Nova: stay REQUESTING, check Nova again next.
-            LOG.warning("%s: evacuate %s: %s; checking Nova's records before any retry", move.source_host, move.server_name, exc)
+            LOG.warning(
+                "%s: evacuate %s: %s; checking Nova's records before any retry", move.source_host, move.server_name, exc
+            )
             self._clock.sleep(exc.delay)
             return move
         except PetguardError as exc:
             return self._fail(move, f"Nova refused the evacuation: {exc}")
         LOG.info(
             "%s: evacuation of %s (%s) accepted by Nova [%s]; next: follow it until it is on another host",
-            move.source_host, move.server_name, move.server_id, request_id,
+            move.source_host,
+            move.server_name,
+            move.server_id,
+            request_id,
         )
         return self._store.update_move(
             move.incident_id, move.server_id, MoveStatus.ACCEPTED, self._clock.now(), request_id=request_id
@@ -144,13 +149,23 @@ class Evacuator:
         """The move's next journal state if Nova already moved or is moving the server, else None."""
         now = self._clock.now()
         if server.host and server.host != move.source_host and server.task_state is None:
-            LOG.info("%s: %s is already on %s; next: restore its power state", move.source_host, move.server_name, server.host)
-            return self._store.update_move(move.incident_id, move.server_id, MoveStatus.ARRIVED, now, dest_host=server.host)
+            LOG.info(
+                "%s: %s is already on %s; next: restore its power state",
+                move.source_host,
+                move.server_name,
+                server.host,
+            )
+            return self._store.update_move(
+                move.incident_id, move.server_id, MoveStatus.ARRIVED, now, dest_host=server.host
+            )
         migration = self._latest_evacuation(move, since)
         if server.task_state == "rebuilding" or (migration is not None and not migration.failed):
             LOG.info(
                 "%s: Nova already has the evacuation of %s (migration %s, task %s); following it, not re-sending",
-                move.source_host, move.server_name, migration.status if migration else "-", server.task_state,
+                move.source_host,
+                move.server_name,
+                migration.status if migration else "-",
+                server.task_state,
             )
             return self._store.update_move(move.incident_id, move.server_id, MoveStatus.ACCEPTED, now)
         return None
@@ -172,15 +187,22 @@ class Evacuator:
             self._clock.sleep(self._policy.poll_interval)  # Nova is still working on it
             return move
         if server.host and server.host != move.source_host:
-            LOG.info("%s: %s arrived on %s; next: restore its power state", move.source_host, move.server_name, server.host)
+            LOG.info(
+                "%s: %s arrived on %s; next: restore its power state", move.source_host, move.server_name, server.host
+            )
             return self._store.update_move(
                 move.incident_id, move.server_id, MoveStatus.ARRIVED, self._clock.now(), dest_host=server.host
             )
         migration = self._latest_evacuation(move, since)
         if migration is not None and migration.failed:
-            return self._fail(move, f"evacuation migration {migration.id} ended {migration.status}: {server.fault or 'no fault recorded'}")
+            return self._fail(
+                move,
+                f"evacuation migration {migration.id} ended {migration.status}: {server.fault or 'no fault recorded'}",
+            )
         if server.vm_state == "error" and (migration is None or not (migration.in_flight or migration.succeeded)):
-            return self._fail(move, f"Nova put the server in ERROR during evacuation: {server.fault or 'no fault recorded'}")
+            return self._fail(
+                move, f"Nova put the server in ERROR during evacuation: {server.fault or 'no fault recorded'}"
+            )
         self._clock.sleep(self._policy.poll_interval)
         return move
 
@@ -194,24 +216,50 @@ class Evacuator:
         stopped = server.vm_state == "stopped"
         if move.power_goal is PowerGoal.RUNNING and stopped:
             request_id = self._compute.start_server(move.server_id)
-            LOG.info("%s: starting %s on %s, it was running before [%s]", move.source_host, move.server_name, server.host, request_id)
+            LOG.info(
+                "%s: starting %s on %s, it was running before [%s]",
+                move.source_host,
+                move.server_name,
+                server.host,
+                request_id,
+            )
         elif move.power_goal is PowerGoal.STOPPED and running:
             request_id = self._compute.stop_server(move.server_id)
-            LOG.info("%s: stopping %s on %s, it was stopped before [%s]", move.source_host, move.server_name, server.host, request_id)
-        elif (move.power_goal is PowerGoal.RUNNING and running) or (move.power_goal is PowerGoal.STOPPED and stopped):
             LOG.info(
-                "%s: %s recovered: %s on %s", move.source_host, move.server_name, server.status, server.host
+                "%s: stopping %s on %s, it was stopped before [%s]",
+                move.source_host,
+                move.server_name,
+                server.host,
+                request_id,
             )
-            return self._store.update_move(move.incident_id, move.server_id, MoveStatus.DONE, self._clock.now(), dest_host=server.host)
+        elif (move.power_goal is PowerGoal.RUNNING and running) or (move.power_goal is PowerGoal.STOPPED and stopped):
+            LOG.info("%s: %s recovered: %s on %s", move.source_host, move.server_name, server.status, server.host)
+            return self._store.update_move(
+                move.incident_id, move.server_id, MoveStatus.DONE, self._clock.now(), dest_host=server.host
+            )
         else:
-            return self._fail(move, f"arrived on {server.host} in vm_state {server.vm_state}, cannot restore {move.power_goal.value}")
+            return self._fail(
+                move, f"arrived on {server.host} in vm_state {server.vm_state}, cannot restore {move.power_goal.value}"
+            )
         self._clock.sleep(self._policy.poll_interval)
         return move
 
     def _fail(self, move: MoveRecord, reason: str) -> MoveRecord:
-        LOG.error("%s: evacuation of %s (%s) failed: %s; next: an operator must look at it", move.source_host, move.server_name, move.server_id, reason)
-        failed = self._store.update_move(move.incident_id, move.server_id, MoveStatus.FAILED, self._clock.now(), reason=reason)
+        LOG.error(
+            "%s: evacuation of %s (%s) failed: %s; next: an operator must look at it",
+            move.source_host,
+            move.server_name,
+            move.server_id,
+            reason,
+        )
+        failed = self._store.update_move(
+            move.incident_id, move.server_id, MoveStatus.FAILED, self._clock.now(), reason=reason
+        )
         self._store.record_event(
-            move.source_host, move.incident_id, "evacuation_failed", f"{move.server_name} ({move.server_id}): {reason}", self._clock.now()
+            move.source_host,
+            move.incident_id,
+            "evacuation_failed",
+            f"{move.server_name} ({move.server_id}): {reason}",
+            self._clock.now(),
         )
         return failed

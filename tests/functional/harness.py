@@ -34,7 +34,9 @@ from tests.functional.bmc import IpmiSim
 FAST_DETECTION = DetectionPolicy(grace_period=0.3, down_samples=2, up_samples=2)
 FAST_FENCE = FencePolicy(attempt_timeout=2.0, deadline=6.0, poll_interval=0.1, off_readings_required=3, retries=2)
 FAST_RECOVERY = RecoveryPolicy(
-    evacuation=EvacuationPolicy(selectors=("petguard", "masakari", "evacuable_tag", "evacuable_flavor", "evacuable_image")),
+    evacuation=EvacuationPolicy(
+        selectors=("petguard", "masakari", "evacuable_tag", "evacuable_flavor", "evacuable_image")
+    ),
     run=RunPolicy(max_parallel=4, move_timeout=30, poll_interval=0.02),
     restore_timeout=5.0,
     poll_interval=0.05,
@@ -97,8 +99,10 @@ class Harness:
             if done():
                 return
             time.sleep(interval)
-        raise AssertionError(f"condition not reached within {timeout} s; hosts: "
-                             f"{ {h: r.host.state.value for h, r in self.store.load_hosts().items()} }")
+        raise AssertionError(
+            f"condition not reached within {timeout} s; hosts: "
+            f"{ {h: r.host.state.value for h, r in self.store.load_hosts().items()} }"
+        )
 
     def run_for(self, seconds: float, interval: float = 0.05) -> None:
         deadline = time.monotonic() + seconds

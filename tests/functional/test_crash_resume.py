@@ -87,7 +87,9 @@ def _compute(bmcs: Bmcs) -> FakeCompute:
     return nova
 
 
-def _start_daemon(tmp_path: Path, nova: _Nova, url: str, bmcs: Bmcs, crash_at: str | None, n: int) -> subprocess.Popen[bytes]:
+def _start_daemon(
+    tmp_path: Path, nova: _Nova, url: str, bmcs: Bmcs, crash_at: str | None, n: int
+) -> subprocess.Popen[bytes]:
     config = {
         "url": url,
         "host": nova.address[0],
@@ -100,8 +102,13 @@ def _start_daemon(tmp_path: Path, nova: _Nova, url: str, bmcs: Bmcs, crash_at: s
     path.write_text(json.dumps(config))
     path.chmod(0o600)
     log = open(tmp_path / f"daemon-{n}.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "tests.functional.crash_daemon", str(path)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.functional.crash_daemon", str(path)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+    )
 
 
 def _wait(predicate: object, timeout: float, what: str) -> None:
@@ -144,7 +151,9 @@ def test_sigkill_at_any_step_then_restart_evacuates_each_pet_exactly_once(
 
     for server_id, (_, state) in PETS.items():
         server = compute.servers[server_id]
-        assert compute.evacuate_calls.get(server_id) == 1, f"{server_id} evacuated {compute.evacuate_calls.get(server_id)} times\n{log2[-3000:]}"
+        assert compute.evacuate_calls.get(server_id) == 1, (
+            f"{server_id} evacuated {compute.evacuate_calls.get(server_id)} times\n{log2[-3000:]}"
+        )
         assert server.host in ("cmp2", "cmp3"), server
         assert server.vm_state == state, server
     assert "cattle-id" not in compute.evacuate_calls

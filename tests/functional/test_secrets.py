@@ -70,7 +70,9 @@ def test_fencing_loop_never_logs_or_stores_bmc_passwords(tmp_path: Path, debug_l
             harness.run_until(lambda: set(harness.store.load_hosts()) == set(HOSTS), timeout=5)
             compute.dead.update({"cmp1", "cmp2"})
             harness.run_until(
-                lambda: harness.state("cmp1") is HostState.EVACUATED and harness.state("cmp2") is HostState.AWAITING_CONFIRM,
+                lambda: (
+                    harness.state("cmp1") is HostState.EVACUATED and harness.state("cmp2") is HostState.AWAITING_CONFIRM
+                ),
                 timeout=60,
             )
             stored = [e.message for e in harness.store.events()] + [t.reason for t in harness.store.transitions()]
@@ -101,8 +103,8 @@ def test_nova_adapter_errors_and_debug_logs_hide_keystone_password(
 def test_config_check_output_hides_passwords(tmp_path: Path) -> None:
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(
-        "hosts:\n  cmp1:\n    bmc: {driver: ipmi, address: 127.0.0.1, port: %d, username: admin, password: %s}\n"
-        % (_closed_port(), WRONG_BMC_PASSWORD)
+        f"hosts:\n  cmp1:\n    bmc: {{driver: ipmi, address: 127.0.0.1, port: {_closed_port()}, username: admin, "
+        f"password: {WRONG_BMC_PASSWORD}}}\n"
     )
     conf = tmp_path / "petguard.conf"
     conf.write_text(
@@ -112,7 +114,9 @@ def test_config_check_output_hides_passwords(tmp_path: Path) -> None:
     )
     done = subprocess.run(
         [sys.executable, "-m", "petguard.cmd.manage", "--config-file", str(conf), "config", "check"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
