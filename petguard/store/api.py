@@ -43,7 +43,7 @@ from petguard.journal import (
 )
 from petguard.store import models as m
 from petguard.store import rows
-from petguard.store.engine import WRITE_OPTION, is_transient, make_engine, map_error, parse_url
+from petguard.store.engine import SQLITE_BUSY_TIMEOUT, WRITE_OPTION, is_transient, make_engine, map_error, parse_url
 from petguard.store.migrate import check_at_head
 
 T = TypeVar("T")
@@ -61,15 +61,17 @@ class SqlStore:
         ``mysql+pymysql://...``, ``postgresql+psycopg://...``).
     :param epoch: when given, every write is refused with ``StaleEpoch`` once the stored epoch has
         moved past it (several controllers); None writes unconditionally (one controller).
+    :param busy_timeout: sqlite only: seconds a writer waits for another's lock before the
+        transaction is retried (a few times) and then fails with ``StoreUnavailable``.
     :raises petguard.errors.ConfigError: bad URL, missing sqlite directory, missing driver, or a
         schema that is not at head (the message says to run ``petguard-manage db upgrade``).
     :raises petguard.store.engine.StoreUnavailable: the database could not be reached.
     """
 
-    def __init__(self, url: str | URL, *, epoch: int | None = None) -> None:
+    def __init__(self, url: str | URL, *, epoch: int | None = None, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> None:
         self._url = parse_url(url)
         self._epoch = epoch
-        self._engine: Engine = make_engine(self._url)
+        self._engine: Engine = make_engine(self._url, busy_timeout=busy_timeout)
         try:
             check_at_head(self._engine)
         except BaseException:

@@ -21,8 +21,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InterfaceE
 
 from petguard.errors import ConfigError, Permanent, PetguardError, Temporary
 
-#: How long a sqlite writer waits for the lock before "database is locked" (milliseconds).
-SQLITE_BUSY_TIMEOUT_MS = 5000
+#: How long a sqlite writer waits for the lock before "database is locked" (seconds).
+SQLITE_BUSY_TIMEOUT = 5.0
 
 #: Execution option naming a connection's transactions as writes (sqlite: ``BEGIN IMMEDIATE``).
 WRITE_OPTION = "petguard_write"
@@ -72,8 +72,8 @@ def check_sqlite_directory(url: URL) -> None:
         )
 
 
-def make_engine(url: str | URL) -> Engine:
-    """An engine for ``url`` with petguard's connection settings.
+def make_engine(url: str | URL, *, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> Engine:
+    """An engine for ``url`` with petguard's connection settings (``busy_timeout``: sqlite only).
 
     :raises ConfigError: bad URL, missing sqlite directory, or missing database driver.
     """
@@ -94,18 +94,18 @@ def make_engine(url: str | URL) -> Engine:
             driver=parsed.drivername,
         ) from exc
     if is_sqlite(parsed):
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, busy_timeout_ms=int(busy_timeout * 1000))
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from pysqlite, so that "begin" below decides how to BEGIN.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
