@@ -60,6 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("host")
     p.add_argument("--mode", choices=BMC_MODES, help="set the fault mode")
 
+    p = sub.add_parser("demo", help="a host loses power; petguard recovers its pets (live)")
+    p.add_argument("--computes", type=int, help="number of computes, at least 3 (default: as "
+                   "before, else 3)")
+    p.add_argument("--victim", help="the host whose power is cut (default: the first compute)")
+    p.add_argument("--keep", action="store_true", help="leave the lab, the servers and the "
+                   "fenced host as they are at the end")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout "
+                   "(the narrative goes to stderr)")
+    p.add_argument("--timeout", type=float, default=240, help="seconds to wait for the "
+                   "recovery after the power cut (default 240)")
+
     p = sub.add_parser("control-plane", help="stop/start a control-plane service")
     p.add_argument("action", choices=("stop", "start"))
     p.add_argument("service", choices=("rabbitmq",))
@@ -112,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.host}: power {'on' if lab.bmc_power(args.host) else 'off'}, "
                   f"mode {lab.bmc_get_mode(args.host)}, "
                   f"udp 127.0.0.1:{lab.cfg.bmc_port(args.host)}")
+        elif args.command == "demo":
+            from petguard_lab import demo
+
+            return demo.run(lab, demo.DemoOptions(
+                computes=args.computes, victim=args.victim, keep=args.keep, json=args.json,
+                timeout=args.timeout))
         elif args.command == "control-plane":
             if args.action == "stop":
                 lab.rabbit_stop()

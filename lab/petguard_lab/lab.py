@@ -374,11 +374,14 @@ set_working_mc 0x20
 
     def up(self, computes: int | None = None, report_interval: int | None = None,
            service_down_time: int | None = None, ports: dict[str, int] | None = None,
-           bmc_base_port: int | None = None, timeout: float = 300) -> None:
+           bmc_base_port: int | None = None, timeout: float = 300,
+           accept_forced_down: bool = False) -> None:
         """Start whatever is not running and wait until every compute is up and mapped.
 
         Settings not given keep their value from lab.json (or the defaults).
         A compute whose BMC is off, or that hangs, is powered on / resumed.
+        ``accept_forced_down``: a compute that someone (petguard) forced down
+        counts as up once it heartbeats (see ``wait_computes_up``).
         """
         cfg = dataclasses.replace(self.cfg, ports=dict(self.cfg.ports))
         if computes is not None:
@@ -459,7 +462,7 @@ set_working_mc 0x20
             port = svcs[name].port
             assert port is not None
             self._wait(name, lambda p=port: procs.port_open(p), 120, (name,))
-        self.wait_computes_up(timeout=timeout)
+        self.wait_computes_up(timeout=timeout, accept_forced_down=accept_forced_down)
         self._forget_removed_computes()
         self._say(f"lab is up ({len(cfg.compute_names)} computes) in "
                   f"{time.monotonic() - start:.0f} s; clouds.yaml: {cfg.clouds_yaml}")
@@ -475,15 +478,24 @@ set_working_mc 0x20
                 self._say(f"removed compute {host} from Nova (not in --computes any more)")
 
     def wait_computes_up(self, hosts: list[str] | None = None, timeout: float = 300,
-                         since: float | None = None) -> None:
+                         since: float | None = None, accept_forced_down: bool = False) -> None:
         """Wait until ``hosts`` (default: all) are up in os-services AND in os-hypervisors.
 
         With ``since`` (a time.time() value) a service only counts as up once it
         heartbeated at or after that moment (``updated_at``, 1 s resolution).
+        With ``accept_forced_down``, a forced-down service (Nova says ``down``
+        whatever its heartbeats) counts once its ``updated_at`` is newer than the
+        start of this wait: its nova-compute runs and heartbeats, and whoever
+        forced it down (petguard) is the one to return it to service.
         """
         hosts = hosts or self.compute_names
-        since_iso = (datetime.datetime.fromtimestamp(int(since), datetime.UTC)
-                     .strftime("%Y-%m-%dT%H:%M:%S") if since is not None else "")
+
+        def iso(at: float) -> str:
+            return datetime.datetime.fromtimestamp(int(at), datetime.UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S")
+
+        since_iso = iso(since) if since is not None else ""
+        forced_since_iso = iso(since if since is not None else time.time())
         nova = Nova(self.cfg)
         discovered_at = time.monotonic() + 60
         last: dict[str, str] = {}
@@ -502,10 +514,14 @@ set_working_mc 0x20
                 self._run("nova-discover", [
                     str(self.cfg.venv / "bin" / "nova-manage"), "--config-file",
                     str(self.cfg.etc / "nova" / "nova.conf"), "cell_v2", "discover_hosts"])
-            return all(
-                host in services and services[host]["state"] == "up" and host in mapped
-                and (services[host].get("updated_at") or "")[:19] >= since_iso
-                for host in hosts)
+            def up(svc: dict[str, Any]) -> bool:
+                if accept_forced_down and svc.get("forced_down"):
+                    return (svc.get("updated_at") or "")[:19] >= forced_since_iso
+                return bool(svc["state"] == "up"
+                            and (svc.get("updated_at") or "")[:19] >= since_iso)
+
+            return all(host in services and host in mapped and up(services[host])
+                       for host in hosts)
 
         self._wait(
             f"computes {', '.join(hosts)} to be up and mapped", ready, timeout,

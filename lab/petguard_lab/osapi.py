@@ -1,7 +1,8 @@
-"""A tiny stdlib (urllib) client for the lab's Keystone and Nova APIs.
+"""A tiny stdlib (urllib) client for the lab's Keystone, Nova and Glance APIs.
 
 Used by the lab itself: to create the service users and the catalog
-(idempotently) and to wait until the computes are up and mapped.  Tests
+(idempotently), to wait until the computes are up and mapped, and by
+``petguard-lab demo`` (servers, server groups, a flavor, an image).  Tests
 should use openstacksdk with ``$LAB/clouds.yaml`` instead.
 """
 
@@ -45,12 +46,16 @@ def request(
     body: Any = None,
     headers: dict[str, str] | None = None,
     timeout: float = 30.0,
+    raw: bytes | None = None,
 ) -> tuple[int, dict[str, str], Any]:
-    """One HTTP request with a JSON body; returns (status, headers, decoded JSON or None)."""
-    data = json.dumps(body).encode() if body is not None else None
+    """One HTTP request with a JSON body (or ``raw`` octets); returns (status, headers, decoded
+    JSON or None)."""
+    data = raw if raw is not None else json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Accept", "application/json")
-    if data is not None:
+    if raw is not None:
+        req.add_header("Content-Type", "application/octet-stream")
+    elif data is not None:
         req.add_header("Content-Type", "application/json")
     for key, value in (headers or {}).items():
         req.add_header(key, value)
@@ -144,6 +149,13 @@ class Nova:
                    "OpenStack-API-Version": f"compute {self.MICROVERSION}"}
         return request("GET", self.base + path, headers=headers, timeout=10)[2]
 
+    def call(self, method: str, path: str, body: Any = None, microversion: str | None = None,
+             timeout: float = 30.0) -> Any:
+        """Any compute API call as admin, at ``microversion`` (default MICROVERSION)."""
+        headers = {"X-Auth-Token": self.keystone.token,
+                   "OpenStack-API-Version": f"compute {microversion or self.MICROVERSION}"}
+        return request(method, self.base + path, body, headers=headers, timeout=timeout)[2]
+
     def delete_service(self, service_id: str) -> None:
         headers = {"X-Auth-Token": self.keystone.token,
                    "OpenStack-API-Version": f"compute {self.MICROVERSION}"}
@@ -158,3 +170,30 @@ class Nova:
         """Hosts listed in GET /os-hypervisors (= mapped to a cell)."""
         hypervisors = self.get("/os-hypervisors")["hypervisors"]
         return {hv["hypervisor_hostname"] for hv in hypervisors}
+
+
+class Glance:
+    """The few image calls the demo needs (admin)."""
+
+    def __init__(self, cfg: LabConfig, keystone: Keystone | None = None) -> None:
+        self.keystone = keystone or Keystone(cfg)
+        self.base = cfg.url("glance") + "/v2"
+
+    def _call(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
+        headers = {"X-Auth-Token": self.keystone.token}
+        return request(method, self.base + path, body, headers=headers, raw=raw)[2]
+
+    def find(self, name: str) -> dict[str, Any] | None:
+        """The active image called ``name``, if there is one."""
+        images = self._call("GET", f"/images?name={name}")["images"]
+        return next((i for i in images if i.get("status") == "active"), None)
+
+    def create(self, name: str, data: bytes, **properties: str) -> str:
+        """Create and upload a raw image; return its id."""
+        image = self._call("POST", "/images", {
+            "name": name, "disk_format": "raw", "container_format": "bare", **properties})
+        self._call("PUT", f"/images/{image['id']}/file", raw=data)
+        return str(image["id"])
+
+    def delete(self, image_id: str) -> None:
+        self._call("DELETE", f"/images/{image_id}")
