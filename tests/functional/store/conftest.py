@@ -55,7 +55,7 @@ def _why_unreachable(backend: str) -> str | None:
         except ImportError:
             _reachable[backend] = f"driver {module} not installed (pip install -e '.[test]')"
         except sqlalchemy.exc.SQLAlchemyError as exc:
-            _reachable[backend] = f"{backend} server not reachable at {make_url(url).host}: {exc.orig}"
+            _reachable[backend] = f"{backend} server not reachable at {make_url(url).host}: {getattr(exc, 'orig', exc)}"
     return _reachable[backend]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -51,7 +52,7 @@ POISONS: dict[str, tuple[Callable[[TickRecord], TickRecord], type[Exception]]] =
     "unknown-request": (lambda t: replace(t, finished_requests=[*t.finished_requests, (987654, "done", "")]), NotFound),
     "unknown-host": (lambda t: replace(t, open_incidents=[*t.open_incidents, ("no-such-host", "down")]), NotFound),
     # an invalid row: events.message is NOT NULL
-    "invalid-row": (lambda t: replace(t, events=[*t.events, ("cmp1", "bad", None)]), Permanent),
+    "invalid-row": (lambda t: replace(t, events=[*t.events, ("cmp1", "bad", None)]), Permanent),  # type: ignore[list-item]
 }
 
 
@@ -111,7 +112,7 @@ def test_update_move_counts_every_attempt_under_concurrency(open_store: Callable
 
         return run
 
-    threads = [threading.Thread(target=guarded(lambda s=m.server_id: lane(s))) for m in store.moves(incident_id)]
+    threads = [threading.Thread(target=guarded(functools.partial(lane, m.server_id))) for m in store.moves(incident_id)]
     threads.append(threading.Thread(target=guarded(loop)))
 
     def reader() -> None:
