@@ -6,10 +6,11 @@ import signal
 import sys
 import types
 
+from oslo_config import cfg
 from oslo_log import log as logging
 
 from petguard import service
-from petguard.conf import CONF
+from petguard.conf import CONF, validate
 from petguard.errors import PetguardError
 
 LOG = logging.getLogger(__name__)
@@ -17,13 +18,26 @@ LOG = logging.getLogger(__name__)
 
 def main(argv: list[str] | None = None) -> int:
     logging.register_options(CONF)
-    CONF(sys.argv[1:] if argv is None else argv, project="petguard")
+    try:
+        CONF(sys.argv[1:] if argv is None else argv, project="petguard")
+        validate(CONF)
+    except cfg.Error as exc:
+        print(f"petguard-daemon: configuration error: {exc}", file=sys.stderr)
+        return 2
     logging.setup(CONF, "petguard")
     try:
         daemon = service.build(CONF)
     except PetguardError as exc:
         LOG.error("cannot start: %s", exc)
+        print(f"petguard-daemon: cannot start: {exc}", file=sys.stderr)
         return 2
+    LOG.info(
+        "watching Nova cloud %r; journal %s; fence inventory %s%s",
+        CONF.nova.cloud,
+        CONF.database.connection.split("://", 1)[0],
+        CONF.fencing.inventory_file,
+        "; DRY RUN: nothing will be fenced or evacuated" if CONF.dry_run else "",
+    )
 
     def on_term(signum: int, frame: types.FrameType | None) -> None:
         LOG.info("received signal %d: finishing the step in hand, then exiting", signum)

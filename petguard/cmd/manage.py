@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from oslo_config import cfg
 
-from petguard.conf import CONF
+from petguard.conf import CONF, validate
 from petguard.errors import PetguardError
 from petguard.evacuate import nova
 from petguard.fencing import inventory, loader, procedure
@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(_normalise(sys.argv[1:] if argv is None else argv))
     try:
         CONF([f"--config-file={f}" for f in args.config_file], project="petguard", default_config_files=None)
+        validate(CONF)
     except cfg.Error as exc:
         print(f"petguard-manage: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,81 @@
+"""petguard-daemon as a process: clear refusals at start, a tick that survives an unreachable Nova
+(it decides nothing), and a clean exit on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from petguard.store import migrate
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def _config(tmp_path: Path, *, migrated: bool = True, extra: str = "") -> Path:
+    url = f"sqlite:///{tmp_path}/journal.sqlite"
+    if migrated:
+        migrate.upgrade(url)
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(
+        "clouds:\n  gone:\n    auth:\n"
+        f"      auth_url: http://127.0.0.1:{_closed_port()}/v3\n"
+        "      username: admin\n      password: pw\n      project_name: admin\n"
+        "      user_domain_name: Default\n      project_domain_name: Default\n"
+    )
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        f"hosts:\n  cmp1:\n    bmc: {{driver: ipmi, address: 127.0.0.1, port: {_closed_port()}, "
+        "username: admin, password: pw}\n"
+    )
+    conf = tmp_path / "petguard.conf"
+    conf.write_text(
+        f"[DEFAULT]\nlog_file = {tmp_path}/daemon.log\ntick_interval = 0.2\n{extra}"
+        f"[nova]\ncloud = gone\nclouds_file = {clouds}\ntimeout = 1\n"
+        f"[database]\nconnection = {url}\n[fencing]\ninventory_file = {inventory}\n"
+    )
+    return conf
+
+
+def _daemon(conf: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "petguard.cmd.daemon", "--config-file", str(conf)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_unreachable_nova_decides_nothing_and_sigterm_exits_cleanly(tmp_path: Path) -> None:
+    proc = _daemon(_config(tmp_path))
+    log = tmp_path / "daemon.log"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "deciding nothing this tick" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    text = log.read_text()
+    assert "deciding nothing this tick" in text
+    assert "stopped" in text
+
+
+def test_unmigrated_journal_is_refused_with_the_fix(tmp_path: Path) -> None:
+    proc = _daemon(_config(tmp_path, migrated=False))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "petguard-manage db upgrade" in err
+
+
+def test_bad_option_value_is_a_clear_error(tmp_path: Path) -> None:
+    proc = _daemon(_config(tmp_path, extra="tick_interval = fast\n"))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "tick_interval" in err and "Traceback" not in err
