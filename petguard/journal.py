@@ -233,3 +233,27 @@ class Store(Protocol):
         :raises petguard.errors.NotFound: no such move.
         """
         ...
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditRecord:
+    """One request that changed something, through the API or the CLI: who, what, when, result."""
+
+    id: int
+    at: float
+    actor: str
+    action: str
+    target: str | None
+    result: str  # "accepted" | "refused" | "error"
+    detail: str
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookCursor:
+    """Delivery progress of one webhook receiver over the events table (the durable outbox)."""
+
+    receiver: str
+    last_event_id: int
+    attempts: int = 0
+    next_attempt_at: float | None = None
+    last_error: str | None = None

@@ -22,13 +22,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import tenacity
-from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from petguard.errors import NotFound, StaleEpoch
 from petguard.evacuate.plan import Plan
 from petguard.journal import (
+    AuditRecord,
     BrakeState,
     EventRecord,
     HostRecord,
@@ -40,6 +41,7 @@ from petguard.journal import (
     SkipRecord,
     TickRecord,
     Transition,
+    WebhookCursor,
 )
 from petguard.store import models as m
 from petguard.store import rows
@@ -206,6 +208,58 @@ class SqlStore:
         if count_attempt:
             values["attempts"] = m.moves.c.attempts + 1
         return self._write(lambda conn: _update_move(conn, incident_id, server_id, values), "update a move")
+
+    # -- audit trail ----------------------------------------------------------------------------
+    def record_audit(self, actor: str, action: str, target: str | None, result: str, detail: str, at: float) -> None:
+        """Record one request that changed something (or tried to)."""
+        row = {"at": at, "actor": actor, "action": action, "target": target, "result": result, "detail": detail}
+        self._write(lambda conn: conn.execute(insert(m.audit), [row]), "record an audit entry", guard=False)
+
+    def audit_log(self, limit: int = 200) -> list[AuditRecord]:
+        """The newest ``limit`` audit entries, oldest first."""
+        query = select(m.audit).order_by(m.audit.c.id.desc()).limit(limit)
+        return self._read(lambda conn: _oldest_first(conn, query, _audit_from_row), "read the audit trail")
+
+    # -- outgoing webhooks: the events table is the outbox ----------------------------------------
+    def events_after(self, event_id: int, limit: int = 100) -> list[EventRecord]:
+        """Events with an id greater than ``event_id``, in id order."""
+        query = select(m.events).where(m.events.c.id > event_id).order_by(m.events.c.id).limit(limit)
+        return self._read(lambda conn: [rows.event_from_row(r) for r in conn.execute(query).mappings()], "read events")
+
+    def webhook_cursor(self, receiver: str, at: float) -> WebhookCursor:
+        """The receiver's cursor; a new receiver starts after the newest event (no flood of history)."""
+        return self._write(lambda conn: _webhook_cursor(conn, receiver, at), "read a webhook cursor", guard=False)
+
+    def advance_webhook_cursor(self, receiver: str, event_id: int, at: float) -> None:
+        """``event_id`` was delivered to ``receiver``: move its cursor and clear its failures."""
+        values = {
+            "last_event_id": event_id,
+            "attempts": 0,
+            "next_attempt_at": None,
+            "last_error": None,
+            "updated_at": at,
+        }
+        table = m.webhook_cursors
+        self._write(
+            lambda conn: conn.execute(update(table).where(table.c.receiver == receiver).values(values)),
+            "advance a webhook cursor",
+            guard=False,
+        )
+
+    def webhook_failed(self, receiver: str, error: str, next_attempt_at: float, at: float) -> None:
+        """A delivery to ``receiver`` failed; the cursor stays, the next try waits."""
+        table = m.webhook_cursors
+        values = {
+            "attempts": table.c.attempts + 1,
+            "next_attempt_at": next_attempt_at,
+            "last_error": error,
+            "updated_at": at,
+        }
+        self._write(
+            lambda conn: conn.execute(update(table).where(table.c.receiver == receiver).values(values)),
+            "record a webhook failure",
+            guard=False,
+        )
 
     # -- transactions ---------------------------------------------------------------------------
     def _read(self, work: Callable[[Connection], T], doing: str) -> T:
@@ -425,3 +479,36 @@ def _update_move(conn: Connection, incident_id: int, server_id: str, values: dic
             f"incident {incident_id} has no move of server {server_id}", incident=incident_id, server=server_id
         )
     return rows.move_from_row(conn.execute(select(m.moves).where(*key)).mappings().one())
+
+
+def _audit_from_row(row: rows.Row) -> AuditRecord:
+    return AuditRecord(
+        id=int(row["id"]),
+        at=float(row["at"]),
+        actor=str(row["actor"]),
+        action=str(row["action"]),
+        target=row["target"],
+        result=str(row["result"]),
+        detail=str(row["detail"]),
+    )
+
+
+def _cursor_from_row(row: rows.Row) -> WebhookCursor:
+    return WebhookCursor(
+        receiver=str(row["receiver"]),
+        last_event_id=int(row["last_event_id"]),
+        attempts=int(row["attempts"]),
+        next_attempt_at=row["next_attempt_at"],
+        last_error=row["last_error"],
+    )
+
+
+def _webhook_cursor(conn: Connection, receiver: str, at: float) -> WebhookCursor:
+    table = m.webhook_cursors
+    found = conn.execute(select(table).where(table.c.receiver == receiver)).mappings().first()
+    if found is not None:
+        return _cursor_from_row(found)
+    newest = conn.execute(select(func.max(m.events.c.id))).scalar() or 0
+    row = {"receiver": receiver, "last_event_id": int(newest), "attempts": 0, "updated_at": at}
+    conn.execute(insert(table), [row])
+    return WebhookCursor(receiver, int(newest))

@@ -167,3 +167,31 @@ brake = Table(
     Column("since", Double, nullable=True),
     Column("override_until", Double, nullable=True),
 )
+
+#: Who changed what through the API or the CLI, and with what result (every mutating request).
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", Double, nullable=False),
+    Column("actor", String(NAME), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(NAME), nullable=True),
+    Column("result", String(ENUM), nullable=False),
+    Column("detail", Text, nullable=False),
+    Index(None, "at"),
+)
+
+#: Outgoing webhooks: per receiver, the id of the last event delivered. The events table is the
+#: durable outbox; a receiver's cursor only moves after a delivery succeeded, so no alert is lost
+#: across a restart and a failing receiver holds back only itself.
+webhook_cursors = Table(
+    "webhook_cursors",
+    metadata,
+    Column("receiver", String(NAME), primary_key=True),
+    Column("last_event_id", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Double, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("updated_at", Double, nullable=False),
+)
