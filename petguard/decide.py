@@ -125,6 +125,7 @@ class _Tick:
         self.closed: list[tuple[int, str]] = []
         self.events: list[tuple[str | None, str, str]] = []
         self.finished: list[tuple[int, str, str]] = []
+        self.retry_moves: list[int] = []
         self.log: list[str] = []
         self.warnings: list[str] = []
         self.brake = inputs.brake
@@ -175,6 +176,7 @@ def decide(inputs: TickInputs, policy: LoopPolicy) -> TickDecision:
         finished_requests=tick.finished,
         brake=tick.brake if tick.brake_changed else None,
         at=tick.now,
+        retry_failed_moves=tick.retry_moves,
     )
     return TickDecision(record, tuple(actions), tuple(tick.log), tuple(tick.warnings))
 
@@ -221,11 +223,18 @@ _REQUEST_EVENTS: dict[RequestKind, HostEvent] = {
     RequestKind.MAINTENANCE_OFF: HostEvent.MAINTENANCE_OFF,
     RequestKind.CONFIRM_FENCED: HostEvent.OPERATOR_CONFIRMED_FENCED,
     RequestKind.RESTORE: HostEvent.OPERATOR_RESTORE,
+    RequestKind.FENCE: HostEvent.OPERATOR_FENCE,
+    RequestKind.EVACUATE: HostEvent.OPERATOR_EVACUATE,
 }
 
 
 def _apply_requests(tick: _Tick, requests: Iterable[OperatorRequest], policy: LoopPolicy) -> None:
     for request in requests:
+        refusal = _request_refused(tick, request, policy)
+        if refusal is not None:
+            tick.finished.append((request.id, "refused", refusal))
+            tick.log.append(f"{request.host}: {refusal}")
+            continue
         if request.kind is RequestKind.BRAKE_OVERRIDE:
             until = tick.now + policy.brake_override_s
             tick.brake = dataclasses.replace(tick.brake, override_until=until)
@@ -238,6 +247,17 @@ def _apply_requests(tick: _Tick, requests: Iterable[OperatorRequest], policy: Lo
             tick.log.append(message)
             continue
         _apply_host_request(tick, request)
+
+
+def _request_refused(tick: _Tick, request: OperatorRequest, policy: LoopPolicy) -> str | None:
+    """Why an operator's fence or evacuate request cannot be taken now, and what to do, or None."""
+    if policy.dry_run and request.kind in (RequestKind.FENCE, RequestKind.EVACUATE):
+        return f"{request.kind.value} refused: [DEFAULT] dry_run = true (nothing is fenced or evacuated)"
+    if request.kind is RequestKind.FENCE:
+        blocked = _fencing_blocked(tick, policy)
+        if blocked is not None:
+            return f"fence refused: {blocked}; override the brake or wait, then ask again"
+    return None
 
 
 def _apply_host_request(tick: _Tick, request: OperatorRequest) -> None:
@@ -265,6 +285,11 @@ def _apply_host_request(tick: _Tick, request: OperatorRequest) -> None:
         _close_incident(tick, name, "maintenance")
     if event in (HostEvent.MAINTENANCE_ON, HostEvent.MAINTENANCE_OFF):
         tick.set_health(name, HostHealth())
+    if event is HostEvent.OPERATOR_FENCE and tick.host(name).incident_id is None:
+        tick.opened.append((name, f"fence requested by {request.requested_by}: {request.reason}"))
+    incident_id = tick.host(name).incident_id
+    if event is HostEvent.OPERATOR_EVACUATE and incident_id is not None:
+        tick.retry_moves.append(incident_id)
 
 
 def _update_health(

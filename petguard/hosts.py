@@ -50,6 +50,8 @@ class HostEvent(enum.StrEnum):
     RESTORE_FAILED = "restore_failed"  # the host did not come back: it stays out of service
     MAINTENANCE_ON = "maintenance_on"
     MAINTENANCE_OFF = "maintenance_off"
+    OPERATOR_FENCE = "operator_fence"  # the operator asks to fence the host now
+    OPERATOR_EVACUATE = "operator_evacuate"  # the operator asks to (re)run the evacuation of a fenced host
 
 
 S, E = HostState, HostEvent
@@ -76,6 +78,15 @@ TRANSITIONS: dict[tuple[HostState, HostEvent], HostState] = {
     (S.SUSPECT, E.MAINTENANCE_ON): S.MAINTENANCE,
     (S.AWAITING_CONFIRM, E.MAINTENANCE_ON): S.MAINTENANCE,
     (S.MAINTENANCE, E.MAINTENANCE_OFF): S.UP,
+    # An operator may fence a host at any time it is not already held down; it is still confirmed
+    # only by reading the power back OFF. An operator may re-run the evacuation of an evacuated host
+    # (e.g. to retry pets that found no valid host): it goes back to FENCED, which it still is, so
+    # EVACUATING is still reached only from FENCED.
+    (S.UP, E.OPERATOR_FENCE): S.FENCING,
+    (S.SUSPECT, E.OPERATOR_FENCE): S.FENCING,
+    (S.AWAITING_CONFIRM, E.OPERATOR_FENCE): S.FENCING,
+    (S.MAINTENANCE, E.OPERATOR_FENCE): S.FENCING,
+    (S.EVACUATED, E.OPERATOR_EVACUATE): S.FENCED,
 }
 
 #: States in which the host has been (or is being) taken out of service by petguard: Nova's service

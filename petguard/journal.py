@@ -71,6 +71,8 @@ class RequestKind(enum.StrEnum):
     MAINTENANCE_OFF = "maintenance_off"
     CONFIRM_FENCED = "confirm_fenced"
     RESTORE = "restore"
+    FENCE = "fence"  # fence this host now (still confirmed by reading power back OFF)
+    EVACUATE = "evacuate"  # evacuate a fenced host now, or retry its failed moves
     BRAKE_OVERRIDE = "brake_override"  # host "*": allow fencing despite the brake for a while
 
 
@@ -152,6 +154,9 @@ class TickRecord:
     finished_requests: Sequence[tuple[int, str, str]]  # (request id, result "done"|"refused", message)
     brake: BrakeState | None = None  # new brake state, if it changed
     at: float = 0.0
+    #: incidents whose FAILED moves go back to PLANNED (an operator re-runs the evacuation; the
+    #: runner checks Nova's records before sending anything again)
+    retry_failed_moves: Sequence[int] = ()
 
 
 class Store(Protocol):

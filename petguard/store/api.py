@@ -369,6 +369,15 @@ def _save_tick(conn: Connection, tick: TickRecord) -> None:
     _finish_requests(conn, tick.finished_requests, tick.at)
     if tick.brake is not None:
         conn.execute(update(m.brake).where(m.brake.c.id == m.SINGLE_ROW_ID).values(**rows.brake_to_row(tick.brake)))
+    for incident_id in tick.retry_failed_moves:
+        _retry_failed_moves(conn, incident_id, tick.at)
+
+
+def _retry_failed_moves(conn: Connection, incident_id: int, at: float) -> None:
+    """An operator re-runs an evacuation: FAILED moves go back to PLANNED with a fresh attempt count."""
+    failed = (m.moves.c.incident_id == incident_id, m.moves.c.status == MoveStatus.FAILED.value)
+    values = {"status": MoveStatus.PLANNED.value, "attempts": 0, "reason": "retried by an operator", "updated_at": at}
+    conn.execute(update(m.moves).where(*failed).values(**values))
 
 
 def _upsert_hosts(conn: Connection, records: Iterable[HostRecord]) -> None:

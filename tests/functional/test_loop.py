@@ -168,3 +168,41 @@ def test_restore_keeps_host_out_until_operator_returns_it(harness: Harness, comp
     harness.run_until(lambda: harness.state("cmp1") is HostState.UP, timeout=20)
     assert not compute.services["cmp1"].forced_down and compute.services["cmp1"].status == "enabled"
     assert harness.store.load_hosts()["cmp1"].host.incident_id is None
+
+
+def test_operator_fence_of_a_healthy_host_is_confirmed_before_anything_moves(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    harness.store.submit_request("cmp1", RequestKind.FENCE, "memory errors, take it out", "test", 0.0)
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=40)
+    assert not bmcs.sims["cmp1"].powered_on
+    assert compute.evacuate_calls["web-1-id"] == 1
+    incident = harness.store.incident(harness.store.load_hosts()["cmp1"].host.incident_id or -1)
+    assert "fence requested by test" in incident.reason
+
+
+def test_failed_moves_are_retried_when_the_operator_reruns_the_evacuation(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    for other in ("cmp2", "cmp3", "cmp4"):
+        compute.services[other].status = "disabled"  # no valid host anywhere
+    compute.dead.add("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=40)
+    incident_id = harness.store.load_hosts()["cmp1"].host.incident_id
+    assert incident_id is not None
+    assert all(m.status is MoveStatus.FAILED for m in harness.store.moves(incident_id))
+    assert "evacuation_failed" in [e.kind for e in harness.store.events(host="cmp1")]
+
+    for other in ("cmp2", "cmp3", "cmp4"):
+        compute.services[other].status = "enabled"
+    harness.store.submit_request("cmp1", RequestKind.EVACUATE, "capacity added", "test", 0.0)
+    harness.run_until(
+        lambda: harness.state("cmp1") is HostState.EVACUATED
+        and all(m.status is MoveStatus.DONE for m in harness.store.moves(incident_id)),
+        timeout=40,
+    )
+    # One failed attempt (Nova said no valid host), then exactly one more.
+    assert compute.evacuate_calls["web-1-id"] == 2
+    assert compute.servers["web-1-id"].host in ("cmp2", "cmp3", "cmp4")

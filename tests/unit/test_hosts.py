@@ -37,9 +37,23 @@ EXPECTED: dict[tuple[HostState, HostEvent], HostState] = {
     (S.SUSPECT, E.MAINTENANCE_ON): S.MAINTENANCE,
     (S.AWAITING_CONFIRM, E.MAINTENANCE_ON): S.MAINTENANCE,
     (S.MAINTENANCE, E.MAINTENANCE_OFF): S.UP,
+    (S.UP, E.OPERATOR_FENCE): S.FENCING,
+    (S.SUSPECT, E.OPERATOR_FENCE): S.FENCING,
+    (S.AWAITING_CONFIRM, E.OPERATOR_FENCE): S.FENCING,
+    (S.MAINTENANCE, E.OPERATOR_FENCE): S.FENCING,
+    (S.EVACUATED, E.OPERATOR_EVACUATE): S.FENCED,
 }
 
-OPERATOR_EVENTS = frozenset({E.OPERATOR_CONFIRMED_FENCED, E.OPERATOR_RESTORE, E.MAINTENANCE_ON, E.MAINTENANCE_OFF})
+OPERATOR_EVENTS = frozenset(
+    {
+        E.OPERATOR_CONFIRMED_FENCED,
+        E.OPERATOR_RESTORE,
+        E.MAINTENANCE_ON,
+        E.MAINTENANCE_OFF,
+        E.OPERATOR_FENCE,
+        E.OPERATOR_EVACUATE,
+    }
+)
 
 
 def test_cross_product_is_complete() -> None:
@@ -81,13 +95,20 @@ def test_evacuating_only_from_fenced() -> None:
     assert [e for (s, e), t in TRANSITIONS.items() if t is S.EVACUATING] == [E.EVACUATION_STARTED]
 
 
-def test_fenced_only_from_fencing_or_awaiting_confirm() -> None:
-    assert sources_of(S.FENCED) == {S.FENCING, S.AWAITING_CONFIRM}
-    assert {e for (s, e), t in TRANSITIONS.items() if t is S.FENCED} == {E.FENCE_CONFIRMED, E.OPERATOR_CONFIRMED_FENCED}
+def test_fenced_only_after_a_confirmed_fence() -> None:
+    """FENCED comes from a fence read back OFF, an operator's confirmation, or an evacuated host
+    (which was fenced in this incident and still is) whose evacuation the operator re-runs."""
+    assert sources_of(S.FENCED) == {S.FENCING, S.AWAITING_CONFIRM, S.EVACUATED}
+    assert {e for (s, e), t in TRANSITIONS.items() if t is S.FENCED} == {
+        E.FENCE_CONFIRMED,
+        E.OPERATOR_CONFIRMED_FENCED,
+        E.OPERATOR_EVACUATE,
+    }
 
 
-def test_fencing_only_from_suspect() -> None:
-    assert sources_of(S.FENCING) == {S.SUSPECT}
+def test_fencing_starts_from_detection_or_an_operator() -> None:
+    assert {s for (s, e), t in TRANSITIONS.items() if t is S.FENCING and e is E.FENCE_STARTED} == {S.SUSPECT}
+    assert {e for (s, e), t in TRANSITIONS.items() if t is S.FENCING} == {E.FENCE_STARTED, E.OPERATOR_FENCE}
 
 
 def test_awaiting_confirm_only_left_by_operator_events() -> None:
