@@ -6,74 +6,31 @@ whole failure: kill a compute through the lab, force it down, disable it, evacua
 microversion 2.94, follow them to the new host via the migrations, check the power state was kept,
 then bring the host back (migrations ``completed``, first heartbeat, un-force, enable).
 
-The session fixture reuses a running lab (``lab.json`` present and every compute up); it brings the
-lab up only when it is down, and then (only then) takes it down at the end. Every server, and the
-flavor and image it creates, is deleted. The victim host is ``$PETGUARD_LAB_VICTIM`` (default: the
-last compute). Timings are printed: run with ``pytest -m lab -s tests/lab/test_nova_contract.py``.
+The lab, the SDK connection and the victim host come from the tier's shared fixtures
+(``tests/lab/conftest.py``: a running lab is reused; one the session brought up is taken down at the
+end). Every server, and the flavor and image it creates, is deleted. The victim host is
+``$PETGUARD_LAB_VICTIM`` (default: the last compute). Timings are printed: run with
+``pytest -m lab -s tests/lab/test_nova_contract.py``.
 """
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import openstack.config
 import openstack.connection
 import pytest
 
 from petguard.detect import ServiceRecord
 from petguard.errors import NotFound, NovaConflict
 from petguard.evacuate import nova
+from tests.lab.labkit import CLOUD, TIMINGS, delete_leftovers, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(600)]
 
-T = TypeVar("T")
-CLOUD = "petguard-lab"
 PREFIX = "pg-contract"
-TIMINGS: dict[str, float] = {}
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.25) -> T:
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-
-
-def _lab_ready(lab: Any) -> bool:
-    if not Path(lab.state_file).exists() or lab.pid("nova-api") is None:
-        return False
-    status = lab.status()
-    return not status["nova_error"] and all(
-        c["service_state"] == "up" and c["forced_down"] is False for c in status["computes"]
-    )
-
-
-@pytest.fixture(scope="session")
-def lab() -> Iterator[Any]:
-    petguard_lab = pytest.importorskip("petguard_lab")
-    the_lab = petguard_lab.Lab(os.environ.get("PETGUARD_LAB_DIR") or None)
-    brought_up = False
-    if not _lab_ready(the_lab):
-        was_running = the_lab.pid("nova-api") is not None
-        started = time.monotonic()
-        try:
-            the_lab.up()
-        except petguard_lab.LabError as exc:
-            pytest.skip(f"petguard-lab is not usable: {exc}")
-        TIMINGS["lab up"] = time.monotonic() - started
-        brought_up = not was_running
-    yield the_lab
-    if brought_up:
-        the_lab.down()
 
 
 @pytest.fixture(scope="session")
@@ -82,29 +39,8 @@ def adapter(lab: Any) -> nova.NovaCompute:
 
 
 @pytest.fixture(scope="session")
-def sdk(lab: Any) -> openstack.connection.Connection:
-    """A plain SDK connection for the test's own setup (flavor, image, boot, delete)."""
-    region = openstack.config.OpenStackConfig(config_files=[str(lab.clouds_yaml)]).get_one(cloud=CLOUD)
-    return openstack.connection.Connection(config=region)
-
-
-def _delete_leftovers(sdk: openstack.connection.Connection) -> None:
-    """Remove what an interrupted earlier run of these tests left behind (all named ``PREFIX-*``)."""
-    listing = sdk.compute.get("/servers/detail?all_tenants=1", microversion="2.47").json()["servers"]
-    for raw in listing:
-        if str(raw["name"]).startswith(PREFIX):
-            sdk.compute.delete(f"/servers/{raw['id']}", microversion="2.1")
-    for flavor in sdk.compute.flavors():
-        if str(flavor.name).startswith(PREFIX):
-            sdk.compute.delete_flavor(flavor.id, ignore_missing=True)
-    for image in sdk.image.images():
-        if str(image.name).startswith(PREFIX):
-            sdk.image.delete_image(image.id, ignore_missing=True)
-
-
-@pytest.fixture(scope="session")
 def flavor_and_image(sdk: openstack.connection.Connection) -> Iterator[tuple[str, str]]:
-    _delete_leftovers(sdk)
+    delete_leftovers(sdk, PREFIX)
     tag = uuid.uuid4().hex[:8]
     flavor = sdk.compute.create_flavor(name=f"{PREFIX}-{tag}", ram=64, vcpus=1, disk=1)
     sdk.compute.create_flavor_extra_specs(flavor, {"evacuable": "true"})
@@ -161,22 +97,6 @@ def _status(sdk: openstack.connection.Connection, sid: str) -> str:
 
 def _service(adapter: nova.NovaCompute, host: str) -> ServiceRecord:
     return next(s for s in adapter.list_services() if s.host == host)
-
-
-@pytest.fixture(scope="session")
-def hosts(lab: Any) -> tuple[str, list[str]]:
-    names = list(lab.compute_names)
-    victim = os.environ.get("PETGUARD_LAB_VICTIM") or names[-1]
-    return victim, [h for h in names if h != victim]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def print_timings() -> Iterator[None]:
-    yield
-    if TIMINGS:
-        print("\nNova contract timings:")
-        for what, seconds in TIMINGS.items():
-            print(f"  {what:<55} {seconds * 1000:8.0f} ms")
 
 
 # --------------------------------------------------------------------------------------------- reads

@@ -1,0 +1,312 @@
+"""Helpers of the lab tier (``tests/lab``): waiting, Nova's state through openstacksdk, booting test
+servers, a petguard-daemon process under test, and putting the lab back the way a test found it.
+
+The fixtures in ``conftest.py`` are built from these; test modules import the helpers they call
+directly (``from tests.lab.labkit import wait_for``). Everything a test creates in Nova is named
+``PREFIX-*`` so that an interrupted run is cleaned up by the next one.
+"""
+
+from __future__ import annotations
+
+import calendar
+import configparser
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import openstack.config
+import openstack.connection
+from petguard_lab import Lab, petguard_proc
+
+from petguard.journal import BrakeState, EventRecord
+from petguard.store.api import SqlStore
+
+T = TypeVar("T")
+CLOUD = "petguard-lab"
+PREFIX = "pg-lab"
+#: What a scenario measured, printed at the end of the session (``pytest -s``).
+TIMINGS: dict[str, float] = {}
+#: petguard's options for the lab tier (a copy of the lab's petguard.conf with these changed):
+#: a short grace period, but longer than the spread of the heartbeats (report_interval 2 s plus
+#: Nova's 1 s DATETIME truncation), or a RabbitMQ outage would fence the first host to look down
+#: before the third one does and the brake engages; quicker power readings; a fence deadline
+#: that a wrong BMC password reaches soon.
+TEST_OPTIONS: Mapping[str, Mapping[str, str]] = {
+    "DEFAULT": {"tick_interval": "1", "startup_blackout": "0"},
+    "detection": {"grace_period": "6"},
+    "fencing": {"poll_interval": "0.5", "deadline": "15"},
+}
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.25) -> T:
+    """Poll ``probe`` until it returns something truthy; fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def nova_epoch(stamp: object) -> float:
+    """Nova's ``2026-11-26T03:30:01.000000`` (UTC, no zone, 1 s resolution) -> epoch seconds."""
+    return float(calendar.timegm(time.strptime(str(stamp)[:19], "%Y-%m-%dT%H:%M:%S")))
+
+
+def connect(lab: Lab) -> openstack.connection.Connection:
+    """A plain SDK connection as the lab's admin."""
+    region = openstack.config.OpenStackConfig(config_files=[str(lab.clouds_yaml)]).get_one(cloud=CLOUD)
+    return openstack.connection.Connection(config=region)
+
+
+class Nova:
+    """Nova's real state, read (and, for set-up and clean-up, changed) through openstacksdk."""
+
+    def __init__(self, sdk: openstack.connection.Connection) -> None:
+        self.sdk = sdk
+
+    def _get(self, path: str, microversion: str) -> Any:
+        response = self.sdk.compute.get(path, microversion=microversion)
+        assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def services(self) -> dict[str, dict[str, Any]]:
+        return {s["host"]: s for s in self._get("/os-services?binary=nova-compute", "2.53")["services"]}
+
+    def service(self, host: str) -> dict[str, Any]:
+        return self.services()[host]
+
+    def server(self, server_id: str) -> dict[str, Any]:
+        return dict(self._get(f"/servers/{server_id}", "2.53")["server"])
+
+    def servers(self, prefix: str = PREFIX) -> list[dict[str, Any]]:
+        raw = self._get(f"/servers/detail?all_tenants=1&name=^{prefix}", "2.53")["servers"]
+        return [s for s in raw if str(s["name"]).startswith(prefix)]
+
+    def evacuations(self, host: str, since: float = 0.0, servers: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """``GET /os-migrations?migration_type=evacuation&source_compute=HOST``: created at or after
+        ``since`` (whole seconds: Nova truncates), of ``servers`` if given."""
+        path = f"/os-migrations?migration_type=evacuation&source_compute={host}"
+        wanted = set(servers) if servers is not None else None
+        return [
+            m for m in self._get(path, "2.59")["migrations"]
+            if nova_epoch(m["created_at"]) >= int(since) and (wanted is None or m["instance_uuid"] in wanted)
+        ]  # fmt: skip
+
+    def update_service(self, host: str, body: Mapping[str, Any]) -> None:
+        sid = self.service(host)["id"]
+        response = self.sdk.compute.put(f"/os-services/{sid}", json=dict(body), microversion="2.53")
+        assert response.status_code == 200, response.text
+
+    def delete_servers(self, prefix: str = PREFIX) -> None:
+        for raw in self.servers(prefix):
+            self.sdk.compute.delete(f"/servers/{raw['id']}", microversion="2.1")
+        wait_for(f"{prefix}-* servers deleted", lambda: not self.servers(prefix), 120)
+
+
+def host_of(server: Mapping[str, Any]) -> str:
+    return str(server.get("OS-EXT-SRV-ATTR:host") or "")
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """A test server: its name (after ``PREFIX-``), metadata, and whether it is booted stopped."""
+
+    name: str
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    stopped: bool = False
+
+    @property
+    def pet(self) -> bool:
+        return self.metadata.get("petguard:pet") == "true" or self.metadata.get("HA_Enabled") == "True"
+
+
+def pet(name: str, stopped: bool = False, **extra: str) -> Spec:
+    return Spec(name, {"petguard:pet": "true", **extra}, stopped)
+
+
+def boot(nova: Nova, flavor_id: str, image_id: str, host: str, specs: Iterable[Spec]) -> dict[str, str]:
+    """Boot ``specs`` on ``host`` (mv 2.74 ``host``, no network) all at once; stop the stopped ones;
+    return name -> id once every one is ACTIVE or SHUTOFF as asked."""
+    specs = list(specs)
+    ids: dict[str, str] = {}
+    for spec in specs:
+        body = {"server": {
+            "name": f"{PREFIX}-{spec.name}", "flavorRef": flavor_id, "imageRef": image_id,
+            "networks": "none", "host": host, "metadata": dict(spec.metadata),
+        }}  # fmt: skip
+        response = nova.sdk.compute.post("/servers", json=body, microversion="2.74")
+        assert response.status_code == 202, response.text
+        ids[spec.name] = str(response.json()["server"]["id"])
+
+    def status_is(wanted: Mapping[str, str]) -> bool:
+        servers = {s["id"]: s for s in nova.servers()}
+        errors = [n for n, sid in ids.items() if servers.get(sid, {}).get("status") == "ERROR"]
+        assert not errors, f"Nova could not boot {errors}"
+        return all(servers.get(ids[n], {}).get("status") == status for n, status in wanted.items())
+
+    wait_for("test servers ACTIVE", lambda: status_is({s.name: "ACTIVE" for s in specs}), 120)
+    for spec in specs:
+        if spec.stopped:
+            nova.sdk.compute.post(f"/servers/{ids[spec.name]}/action", json={"os-stop": None}, microversion="2.1")
+    wanted = {s.name: "SHUTOFF" if s.stopped else "ACTIVE" for s in specs}
+    wait_for("stopped test servers SHUTOFF", lambda: status_is(wanted), 60)
+    return ids
+
+
+# ------------------------------------------------------------------------------------ petguard
+
+
+class Petguard:
+    """A petguard-daemon under test: its own conf (a copy of the lab's with ``TEST_OPTIONS``), a fresh
+    journal in ``workdir``, started and stopped by PID (the PID file is in the lab's run directory,
+    so ``petguard-lab down`` stops one that a crashed test run left behind)."""
+
+    PIDFILE = "petguard-daemon-test.pid"
+
+    def __init__(self, lab: Lab, workdir: Path, inventory: Path | None = None) -> None:
+        self.lab = lab
+        self.workdir = workdir
+        self.conf = workdir / "petguard.conf"
+        self.log = workdir / "petguard-daemon.log"
+        self.url = f"sqlite:///{workdir / 'petguard.sqlite'}"
+        self.inventory = inventory or lab.inventory_file
+        self.daemon = petguard_proc.Daemon(self.conf, lab.cfg.run / self.PIDFILE, workdir / "petguard-daemon.out")
+        self._store: SqlStore | None = None
+        self.write_conf()
+
+    def write_conf(self) -> None:
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        parser.read(self.lab.conf_file)
+        for section, options in TEST_OPTIONS.items():
+            if section != "DEFAULT" and not parser.has_section(section):
+                parser.add_section(section)
+            for key, value in options.items():
+                parser.set(section, key, value)
+        parser.set("DEFAULT", "log_file", str(self.log))
+        parser.set("database", "connection", self.url)
+        parser.set("fencing", "inventory_file", str(self.inventory))
+        with self.conf.open("w") as handle:
+            parser.write(handle)
+
+    @property
+    def store(self) -> SqlStore:
+        if self._store is None:
+            self._store = SqlStore(self.url)
+        return self._store
+
+    @property
+    def pid(self) -> int | None:
+        return self.daemon.pid
+
+    def start(self, wait_watching: bool = True) -> int:
+        """db-upgrade (idempotent), start the daemon, wait until it watches every compute as up."""
+        petguard_proc.manage(self.conf, "db-upgrade")
+        follower = petguard_proc.LogFollower(self.log)
+        pid = self.daemon.start()
+
+        def started() -> bool:
+            assert self.daemon.pid is not None, f"petguard-daemon exited; see {self.log} and {self.daemon.outfile}"
+            return any("petguard started" in e.message for e in follower.entries())
+
+        wait_for("petguard-daemon started", started, 60)
+        if wait_watching:
+            wait_for("petguard watching every compute", self._all_up, 30)
+        return pid
+
+    def _all_up(self) -> bool:
+        hosts = self.store.load_hosts()
+        return all(h in hosts and hosts[h].host.state.value == "up" for h in self.lab.compute_names)
+
+    def stop(self) -> None:
+        self.daemon.stop()
+
+    def kill(self) -> int | None:
+        return self.daemon.kill()
+
+    def state(self, host: str) -> str:
+        record = self.store.load_hosts().get(host)
+        return record.host.state.value if record else "unknown"
+
+    def wait_state(self, host: str, state: str, timeout: float) -> float:
+        """Wait until ``host`` is in ``state`` in the journal; return when (monotonic)."""
+
+        def reached() -> bool:
+            assert self.daemon.pid is not None, f"petguard-daemon died; see {self.log}"
+            return self.state(host) == state
+
+        wait_for(f"{host} {state} in petguard's journal (log: {self.log})", reached, timeout)
+        return time.monotonic()
+
+    def manage(self, *args: str) -> str:
+        return petguard_proc.manage(self.conf, *args)
+
+    def request(self, host: str, kind: str, reason: str = "lab test") -> str:
+        return self.manage("request", host, kind, "--reason", reason)
+
+    def events(self, kind: str | None = None) -> list[EventRecord]:
+        return [e for e in self.store.events(limit=1000) if kind is None or e.kind == kind]
+
+    def brake(self) -> BrakeState:
+        return self.store.load_brake()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+# ----------------------------------------------------------------------------------- clean-up
+
+
+def delete_leftovers(sdk: openstack.connection.Connection, prefix: str = PREFIX) -> None:
+    """Remove what an interrupted earlier run left behind: servers, flavors and images named
+    ``prefix*`` (this module's ``PREFIX``; the contract tests use ``pg-contract``)."""
+    Nova(sdk).delete_servers(prefix)
+    for flavor in sdk.compute.flavors():
+        if str(flavor.name).startswith(prefix):
+            sdk.compute.delete_flavor(flavor.id, ignore_missing=True)
+    for image in sdk.image.images():
+        if str(image.name).startswith(prefix):
+            sdk.image.delete_image(image.id, ignore_missing=True)
+
+
+def lab_ready(lab: Lab) -> bool:
+    """The lab runs and every compute is up, enabled, not forced down."""
+    if not Path(lab.state_file).exists() or lab.pid("nova-api") is None:
+        return False
+    status = lab.status()
+    return not status["nova_error"] and all(
+        c["service_state"] == "up" and c["service_status"] == "enabled" and c["forced_down"] is False
+        and c["bmc_power"] == "on" and c["bmc_mode"] == "normal"
+        for c in status["computes"]
+    )  # fmt: skip
+
+
+def restore_lab(lab: Lab, nova: Nova) -> None:
+    """Put every compute back the way the tests expect it: RabbitMQ running, BMCs normal and powered
+    on, nova-compute running, services un-forced and enabled (after a fresh heartbeat, or Nova keeps
+    the COMPUTE_STATUS_DISABLED trait for a minute). Run with no petguard-daemon running."""
+    if lab.pid("rabbitmq") is None:
+        lab.rabbit_start()
+    started = time.time()
+    for host in lab.compute_names:
+        if lab.bmc_get_mode(host) != "normal":
+            lab.bmc_mode(host, "normal")
+        if not lab.bmc_power(host) or lab.pid(f"nova-compute-{host}") is None:
+            lab.heal(host)
+    services = nova.services()
+    held = [h for h in lab.compute_names if services[h]["forced_down"] or services[h]["status"] != "enabled"]
+    if held:
+        wait_for(
+            f"a heartbeat of {held}",
+            lambda: all(nova_epoch(nova.service(h)["updated_at"]) >= int(started) for h in held), 60,
+        )  # fmt: skip
+        for host in held:
+            nova.update_service(host, {"forced_down": False})
+            nova.update_service(host, {"status": "enabled"})
+    lab.wait_computes_up(timeout=120)
