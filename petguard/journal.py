@@ -16,7 +16,7 @@ import enum
 from collections.abc import Sequence
 from typing import Protocol
 
-from petguard.detect import HostHealth
+from petguard.detect import HostHealth, Signal
 from petguard.evacuate.plan import Plan, PowerGoal
 from petguard.hosts import Host, HostEvent, HostState
 
@@ -86,6 +86,35 @@ class OperatorRequest:
     reason: str
     requested_by: str
     requested_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestStatus:
+    """An operator request and how the loop answered it (``status`` "pending", "done" or "refused")."""
+
+    request: OperatorRequest
+    status: str
+    message: str = ""
+    finished_at: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertRecord:
+    """One alert about one host from an alert sender (Alertmanager or the plain JSON form).
+
+    A firing alert is evidence for detection (``detect.combine``), never by itself a reason to fence.
+    ``fingerprint`` identifies the alert across re-sends; a resolved one clears it.
+    """
+
+    fingerprint: str
+    host: str
+    kind: str
+    firing: bool
+    summary: str
+    starts_at: float
+    #: when a firing alert stops counting unless it is sent again
+    expires_at: float
+    sender: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,6 +214,15 @@ class Store(Protocol):
 
     def pending_requests(self) -> list[OperatorRequest]:
         """Requests not yet finished, oldest first."""
+        ...
+
+    # -- alerts (evidence for detection) ----------------------------------------------------------
+    def record_alerts(self, alerts: Sequence[AlertRecord], at: float) -> None:
+        """Store firing alerts (a re-sent fingerprint refreshes its row) and clear resolved ones."""
+        ...
+
+    def active_alerts(self, now: float) -> list[Signal]:
+        """One DOWN signal per alert firing at ``now`` (source ``alert:<kind>``)."""
         ...
 
     # -- incidents and events -------------------------------------------------------------------

@@ -26,9 +26,11 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
+from petguard.detect import Health, Signal
 from petguard.errors import NotFound, StaleEpoch
 from petguard.evacuate.plan import Plan
 from petguard.journal import (
+    AlertRecord,
     AuditRecord,
     BrakeState,
     EventRecord,
@@ -38,6 +40,7 @@ from petguard.journal import (
     MoveStatus,
     OperatorRequest,
     RequestKind,
+    RequestStatus,
     SkipRecord,
     TickRecord,
     Transition,
@@ -138,6 +141,23 @@ class SqlStore:
         return self._read(
             lambda conn: [rows.request_from_row(r) for r in conn.execute(query).mappings()], "list requests"
         )
+
+    def request_status(self, request_id: int) -> RequestStatus:
+        """One operator request and the loop's answer to it.
+
+        :raises petguard.errors.NotFound: no such request.
+        """
+        return self._read(lambda conn: _request_status(conn, request_id), "read an operator request")
+
+    # -- alerts ---------------------------------------------------------------------------------
+    def record_alerts(self, alerts: Sequence[AlertRecord], at: float) -> None:
+        if alerts:
+            self._write(lambda conn: _record_alerts(conn, alerts, at), "record alerts", guard=False)
+
+    def active_alerts(self, now: float) -> list[Signal]:
+        c = m.alerts.c
+        query = select(m.alerts).where(c.status == "firing", c.expires_at > now).order_by(c.host, c.kind)
+        return self._read(lambda conn: [_alert_signal(r) for r in conn.execute(query).mappings()], "read alerts")
 
     # -- incidents and events -------------------------------------------------------------------
     def incident(self, incident_id: int) -> Incident:
@@ -521,3 +541,42 @@ def _webhook_cursor(conn: Connection, receiver: str, at: float) -> WebhookCursor
     row = {"receiver": receiver, "last_event_id": int(newest), "attempts": 0, "updated_at": at}
     conn.execute(insert(table), [row])
     return WebhookCursor(receiver, int(newest))
+
+
+def _request_status(conn: Connection, request_id: int) -> RequestStatus:
+    table = m.operator_requests
+    row = conn.execute(select(table).where(table.c.id == request_id)).mappings().one_or_none()
+    if row is None:
+        raise NotFound(f"no operator request {request_id}", request=request_id)
+    status = "pending" if row["finished_at"] is None else str(row["result"])
+    return RequestStatus(rows.request_from_row(row), status, row["message"] or "", row["finished_at"])
+
+
+def _record_alerts(conn: Connection, alerts: Sequence[AlertRecord], at: float) -> None:
+    """Upsert by fingerprint (portable: no dialect-specific upsert); the last value of a fingerprint wins."""
+    by_key = {a.fingerprint: a for a in alerts}
+    table = m.alerts
+    existing: set[str] = set()
+    for chunk in _chunks(list(by_key)):
+        existing.update(conn.scalars(select(table.c.fingerprint).where(table.c.fingerprint.in_(chunk))))
+    for key, alert in by_key.items():
+        values = {
+            "host": alert.host,
+            "kind": alert.kind,
+            "status": "firing" if alert.firing else "resolved",
+            "summary": alert.summary,
+            "starts_at": alert.starts_at,
+            "expires_at": alert.expires_at,
+            "sender": alert.sender,
+            "updated_at": at,
+        }
+        if key in existing:
+            conn.execute(update(table).where(table.c.fingerprint == key).values(**values))
+        else:
+            conn.execute(insert(table).values(fingerprint=key, **values))
+
+
+def _alert_signal(row: rows.Row) -> Signal:
+    detail = f"alert {row['kind']} firing" + (f": {row['summary']}" if row["summary"] else "")
+    source = f"alert:{row['kind']}"
+    return Signal(source=source, host=row["host"], health=Health.DOWN, at=row["updated_at"], detail=detail)

@@ -195,3 +195,20 @@ webhook_cursors = Table(
     Column("last_error", Text, nullable=True),
     Column("updated_at", Double, nullable=False),
 )
+
+#: Alerts about hosts (Alertmanager or the plain JSON form), one row per fingerprint. A firing row
+#: is evidence for detection until it is resolved or expires; it is never by itself a reason to fence.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("fingerprint", String(NAME), primary_key=True),
+    Column("host", String(NAME), nullable=False),
+    Column("kind", String(NAME), nullable=False),
+    Column("status", String(ENUM), nullable=False),  # "firing" | "resolved"
+    Column("summary", Text, nullable=False),
+    Column("starts_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("sender", String(NAME), nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index(None, "status", "expires_at"),
+)
