@@ -6,7 +6,8 @@ Later sources (an agent heartbeat, a BMC power reading, an Alertmanager alert) o
 
 * ``combine`` folds one tick's signals for one host into a single ``Health``: any source that says
   UP wins (a live agent on a host whose nova-compute died is not a dead host); the host is DOWN only
-  when every source that spoke says DOWN; otherwise it is UNCERTAIN.
+  when every source that spoke says DOWN and at least one of them is not an alert (``alert:<kind>``:
+  an alert is evidence, never by itself a reason to fence); otherwise it is UNCERTAIN.
 * ``assess`` debounces over ticks: ``down_samples`` consecutive DOWN ticks make a host SUSPECT, and
   a SUSPECT host becomes FAILED once it has been down for ``grace_period`` seconds without a single
   UP tick in between (a host that heartbeats is alive). ``up_samples`` consecutive UP ticks clear it;
@@ -132,9 +133,18 @@ def combine(signals: Iterable[Signal]) -> tuple[Health, str]:
     if ups:
         return Health.UP, "; ".join(f"{s.source}: {s.detail}" for s in ups)
     downs = [s for s in signals if s.health is Health.DOWN]
-    if len(downs) == len(signals):
+    if len(downs) == len(signals) and any(not is_alert(s) for s in downs):
         return Health.DOWN, "; ".join(f"{s.source}: {s.detail}" for s in downs)
     return Health.UNCERTAIN, "; ".join(f"{s.source}: {s.detail}" for s in signals)
+
+
+#: Sources named ``alert:<kind>`` are alerts from Alertmanager or another sender: evidence only.
+ALERT_SOURCE_PREFIX = "alert:"
+
+
+def is_alert(signal: Signal) -> bool:
+    """True for a signal that came from an alert (never by itself a reason to call a host DOWN)."""
+    return signal.source.startswith(ALERT_SOURCE_PREFIX)
 
 
 def assess(previous: HostHealth, health: Health, detail: str, policy: DetectionPolicy, now: float) -> HostHealth:

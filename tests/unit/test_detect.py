@@ -122,6 +122,30 @@ def test_combine_reason_names_the_deciding_sources() -> None:
     assert combine([]) == (X, "no signal")
 
 
+# -- alerts are evidence, never by themselves a reason to call a host DOWN --------------------------------
+
+ALERT_TABLE: list[tuple[Sequence[tuple[str, Health]], Health]] = [
+    ((("alert:NodeDown", D),), X),  # an alert alone never makes a host DOWN
+    ((("alert:NodeDown", D), ("alert:BmcUnreachable", D)), X),  # nor do several alerts
+    ((("alert:NodeDown", D), ("nova", D)), D),  # an alert plus Nova DOWN: DOWN
+    ((("alert:NodeDown", D), ("nova", U)), U),  # Nova UP wins
+    ((("alert:NodeDown", D), ("nova", X)), X),  # Nova uncertain (forced down by someone): uncertain
+    ((("alert:NodeDown", D), ("agent", D), ("nova", D)), D),
+]
+
+
+@pytest.mark.parametrize(("signals", "expected"), ALERT_TABLE)
+def test_combine_with_alerts(signals: Sequence[tuple[str, Health]], expected: Health) -> None:
+    health, reason = combine(sig(h, source) for source, h in signals)
+    assert health is expected
+    assert "alert:NodeDown" in reason or health is U  # UP names only the sources that said UP
+
+
+def test_an_alert_alone_names_itself_in_the_reason() -> None:
+    health, reason = combine([sig(D, "alert:NodeDown")])
+    assert (health, reason) == (X, "alert:NodeDown: alert:NodeDown says down")
+
+
 # -- assess ---------------------------------------------------------------------------------------------
 
 
