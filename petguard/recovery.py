@@ -51,6 +51,23 @@ class RecoveryPolicy:
     poll_interval: float = 1.0
 
 
+#: Nova keeps a service's disabled reason in a 255-character column.
+NOVA_REASON_MAX = 255
+
+
+def disabled_reason(host: str, incident_id: int) -> str:
+    """The reason petguard disables a fenced host's compute service with, as operators read it in
+    Nova's service list: it starts with petguard's marker (detection knows the host is held by
+    petguard), names a command that exists to return the host, and fits Nova's column."""
+    reason = (
+        f"petguard: incident {incident_id}: host fenced, pets evacuated; return it with "
+        f"`petguard-manage request {host} restore --reason ...`"
+    )
+    if len(reason) > NOVA_REASON_MAX:
+        reason = f"petguard: incident {incident_id}: host fenced, pets evacuated; see `petguard-manage request --help`"
+    return reason
+
+
 class Recovery:
     """The three host-level actions, bound to their seams."""
 
@@ -125,9 +142,7 @@ class Recovery:
         if not service.forced_down:
             request_id = self._nova(lambda: self._compute.force_down(service))
             LOG.info("%s: compute service forced down [%s]; next: disable it", host, request_id)
-        reason = (
-            f"petguard: incident {incident_id}: host fenced, pets evacuated; `petguard host restore {host}` returns it"
-        )
+        reason = disabled_reason(host, incident_id)
         if service.status != "disabled" or service.disabled_reason != reason:
             request_id = self._nova(lambda: self._compute.disable(service, reason))
             LOG.info("%s: compute service disabled [%s]; next: plan the evacuation", host, request_id)

@@ -1,0 +1,31 @@
+"""The reason petguard writes into Nova when it disables a fenced host (``recovery.disabled_reason``).
+
+Seen on the lab's real Nova: the reason is what an operator reads in the service list, so the command
+it names must exist, it must fit Nova's 255-character column, and it must keep the marker that
+detection uses to recognise a host petguard itself holds down.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from petguard.cmd import manage
+from petguard.detect import DetectionPolicy
+from petguard.recovery import NOVA_REASON_MAX, disabled_reason
+
+
+@pytest.mark.parametrize("host", ["cmp1", "compute-0042.rack17.dc3.example.org", "h" * 255])
+def test_reason_fits_nova_and_keeps_the_marker(host: str) -> None:
+    reason = disabled_reason(host, 123456)
+    assert len(reason) <= NOVA_REASON_MAX
+    assert reason.startswith(DetectionPolicy().reason_marker)
+    assert reason.startswith("petguard: incident 123456: ")
+
+
+def test_reason_names_a_command_that_exists() -> None:
+    reason = disabled_reason("cmp1", 7)
+    assert "`petguard-manage request cmp1 restore --reason ...`" in reason
+    assert "petguard host restore" not in reason  # the `petguard` CLI does not exist (yet)
+    # ... and petguard-manage really parses it
+    args = manage._parser().parse_args(["request", "cmp1", "restore", "--reason", "repaired"])
+    assert (args.host, args.kind) == ("cmp1", "restore")
