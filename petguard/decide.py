@@ -381,6 +381,8 @@ def _follow_verdicts(tick: _Tick, policy: LoopPolicy) -> None:
             reason = f"looks down: {health.describe(tick.now)}"
             tick.move(name, HostEvent.SIGNALS_DOWN, reason)
             tick.opened.append((name, reason))
+            if not _brake_speaks(tick):
+                tick.events.append((name, "host_suspect", reason))
             grace = policy.detection.grace_period
             tick.log.append(
                 f"{name}: suspect, {reason}; next: fence it if still down after the {grace:.0f} s grace period"
@@ -388,9 +390,17 @@ def _follow_verdicts(tick: _Tick, policy: LoopPolicy) -> None:
         elif state is HostState.SUSPECT and health.verdict is Verdict.UP:
             tick.move(name, HostEvent.SIGNALS_UP, f"recovered: {health.detail}")
             _close_incident(tick, name, "false_alarm")
+            if not _brake_speaks(tick):
+                tick.events.append((name, "suspect_cleared", f"up again ({health.detail}): a false alarm"))
             tick.log.append(f"{name}: up again ({health.detail}); incident closed as a false alarm")
         elif state is HostState.SUSPECT and health.verdict is Verdict.FAILED and name not in tick.inputs.busy:
             _start_fence(tick, name, blocked)
+
+
+def _brake_speaks(tick: _Tick) -> bool:
+    """True while the brake is (or was, this tick) engaged: its own alert speaks for every host, so
+    hosts going suspect or clearing in a mass failure are not one alert each."""
+    return tick.brake.engaged or tick.inputs.brake.engaged
 
 
 def _start_fence(tick: _Tick, name: str, blocked: str | None) -> None:
@@ -402,6 +412,7 @@ def _start_fence(tick: _Tick, name: str, blocked: str | None) -> None:
             tick.log.append(f"{name}: failed ({health.describe(tick.now)}) but not fenced: {blocked}; next: wait")
         return
     tick.move(name, HostEvent.FENCE_STARTED, f"failed: {health.describe(tick.now)}")
+    tick.events.append((name, "fence_started", f"failed ({health.describe(tick.now)}): powering it off"))
     tick.log.append(f"{name}: failed ({health.describe(tick.now)}); fencing it now; next: power off and read back OFF")
 
 
@@ -414,6 +425,7 @@ def _schedule_actions(tick: _Tick, policy: LoopPolicy) -> list[tuple[str, Action
         if state is HostState.FENCED and not policy.dry_run:
             reason = "fence confirmed: forcing the service down, then evacuating its pets"
             tick.move(name, HostEvent.EVACUATION_STARTED, reason)
+            tick.events.append((name, "evacuation_started", reason))
             tick.log.append(f"{name}: fenced; next: force the compute service down, disable it, evacuate its pets")
             state = HostState.EVACUATING
         action = ACTION_FOR_STATE.get(state)

@@ -234,9 +234,17 @@ class Evacuator:
             )
         elif (move.power_goal is PowerGoal.RUNNING and running) or (move.power_goal is PowerGoal.STOPPED and stopped):
             LOG.info("%s: %s recovered: %s on %s", move.source_host, move.server_name, server.status, server.host)
-            return self._store.update_move(
+            done = self._store.update_move(
                 move.incident_id, move.server_id, MoveStatus.DONE, self._clock.now(), dest_host=server.host
             )
+            self._store.record_event(
+                move.source_host,
+                move.incident_id,
+                "server_evacuated",
+                f"{move.server_name} ({move.server_id}): {server.status} on {server.host}",
+                self._clock.now(),
+            )
+            return done
         else:
             return self._fail(
                 move, f"arrived on {server.host} in vm_state {server.vm_state}, cannot restore {move.power_goal.value}"
