@@ -151,6 +151,59 @@ evacuation_opts: list[cfg.Opt] = [
     ),
 ]
 
+webhooks_opts: list[cfg.Opt] = [
+    cfg.ListOpt(
+        "receivers",
+        default=[],
+        help="Names of the receivers of outgoing alerts; each NAME has its own [webhook:NAME] group "
+        "(url, format, secret_file, kinds filters, timeout). Empty: no alerts are sent.",
+    ),
+    cfg.FloatOpt("poll_interval", default=1.0, min=0.1, help="Seconds between two looks for new events."),
+    cfg.IntOpt("attempts", default=3, min=1, help="Tries of one delivery in a row before backing off."),
+    cfg.FloatOpt(
+        "backoff_max",
+        default=300.0,
+        min=1,
+        help="Longest wait (seconds) between two rounds of tries to a failing receiver; the wait doubles "
+        "from 2 s up to this, and survives a restart. Undelivered alerts wait, they are never dropped.",
+    ),
+]
+
+#: One receiver's options. Registered at run time for each [webhook:NAME] group named in
+#: [webhooks] receivers (``petguard.webhooks.receivers``); shown once in the sample as [webhook:NAME].
+webhook_receiver_opts: list[cfg.Opt] = [
+    cfg.URIOpt(
+        "url",
+        schemes=["http", "https"],
+        secret=True,
+        help="Where to POST each alert (a Slack incoming-webhook URL is itself a secret: never logged).",
+    ),
+    cfg.StrOpt(
+        "format",
+        default="json",
+        choices=[("json", "petguard's JSON event (docs/alerts.md)"), ("slack", 'Slack-compatible {"text": ...}')],
+        help="Body of each POST.",
+    ),
+    cfg.StrOpt(
+        "secret_file",
+        help="File holding the HMAC-SHA256 key: each POST carries X-Petguard-Timestamp and "
+        "X-Petguard-Signature: sha256=HMAC(key, timestamp + '.' + body). Unset: unsigned.",
+    ),
+    cfg.ListOpt(
+        "include_kinds",
+        default=[],
+        help="Only these event kinds (shell patterns such as fence_*); empty: every kind.",
+    ),
+    cfg.ListOpt("exclude_kinds", default=[], help="Never these event kinds (shell patterns), even if included."),
+    cfg.StrOpt(
+        "min_severity",
+        default="info",
+        choices=["info", "warning", "critical"],
+        help="Only events of at least this severity (docs/alerts.md lists each kind's severity).",
+    ),
+    cfg.FloatOpt("timeout", default=5.0, min=0.5, max=120, help="Seconds for one POST."),
+]
+
 GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
     (None, default_opts),
     ("nova", nova_opts),
@@ -158,7 +211,11 @@ GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
     ("detection", detection_opts),
     ("fencing", fencing_opts),
     ("evacuation", evacuation_opts),
+    ("webhooks", webhooks_opts),
 ]
+
+#: The template of the per-receiver groups, for the sample config only.
+RECEIVER_TEMPLATE = "webhook:name"
 
 
 def register(conf: cfg.ConfigOpts) -> None:
@@ -169,4 +226,5 @@ def register(conf: cfg.ConfigOpts) -> None:
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """Entry point for oslo-config-generator (namespace 'petguard')."""
-    return [(group, list(options)) for group, options in GROUPS]
+    listed = [(group, list(options)) for group, options in GROUPS]
+    return [*listed, (RECEIVER_TEMPLATE, list(webhook_receiver_opts))]
