@@ -1,0 +1,134 @@
+"""What is sent: the JSON event (schema version 1), the Slack line, the severity table, the signature.
+
+Pure functions over ``EventRecord``; docs/alerts.md documents the schema and every kind.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from petguard.journal import EventRecord
+
+SCHEMA_VERSION = 1
+
+
+class Severity(enum.IntEnum):
+    """How loud an event is; ordered, so ``min_severity`` filters compare."""
+
+    INFO = 10
+    WARNING = 20
+    CRITICAL = 30
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+#: The severity of every kind petguard records. A kind missing here is WARNING (loud enough to be
+#: noticed, so a new kind that nobody classified is not silently filtered away).
+SEVERITY: dict[str, Severity] = {
+    # an operator must act
+    "awaiting_confirm": Severity.CRITICAL,
+    "fence_failed": Severity.CRITICAL,
+    "evacuation_failed": Severity.CRITICAL,
+    "restore_failed": Severity.CRITICAL,
+    "brake_engaged": Severity.CRITICAL,
+    # something is wrong or held; petguard is handling it or waiting
+    "host_suspect": Severity.WARNING,
+    "fence_started": Severity.WARNING,
+    "fence_held": Severity.WARNING,
+    "evacuate_held": Severity.WARNING,
+    "restore_held": Severity.WARNING,
+    "evacuation_delayed": Severity.WARNING,
+    "brake_override": Severity.WARNING,
+    "operator_fence": Severity.WARNING,
+    "operator_confirm_fenced": Severity.WARNING,
+    # progress and good news
+    "suspect_cleared": Severity.INFO,
+    "fence_confirmed": Severity.INFO,
+    "evacuation_started": Severity.INFO,
+    "server_evacuated": Severity.INFO,
+    "evacuation_finished": Severity.INFO,
+    "host_restored": Severity.INFO,
+    "brake_released": Severity.INFO,
+    "operator_maintenance_on": Severity.INFO,
+    "operator_maintenance_off": Severity.INFO,
+    "operator_restore": Severity.INFO,
+    "operator_evacuate": Severity.INFO,
+}
+
+#: Slack emoji per severity; good news gets a check mark instead of the plain info sign.
+EMOJI: dict[Severity, str] = {
+    Severity.CRITICAL: ":rotating_light:",
+    Severity.WARNING: ":warning:",
+    Severity.INFO: ":information_source:",
+}
+GOOD_NEWS = frozenset({"suspect_cleared", "fence_confirmed", "evacuation_finished", "host_restored", "brake_released"})
+
+
+def severity(kind: str) -> Severity:
+    """The severity of an event kind (WARNING for a kind not in the table)."""
+    return SEVERITY.get(kind, Severity.WARNING)
+
+
+def iso_utc(at: float) -> str:
+    """``at`` (epoch seconds) as ISO 8601 UTC with milliseconds, e.g. 2024-05-01T12:00:00.000Z."""
+    moment = datetime.datetime.fromtimestamp(at, tz=datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def event_payload(event: EventRecord, controller: str, version: str) -> dict[str, Any]:
+    """The JSON event of schema version 1 (docs/alerts.md)."""
+    return {
+        "version": SCHEMA_VERSION,
+        "id": event.id,
+        "at": iso_utc(event.at),
+        "kind": event.kind,
+        "severity": severity(event.kind).label,
+        "host": event.host,
+        "incident_id": event.incident_id,
+        "message": event.message,
+        "petguard": {"controller": controller, "version": version},
+    }
+
+
+def slack_text(event: EventRecord, controller: str) -> str:
+    """One readable line: emoji, kind, host and incident, message, where it came from."""
+    level = severity(event.kind)
+    emoji = ":white_check_mark:" if event.kind in GOOD_NEWS else EMOJI[level]
+    where = f" *{event.host}*" if event.host else ""
+    incident = f" (incident {event.incident_id})" if event.incident_id is not None else ""
+    return f"{emoji} `{event.kind}`{where}{incident}: {event.message} — petguard on {controller}"
+
+
+def json_body(event: EventRecord, controller: str, version: str) -> bytes:
+    """The JSON event as compact UTF-8 bytes (these exact bytes are signed)."""
+    return _dumps(event_payload(event, controller, version))
+
+
+def slack_body(event: EventRecord, controller: str) -> bytes:
+    """The Slack-compatible body ``{"text": ...}``."""
+    return _dumps({"text": slack_text(event, controller)})
+
+
+def signature(secret: bytes, timestamp: str, body: bytes) -> str:
+    """``sha256=<hex>`` of HMAC-SHA256(secret, timestamp + "." + body)."""
+    mac = hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def signed_headers(secret: bytes | None, timestamp: str, body: bytes) -> dict[str, str]:
+    """The headers of one POST: content type, timestamp, and the signature when there is a secret."""
+    headers = {"Content-Type": "application/json", "X-Petguard-Timestamp": timestamp}
+    if secret is not None:
+        headers["X-Petguard-Signature"] = signature(secret, timestamp, body)
+    return headers
+
+
+def _dumps(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
