@@ -21,6 +21,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from petguard.clock import Clock
 from petguard.compute import Compute
@@ -32,6 +33,32 @@ LOG = logging.getLogger(__name__)
 
 #: An action lane body: (host, incident id) -> Outcome, or None to be scheduled again next tick.
 ActionFn = Callable[[str, "int | None"], "Outcome | None"]
+
+
+class Recorder(Protocol):
+    """What the loop reports for metrics (``petguard.metrics.Metrics`` implements it)."""
+
+    def tick_finished(self, seconds: float, ok: bool) -> None:
+        """One tick ended (``ok``: it decided and recorded)."""
+
+    def action_finished(self, host: str, action: str, outcome: str, seconds: float) -> None:
+        """A lane ran ``action``; ``outcome`` is the reported event, "again" or "crashed"."""
+
+    def move_finished(self, host: str, server_id: str, status: str, seconds: float) -> None:
+        """A server's evacuation became final (done, failed) during a lane run of ``seconds``."""
+
+
+class NullRecorder:
+    """Records nothing (the default)."""
+
+    def tick_finished(self, seconds: float, ok: bool) -> None:
+        pass
+
+    def action_finished(self, host: str, action: str, outcome: str, seconds: float) -> None:
+        pass
+
+    def move_finished(self, host: str, server_id: str, status: str, seconds: float) -> None:
+        pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,20 +97,35 @@ class Loop:
         # and reloads them only when the store assigned something (incident ids) or after an error.
         self._hosts: dict[str, HostRecord] | None = None
         self.last_ok_tick: float | None = None
+        self.recorder: Recorder = NullRecorder()
 
     # -- one tick --------------------------------------------------------------------------------
     def tick(self) -> TickReport:
         """Observe, decide, record, act. Never raises for an expected failure; reports it."""
+        started = self._clock.monotonic()
+        report = TickReport(False, None, "the tick raised")
+        try:
+            report = self._tick()
+        finally:
+            self.recorder.tick_finished(self._clock.monotonic() - started, report.ok)
+        return report
+
+    def _tick(self) -> TickReport:
         try:
             services = self._compute.list_services()
         except PetguardError as exc:
             LOG.warning("cannot read Nova's compute services: %s; deciding nothing this tick", exc)
             return TickReport(False, None, str(exc))
+        now = self._clock.now()
+        # Alerts are evidence (detect.combine never calls a host DOWN on alerts alone); a Store
+        # without alerts (an older fake) gives none.
+        active_alerts = getattr(self._store, "active_alerts", None)
+        alerts = active_alerts(now) if active_alerts is not None else []
         busy = self._busy_hosts()
         if self._hosts is None:
             self._hosts = self._store.load_hosts()
         inputs = TickInputs(
-            now=self._clock.now(),
+            now=now,
             started_at=self._started_at,
             hosts=self._hosts,
             services=services,
@@ -91,6 +133,7 @@ class Loop:
             outcomes=self._drain_outcomes(),
             requests=self._store.pending_requests(),
             busy=busy,
+            extra_signals=alerts,
         )
         decision = decide(inputs, self._policy)
         self._hosts = None  # if saving fails, the next tick starts again from the store
@@ -139,14 +182,33 @@ class Loop:
                 self._lanes[host] = self._pool.submit(self._run_lane, host, action, incident_id)
 
     def _run_lane(self, host: str, action: Action, incident_id: int | None) -> None:
+        started, started_at = self._clock.monotonic(), self._clock.now()
         try:
             outcome = self._actions[action](host, incident_id)
         except Exception:
             LOG.exception("%s: %s action crashed; next: it is retried on the next tick", host, action.value)
+            self._record_lane(host, action, "crashed", started)
             self._clock.sleep(1.0)
             return
+        self._record_lane(host, action, outcome.event.value if outcome is not None else "again", started)
+        if action is Action.EVACUATE and incident_id is not None and not isinstance(self.recorder, NullRecorder):
+            self._record_moves(host, incident_id, started_at)
         if outcome is not None:
             self._outcomes.put(outcome)
+
+    def _record_lane(self, host: str, action: Action, outcome: str, started: float) -> None:
+        self.recorder.action_finished(host, action.value, outcome, self._clock.monotonic() - started)
+
+    def _record_moves(self, host: str, incident_id: int, started_at: float) -> None:
+        """Report the moves that became final during this lane run (each once: later runs start later)."""
+        try:
+            moves = self._store.moves(incident_id)
+        except PetguardError as exc:
+            LOG.warning("%s: metrics: cannot read the moves of incident %d: %s", host, incident_id, exc)
+            return
+        for move in moves:
+            if move.status.final and move.updated_at >= started_at:
+                self.recorder.move_finished(host, move.server_id, move.status.value, move.updated_at - started_at)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def wait_idle(self, timeout: float | None = None) -> None:
