@@ -204,6 +204,58 @@ webhook_receiver_opts: list[cfg.Opt] = [
     cfg.FloatOpt("timeout", default=5.0, min=0.5, max=120, help="Seconds for one POST."),
 ]
 
+api_opts: list[cfg.Opt] = [
+    cfg.BoolOpt("enabled", default=True, help="Serve the HTTP API (the petguard CLI, alerts in, /healthz, /metrics)."),
+    cfg.StrOpt(
+        "bind",
+        default="127.0.0.1:8786",
+        help="HOST:PORT the API listens on. Keep it on localhost or a management network: "
+        "the API can fence hosts. Ignored when [api] socket is set.",
+    ),
+    cfg.StrOpt(
+        "socket",
+        help="Path of a unix socket to serve the API on instead of [api] bind (mode 0660: the "
+        "daemon's user and group may connect).",
+    ),
+    cfg.StrOpt(
+        "token_file",
+        default="/etc/petguard/api-token",
+        help="File with the operators' bearer token (one token, or 'NAME TOKEN' lines; the name "
+        "is recorded in the audit trail). Must be mode 0600 or stricter.",
+    ),
+    cfg.StrOpt(
+        "hmac_key_file",
+        help="File with the HMAC-SHA256 key(s) that agents and alert senders sign with (one key, or "
+        "'NAME KEY' lines, chosen by the X-Petguard-Sender header). Mode 0600 or stricter. Unset: no "
+        "signed requests.",
+    ),
+    cfg.StrOpt(
+        "alert_token_file",
+        help="File with a bearer token that only allows POST /v1/alerts (Alertmanager cannot sign). "
+        "Mode 0600 or stricter. Unset: alerts need an operator token or a signature.",
+    ),
+    cfg.ListOpt(
+        "alert_host_labels",
+        default=["instance", "host", "nodename"],
+        help="Alert labels naming the host an alert is about, first match wins; a ':port' suffix is "
+        "stripped. The value must be the host's name as Nova names it.",
+    ),
+    cfg.FloatOpt(
+        "alert_ttl",
+        default=18000.0,
+        min=60,
+        help="Seconds a firing alert counts as evidence when it is neither resolved nor sent again "
+        "(longer than Alertmanager's repeat_interval). Alerts never fence a host by themselves.",
+    ),
+    cfg.IntOpt(
+        "max_body_bytes",
+        default=1048576,
+        min=1024,
+        max=16777216,
+        help="Largest request body the API accepts; larger ones are refused with 413.",
+    ),
+]
+
 GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
     (None, default_opts),
     ("nova", nova_opts),
