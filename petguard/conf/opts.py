@@ -264,6 +264,7 @@ GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
     ("fencing", fencing_opts),
     ("evacuation", evacuation_opts),
     ("webhooks", webhooks_opts),
+    ("api", api_opts),
 ]
 
 #: The template of the per-receiver groups, for the sample config only.
