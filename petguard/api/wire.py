@@ -1,0 +1,376 @@
+"""The HTTP API's wire shapes (v1): JSON TypedDicts, converters from the journal's records, and
+request-body validation. Pure: no I/O, no framework.
+
+This module is the whole contract between the daemon's API (``petguard.api.app``) and its clients
+(the ``petguard`` CLI imports it too); ``docs/api.md`` describes the same shapes for people and
+``docs/openapi.json`` for tools. All times are unix seconds (floats).
+
+Request bodies are validated strictly: a body must be a JSON object, unknown fields are refused, and
+every error says which field is wrong and what would be right (``InvalidBody``, answered with 400).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
+
+from petguard.errors import Permanent
+from petguard.journal import (
+    AuditRecord,
+    BrakeState,
+    EventRecord,
+    HostRecord,
+    Incident,
+    MoveRecord,
+    RequestKind,
+    RequestStatus,
+    SkipRecord,
+)
+
+API_VERSION = "v1"
+#: Longest accepted ``reason`` text, in characters.
+MAX_REASON = 1000
+#: The ``limit`` query parameter's bounds.
+MAX_LIMIT = 1000
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: Request kinds a client may ask for on ``/v1/hosts/{name}/requests`` (the brake has its own path).
+HOST_REQUEST_KINDS = tuple(k.value for k in RequestKind if k is not RequestKind.BRAKE_OVERRIDE)
+
+
+class InvalidBody(Permanent):
+    """A request body or query parameter is not what the API accepts (answered with 400)."""
+
+
+# -- shapes --------------------------------------------------------------------------------------------
+class HostJson(TypedDict):
+    name: str
+    state: str
+    since: float
+    incident_id: int | None
+    reason: str
+    verdict: str
+    detail: str
+
+
+class IncidentJson(TypedDict):
+    id: int
+    host: str
+    opened_at: float
+    closed_at: float | None
+    reason: str
+    outcome: str
+
+
+class EventJson(TypedDict):
+    id: int
+    at: float
+    host: str | None
+    incident_id: int | None
+    kind: str
+    message: str
+
+
+class MoveJson(TypedDict):
+    server_id: str
+    server_name: str
+    priority: int
+    power_goal: str
+    status: str
+    source_host: str
+    dest_host: str | None
+    attempts: int
+    reason: str
+    request_id: str | None
+    updated_at: float
+
+
+class SkipJson(TypedDict):
+    server_id: str
+    server_name: str
+    reason: str
+
+
+class RequestJson(TypedDict):
+    id: int
+    host: str
+    kind: str
+    reason: str
+    requested_by: str
+    requested_at: float
+    status: str  # "pending" | "done" | "refused"
+    message: str
+    finished_at: float | None
+
+
+class BrakeJson(TypedDict):
+    engaged: bool
+    reason: str
+    since: float | None
+    override_until: float | None
+
+
+class AuditJson(TypedDict):
+    id: int
+    at: float
+    actor: str
+    action: str
+    target: str | None
+    result: str
+    detail: str
+
+
+class HostDetailJson(TypedDict):
+    host: HostJson
+    incident: IncidentJson | None
+    events: list[EventJson]
+    moves: list[MoveJson]
+    skips: list[SkipJson]
+
+
+class IncidentDetailJson(TypedDict):
+    incident: IncidentJson
+    events: list[EventJson]
+    moves: list[MoveJson]
+    skips: list[SkipJson]
+
+
+class ExplainJson(TypedDict):
+    subject: str  # "host" | "server"
+    name: str
+    state: str
+    lines: list[str]
+
+
+class StatusJson(TypedDict):
+    version: str
+    leader: bool
+    brake: BrakeJson
+    last_tick: float | None
+    tick_ok: bool
+    dry_run: bool
+    fence_readiness: dict[str, str]
+    log_level: str
+
+
+class IgnoredAlertJson(TypedDict):
+    index: int
+    reason: str
+
+
+class AlertsAcceptedJson(TypedDict):
+    accepted: int
+    ignored: list[IgnoredAlertJson]
+
+
+class ErrorDetailJson(TypedDict):
+    code: int
+    title: str
+    message: str
+
+
+class ErrorJson(TypedDict):
+    error: ErrorDetailJson
+
+
+# -- converters ----------------------------------------------------------------------------------------
+def host_json(record: HostRecord) -> HostJson:
+    host, health = record.host, record.health
+    return {
+        "name": host.name,
+        "state": host.state.value,
+        "since": host.since,
+        "incident_id": host.incident_id,
+        "reason": host.reason,
+        "verdict": health.verdict.value,
+        "detail": health.detail,
+    }
+
+
+def incident_json(incident: Incident) -> IncidentJson:
+    return {
+        "id": incident.id,
+        "host": incident.host,
+        "opened_at": incident.opened_at,
+        "closed_at": incident.closed_at,
+        "reason": incident.reason,
+        "outcome": incident.outcome,
+    }
+
+
+def event_json(event: EventRecord) -> EventJson:
+    return {
+        "id": event.id,
+        "at": event.at,
+        "host": event.host,
+        "incident_id": event.incident_id,
+        "kind": event.kind,
+        "message": event.message,
+    }
+
+
+def move_json(move: MoveRecord) -> MoveJson:
+    return {
+        "server_id": move.server_id,
+        "server_name": move.server_name,
+        "priority": move.priority,
+        "power_goal": move.power_goal.value,
+        "status": move.status.value,
+        "source_host": move.source_host,
+        "dest_host": move.dest_host,
+        "attempts": move.attempts,
+        "reason": move.reason,
+        "request_id": move.request_id,
+        "updated_at": move.updated_at,
+    }
+
+
+def skip_json(skip: SkipRecord) -> SkipJson:
+    return {"server_id": skip.server_id, "server_name": skip.server_name, "reason": skip.reason}
+
+
+def request_json(status: RequestStatus) -> RequestJson:
+    request = status.request
+    return {
+        "id": request.id,
+        "host": request.host,
+        "kind": request.kind.value,
+        "reason": request.reason,
+        "requested_by": request.requested_by,
+        "requested_at": request.requested_at,
+        "status": status.status,
+        "message": status.message,
+        "finished_at": status.finished_at,
+    }
+
+
+def brake_json(brake: BrakeState) -> BrakeJson:
+    return {
+        "engaged": brake.engaged,
+        "reason": brake.reason,
+        "since": brake.since,
+        "override_until": brake.override_until,
+    }
+
+
+def audit_json(entry: AuditRecord) -> AuditJson:
+    return {
+        "id": entry.id,
+        "at": entry.at,
+        "actor": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "result": entry.result,
+        "detail": entry.detail,
+    }
+
+
+def error_json(code: int, title: str, message: str) -> ErrorJson:
+    return {"error": {"code": code, "title": title, "message": message}}
+
+
+# -- request bodies ------------------------------------------------------------------------------------
+def parse_json(raw: bytes) -> Any:
+    """The JSON value of a request body.
+
+    :raises InvalidBody: not UTF-8 JSON (the message says where it breaks).
+    """
+    if not raw.strip():
+        raise InvalidBody("the request body is empty: send a JSON object (Content-Type: application/json)")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise InvalidBody("the request body is not UTF-8 text: send a JSON object") from exc
+    except json.JSONDecodeError as exc:
+        where = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise InvalidBody(f"the request body is not valid JSON ({where}): send a JSON object") from exc
+
+
+def check_object(
+    body: Any, required: Sequence[str], optional: Sequence[str] = (), what: str = "the body"
+) -> dict[str, Any]:
+    """``body`` as a dict with exactly the allowed fields.
+
+    :raises InvalidBody: not an object, a required field missing, or an unknown field.
+    """
+    if not isinstance(body, dict):
+        raise InvalidBody(f"{what} must be a JSON object, not {_json_type(body)}")
+    unknown = sorted(set(body) - set(required) - set(optional))
+    if unknown:
+        allowed = ", ".join(list(required) + list(optional))
+        raise InvalidBody(f"unknown field(s) in {what}: {', '.join(unknown)}; allowed: {allowed}")
+    missing = [name for name in required if name not in body]
+    if missing:
+        raise InvalidBody(f"missing field(s) in {what}: {', '.join(missing)}")
+    return body
+
+
+def string_field(body: Mapping[str, Any], name: str, *, max_length: int = MAX_REASON, what: str = "") -> str:
+    """A string field of ``body``; :raises InvalidBody: not a string, or too long."""
+    value = body[name]
+    label = f"{what}{name}"
+    if not isinstance(value, str):
+        raise InvalidBody(f"field {label!r} must be a string, not {_json_type(value)}")
+    if len(value) > max_length:
+        raise InvalidBody(f"field {label!r} is {len(value)} characters long; at most {max_length} are accepted")
+    return value
+
+
+def choice_field(body: Mapping[str, Any], name: str, choices: Sequence[str], what: str = "") -> str:
+    """A string field that must be one of ``choices``; :raises InvalidBody:"""
+    value = string_field(body, name, max_length=64, what=what)
+    if value not in choices:
+        raise InvalidBody(f"field {what}{name!r} is {value!r}; expected one of: {', '.join(choices)}")
+    return value
+
+
+def host_request(body: Any) -> tuple[RequestKind, str]:
+    """``POST /v1/hosts/{name}/requests``: the request kind and the operator's reason."""
+    body = check_object(body, required=("kind", "reason"))
+    kind = RequestKind(choice_field(body, "kind", HOST_REQUEST_KINDS))
+    return kind, string_field(body, "reason")
+
+
+def brake_override(body: Any) -> str:
+    """``POST /v1/brake/override``: the operator's reason."""
+    return string_field(check_object(body, required=("reason",)), "reason")
+
+
+def log_level(body: Any) -> str:
+    """``PUT /v1/log-level``: one of ``LOG_LEVELS`` (case-insensitive on input, upper case out)."""
+    body = check_object(body, required=("level",))
+    value = string_field(body, "level", max_length=16)
+    if value.upper() not in LOG_LEVELS:
+        raise InvalidBody(f"field 'level' is {value!r}; expected one of: {', '.join(LOG_LEVELS)}")
+    return value.upper()
+
+
+def limit_param(value: str | None, default: int) -> int:
+    """The ``limit`` query parameter: an integer from 1 to ``MAX_LIMIT``."""
+    if value is None:
+        return default
+    try:
+        limit = int(value)
+    except ValueError:
+        raise InvalidBody(f"query parameter 'limit' must be an integer, not {value!r}") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidBody(f"query parameter 'limit' must be between 1 and {MAX_LIMIT}, not {limit}")
+    return limit
+
+
+def int_param(name: str, value: str | None) -> int | None:
+    """An optional integer query parameter (an id)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidBody(f"query parameter {name!r} must be an integer id, not {value!r}") from None
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    for python_type, name in names.items():
+        if isinstance(value, python_type):
+            return name
+    return "a number" if isinstance(value, int | float) else type(value).__name__

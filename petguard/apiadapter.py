@@ -1,0 +1,270 @@
+"""The HTTP API's seams implemented over the journal (``SqlStore``) and the running ``Loop``.
+
+``petguard.api`` may not import the store, the loop or any adapter (``.importlinter``); this module
+sits outside it and gives the app what it needs: ``StoreView`` (reads), ``StoreInbox`` (queue
+requests, record alerts, audit, set the log level) and ``LogLevels``. ``start_api(conf, store, loop)``
+is what the composition root calls to serve the API in a thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from oslo_config import cfg
+
+from petguard import __version__
+from petguard.api import auth
+from petguard.api.alerts import AlertPolicy
+from petguard.api.app import ApiSettings, make_app
+from petguard.api.ports import Explanation, Exposition, Liveness, Status
+from petguard.api.server import ApiServer, ServerSettings
+from petguard.clock import Clock, SystemClock
+from petguard.errors import ConfigError, NotFound
+from petguard.journal import (
+    AlertRecord,
+    AuditRecord,
+    EventRecord,
+    HostRecord,
+    Incident,
+    MoveRecord,
+    RequestKind,
+    RequestStatus,
+    SkipRecord,
+)
+from petguard.metrics import Metrics, Snapshot
+from petguard.reconcile import Loop
+from petguard.store.api import SqlStore
+
+LOG = logging.getLogger(__name__)
+
+#: ``/healthz`` fails when the last successful tick is older than this many tick intervals.
+HEALTHY_TICKS = 3.0
+#: Incidents searched (newest first) when ``explain`` is asked about a server.
+EXPLAIN_INCIDENTS = 50
+
+
+class LogLevels:
+    """Reads and sets the running daemon's log level (the root logger, where oslo.log's handlers are)."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._logger = logger or logging.getLogger()
+
+    def get(self) -> str:
+        return logging.getLevelName(self._logger.getEffectiveLevel())
+
+    def set(self, level: str) -> str:
+        self._logger.setLevel(level)
+        LOG.warning("log level set to %s through the API", level)
+        return self.get()
+
+
+@dataclasses.dataclass
+class StoreView:
+    """``petguard.api.ports.View`` over the journal and the loop."""
+
+    store: SqlStore
+    loop: Loop
+    tick_interval: float
+    dry_run: bool = False
+    clock: Clock = dataclasses.field(default_factory=SystemClock)
+    log_level: Callable[[], str] = dataclasses.field(default_factory=lambda: LogLevels().get)
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def hosts(self) -> list[HostRecord]:
+        return [record for _, record in sorted(self.store.load_hosts().items())]
+
+    def host(self, name: str) -> HostRecord:
+        record = self.store.load_hosts().get(name)
+        if record is None:
+            raise NotFound(f"no host {name!r}: petguard watches the hosts of Nova's nova-compute services", host=name)
+        return record
+
+    def incident(self, incident_id: int) -> Incident:
+        return self.store.incident(incident_id)
+
+    def incidents(self, host: str | None, limit: int) -> list[Incident]:
+        return self.store.incidents(host, limit)
+
+    def events(self, incident_id: int | None, host: str | None, limit: int) -> list[EventRecord]:
+        return self.store.events(incident_id, host, limit)
+
+    def moves(self, incident_id: int) -> list[MoveRecord]:
+        return self.store.moves(incident_id)
+
+    def skips(self, incident_id: int) -> list[SkipRecord]:
+        return self.store.skips(incident_id)
+
+    def request(self, request_id: int) -> RequestStatus:
+        return self.store.request_status(request_id)
+
+    def audit(self, limit: int) -> list[AuditRecord]:
+        return self.store.audit_log(limit)
+
+    def liveness(self) -> Liveness:
+        last = self.loop.last_ok_tick
+        if last is None:
+            return Liveness(False, "no tick has succeeded yet (starting, or Nova cannot be read)", None)
+        age, limit = self.now() - last, HEALTHY_TICKS * self.tick_interval
+        if age > limit:
+            return Liveness(False, f"the last successful tick was {age:.1f} s ago (limit {limit:.1f} s)", last)
+        return Liveness(True, f"the last tick succeeded {age:.1f} s ago", last)
+
+    def status(self) -> Status:
+        live = self.liveness()
+        return Status(
+            version=__version__,
+            leader=True,  # one controller for now; leader election will say otherwise
+            brake=self.store.load_brake(),
+            last_tick=live.last_tick,
+            tick_ok=live.ok,
+            dry_run=self.dry_run,
+            log_level=self.log_level(),
+        )
+
+    def explain(self, name: str) -> Explanation:
+        hosts = self.store.load_hosts()
+        if name in hosts:
+            return self._explain_host(hosts[name])
+        found = self._explain_server(name)
+        if found is None:
+            raise NotFound(
+                f"no host or server {name!r} in petguard's journal (a server is known once an incident planned it)",
+                name=name,
+            )
+        return found
+
+    def _explain_host(self, record: HostRecord) -> Explanation:
+        host, health, now = record.host, record.health, self.now()
+        why = f": {host.reason}" if host.reason else ""
+        lines = [f"{host.name} is {host.state.value} since {_when(host.since)}{why}"]
+        lines.append(f"detection: {health.verdict.value}, {health.describe(now)}")
+        if host.incident_id is not None:
+            incident = self.store.incident(host.incident_id)
+            lines.append(f"incident {incident.id} opened {_when(incident.opened_at)}: {incident.reason}")
+            moves = self.store.moves(incident.id)
+            if moves:
+                counts: dict[str, int] = {}
+                for move in moves:
+                    counts[move.status.value] = counts.get(move.status.value, 0) + 1
+                lines.append("moves: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+            skips = self.store.skips(incident.id)
+            if skips:
+                lines.append(f"{len(skips)} server(s) left on the host (see the incident for why)")
+        for event in self.store.events(None, host.name, 5):
+            lines.append(f"{_when(event.at)} {event.kind}: {event.message}")
+        return Explanation("host", host.name, host.state.value, lines)
+
+    def _explain_server(self, name: str) -> Explanation | None:
+        for incident in self.store.incidents(None, EXPLAIN_INCIDENTS):
+            for move in self.store.moves(incident.id):
+                if name in (move.server_id, move.server_name):
+                    lines = [
+                        f"server {move.server_name} ({move.server_id}) was on {move.source_host}, "
+                        f"incident {incident.id} ({incident.reason})",
+                        f"evacuation {move.status.value} after {move.attempts} attempt(s)"
+                        + (f", now on {move.dest_host}" if move.dest_host else ""),
+                    ]
+                    if move.reason:
+                        lines.append(f"reason: {move.reason}")
+                    return Explanation("server", move.server_name, move.status.value, lines)
+            for skip in self.store.skips(incident.id):
+                if name in (skip.server_id, skip.server_name):
+                    lines = [
+                        f"server {skip.server_name} ({skip.server_id}) was left on {incident.host} "
+                        f"in incident {incident.id}: {skip.reason}"
+                    ]
+                    return Explanation("server", skip.server_name, "skipped", lines)
+        return None
+
+
+@dataclasses.dataclass
+class StoreInbox:
+    """``petguard.api.ports.Inbox`` over the journal: the loop acts on what is queued here."""
+
+    store: SqlStore
+    clock: Clock = dataclasses.field(default_factory=SystemClock)
+    set_level: Callable[[str], str] = dataclasses.field(default_factory=lambda: LogLevels().set)
+
+    def submit_request(self, host: str, kind: RequestKind, reason: str, actor: str) -> RequestStatus:
+        request_id = self.store.submit_request(host, kind, reason, actor, self.clock.now())
+        return self.store.request_status(request_id)
+
+    def record_alerts(self, alerts: Sequence[AlertRecord]) -> None:
+        self.store.record_alerts(alerts, self.clock.now())
+
+    def audit(self, actor: str, action: str, target: str | None, result: str, detail: str) -> None:
+        self.store.record_audit(actor, action, target, result, detail, self.clock.now())
+
+    def set_log_level(self, level: str) -> str:
+        return self.set_level(level)
+
+
+def authenticator(conf: cfg.ConfigOpts, now: Callable[[], float] = time.time) -> auth.Authenticator:
+    """The API's credentials from ``[api]`` files.
+
+    :raises ConfigError: ``token_file`` is not set, or a file is missing, too open or empty.
+    """
+    api = conf.api
+    if not api.token_file:
+        raise ConfigError("[api] token_file is not set: create a file with a token (chmod 600) and name it there")
+    tokens = auth.load_secrets(api.token_file, "token", "token_file")
+    alert_tokens = auth.load_secrets(api.alert_token_file, "alert", "alert_token_file") if api.alert_token_file else {}
+    hmac_keys = auth.load_secrets(api.hmac_key_file, "hmac", "hmac_key_file") if api.hmac_key_file else {}
+    return auth.Authenticator(tokens, alert_tokens, hmac_keys, now)
+
+
+def settings(conf: cfg.ConfigOpts) -> tuple[ApiSettings, ServerSettings]:
+    api = conf.api
+    app_settings = ApiSettings(
+        max_body_bytes=api.max_body_bytes,
+        alerts=AlertPolicy(host_labels=tuple(api.alert_host_labels), ttl=api.alert_ttl),
+    )
+    return app_settings, ServerSettings(bind=api.bind, socket=api.socket)
+
+
+def start_api(
+    conf: cfg.ConfigOpts,
+    store: SqlStore,
+    loop: Loop,
+    *,
+    set_log_level: Callable[[str], str] | None = None,
+    metrics: Exposition | None = None,
+) -> ApiServer:
+    """Build the API over ``store`` and ``loop`` and serve it in a thread; the caller stops it.
+
+    Also hooks the metrics into the loop (``loop.recorder``). ``set_log_level`` changes the running
+    daemon's log level (default: the root logger's level).
+
+    :raises ConfigError: bad ``[api]`` options or secret files, or the address cannot be bound.
+    """
+    levels = LogLevels()
+    clock = SystemClock()
+    view = StoreView(store, loop, conf.tick_interval, conf.dry_run, clock, levels.get)
+    inbox = StoreInbox(store, clock, set_log_level or levels.set)
+    if metrics is None:
+        recorder = Metrics(lambda: snapshot(store, loop))
+        loop.recorder = recorder
+        metrics = recorder
+    app_settings, server_settings = settings(conf)
+    app = make_app(view, inbox, authenticator(conf, clock.now), metrics, app_settings)
+    return ApiServer(app, server_settings).start()
+
+
+def snapshot(store: SqlStore, loop: Loop) -> Snapshot:
+    """What ``/metrics`` reports about the journal and the loop, read at scrape time."""
+    hosts = store.load_hosts()
+    return Snapshot(
+        host_states={name: record.host.state for name, record in hosts.items()},
+        open_incidents=sum(1 for record in hosts.values() if record.host.incident_id is not None),
+        brake_engaged=store.load_brake().engaged,
+        last_ok_tick=loop.last_ok_tick,
+    )
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))

@@ -1,0 +1,148 @@
+"""Prometheus metrics (prometheus-client): a snapshot of the journal read at scrape time, and the
+counters and histograms the loop updates as it works.
+
+``Metrics`` is both the loop's ``reconcile.Recorder`` (ticks, fence attempts, evacuations per server)
+and the API's ``Exposition`` (``GET /metrics``). It has its own ``CollectorRegistry``, so several
+instances (tests) never clash. Every metric is listed in ``docs/api.md``.
+
+At scrape time (from ``snapshot()``; nothing is cached):
+
+* ``petguard_host_state{host,state}`` 1 for each host's current lifecycle state
+* ``petguard_hosts{state}`` hosts per state (every state, zeros included)
+* ``petguard_open_incidents``, ``petguard_brake_engaged`` (0/1),
+  ``petguard_last_successful_tick_timestamp_seconds``, ``petguard_journal_up`` (0 when the journal
+  could not be read for this scrape)
+
+Updated by the loop: ``petguard_ticks_total{result}``, ``petguard_tick_duration_seconds``,
+``petguard_fence_attempts_total{outcome}``, ``petguard_fence_duration_seconds{outcome}``,
+``petguard_actions_total{action,outcome}``, ``petguard_evacuations_total{outcome}`` and
+``petguard_evacuation_duration_seconds{outcome}`` (per server).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from petguard.errors import PetguardError
+from petguard.hosts import HostState
+
+LOG = logging.getLogger(__name__)
+
+FENCE_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300)
+EVACUATION_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1200, 3600)
+TICK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """What the journal and the loop say now."""
+
+    host_states: Mapping[str, HostState]
+    open_incidents: int
+    brake_engaged: bool
+    last_ok_tick: float | None
+
+
+class _SnapshotCollector(Collector):
+    """Reads a snapshot at each scrape."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("petguard_journal_up", "1 when the journal could be read for this scrape")
+        try:
+            snap = self._snapshot()
+        except PetguardError as exc:
+            LOG.warning("metrics: cannot read the journal: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        per_host = GaugeMetricFamily(
+            "petguard_host_state", "1 for the current lifecycle state of each host", labels=["host", "state"]
+        )
+        counts = dict.fromkeys(HostState, 0)
+        for host, state in sorted(snap.host_states.items()):
+            per_host.add_metric([host, state.value], 1)
+            counts[state] += 1
+        yield per_host
+        totals = GaugeMetricFamily("petguard_hosts", "Hosts in each lifecycle state", labels=["state"])
+        for state, count in counts.items():
+            totals.add_metric([state.value], count)
+        yield totals
+        yield GaugeMetricFamily("petguard_open_incidents", "Incidents not closed yet", value=snap.open_incidents)
+        yield GaugeMetricFamily(
+            "petguard_brake_engaged", "1 while the mass-failure brake holds every fence", value=int(snap.brake_engaged)
+        )
+        last = GaugeMetricFamily(
+            "petguard_last_successful_tick_timestamp_seconds", "Unix time of the last tick that decided and recorded"
+        )
+        if snap.last_ok_tick is not None:
+            last.add_metric([], snap.last_ok_tick)
+        yield last
+
+
+class Metrics:
+    """The daemon's metrics: implements ``reconcile.Recorder`` and ``api.ports.Exposition``."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot] | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        if snapshot is not None:
+            self.registry.register(_SnapshotCollector(snapshot))
+        r = self.registry
+        self.ticks = Counter("petguard_ticks", "Loop ticks, by result (ok, failed)", ["result"], registry=r)
+        self.tick_seconds = Histogram(
+            "petguard_tick_duration_seconds", "Duration of one loop tick", buckets=TICK_BUCKETS, registry=r
+        )
+        self.fences = Counter(
+            "petguard_fence_attempts", "Fence attempts, by outcome (confirmed, failed)", ["outcome"], registry=r
+        )
+        self.fence_seconds = Histogram(
+            "petguard_fence_duration_seconds",
+            "Duration of one fence attempt, power-off to confirmation or failure",
+            ["outcome"],
+            buckets=FENCE_BUCKETS,
+            registry=r,
+        )
+        self.actions = Counter(
+            "petguard_actions", "Host actions run on a lane, by action and outcome", ["action", "outcome"], registry=r
+        )
+        self.evacuations = Counter(
+            "petguard_evacuations", "Servers whose evacuation ended, by outcome (done, failed)", ["outcome"], registry=r
+        )
+        self.evacuation_seconds = Histogram(
+            "petguard_evacuation_duration_seconds",
+            "Per server: seconds from the start of the evacuation run to the server's final state",
+            ["outcome"],
+            buckets=EVACUATION_BUCKETS,
+            registry=r,
+        )
+
+    # -- reconcile.Recorder ------------------------------------------------------------------------
+    def tick_finished(self, seconds: float, ok: bool) -> None:
+        self.ticks.labels("ok" if ok else "failed").inc()
+        self.tick_seconds.observe(seconds)
+
+    def action_finished(self, host: str, action: str, outcome: str, seconds: float) -> None:
+        self.actions.labels(action, outcome).inc()
+        if action == "fence" and outcome in ("fence_confirmed", "fence_failed"):
+            result = "confirmed" if outcome == "fence_confirmed" else "failed"
+            self.fences.labels(result).inc()
+            self.fence_seconds.labels(result).observe(seconds)
+
+    def move_finished(self, host: str, server_id: str, status: str, seconds: float) -> None:
+        self.evacuations.labels(status).inc()
+        self.evacuation_seconds.labels(status).observe(max(seconds, 0.0))
+
+    # -- api.ports.Exposition ----------------------------------------------------------------------
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
