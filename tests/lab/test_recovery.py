@@ -63,6 +63,7 @@ def _assert_held_by_petguard(nova: Nova, victim: str) -> None:
     assert service["forced_down"] is True and service["state"] == "down", service
     assert service["status"] == "disabled", service
     assert str(service["disabled_reason"]).startswith("petguard: incident "), service
+    assert f"`petguard-manage request {victim} restore" in str(service["disabled_reason"]), service
 
 
 # ------------------------------------------------------------------------------------ power loss
