@@ -76,7 +76,8 @@ def current_log_level() -> str:
 
 
 def set_log_level(level: str) -> str:
-    """Set the daemon's log level now (until the next SIGHUP or restart); returns the previous one.
+    """Set the daemon's log level now (until the next SIGHUP or restart); returns the level now in force
+    (what ``petguard.api.ports.Inbox.set_log_level`` returns).
 
     :raises ValueError: not one of DEBUG, INFO, WARNING, ERROR, CRITICAL.
     """
@@ -86,7 +87,7 @@ def set_log_level(level: str) -> str:
     previous = current_log_level()
     logging.getLogger().setLevel(name)
     LOG.warning("log level changed from %s to %s (until the next SIGHUP or restart)", previous, name)
-    return previous
+    return current_log_level()
 
 
 class Watchdog:

@@ -48,9 +48,9 @@ def root_level() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("root_level")
-def test_set_log_level_returns_the_previous_one() -> None:
+def test_set_log_level_returns_the_level_in_force() -> None:
     logging.getLogger().setLevel(logging.INFO)
-    assert lifecycle.set_log_level("debug") == "INFO"
+    assert lifecycle.set_log_level("debug") == "DEBUG"
     assert logging.getLogger().level == logging.DEBUG
     assert lifecycle.current_log_level() == "DEBUG"
 
