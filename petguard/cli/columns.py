@@ -1,0 +1,181 @@
+"""How the API's JSON shapes (docs/api.md) become cliff rows: headings, and values that print well.
+
+Each shape has a tuple of ``Field``s: the JSON key, the heading shown (and selected with ``-c``),
+and optionally a cliff ``FormattableColumn`` that prints a human form in ``table``/``value`` output
+while ``json``/``yaml`` keep the API's machine value (unix seconds, lists, objects).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cliff.columns import FormattableColumn
+
+Row = tuple[Any, ...]
+
+
+class Time(FormattableColumn[float | None]):
+    """Unix seconds; shown as UTC ``2025-06-01 12:00:03Z``."""
+
+    def human_readable(self) -> str:
+        return format_time(self._value)
+
+
+class Lines(FormattableColumn[list[Any]]):
+    """A list of strings, one per line."""
+
+    def human_readable(self) -> str:
+        return "\n".join(self.line(item) for item in self._value or [])
+
+    def line(self, item: Any) -> str:
+        return str(item)
+
+
+class EventLines(Lines):
+    def line(self, item: Any) -> str:
+        return f"{format_time(item['at'])} {item['kind']}: {item['message']}"
+
+
+class MoveLines(Lines):
+    def line(self, item: Any) -> str:
+        dest = item.get("dest_host") or "-"
+        reason = f" ({item['reason']})" if item.get("reason") else ""
+        return f"{item['server_name']} {item['status']} -> {dest}{reason}"
+
+
+class SkipLines(Lines):
+    def line(self, item: Any) -> str:
+        return f"{item['server_name']}: {item['reason']}"
+
+
+class Readiness(FormattableColumn[dict[str, str]]):
+    """``{host: "ok" | "unknown" | why not}``, one host per line."""
+
+    def human_readable(self) -> str:
+        return "\n".join(f"{host}: {state}" for host, state in sorted((self._value or {}).items()))
+
+
+class IncidentSummary(FormattableColumn[dict[str, Any] | None]):
+    """An Incident object shown as one line."""
+
+    def human_readable(self) -> str:
+        incident = self._value
+        if not incident:
+            return ""
+        end = f"closed {format_time(incident['closed_at'])}" if incident.get("closed_at") else "open"
+        outcome = f", {incident['outcome']}" if incident.get("outcome") else ""
+        return f"{incident['id']}: opened {format_time(incident['opened_at'])}, {end}{outcome}: {incident['reason']}"
+
+
+def format_time(value: float | None) -> str:
+    if value is None:
+        return ""
+    return datetime.datetime.fromtimestamp(value, datetime.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    key: str
+    heading: str
+    kind: type[FormattableColumn[Any]] | None = None
+
+
+def headings(fields: Sequence[Field]) -> tuple[str, ...]:
+    return tuple(f.heading for f in fields)
+
+
+def row(obj: Mapping[str, Any], fields: Sequence[Field]) -> Row:
+    """The values of ``obj`` for ``fields``; a missing key shows empty (an older daemon)."""
+    return tuple(f.kind(obj.get(f.key)) if f.kind else obj.get(f.key) for f in fields)
+
+
+HOST = (
+    Field("name", "Name"),
+    Field("state", "State"),
+    Field("since", "Since", Time),
+    Field("incident_id", "Incident"),
+    Field("reason", "Reason"),
+)
+HOST_LONG = HOST + (Field("verdict", "Verdict"), Field("detail", "Detail"))
+HOST_SHOW = HOST_LONG + (
+    Field("incident", "Incident details", IncidentSummary),
+    Field("moves", "Moves", MoveLines),
+    Field("skips", "Left behind", SkipLines),
+    Field("events", "Events", EventLines),
+)
+INCIDENT = (
+    Field("id", "ID"),
+    Field("host", "Host"),
+    Field("opened_at", "Opened", Time),
+    Field("closed_at", "Closed", Time),
+    Field("outcome", "Outcome"),
+    Field("reason", "Reason"),
+)
+INCIDENT_SHOW = INCIDENT + (
+    Field("moves", "Moves", MoveLines),
+    Field("skips", "Left behind", SkipLines),
+    Field("events", "Events", EventLines),
+)
+EVENT = (
+    Field("id", "ID"),
+    Field("at", "At", Time),
+    Field("host", "Host"),
+    Field("incident_id", "Incident"),
+    Field("kind", "Kind"),
+    Field("message", "Message"),
+)
+REQUEST = (
+    Field("id", "ID"),
+    Field("host", "Host"),
+    Field("kind", "Kind"),
+    Field("status", "Status"),
+    Field("message", "Message"),
+    Field("reason", "Reason"),
+    Field("requested_by", "Requested by"),
+    Field("requested_at", "Requested at", Time),
+    Field("finished_at", "Finished at", Time),
+)
+EXPLAIN = (
+    Field("subject", "Subject"),
+    Field("name", "Name"),
+    Field("state", "State"),
+    Field("lines", "Explanation", Lines),
+)
+STATUS = (
+    Field("version", "Version"),
+    Field("leader", "Leader"),
+    Field("brake_engaged", "Brake engaged"),
+    Field("brake_reason", "Brake reason"),
+    Field("brake_since", "Brake since", Time),
+    Field("brake_override_until", "Brake override until", Time),
+    Field("last_tick", "Last tick", Time),
+    Field("tick_ok", "Tick OK"),
+    Field("dry_run", "Dry run"),
+    Field("fence_readiness", "Fence readiness", Readiness),
+    Field("log_level", "Log level"),
+)
+AUDIT = (
+    Field("id", "ID"),
+    Field("at", "At", Time),
+    Field("actor", "Actor"),
+    Field("action", "Action"),
+    Field("target", "Target"),
+    Field("result", "Result"),
+    Field("detail", "Detail"),
+)
+
+
+def flat_status(status: Mapping[str, Any]) -> dict[str, Any]:
+    """``GET /v1/status`` with its ``brake`` object spread into ``brake_*`` keys (one column each)."""
+    brake = status.get("brake") or {}
+    flat = {k: v for k, v in status.items() if k != "brake"}
+    flat.update(
+        brake_engaged=brake.get("engaged"),
+        brake_reason=brake.get("reason"),
+        brake_since=brake.get("since"),
+        brake_override_until=brake.get("override_until"),
+    )
+    return flat
