@@ -1,0 +1,137 @@
+"""Wire shapes: converters from the journal's records, and strict request-body validation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from petguard.api import wire
+from petguard.api.wire import InvalidBody
+from petguard.detect import HostHealth, Verdict
+from petguard.evacuate.plan import PowerGoal
+from petguard.hosts import Host, HostState
+from petguard.journal import (
+    AuditRecord,
+    BrakeState,
+    EventRecord,
+    HostRecord,
+    Incident,
+    MoveRecord,
+    MoveStatus,
+    OperatorRequest,
+    RequestKind,
+    RequestStatus,
+    SkipRecord,
+)
+
+
+def keys(shape: type) -> set[str]:
+    return set(shape.__annotations__)
+
+
+def test_converters_give_exactly_the_documented_keys() -> None:
+    record = HostRecord(Host("cmp1", HostState.SUSPECT, 5.0, 7, "looks down"), HostHealth(Verdict.SUSPECT, detail="x"))
+    host = wire.host_json(record)
+    assert host == {
+        "name": "cmp1",
+        "state": "suspect",
+        "since": 5.0,
+        "incident_id": 7,
+        "reason": "looks down",
+        "verdict": "suspect",
+        "detail": "x",
+    }
+    move = MoveRecord(7, "s1", "db", 10, PowerGoal.RUNNING, MoveStatus.DONE, "cmp1", "cmp2", 1, "", "req-1", 9.0)
+    request = RequestStatus(OperatorRequest(3, "cmp1", RequestKind.FENCE, "why", "alice", 1.0), "done", "ok", 2.0)
+    pairs: list[tuple[dict[str, Any], type]] = [
+        (dict(host), wire.HostJson),
+        (dict(wire.incident_json(Incident(7, "cmp1", 1.0, None, "down"))), wire.IncidentJson),
+        (dict(wire.event_json(EventRecord(1, 1.0, "cmp1", 7, "fence_failed", "m"))), wire.EventJson),
+        (dict(wire.move_json(move)), wire.MoveJson),
+        (dict(wire.skip_json(SkipRecord(7, "s2", "web", "not a pet"))), wire.SkipJson),
+        (dict(wire.request_json(request)), wire.RequestJson),
+        (dict(wire.brake_json(BrakeState(True, "3 hosts", 1.0, None))), wire.BrakeJson),
+        (dict(wire.audit_json(AuditRecord(1, 1.0, "alice", "host_request", "cmp1", "accepted", "d"))), wire.AuditJson),
+    ]
+    for value, shape in pairs:
+        assert set(value) == keys(shape), shape.__name__
+        json.dumps(value)  # plain JSON values only (enums become their strings)
+    assert wire.move_json(move)["power_goal"] == "running" and wire.move_json(move)["status"] == "done"
+    assert wire.request_json(request)["kind"] == "fence"
+
+
+def test_error_shape() -> None:
+    assert wire.error_json(404, "Not Found", "no host") == {
+        "error": {"code": 404, "title": "Not Found", "message": "no host"}
+    }
+
+
+@pytest.mark.parametrize("kind", wire.HOST_REQUEST_KINDS)
+def test_host_request_accepts_every_kind(kind: str) -> None:
+    assert wire.host_request({"kind": kind, "reason": "r"}) == (RequestKind(kind), "r")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"kind": "fence", "reason": "r", "force": True}, "unknown field(s) in the body: force; allowed: kind, reason"),
+        ({"kind": "fence"}, "missing field(s) in the body: reason"),
+        ({"kind": "brake_override", "reason": "r"}, "field 'kind' is 'brake_override'; expected one of"),
+        ({"kind": "reboot", "reason": "r"}, "expected one of: maintenance_on"),
+        ({"kind": 3, "reason": "r"}, "field 'kind' must be a string, not a number"),
+        ({"kind": "fence", "reason": None}, "field 'reason' must be a string, not null"),
+        ({"kind": "fence", "reason": "x" * 1001}, "1001 characters long; at most 1000"),
+        (["fence"], "the body must be a JSON object, not an array"),
+        ("fence", "the body must be a JSON object, not a string"),
+    ],
+)
+def test_host_request_refusals_say_what_is_wrong(body: Any, message: str) -> None:
+    with pytest.raises(InvalidBody) as caught:
+        wire.host_request(body)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"", "the request body is empty"),
+        (b"  ", "the request body is empty"),
+        (b"{", "not valid JSON (Expecting property name enclosed in double quotes at line 1 column 2)"),
+        (b"\xff\xfe{", "not"),
+    ],
+)
+def test_parse_json_refusals(raw: bytes, message: str) -> None:
+    with pytest.raises(InvalidBody, match=r"^the request body"):
+        wire.parse_json(raw)
+    with pytest.raises(InvalidBody) as caught:
+        wire.parse_json(raw)
+    assert message in str(caught.value)
+
+
+def test_brake_override_and_log_level() -> None:
+    assert wire.brake_override({"reason": "rack A is down"}) == "rack A is down"
+    assert wire.log_level({"level": "debug"}) == "DEBUG"
+    with pytest.raises(InvalidBody, match="expected one of: DEBUG, INFO, WARNING, ERROR"):
+        wire.log_level({"level": "TRACE"})
+    with pytest.raises(InvalidBody, match="unknown field"):
+        wire.brake_override({"reason": "r", "minutes": 5})
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 50), ("1", 1), ("1000", 1000)])
+def test_limit_param(value: str | None, expected: int) -> None:
+    assert wire.limit_param(value, 50) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "1001", "-1", "ten", "1.5"])
+def test_limit_param_refusals(value: str) -> None:
+    with pytest.raises(InvalidBody, match="query parameter 'limit'"):
+        wire.limit_param(value, 50)
+
+
+def test_int_param() -> None:
+    assert wire.int_param("incident", None) is None
+    assert wire.int_param("incident", "12") == 12
+    with pytest.raises(InvalidBody, match="query parameter 'incident' must be an integer id"):
+        wire.int_param("incident", "abc")
