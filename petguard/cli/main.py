@@ -116,6 +116,7 @@ class PetguardApp(App):
         handler = logging.StreamHandler(self.stderr)
         handler.setFormatter(logging.Formatter(self.CONSOLE_MESSAGE_FORMAT))
         handler.setLevel(_VERBOSITY.get(self.options.verbose_level, logging.DEBUG))
+        handler.addFilter(_not_the_daemon)
         root.addHandler(handler)
         root.setLevel(logging.DEBUG)
         self._log_handler = handler
@@ -127,6 +128,13 @@ class PetguardApp(App):
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
             self._log_handler = None
+
+
+def _not_the_daemon(record: logging.LogRecord) -> bool:
+    """The CLI's records and its libraries', not the daemon's (both run in one process in tests)."""
+    return (
+        record.name == "petguard" or not record.name.startswith("petguard.") or record.name.startswith("petguard.cli")
+    )
 
 
 def main(argv: list[str] | None = None, transport: httpx.BaseTransport | None = None) -> int:

@@ -1,0 +1,86 @@
+"""A daemon in-process for the CLI: the real WSGI app (petguard.api.app) over the real journal (tmp
+sqlite) and the real loop ticking in a thread, wired as petguard.apiadapter wires it, reached
+through ``httpx.WSGITransport`` (no socket). Nova is the in-memory FakeCompute; BMCs the fake driver.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from petguard.api.app import make_app
+from petguard.api.auth import Authenticator
+from petguard.apiadapter import StoreInbox, StoreView
+from petguard.fencing.base import FenceDevice
+from tests.fakes import FakeCompute
+from tests.functional.harness import Harness
+from tests.unit.cli.runner import Result, run_cli, write_token
+
+TOKEN = "cli-functional-token"
+HOSTS = ["cmp1", "cmp2", "cmp3"]
+TICK = 0.05
+
+
+class NoMetrics:
+    """The app's metrics seam, unused by the CLI."""
+
+    def render(self) -> tuple[bytes, str]:
+        return b"", "text/plain; version=0.0.4"
+
+
+class Daemon:
+    """The harness's loop ticking in a thread, and the API app over its journal."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.compute = FakeCompute(HOSTS)
+        devices = {h: FenceDevice(h, "fake", f"10.0.0.{i}", 623, "admin", "pw") for i, h in enumerate(HOSTS, 1)}
+        self.harness = Harness(tmp_path, self.compute, devices)
+        self.levels: list[str] = []
+        view = StoreView(self.harness.store, self.harness.loop, TICK)
+        inbox = StoreInbox(self.harness.store, set_level=self._set_level)
+        app = make_app(view, inbox, Authenticator(tokens={"operator": TOKEN}), NoMetrics())
+        self.transport = httpx.WSGITransport(app=app)
+        self.token_file = write_token(tmp_path, TOKEN)
+        self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="loop", daemon=True)
+
+    def _set_level(self, level: str) -> str:
+        self.levels.append(level)
+        return level
+
+    def _run(self) -> None:
+        while not self._stop.wait(TICK):
+            if not self._paused.is_set():
+                self.harness.loop.tick()
+
+    def start(self) -> Daemon:
+        self.harness.run_for(0.3)  # hosts known and up before the first command
+        self._thread.start()
+        return self
+
+    def pause(self) -> None:
+        """Stop ticking (requests stay pending)."""
+        self._paused.set()
+
+    def cli(self, *argv: str, **kwargs: object) -> Result:
+        kwargs.setdefault("token_file", self.token_file)
+        return run_cli(list(argv), self.transport, **kwargs)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.harness.close()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    d = Daemon(tmp_path).start()
+    try:
+        yield d
+    finally:
+        d.close()
