@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,3 +160,20 @@ def test_port_closed_then_back(store: SqlStore, receivers: list[HttpReceiver]) -
     finally:
         dispatcher.stop()
     assert back.ids() == ids
+
+
+def test_the_documented_verify_snippet_accepts_real_deliveries(store: SqlStore, receivers: list[HttpReceiver]) -> None:
+    docs = (Path(__file__).parents[3] / "docs" / "operations.md").read_text()
+    snippet = docs.split("### Verifying a signature", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)
+    http = _start(receivers)
+    dispatcher = Dispatcher(store, [Receiver("ops", http.url, secret=KEY)], SystemClock(), FAST)
+    dispatcher.deliver_once()
+    _record(store, 2)
+    dispatcher.deliver_once()
+    for item in http.received:
+        assert namespace["verify"](KEY, item.headers, item.body)["version"] == 1
+    forged = http.received[0]
+    with pytest.raises(ValueError, match="bad signature"):
+        namespace["verify"](b"other key", forged.headers, forged.body)
