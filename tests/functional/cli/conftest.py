@@ -5,8 +5,10 @@ through ``httpx.WSGITransport`` (no socket). Nova is the in-memory FakeCompute; 
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -23,6 +25,8 @@ from tests.unit.cli.runner import Result, run_cli, write_token
 TOKEN = "cli-functional-token"
 HOSTS = ["cmp1", "cmp2", "cmp3"]
 TICK = 0.05
+_NETS = itertools.count(1)  # the fake driver's BMCs are process-wide, keyed by address
+_BEHAVIOURS = {"cmp3": {"fake_behaviour": "refuses_off"}}
 
 
 class NoMetrics:
@@ -37,7 +41,12 @@ class Daemon:
 
     def __init__(self, tmp_path: Path) -> None:
         self.compute = FakeCompute(HOSTS)
-        devices = {h: FenceDevice(h, "fake", f"10.0.0.{i}", 623, "admin", "pw") for i, h in enumerate(HOSTS, 1)}
+        # cmp3's BMC refuses power-off: its fence ends in awaiting_confirm (for confirm-fenced)
+        self.address = f"10.{next(_NETS)}.0"
+        devices = {
+            h: FenceDevice(h, "fake", f"{self.address}.{i}", 623, "admin", "pw", _BEHAVIOURS.get(h, {}))
+            for i, h in enumerate(HOSTS, 1)
+        }
         self.harness = Harness(tmp_path, self.compute, devices)
         self.levels: list[str] = []
         view = StoreView(self.harness.store, self.harness.loop, TICK)
@@ -62,6 +71,13 @@ class Daemon:
         self.harness.run_for(0.3)  # hosts known and up before the first command
         self._thread.start()
         return self
+
+    def wait_for(self, done: Callable[[], bool], timeout: float = 15.0) -> None:
+        """Wait (the loop thread ticks) until ``done()``."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline, f"not reached within {timeout} s"
+            time.sleep(TICK)
 
     def pause(self) -> None:
         """Stop ticking (requests stay pending)."""

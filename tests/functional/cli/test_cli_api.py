@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from petguard.hosts import HostState
 from tests.functional.cli.conftest import HOSTS, Daemon
 from tests.unit.cli.runner import run_cli, write_token
 
@@ -65,10 +66,16 @@ def test_still_pending_at_the_timeout_exits_4(daemon: Daemon) -> None:
     )
 
 
-def test_fence_now_with_yes(daemon: Daemon) -> None:
+def test_fence_then_confirm_fenced(daemon: Daemon) -> None:
     result = daemon.cli("host", "fence", "cmp3", "--yes", "--reason", "kernel oops loop", "-f", "json")
     assert result.code == 0, result.err
     assert result.json()["Status"] == "done"
+    daemon.wait_for(lambda: daemon.harness.state("cmp3") is HostState.AWAITING_CONFIRM)
+    explained = daemon.cli("explain", "cmp3", "-f", "json").json()
+    assert explained["State"] == "awaiting_confirm"
+    confirmed = daemon.cli("host", "confirm-fenced", "cmp3", "--yes", "--reason", "PDU off", "-f", "json")
+    assert (confirmed.code, confirmed.json()["Status"]) == (0, "done"), confirmed.err
+    assert "awaiting_confirm -> fenced" in confirmed.json()["Message"]
     incidents = daemon.cli("incident", "list", "--host", "cmp3", "-f", "json").json()
     assert len(incidents) == 1 and incidents[0]["Host"] == "cmp3"
     incident = daemon.cli("incident", "show", str(incidents[0]["ID"]), "-f", "json").json()
