@@ -37,6 +37,24 @@ LOG = logging.getLogger(__name__)
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
+class _HideUrls(logging.Filter):
+    """Drops httpx's own "HTTP Request: POST <url>" records for receivers' URLs (a Slack URL is a
+    credential); petguard logs each outcome itself, by receiver name."""
+
+    def __init__(self) -> None:
+        super().__init__("httpx")
+        self.urls: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        texts = [str(arg) for arg in args] + [str(record.msg)]
+        return not any(url in text for url in self.urls for text in texts)
+
+
+_HIDE_URLS = _HideUrls()
+logging.getLogger("httpx").addFilter(_HIDE_URLS)
+
+
 class Outbox(Protocol):
     """What the dispatcher needs from the store (``petguard.store.api.SqlStore`` has it)."""
 
@@ -89,6 +107,7 @@ class Dispatcher:
     ) -> None:
         self._store = store
         self._receivers = tuple(receivers)
+        _HIDE_URLS.urls.update(r.url for r in self._receivers if r.url)
         self._clock = clock
         self._policy = policy or DeliveryPolicy()
         self._controller = controller or socket.gethostname()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import httpx
 import pytest
@@ -154,6 +155,7 @@ def test_a_failing_receiver_holds_back_only_itself() -> None:
 
 
 def test_slack_receiver_gets_text(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # httpx logs each request's URL at INFO: it must not get through
     outbox, endpoint = MemoryOutbox(), Endpoint(fail=[500] * 3)
     outbox.add("evacuation_failed")
     chat = Receiver("chat", "https://ops.example/T/B/secret-token", format=Format.SLACK)
