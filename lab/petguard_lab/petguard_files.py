@@ -8,6 +8,7 @@ are plain text in the formats petguard reads (YAML, oslo.config INI).
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from petguard_lab.config import ADMIN_PASSWORD, DEMO_PASSWORD, HOST_IP, REGION, LabConfig
@@ -77,7 +78,18 @@ grace_period = {cfg.service_down_time}
 [fencing]
 inventory_file = {cfg.inventory_file}
 [api]
+bind = 127.0.0.1:{API_PORT}
+token_file = {api_token_file(cfg)}
 """
+
+
+#: Where the lab's petguard serves its HTTP API (the `petguard` CLI: --url http://127.0.0.1:18786).
+API_PORT = 18786
+
+
+def api_token_file(cfg: LabConfig) -> Path:
+    """The API token of the lab's petguard (mode 0600), for `petguard --token-file`."""
+    return cfg.petguard_dir / "api-token"
 
 
 def write_petguard_files(cfg: LabConfig) -> None:
@@ -85,3 +97,6 @@ def write_petguard_files(cfg: LabConfig) -> None:
     _atomic_write(cfg.clouds_yaml, clouds_yaml(cfg), 0o600)
     _atomic_write(cfg.inventory_file, inventory_yaml(cfg))
     _atomic_write(cfg.conf_file, petguard_conf(cfg))
+    token = api_token_file(cfg)
+    if not token.exists():
+        _atomic_write(token, secrets.token_urlsafe(32) + "\n", 0o600)
