@@ -27,11 +27,11 @@ from pathlib import Path
 import openstack.connection
 import pytest
 
-petguard_lab = pytest.importorskip("petguard_lab")
+pytest.importorskip("petguard_lab")
 
-from petguard_lab import petguard_proc  # noqa: E402
+from petguard_lab import Lab, LabError, petguard_proc
 
-from tests.lab.labkit import (  # noqa: E402
+from tests.lab.labkit import (
     PREFIX,
     TIMINGS,
     Nova,
@@ -47,8 +47,8 @@ COMPUTES = 4
 
 
 @pytest.fixture(scope="session")
-def lab() -> Iterator[petguard_lab.Lab]:
-    the_lab = petguard_lab.Lab(os.environ.get("PETGUARD_LAB_DIR") or None, verbose=False)
+def lab() -> Iterator[Lab]:
+    the_lab = Lab(os.environ.get("PETGUARD_LAB_DIR") or None, verbose=False)
     was_running = the_lab.pid("nova-api") is not None
     # a daemon that an interrupted run of this tier left behind
     petguard_proc.Daemon(Path(), the_lab.cfg.run / Petguard.PIDFILE, Path()).stop()
@@ -57,7 +57,7 @@ def lab() -> Iterator[petguard_lab.Lab]:
         try:
             the_lab.up(computes=max(COMPUTES, len(the_lab.compute_names)), accept_forced_down=True)
             restore_lab(the_lab, Nova(connect(the_lab)))
-        except petguard_lab.LabError as exc:
+        except LabError as exc:
             pytest.skip(f"petguard-lab is not usable: {exc}")
         TIMINGS["lab up"] = time.monotonic() - started
     yield the_lab
@@ -66,7 +66,7 @@ def lab() -> Iterator[petguard_lab.Lab]:
 
 
 @pytest.fixture(scope="session")
-def sdk(lab: petguard_lab.Lab) -> openstack.connection.Connection:
+def sdk(lab: Lab) -> openstack.connection.Connection:
     """A plain SDK connection for the tests' own set-up and checks."""
     return connect(lab)
 
@@ -93,7 +93,7 @@ def assets(sdk: openstack.connection.Connection) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def hosts(lab: petguard_lab.Lab) -> tuple[str, list[str]]:
+def hosts(lab: Lab) -> tuple[str, list[str]]:
     """(victim, the other computes): the victim is ``$PETGUARD_LAB_VICTIM`` or the last compute."""
     names = list(lab.compute_names)
     victim = os.environ.get("PETGUARD_LAB_VICTIM") or names[-1]
@@ -101,7 +101,7 @@ def hosts(lab: petguard_lab.Lab) -> tuple[str, list[str]]:
 
 
 @pytest.fixture
-def petguard(lab: petguard_lab.Lab, nova: Nova, tmp_path: Path) -> Iterator[Petguard]:
+def petguard(lab: Lab, nova: Nova, tmp_path: Path) -> Iterator[Petguard]:
     """A petguard-daemon for one test (the test starts it: it may change the inventory first)."""
     daemon = Petguard(lab, tmp_path)
     try:

@@ -125,8 +125,12 @@ class Spec:
         return self.metadata.get("petguard:pet") == "true" or self.metadata.get("HA_Enabled") == "True"
 
 
-def pet(name: str, stopped: bool = False, **extra: str) -> Spec:
-    return Spec(name, {"petguard:pet": "true", **extra}, stopped)
+def pet(name: str, stopped: bool = False, priority: int | None = None) -> Spec:
+    """A pet by petguard's own metadata (``petguard:pet=true``, optional ``petguard:priority``)."""
+    metadata = {"petguard:pet": "true"}
+    if priority is not None:
+        metadata["petguard:priority"] = str(priority)
+    return Spec(name, metadata, stopped)
 
 
 def boot(nova: Nova, flavor_id: str, image_id: str, host: str, specs: Iterable[Spec]) -> dict[str, str]:

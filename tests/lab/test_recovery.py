@@ -74,7 +74,7 @@ def test_power_loss_pets_evacuated_exactly_once(
 ) -> None:
     victim, _ = hosts
     specs = [
-        pet("db", **{"petguard:priority": "10"}),
+        pet("db", priority=10),
         Spec("masakari", {"HA_Enabled": "True"}),
         pet("stopped", stopped=True),
         Spec("plain"),
@@ -264,7 +264,7 @@ def test_daemon_sigkilled_mid_evacuation_resumes_exactly_once(
     lab: Lab, nova: Nova, petguard: Petguard, assets: tuple[str, str], hosts: tuple[str, list[str]]
 ) -> None:
     victim, _ = hosts
-    specs = [pet(f"p{i}", **{"petguard:priority": str(i)}) for i in range(6)] + [pet("off", stopped=True)]
+    specs = [pet(f"p{i}", priority=i) for i in range(6)] + [pet("off", stopped=True)]
     ids = boot(nova, *assets, victim, specs)
     petguard.start()
 
