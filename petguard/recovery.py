@@ -58,10 +58,11 @@ NOVA_REASON_MAX = 255
 def disabled_reason(host: str, incident_id: int) -> str:
     """The reason petguard disables a fenced host's compute service with, as operators read it in
     Nova's service list: it starts with petguard's marker (detection knows the host is held by
-    petguard), names a command that exists to return the host, and fits Nova's column."""
+    petguard), names the commands that return the host (the CLI needs petguard's HTTP API;
+    petguard-manage works on the controller without it), and fits Nova's column."""
     reason = (
         f"petguard: incident {incident_id}: host fenced, pets evacuated; return it with "
-        f"`petguard-manage request {host} restore --reason ...`"
+        f"`petguard host restore {host}` (or `petguard-manage request {host} restore --reason ...`)"
     )
     if len(reason) > NOVA_REASON_MAX:
         reason = f"petguard: incident {incident_id}: host fenced, pets evacuated; see `petguard-manage request --help`"
