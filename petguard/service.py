@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 from oslo_config import cfg
 
+from petguard import apiadapter, lifecycle
+from petguard.api.server import ApiServer
 from petguard.clock import Clock, SystemClock
 from petguard.compute import Compute
 from petguard.conf import policies
@@ -29,6 +31,8 @@ from petguard.journal import Store
 from petguard.reconcile import Loop
 from petguard.recovery import FenceFn, Recovery, RecoveryPolicy
 from petguard.store.api import SqlStore
+from petguard.webhooks.dispatch import Dispatcher
+from petguard.webhooks.wiring import build_dispatcher
 
 LOG = logging.getLogger(__name__)
 
@@ -40,16 +44,28 @@ class Daemon:
     loop: Loop
     stop: threading.Event
     tick_interval: float
+    dispatcher: Dispatcher | None = None
+    watchdog: lifecycle.Watchdog = dataclasses.field(default_factory=lifecycle.Watchdog)
+    api: ApiServer | None = None
 
     def run(self) -> None:
         """Tick until ``stop`` is set; then finish the steps in hand."""
         LOG.info("petguard started; ticking every %.1f s", self.tick_interval)
-        while not self.stop.is_set():
-            self.loop.tick()
-            self.stop.wait(self.tick_interval)
-        LOG.info("stopping: letting the steps in hand finish")
-        self.loop.shutdown(wait=True)
-        LOG.info("stopped")
+        if self.dispatcher is not None:
+            self.dispatcher.start()
+        try:
+            while not self.stop.is_set():
+                self.watchdog.after_tick(self.loop.tick())
+                self.stop.wait(self.tick_interval)
+        finally:
+            self.watchdog.stopping()
+            LOG.info("stopping: letting the steps in hand finish")
+            self.loop.shutdown(wait=True)
+            if self.dispatcher is not None:
+                self.dispatcher.stop()
+            if self.api is not None:
+                self.api.stop()
+            LOG.info("stopped")
 
 
 def make_fence(
@@ -104,4 +120,7 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
     lookup = functools.partial(loader.load_driver, enabled=list(conf.fencing.enabled_drivers))
     fence = make_fence(devices, FenceRunner(lookup), lookup, policies.fencing(conf), clock, conf.fencing.inventory_file)
     loop = assemble(compute, store, fence, clock, policies.loop(conf), policies.recovery(conf), stop)
-    return Daemon(loop, stop, conf.tick_interval)
+    dispatcher = build_dispatcher(conf, store, clock)
+    # Started last, so that a refusal above leaves nothing serving.
+    api = apiadapter.start_api(conf, store, loop, set_log_level=lifecycle.set_log_level) if conf.api.enabled else None
+    return Daemon(loop, stop, conf.tick_interval, dispatcher, api=api)

@@ -149,3 +149,7 @@ def main(argv: list[str] | None = None, transport: httpx.BaseTransport | None = 
         return app.run(argv)
     except SystemExit as exc:  # argparse: bad arguments (2) or --help (0)
         return exc.code if isinstance(exc.code, int) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import signal
+import functools
 import sys
-import types
 
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from petguard import service
+from petguard import lifecycle, service
 from petguard.conf import CONF, validate
 from petguard.errors import PetguardError
 
@@ -39,12 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         "; DRY RUN: nothing will be fenced or evacuated" if CONF.dry_run else "",
     )
 
-    def on_term(signum: int, frame: types.FrameType | None) -> None:
-        LOG.info("received signal %d: finishing the step in hand, then exiting", signum)
-        daemon.stop.set()
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
+    budget = lifecycle.watchdog_budget_warning(CONF.tick_interval, CONF.nova.timeout)
+    if budget is not None:
+        LOG.warning("%s", budget)
+    lifecycle.install_signal_handlers(daemon.stop, functools.partial(lifecycle.reload_config, CONF))
     daemon.run()
     return 0
 

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 from petguard.store import migrate
 
@@ -40,7 +43,7 @@ def _config(tmp_path: Path, *, migrated: bool = True, extra: str = "") -> Path:
     conf.write_text(
         f"[DEFAULT]\nlog_file = {tmp_path}/daemon.log\ntick_interval = 0.2\n{extra}"
         f"[nova]\ncloud = gone\nclouds_file = {clouds}\ntimeout = 1\n"
-        f"[database]\nconnection = {url}\n[fencing]\ninventory_file = {inventory}\n"
+        f"[database]\nconnection = {url}\n[fencing]\ninventory_file = {inventory}\n[api]\nenabled = false\n"
     )
     return conf
 
@@ -79,3 +82,56 @@ def test_bad_option_value_is_a_clear_error(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "tick_interval" in err and "Traceback" not in err
+
+
+def test_daemon_serves_the_api_and_the_cli_talks_to_it(tmp_path: Path) -> None:
+    token = tmp_path / "api-token"
+    token.write_text("operator-token-0123456789\n")
+    token.chmod(0o600)
+    port = _closed_port()
+    conf = _config(tmp_path)
+    conf.write_text(
+        conf.read_text().replace(
+            "[api]\nenabled = false\n", f"[api]\nenabled = true\nbind = 127.0.0.1:{port}\ntoken_file = {token}\n"
+        )
+    )
+    proc = _daemon(conf)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        health = None
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"{url}/healthz", timeout=2)
+                if "reason" in health.json() and health.json().get("last_tick") is None:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health is not None
+        # Nova is unreachable: the daemon is alive but not healthy, and says why.
+        assert health.status_code == 503, health.text
+        cli = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "petguard.cli.main",
+                "--url",
+                url,
+                "--token-file",
+                str(token),
+                "status",
+                "-f",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert cli.returncode == 0, cli.stderr
+        status = json.loads(cli.stdout)
+        assert status["Dry run"] is False and status["Tick OK"] is False
+        unauthorised = httpx.get(f"{url}/v1/hosts", timeout=5)
+        assert unauthorised.status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
