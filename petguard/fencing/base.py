@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import ClassVar
 
 
@@ -39,6 +39,32 @@ class FenceDevice:
     def describe(self) -> str:
         """A log-safe one-line description (no secret)."""
         return f"{self.driver}://{self.username}@{self.address}:{self.port} (host {self.host})"
+
+
+@dataclasses.dataclass(frozen=True)
+class FenceTopology:
+    """A host's ordered fence levels (Pacemaker's fencing topology).
+
+    Level 1 is tried first; a level is confirmed only when every one of its devices reads back OFF
+    (a host with dual power supplies behind two PDU outlets needs both); the first confirmed level
+    ends fencing. ``delay`` is waited before level 1 (seconds; against two controllers fencing each
+    other's hosts at once).
+    """
+
+    host: str
+    levels: tuple[tuple[FenceDevice, ...], ...]
+    delay: float = 0.0
+
+    @classmethod
+    def single(cls, device: FenceDevice) -> FenceTopology:
+        """One level of one device (the inventory's ``bmc:`` shorthand)."""
+        return cls(host=device.host, levels=((device,),))
+
+    def devices(self) -> Iterator[tuple[int, int, FenceDevice]]:
+        """Every device as (level number, device number, device), both counted from 1."""
+        for level_no, level in enumerate(self.levels, start=1):
+            for device_no, device in enumerate(level, start=1):
+                yield level_no, device_no, device
 
 
 class FenceDriver(abc.ABC):

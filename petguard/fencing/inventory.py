@@ -1,21 +1,30 @@
-"""The per-host fence-device inventory: a YAML file → ``dict[str, FenceDevice]``.
+"""The per-host fence inventory: a YAML file → ``dict[str, FenceTopology]``.
 
 ::
 
     hosts:
-      cmp1:
+      cmp1:                                   # shorthand: one level of one device
         bmc: {driver: ipmi, address: 127.0.0.1, port: 16231, username: admin,
               password_file: /etc/petguard/bmc/cmp1}          # or password: ...
+      cmp2:
+        delay: 5                              # seconds to wait before level 1 (fence races)
+        levels:                               # tried in order; the first confirmed level ends fencing
+          - [{driver: ipmi, address: 10.0.0.12, username: admin, password_file: bmc/cmp2}]
+          - - {driver: fenceagent, agent: fence_apc_snmp, address: pdu-a, username: apc,
+               password_file: pdu, options: {plug: 3}}
+            - {driver: fenceagent, agent: fence_apc_snmp, address: pdu-b, username: apc,
+               password_file: pdu, options: {plug: 3}}      # both outlets must read OFF
 
-Every problem names the file, the host, the key, what is wrong and how to fix it, and all problems
-are collected before anything is raised, so an operator fixes the file in one pass. Errors end in
-one ``ConfigError`` (its ``problems`` context holds each ``Problem``); warnings (a password file
-that other users can read) are logged and returned by ``check_inventory`` for
-``petguard-manage config check``.
+A level is a list of device records (all must confirm OFF: dual power supplies); a single mapping
+is accepted as a level of one device. Every problem names the file, the host, the key, what is
+wrong and how to fix it, and all problems are collected before anything is raised, so an operator
+fixes the file in one pass. Errors end in one ``ConfigError`` (its ``problems`` context holds each
+``Problem``); warnings (a password file that other users can read) are logged and returned by
+``check_inventory`` for ``petguard-manage config check``.
 
 Parsing (``parse_inventory``) does no I/O of its own: the caller hands in the YAML text and a
-function that reads password files, so unit tests need no files. A host's devices are parsed by
-``_parse_device``, which a later ``levels:`` list (ordered fence levels) can reuse per entry.
+function that reads password files, so unit tests need no files. Each device record is parsed by
+``_parse_device``, for ``bmc:`` and for every entry of every level alike.
 """
 
 from __future__ import annotations
@@ -37,12 +46,15 @@ from petguard.fencing import base
 LOG = logging.getLogger(__name__)
 
 TOP_KEYS = frozenset({"hosts"})
-HOST_KEYS = frozenset({"bmc"})
+HOST_KEYS = frozenset({"bmc", "levels", "delay"})
 DEVICE_KEYS = frozenset(
-    {"driver", "address", "port", "username", "password", "password_file", "options"}
+    {"driver", "address", "port", "username", "password", "password_file", "options", "agent"}
 )
-#: Ports a driver implies when ``port`` is left out.
-DEFAULT_PORTS: Mapping[str, int] = {"ipmi": 623}
+#: Ports a driver implies when ``port`` is left out (0: the fence agent's own default).
+DEFAULT_PORTS: Mapping[str, int] = {"ipmi": 623, "redfish": 443, "fenceagent": 0}
+#: The longest per-host ``delay`` accepted (seconds): a longer one would eat the fence deadline's
+#: purpose of recovering pets quickly.
+MAX_DELAY = 300.0
 
 
 class Severity(enum.StrEnum):
@@ -73,22 +85,22 @@ class SecretFile:
 ReadSecret = Callable[[Path], SecretFile]
 
 
-def load_inventory(path: str | os.PathLike[str]) -> dict[str, base.FenceDevice]:
+def load_inventory(path: str | os.PathLike[str]) -> dict[str, base.FenceTopology]:
     """Load the inventory file at ``path``; log warnings, raise on errors.
 
     :raises petguard.errors.ConfigError: every error found, one per line, in ``problems``.
     """
-    devices, problems = check_inventory(path)
+    topologies, problems = check_inventory(path)
     for problem in problems:
         if problem.severity is Severity.WARNING:
             LOG.warning("%s", problem.message)
     _raise_errors(Path(path), problems)
-    return devices
+    return topologies
 
 
 def check_inventory(
     path: str | os.PathLike[str],
-) -> tuple[dict[str, base.FenceDevice], list[Problem]]:
+) -> tuple[dict[str, base.FenceTopology], list[Problem]]:
     """Load and report: never raises for problems in the file (for ``config check``)."""
     source = Path(path)
     try:
@@ -115,7 +127,7 @@ def read_secret_file(path: Path) -> SecretFile:
 
 def parse_inventory(
     text: str, source: Path, read_secret: ReadSecret
-) -> tuple[dict[str, base.FenceDevice], list[Problem]]:
+) -> tuple[dict[str, base.FenceTopology], list[Problem]]:
     """Parse inventory YAML ``text`` (from file ``source``). Relative password files are resolved
     against ``source``'s directory."""
     problems: list[Problem] = []
@@ -128,12 +140,12 @@ def parse_inventory(
             _error(source, None, None, f"is not valid YAML{line}: {exc}", "fix the YAML syntax")
         ]
     hosts = _hosts_section(source, document, problems)
-    devices: dict[str, base.FenceDevice] = {}
+    topologies: dict[str, base.FenceTopology] = {}
     for host, entry in hosts.items():
-        device = _parse_host(source, host, entry, read_secret, problems)
-        if device is not None:
-            devices[host] = device
-    return devices, problems
+        topology = _parse_host(source, host, entry, read_secret, problems)
+        if topology is not None:
+            topologies[host] = topology
+    return topologies, problems
 
 
 def _hosts_section(source: Path, document: Any, problems: list[Problem]) -> dict[str, Any]:
@@ -175,10 +187,10 @@ def _hosts_section(source: Path, document: Any, problems: list[Problem]) -> dict
 
 def _parse_host(
     source: Path, host: str, entry: Any, read_secret: ReadSecret, problems: list[Problem]
-) -> base.FenceDevice | None:
+) -> base.FenceTopology | None:
     if not isinstance(entry, dict):
         problems.append(
-            _error(source, host, None, "is not a mapping", "give the host a 'bmc:' mapping")
+            _error(source, host, None, "is not a mapping", "give the host a 'bmc:' or 'levels:' entry")
         )
         return None
     for key in sorted(set(map(str, entry)) - HOST_KEYS):
@@ -191,18 +203,106 @@ def _parse_host(
                 f"remove it; known keys: {', '.join(sorted(HOST_KEYS))}",
             )
         )
-    if "bmc" not in entry:
+    before = _error_count(problems)
+    delay = _delay(source, host, entry, problems)
+    levels = _host_levels(source, host, entry, read_secret, problems)
+    if levels is None or _error_count(problems) > before:
+        return None
+    return base.FenceTopology(host=host, levels=levels, delay=delay)
+
+
+def _host_levels(
+    source: Path, host: str, entry: Mapping[str, Any], read_secret: ReadSecret, problems: list[Problem]
+) -> tuple[tuple[base.FenceDevice, ...], ...] | None:
+    """The host's levels, from ``levels:`` or the ``bmc:`` shorthand (exactly one of them)."""
+    if "bmc" in entry and "levels" in entry:
+        problems.append(
+            _error(
+                source,
+                host,
+                "bmc",
+                "and levels are both set",
+                "keep only levels: and make the BMC its first level",
+            )
+        )
+        return None
+    if "bmc" in entry:
+        device = _parse_device(source, host, "bmc", entry["bmc"], read_secret, problems)
+        return None if device is None else ((device,),)
+    if "levels" not in entry:
         problems.append(
             _error(
                 source,
                 host,
                 "bmc",
                 "is missing",
-                "add bmc: {driver, address, port, username, password_file}",
+                "add bmc: {driver, address, port, username, password_file}, or levels: [...]",
             )
         )
         return None
-    return _parse_device(source, host, "bmc", entry["bmc"], read_secret, problems)
+    return _parse_levels(source, host, entry["levels"], read_secret, problems)
+
+
+def _parse_levels(
+    source: Path, host: str, value: Any, read_secret: ReadSecret, problems: list[Problem]
+) -> tuple[tuple[base.FenceDevice, ...], ...] | None:
+    if not isinstance(value, list) or not value:
+        problems.append(
+            _error(
+                source,
+                host,
+                "levels",
+                "must be a non-empty list of levels",
+                "write levels: [[device, ...], [device, ...]] in the order to try them",
+            )
+        )
+        return None
+    levels: list[tuple[base.FenceDevice, ...]] = []
+    for index, level in enumerate(value, start=1):
+        parsed = _parse_level(source, host, f"levels[{index}]", level, read_secret, problems)
+        if parsed is not None:
+            levels.append(parsed)
+    return tuple(levels) if len(levels) == len(value) else None
+
+
+def _parse_level(
+    source: Path, host: str, where: str, level: Any, read_secret: ReadSecret, problems: list[Problem]
+) -> tuple[base.FenceDevice, ...] | None:
+    """One level: a list of device records (all must confirm OFF), or one record alone."""
+    records = [level] if isinstance(level, dict) else level
+    if not isinstance(records, list) or not records:
+        problems.append(
+            _error(
+                source,
+                host,
+                where,
+                "must be a device mapping or a non-empty list of devices",
+                "write the level as [{driver: ..., address: ...}, ...]",
+            )
+        )
+        return None
+    devices = [
+        _parse_device(source, host, f"{where}[{n}]", record, read_secret, problems)
+        for n, record in enumerate(records, start=1)
+    ]
+    found = [d for d in devices if d is not None]
+    return tuple(found) if len(found) == len(devices) else None
+
+
+def _delay(source: Path, host: str, entry: Mapping[str, Any], problems: list[Problem]) -> float:
+    value = entry.get("delay", 0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_DELAY:
+        problems.append(
+            _error(
+                source,
+                host,
+                "delay",
+                f"must be a number of seconds from 0 to {MAX_DELAY:g}, not {value!r}",
+                "set delay: 5 (seconds waited before this host's first fence level)",
+            )
+        )
+        return 0.0
+    return float(value)
 
 
 def _parse_device(
@@ -213,7 +313,8 @@ def _parse_device(
     read_secret: ReadSecret,
     problems: list[Problem],
 ) -> base.FenceDevice | None:
-    """One device record (``where`` is its key path, e.g. ``bmc``); None if it has errors."""
+    """One device record (``where`` is its key path, e.g. ``bmc`` or ``levels[2][1]``); None if it
+    has errors."""
     if not isinstance(record, dict):
         problems.append(
             _error(
@@ -243,6 +344,12 @@ def _parse_device(
     port = _port(record, driver, say)
     password = _password(record, source.parent, read_secret, say)
     options = _options(record, say)
+    agent = record.get("agent")
+    if agent is not None:
+        if not isinstance(agent, str) or not agent.strip():
+            say.error("agent", "must be a fence agent's name or path", "write e.g. agent: fence_ipmilan")
+        else:
+            options["agent"] = agent.strip()
     if _error_count(problems) > before:
         return None
     return base.FenceDevice(
@@ -292,7 +399,7 @@ def _port(record: Mapping[str, Any], driver: str, say: _Reporter) -> int:
         say.error(
             "port",
             f"must be a whole number, not {value!r}",
-            "set the BMC's UDP/TCP port, e.g. 623 for IPMI",
+            "set the BMC's UDP/TCP port, e.g. 623 for IPMI, 443 for Redfish",
         )
         return 0
     if not 1 <= value <= 65535:

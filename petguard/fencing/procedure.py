@@ -1,10 +1,20 @@
-"""Fence one host through one device: power off, then prove it by reading the power back.
+"""Fence one host through its fence levels: power off, then prove it by reading the power back.
 
 The procedure between the control loop (which decides *that* a host is fenced) and a driver (which
-only talks to its device). Guarantee 1 lives here: a fence is confirmed only by
+only talks to its device). Guarantee 1 lives here: a device is confirmed only by
 ``policy.off_readings_required`` consecutive OFF readings before the deadline; "the device accepted
-power-off" never is. The outcome is a frozen ``FenceOutcome`` whose ``reason`` is written for the
-operator; the caller turns an unconfirmed outcome into the next fence level or AWAITING_CONFIRM.
+power-off" never is.
+
+* ``fence_topology``: the host's levels in order (``FenceTopology``), after the host's ``delay``
+  plus a random delay of up to ``policy.random_delay_max`` (against two controllers fencing at
+  once). The first confirmed level ends fencing; every failed level is in the outcome with its
+  reason; all failing means not confirmed (the caller moves the host to AWAITING_CONFIRM).
+* ``fence_level``: one level. Power-off goes to *every* device first, then all are read back until
+  each has N consecutive OFF readings (dual power supplies: both outlets must be off), each level
+  within its own ``policy.deadline``.
+* ``fence``: one device (a level of one).
+
+Outcomes are frozen values whose ``reason`` is written for the operator.
 
 Written against interfaces only: the driver contract (``petguard.fencing.base``), a ``PowerRunner``
 (``petguard.fencing.child.FenceRunner`` in production), and ``petguard.clock.Clock`` for every wait
@@ -15,7 +25,10 @@ power-off command are retried with tenacity, built per call from the FencePolicy
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import random
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import tenacity
@@ -46,6 +59,8 @@ class FencePolicy:
     :param off_readings_required: consecutive OFF readings that confirm the fence (N).
     :param retries: extra tries of the power-off command after a Temporary error.
     :param resend_after: seconds of ON readings after which power-off is sent again (idempotent).
+    :param random_delay_max: up to this many seconds (uniformly random) are waited before the first
+        level, on top of the host's own delay, so that two controllers do not fence at once.
     """
 
     attempt_timeout: float = 5.0
@@ -54,14 +69,15 @@ class FencePolicy:
     off_readings_required: int = 3
     retries: int = 3
     resend_after: float = 5.0
+    random_delay_max: float = 0.0
 
     def __post_init__(self) -> None:
         if self.off_readings_required < 1:
             raise errors.ConfigError("off_readings_required must be at least 1")
         if min(self.attempt_timeout, self.deadline, self.poll_interval) <= 0:
             raise errors.ConfigError("fence timeouts and intervals must be positive")
-        if self.retries < 0 or self.resend_after < 0:
-            raise errors.ConfigError("fence retries and resend_after must not be negative")
+        if self.retries < 0 or self.resend_after < 0 or self.random_delay_max < 0:
+            raise errors.ConfigError("fence retries, resend_after and random_delay_max must not be negative")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +89,43 @@ class FenceOutcome:
     attempts: int
     duration_s: float
     reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LevelOutcome:
+    """The result of one fence level: confirmed only when every device in it is."""
+
+    level: int
+    confirmed: bool
+    devices: tuple[FenceOutcome, ...]
+    duration_s: float
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TopologyOutcome:
+    """The result of fencing one host through its levels: only ``confirmed`` lets evacuation start."""
+
+    host: str
+    confirmed: bool
+    levels: tuple[LevelOutcome, ...]
+    delay_s: float
+    duration_s: float
+    reason: str
+
+    @property
+    def failed_levels(self) -> tuple[str, ...]:
+        """One line per failed level, for an event and an alert each."""
+        return tuple(f"fence level {lv.level} failed: {lv.reason}" for lv in self.levels if not lv.confirmed)
+
+
+#: Draws the random part of the pre-fence delay: maximum → seconds (a seam for tests).
+DelayDraw = Callable[[float], float]
+
+
+def random_delay(maximum: float) -> float:
+    """Uniform in [0, maximum]: spreads out controllers, not a secret (no CSPRNG needed)."""
+    return random.uniform(0.0, maximum) if maximum > 0 else 0.0
 
 
 @dataclasses.dataclass
@@ -97,6 +150,172 @@ class _Stop(Exception):
         self.reason = reason
 
 
+def fence_topology(
+    topology: base.FenceTopology,
+    lookup: Callable[[str], base.FenceDriver],
+    runner: PowerRunner,
+    policy: FencePolicy,
+    clock: Clock,
+    draw: DelayDraw = random_delay,
+) -> TopologyOutcome:
+    """Fence ``topology.host`` level by level until one level is confirmed.
+
+    Never raises for fence failures: every way of not confirming is an outcome with a reason.
+    """
+    start = clock.monotonic()
+    delay = topology.delay + draw(policy.random_delay_max)
+    if delay > 0:
+        LOG.info("fence %s: waiting %.1f s before the first fence level (fence-race delay)", topology.host, delay)
+        clock.sleep(delay)
+    done: list[LevelOutcome] = []
+    for number, devices in enumerate(topology.levels, start=1):
+        level = fence_level(number, devices, lookup, runner, policy, clock)
+        done.append(level)
+        if level.confirmed:
+            break
+        LOG.warning(
+            "fence %s: level %d of %d failed: %s; next: %s",
+            topology.host,
+            number,
+            len(topology.levels),
+            level.reason,
+            f"level {number + 1}" if number < len(topology.levels) else "wait for an operator's confirm-fenced",
+        )
+    return _topology_outcome(topology, tuple(done), delay, clock.monotonic() - start)
+
+
+def _topology_outcome(
+    topology: base.FenceTopology, levels: tuple[LevelOutcome, ...], delay: float, duration: float
+) -> TopologyOutcome:
+    last = levels[-1] if levels else None
+    if last is not None and last.confirmed:
+        failed = len(levels) - 1
+        after = f" (after {failed} failed level(s))" if failed else ""
+        reason = f"fence level {last.level} of {len(topology.levels)}{after}: {last.reason}"
+        return TopologyOutcome(topology.host, True, levels, delay, duration, reason)
+    if not levels:
+        reason = f"host {topology.host} has no fence level in the inventory; add bmc: or levels:"
+    else:
+        reason = f"every fence level failed ({len(levels)}): " + "; ".join(
+            f"level {lv.level}: {lv.reason}" for lv in levels
+        )
+    return TopologyOutcome(topology.host, False, levels, delay, duration, reason)
+
+
+def fence_level(
+    number: int,
+    devices: Sequence[base.FenceDevice],
+    lookup: Callable[[str], base.FenceDriver],
+    runner: PowerRunner,
+    policy: FencePolicy,
+    clock: Clock,
+) -> LevelOutcome:
+    """Power every device of one level off, then read them all back until each is confirmed."""
+    start = clock.monotonic()
+    members = [_Member(device, _Progress(started=start, deadline=start + policy.deadline)) for device in devices]
+    try:
+        for member in members:
+            _on(member, functools.partial(_prepare, member, lookup))
+        for member in members:
+            _on(member, functools.partial(_send_power_off, member.device, runner, policy, clock, member.progress))
+        _await_all_off(members, runner, policy, clock)
+    except _LevelFailed:
+        for member in members:
+            if member.reason is None:
+                member.reason = "not confirmed: another device of this level failed, so this level cannot"
+    return _level_outcome(number, members, clock, start)
+
+
+class _LevelFailed(Exception):
+    """One device of the level failed for good (its reason is set): the level cannot confirm."""
+
+
+@dataclasses.dataclass
+class _Member:
+    """One device of a level being fenced (private bookkeeping)."""
+
+    device: base.FenceDevice
+    progress: _Progress
+    reason: str | None = None
+
+
+def _on(member: _Member, action: Callable[[], object]) -> None:
+    """Run one step for ``member``; a final failure becomes its reason and ends the level."""
+    try:
+        action()
+    except errors.ConfigError as exc:
+        member.reason = f"the fence device record is invalid: {exc}; fix the inventory"
+        raise _LevelFailed from exc
+    except errors.DriverLoadError as exc:
+        member.reason = f"{exc}; fix [fencing] enabled_drivers or the inventory"
+        raise _LevelFailed from exc
+    except _Stop as stop:
+        member.reason = stop.reason
+        raise _LevelFailed from stop
+
+
+def _prepare(member: _Member, lookup: Callable[[str], base.FenceDriver]) -> None:
+    """Load and validate the member's driver offline, before any device is powered off."""
+    _driver(member.device, lookup).validate(member.device)
+
+
+def _driver(device: base.FenceDevice, lookup: Callable[[str], base.FenceDriver]) -> base.FenceDriver:
+    try:
+        return lookup(device.driver)
+    except errors.PetguardError as exc:
+        raise errors.DriverLoadError(
+            f"fence driver of {device.describe()} cannot be loaded: {exc}", host=device.host, driver=device.driver
+        ) from exc
+
+
+def _await_all_off(members: list[_Member], runner: PowerRunner, policy: FencePolicy, clock: Clock) -> None:
+    """Poll every unconfirmed device until each has N consecutive OFF readings, or the deadline."""
+    deadline = members[0].progress.deadline
+    needed = policy.off_readings_required
+    while clock.monotonic() < deadline:
+        for member in members:
+            if member.progress.consecutive_off >= needed:
+                continue
+            _on(member, functools.partial(_poll_once, member, runner, policy, clock))
+        if all(m.progress.consecutive_off >= needed for m in members):
+            return
+        clock.sleep(max(0.0, min(policy.poll_interval, deadline - clock.monotonic())))
+    for member in members:
+        if member.progress.consecutive_off < needed:
+            member.reason = _deadline_reason(member.device, policy, member.progress)
+
+
+def _poll_once(member: _Member, runner: PowerRunner, policy: FencePolicy, clock: Clock) -> None:
+    """One reading of one device; power-off again if it still reads ON after ``resend_after``."""
+    progress = member.progress
+    state = _reading(member.device, runner, policy, clock, progress)
+    needed = policy.off_readings_required
+    if state is base.PowerState.ON and progress.consecutive_off < needed and _resend_due(policy, clock, progress):
+        _send_power_off(member.device, runner, policy, clock, progress)
+
+
+def _level_outcome(number: int, members: list[_Member], clock: Clock, start: float) -> LevelOutcome:
+    outcomes = tuple(
+        _confirmed(m.device, clock, m.progress) if m.reason is None else _give_up(m.device, clock, m.progress, m.reason)
+        for m in members
+    )
+    duration = clock.monotonic() - start
+    if all(o.confirmed for o in outcomes):
+        reason = outcomes[0].reason if len(outcomes) == 1 else (
+            f"all {len(outcomes)} devices read back OFF: "
+            + "; ".join(f"{m.device.describe()}: {o.reason}" for m, o in zip(members, outcomes, strict=True))
+        )
+        return LevelOutcome(number, True, outcomes, duration, reason)
+    failed = [(m, o) for m, o in zip(members, outcomes, strict=True) if not o.confirmed]
+    if len(outcomes) == 1:
+        reason = f"{members[0].device.describe()}: {outcomes[0].reason}"
+    else:
+        reason = f"{len(failed)} of {len(outcomes)} devices not confirmed: " + "; ".join(
+            f"{m.device.describe()}: {o.reason}" for m, o in failed
+        )
+    return LevelOutcome(number, False, outcomes, duration, reason)
+
+
 def fence(
     device: base.FenceDevice,
     driver: base.FenceDriver,
@@ -104,22 +323,12 @@ def fence(
     policy: FencePolicy,
     clock: Clock,
 ) -> FenceOutcome:
-    """Power ``device``'s host off and confirm it with N consecutive OFF readings.
+    """Power ``device``'s host off and confirm it with N consecutive OFF readings (a level of one).
 
     Never raises for fence failures: every way of not confirming is an outcome with a reason.
     """
-    start = clock.monotonic()
-    progress = _Progress(started=start, deadline=start + policy.deadline)
-    try:
-        driver.validate(device)
-        _send_power_off(device, runner, policy, clock, progress)
-        return _await_off(device, runner, policy, clock, progress)
-    except errors.ConfigError as exc:
-        return _give_up(
-            device, clock, progress, f"the fence device record is invalid: {exc}; fix the inventory"
-        )
-    except _Stop as stop:
-        return _give_up(device, clock, progress, stop.reason)
+    level = fence_level(1, [device], lambda name: driver, runner, policy, clock)
+    return level.devices[0]
 
 
 def read_power(
@@ -213,24 +422,6 @@ def _retrying(policy: FencePolicy, clock: Clock, progress: _Progress) -> tenacit
         sleep=clock.sleep,
         reraise=True,
     )
-
-
-def _await_off(
-    device: base.FenceDevice,
-    runner: PowerRunner,
-    policy: FencePolicy,
-    clock: Clock,
-    progress: _Progress,
-) -> FenceOutcome:
-    """Poll until N consecutive OFF readings, or the deadline."""
-    while clock.monotonic() < progress.deadline:
-        state = _reading(device, runner, policy, clock, progress)
-        if progress.consecutive_off >= policy.off_readings_required:
-            return _confirmed(device, clock, progress)
-        if state is base.PowerState.ON and _resend_due(policy, clock, progress):
-            _send_power_off(device, runner, policy, clock, progress)
-        clock.sleep(max(0.0, min(policy.poll_interval, progress.deadline - clock.monotonic())))
-    return _give_up(device, clock, progress, _deadline_reason(device, policy, progress))
 
 
 def _reading(

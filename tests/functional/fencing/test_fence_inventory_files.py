@@ -32,7 +32,7 @@ def test_load_with_a_password_file(tmp_path: Path, caplog: pytest.LogCaptureFixt
 
     devices = inventory.load_inventory(source)
 
-    assert devices["cmp1"].password == "s3cret"
+    assert devices["cmp1"].levels[0][0].password == "s3cret"
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "accessible by other users" in warning.getMessage()
     assert "s3cret" not in caplog.text

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from petguard.fencing import inventory
-from petguard.fencing.base import FenceDevice
+from petguard.fencing.base import FenceDevice, FenceTopology
 
 SOURCE = Path("/etc/petguard/bmc.yaml")
 SECRET = "pw-Zq8-never-logged"
@@ -30,8 +30,14 @@ class Secrets:
 
 def parse(
     yaml_text: str, secrets: Secrets | None = None
-) -> tuple[dict[str, FenceDevice], list[inventory.Problem]]:
+) -> tuple[dict[str, FenceTopology], list[inventory.Problem]]:
     return inventory.parse_inventory(textwrap.dedent(yaml_text), SOURCE, secrets or Secrets())
+
+
+def single(topology: FenceTopology) -> FenceDevice:
+    """The one device of a ``bmc:`` shorthand host."""
+    [[device]] = topology.levels
+    return device
 
 
 def errors_of(problems: list[inventory.Problem]) -> list[str]:
@@ -55,9 +61,9 @@ def test_a_good_inventory() -> None:
     )
 
     assert problems == []
-    assert devices["cmp1"] == FenceDevice("cmp1", "ipmi", "127.0.0.1", 16231, "admin", SECRET)
-    assert devices["cmp2"].password == "p w"
-    assert devices["cmp2"].options == {"fake_behaviour": "stuck_on", "fake_n": "3"}
+    assert single(devices["cmp1"]) == FenceDevice("cmp1", "ipmi", "127.0.0.1", 16231, "admin", SECRET)
+    assert single(devices["cmp2"]).password == "p w"
+    assert single(devices["cmp2"]).options == {"fake_behaviour": "stuck_on", "fake_n": "3"}
     assert SECRET not in repr(devices)
 
 
@@ -73,7 +79,7 @@ def test_ipmi_port_defaults_to_623_and_relative_password_files_are_beside_the_in
     )
 
     assert problems == []
-    assert devices["cmp1"].port == 623 and devices["cmp1"].password == "x"
+    assert single(devices["cmp1"]).port == 623 and single(devices["cmp1"]).password == "x"
 
 
 @pytest.mark.parametrize(
@@ -90,7 +96,7 @@ def test_ipmi_port_defaults_to_623_and_relative_password_files_are_beside_the_in
         ("{driver: ipmi, address: a, port: 0, username: u, password: p}", "outside 1-65535"),
         ("{driver: ipmi, address: a, port: 65536, username: u, password: p}", "outside 1-65535"),
         ("{driver: ipmi, address: a, port: true, username: u, password: p}", "whole number"),
-        ("{driver: redfish, address: a, username: u, password: p}", "bmc.port must be"),
+        ("{driver: snmp, address: a, username: u, password: p}", "bmc.port must be"),
         (
             "{driver: ipmi, address: a, username: u, password: p, pasword: q}",
             "bmc.pasword is not a known key",
