@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from oslo_config import cfg
 
@@ -21,15 +21,14 @@ from petguard.clock import Clock, SystemClock
 from petguard.compute import Compute
 from petguard.conf import policies
 from petguard.decide import Action, LoopPolicy
-from petguard.errors import PetguardError
 from petguard.evacuate import nova
 from petguard.fencing import inventory, loader, procedure
-from petguard.fencing.base import FenceDevice, FenceDriver
+from petguard.fencing.base import FenceDevice, FenceDriver, FenceTopology
 from petguard.fencing.child import FenceRunner
 from petguard.fencing.procedure import FencePolicy, PowerRunner
 from petguard.journal import Store
 from petguard.reconcile import Loop
-from petguard.recovery import FenceFn, Recovery, RecoveryPolicy
+from petguard.recovery import FenceFn, FenceResult, Recovery, RecoveryPolicy
 from petguard.store.api import SqlStore
 from petguard.webhooks.dispatch import Dispatcher
 from petguard.webhooks.wiring import build_dispatcher
@@ -69,25 +68,23 @@ class Daemon:
 
 
 def make_fence(
-    devices: dict[str, FenceDevice],
+    topologies: Mapping[str, FenceTopology | FenceDevice],
     runner: PowerRunner,
     lookup: Callable[[str], FenceDriver],
     policy: FencePolicy,
     clock: Clock,
     where: str = "the inventory",
 ) -> FenceFn:
-    """fence(host) -> (confirmed, reason) over the inventory, the drivers and the procedure."""
+    """fence(host) -> FenceResult over the inventory's fence levels, the drivers and the procedure
+    (a bare FenceDevice is a host with one level of one device)."""
 
-    def fence(host: str) -> tuple[bool, str]:
-        device = devices.get(host)
-        if device is None:
-            return False, f"no fence device for {host} in {where}"
-        try:
-            driver = lookup(device.driver)
-        except PetguardError as exc:
-            return False, str(exc)
-        outcome = procedure.fence(device, driver, runner, policy, clock)
-        return outcome.confirmed, outcome.reason
+    def fence(host: str) -> FenceResult:
+        entry = topologies.get(host)
+        if entry is None:
+            return FenceResult(False, f"no fence device for {host} in {where}")
+        topology = entry if isinstance(entry, FenceTopology) else FenceTopology.single(entry)
+        outcome = procedure.fence_topology(topology, lookup, runner, policy, clock)
+        return FenceResult(outcome.confirmed, outcome.reason, outcome.failed_levels)
 
     return fence
 
@@ -116,9 +113,9 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
     clock = SystemClock(stop)
     store = SqlStore(conf.database.connection)
     compute = nova.connect(conf.nova.cloud, conf.nova.clouds_file, conf.nova.timeout)
-    devices = inventory.load_inventory(conf.fencing.inventory_file)
+    fences = inventory.load_inventory(conf.fencing.inventory_file)
     lookup = functools.partial(loader.load_driver, enabled=list(conf.fencing.enabled_drivers))
-    fence = make_fence(devices, FenceRunner(lookup), lookup, policies.fencing(conf), clock, conf.fencing.inventory_file)
+    fence = make_fence(fences, FenceRunner(lookup), lookup, policies.fencing(conf), clock, conf.fencing.inventory_file)
     loop = assemble(compute, store, fence, clock, policies.loop(conf), policies.recovery(conf), stop)
     dispatcher = build_dispatcher(conf, store, clock)
     # Started last, so that a refusal above leaves nothing serving.

@@ -70,18 +70,20 @@ def _check_nova() -> list[str]:
 
 
 def _check_fencing() -> list[str]:
-    devices, found = inventory.check_inventory(CONF.fencing.inventory_file)
+    topologies, found = inventory.check_inventory(CONF.fencing.inventory_file)
     problems = [f"[fencing] inventory: {p.message}" for p in found]
     enabled = list(CONF.fencing.enabled_drivers)
     runner = FenceRunner(functools.partial(loader.load_driver, enabled=enabled))
-    for host, device in sorted(devices.items()):
-        try:
-            driver = loader.load_driver(device.driver, enabled)
-            state = procedure.read_power(device, driver, runner, CONF.fencing.attempt_timeout)
-        except PetguardError as exc:
-            problems.append(f"fence device of {host} ({device.describe()}): {exc}")
-            continue
-        print(f"fence device of {host}: power {state.value} ({device.describe()})")
+    for host, topology in sorted(topologies.items()):
+        for level, number, device in topology.devices():
+            where = f"fence level {level} device {number} of {host} ({device.describe()})"
+            try:
+                driver = loader.load_driver(device.driver, enabled)
+                state = procedure.read_power(device, driver, runner, CONF.fencing.attempt_timeout)
+            except PetguardError as exc:
+                problems.append(f"{where}: {exc}")
+                continue
+            print(f"{where}: power {state.value}")
     return problems
 
 
