@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable
+from typing import NamedTuple
 
 import tenacity
 
@@ -35,9 +36,18 @@ from petguard.journal import Store
 
 LOG = logging.getLogger(__name__)
 
-#: fence(host) -> (confirmed, reason). Built by the composition root from the inventory, the driver
-#: loader and ``fencing.procedure``; a host with no fence device returns (False, why).
-FenceFn = Callable[[str], tuple[bool, str]]
+class FenceResult(NamedTuple):
+    """What a fence of one host says: confirmed or not, why, and one line per failed fence level."""
+
+    confirmed: bool
+    reason: str
+    failed_levels: tuple[str, ...] = ()
+
+
+#: fence(host) -> (confirmed, reason[, failed_levels]). Built by the composition root from the
+#: inventory, the driver loader and ``fencing.procedure``; a host with no fence device returns
+#: (False, why). A plain (confirmed, reason) pair is still accepted.
+FenceFn = Callable[[str], FenceResult | tuple[bool, str]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +117,10 @@ class Recovery:
 
     # -- fence -----------------------------------------------------------------------------------
     def fence(self, host: str, incident_id: int | None) -> Outcome:
-        confirmed, reason = self._fence(host)
+        result = self._fence(host)
+        confirmed, reason = result[0], result[1]
+        for failure in result.failed_levels if isinstance(result, FenceResult) else ():
+            self._store.record_event(host, incident_id, "fence_level_failed", failure, self._clock.now())
         if confirmed:
             return Outcome(host, HostEvent.FENCE_CONFIRMED, f"fenced: {reason}", alert="fence_confirmed")
         text = f"fence not confirmed: {reason}; next: power the host off by hand, then `confirm-fenced`"
