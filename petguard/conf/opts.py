@@ -125,6 +125,29 @@ fencing_opts: list[cfg.Opt] = [
         help="Consecutive OFF readings that confirm a fence ('command accepted' never does).",
     ),
     cfg.IntOpt("retries", default=3, min=0, help="Extra tries of the power-off command after a temporary BMC error."),
+    cfg.FloatOpt(
+        "resend_after",
+        default=5.0,
+        min=0,
+        help="Seconds of ON readings after which power-off is sent to the device again (it is idempotent).",
+    ),
+    cfg.FloatOpt(
+        "random_delay_max",
+        default=0.0,
+        min=0,
+        max=60,
+        help="Wait a random 0 to this many seconds before a host's first fence level (plus the host's own "
+        "'delay:' in the inventory), so that two controllers never power each other's hosts off at once. "
+        "0 disables it.",
+    ),
+    cfg.FloatOpt(
+        "readiness_interval",
+        default=300.0,
+        min=10,
+        help="Fence readiness: every fence device of every level has its power state read (read-only) once "
+        "per this many seconds, spread evenly (one device every interval/N seconds). A change between "
+        "readable and not is recorded as an event (fence_device_unreachable, fence_device_ok).",
+    ),
 ]
 
 evacuation_opts: list[cfg.Opt] = [

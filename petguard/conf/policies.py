@@ -37,6 +37,8 @@ def fencing(conf: cfg.ConfigOpts) -> FencePolicy:
         poll_interval=f.poll_interval,
         off_readings_required=f.off_readings,
         retries=f.retries,
+        resend_after=f.resend_after,
+        random_delay_max=f.random_delay_max,
     )
 
 
