@@ -11,6 +11,12 @@ The loop is the only writer of host state. Each tick:
    parallel); a lane reports its ``Outcome`` back through a queue for the next tick.
 
 ``Loop.tick()`` is one tick, so tests and the benchmark can drive the real loop step by step.
+
+On several controllers only the leader ticks: ``Loop.leading`` is consulted before each tick and
+before starting actions (a follower decides and acts on nothing), ``Loop.reset()`` drops the hosts
+cached in memory and the outcomes of an earlier term when this controller becomes leader, and a
+``StaleEpoch`` from the store (a newer leader exists) during a tick or in a lane is reported to
+``Loop.on_stale_epoch`` so that this controller steps down at once.
 """
 
 from __future__ import annotations
@@ -26,10 +32,13 @@ from typing import Protocol
 from petguard.clock import Clock
 from petguard.compute import Compute
 from petguard.decide import Action, LoopPolicy, Outcome, TickDecision, TickInputs, decide
-from petguard.errors import PetguardError
+from petguard.errors import PetguardError, StaleEpoch
 from petguard.journal import HostRecord, Store
 
 LOG = logging.getLogger(__name__)
+
+#: What a follower's tick reports.
+NOT_LEADING = "standing by: another controller leads"
 
 #: An action lane body: (host, incident id) -> Outcome, or None to be scheduled again next tick.
 ActionFn = Callable[[str, "int | None"], "Outcome | None"]
@@ -98,14 +107,28 @@ class Loop:
         self._hosts: dict[str, HostRecord] | None = None
         self.last_ok_tick: float | None = None
         self.recorder: Recorder = NullRecorder()
+        #: Consulted before each tick and before starting actions (leader election sets it).
+        self.leading: Callable[[], bool] = lambda: True
+        #: Called with the reason when the store refused a write from this controller's epoch.
+        self.on_stale_epoch: Callable[[str], None] = lambda reason: None
 
     # -- one tick --------------------------------------------------------------------------------
     def tick(self) -> TickReport:
-        """Observe, decide, record, act. Never raises for an expected failure; reports it."""
+        """Observe, decide, record, act. Never raises for an expected failure; reports it.
+
+        A controller that does not lead does nothing and reports ``NOT_LEADING``.
+        """
+        if not self.leading():
+            return TickReport(False, None, NOT_LEADING)
         started = self._clock.monotonic()
         report = TickReport(False, None, "the tick raised")
         try:
             report = self._tick()
+        except StaleEpoch as exc:
+            self._hosts = None
+            LOG.error("tick refused by the journal: %s; next: this controller steps down", exc)
+            self.on_stale_epoch(str(exc))
+            report = TickReport(False, None, str(exc))
         finally:
             self.recorder.tick_finished(self._clock.monotonic() - started, report.ok)
         return report
@@ -173,6 +196,9 @@ class Loop:
     def _start_actions(self, decision: TickDecision) -> None:
         if not decision.actions:
             return
+        if not self.leading():
+            LOG.warning("leadership lost during the tick: starting none of its %d action(s)", len(decision.actions))
+            return
         hosts = self._hosts if self._hosts is not None else self._store.load_hosts()
         for host, action in decision.actions:
             incident_id = hosts[host].host.incident_id
@@ -185,6 +211,13 @@ class Loop:
         started, started_at = self._clock.monotonic(), self._clock.now()
         try:
             outcome = self._actions[action](host, incident_id)
+        except StaleEpoch as exc:
+            LOG.error(
+                "%s: %s action refused by the journal: %s; next: this controller steps down", host, action.value, exc
+            )
+            self._record_lane(host, action, "stale_epoch", started)
+            self.on_stale_epoch(str(exc))
+            return
         except Exception:
             LOG.exception("%s: %s action crashed; next: it is retried on the next tick", host, action.value)
             self._record_lane(host, action, "crashed", started)
@@ -211,6 +244,19 @@ class Loop:
                 self.recorder.move_finished(host, move.server_id, move.status.value, move.updated_at - started_at)
 
     # -- lifecycle -------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget what this controller held in memory (the hosts, lane outcomes not yet recorded):
+        called when it becomes leader, so that it starts again from the journal."""
+        with self._lock:
+            self._hosts = None
+        dropped = self._drain_outcomes()
+        if dropped:
+            LOG.info("dropped %d outcome(s) of an earlier term; the journal decides what is resumed", len(dropped))
+
+    def idle(self) -> bool:
+        """True when no action lane is running."""
+        return not self._busy_hosts()
+
     def wait_idle(self, timeout: float | None = None) -> None:
         """Wait for every running lane to finish (tests, shutdown)."""
         with self._lock:
