@@ -279,6 +279,40 @@ api_opts: list[cfg.Opt] = [
     ),
 ]
 
+coordination_opts: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "backend_url",
+        default="file:///var/lib/petguard/coordination",
+        secret=True,
+        help="tooz URL of the leader election backend, the same on every controller. The default "
+        "file backend elects among daemons of ONE machine (a single controller). For several "
+        "controllers: etcd3+http://HOST:2379, redis://HOST:6379, mysql://USER:PASS@HOST/DB, "
+        "postgresql://USER:PASS@HOST/DB or zookeeper://HOST:2181 (docs/controllers.md).",
+    ),
+    cfg.StrOpt(
+        "member_id",
+        sample_default="<the host name>",
+        help="This controller's name in the election (default: the host name); unique per controller.",
+    ),
+    cfg.StrOpt("group", default="petguard", help="The tooz group the controllers join (and the leader lock's name)."),
+    cfg.FloatOpt(
+        "heartbeat_interval",
+        default=1.0,
+        min=0.1,
+        max=30,
+        help="Seconds between two heartbeats to the backend (and checks of the journal's epoch).",
+    ),
+    cfg.FloatOpt(
+        "leader_timeout",
+        default=10.0,
+        min=1,
+        max=300,
+        help="A leader that has had no successful heartbeat for this many seconds stops acting at "
+        "once. The leader lock expires after twice this (unless backend_url sets lock_timeout), so "
+        "a dead leader is replaced after about 2 x leader_timeout.",
+    ),
+]
+
 GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
     (None, default_opts),
     ("nova", nova_opts),
@@ -288,6 +322,7 @@ GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
     ("evacuation", evacuation_opts),
     ("webhooks", webhooks_opts),
     ("api", api_opts),
+    ("coordination", coordination_opts),
 ]
 
 #: The template of the per-receiver groups, for the sample config only.
