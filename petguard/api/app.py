@@ -349,9 +349,10 @@ ROUTES: tuple[tuple[str, type[_Resource]], ...] = (
     ("/v1/hosts", Hosts),
     ("/v1/hosts/{name}", HostDetail),
     ("/v1/hosts/{name}/requests", HostRequests),
-    ("/v1/requests/{request_id:int}", RequestDetail),
+    # Ids outside 1 .. 2**63-1 match no route: 404, never a database overflow.
+    ("/v1/requests/{request_id:int(min=1, max=9223372036854775807)}", RequestDetail),
     ("/v1/incidents", Incidents),
-    ("/v1/incidents/{incident_id:int}", IncidentDetail),
+    ("/v1/incidents/{incident_id:int(min=1, max=9223372036854775807)}", IncidentDetail),
     ("/v1/events", Events),
     ("/v1/explain/{name}", Explain),
     ("/v1/brake/override", BrakeOverride),

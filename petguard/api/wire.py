@@ -358,14 +358,21 @@ def limit_param(value: str | None, default: int) -> int:
     return limit
 
 
+#: Ids are 64-bit signed integers in every database petguard supports.
+MAX_ID = 2**63 - 1
+
+
 def int_param(name: str, value: str | None) -> int | None:
-    """An optional integer query parameter (an id)."""
+    """An optional integer query parameter (an id, 1 .. 2**63-1)."""
     if value is None:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise InvalidBody(f"query parameter {name!r} must be an integer id, not {value!r}") from None
+    if not 1 <= number <= MAX_ID:
+        raise InvalidBody(f"query parameter {name!r} must be an id between 1 and {MAX_ID}, not {number}")
+    return number
 
 
 def _json_type(value: Any) -> str:
