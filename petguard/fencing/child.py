@@ -136,7 +136,7 @@ class FenceRunner:
         try:
             stdout, stderr = proc.communicate(request, timeout=hard_deadline)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            kill_group(proc)
             raise errors.BmcUnreachable(
                 f"fence child for {device.describe()} ({op}) gave no result within its hard "
                 f"deadline of {hard_deadline:.1f} s and was killed",
@@ -152,7 +152,7 @@ class FenceRunner:
         return decode_reply(stdout, stderr, proc.returncode, device)
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
+def kill_group(proc: subprocess.Popen[str]) -> None:
     """SIGKILL the child's whole process group and reap it (SIGKILL also ends a stopped process)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
