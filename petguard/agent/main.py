@@ -1,0 +1,157 @@
+"""Entry point and composition root of petguard-agent.
+
+``petguard-agent --config-file /etc/petguard/agent.conf`` watches libvirt, buffers domain events on
+disk and reports them and heartbeats to the controllers. Under systemd (``Type=notify``) it sends
+``READY=1`` once it runs, and ``WATCHDOG=1`` only while its own threads are alive (the libvirt event
+loop, the watcher, the heartbeat and the event sender): a wedged agent is restarted by systemd
+instead of looking active while it reports nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import sys
+import threading
+import uuid
+from pathlib import Path
+from types import FrameType
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from petguard import __version__, sdnotify
+from petguard.agent import opts
+from petguard.agent.libvirt_watch import LibvirtWatch
+from petguard.agent.report import AgentStatus, Buffer, Reporter, ReportSettings
+from petguard.api import auth
+from petguard.errors import ConfigError
+
+LOG = logging.getLogger(__name__)
+
+BUFFER_FILE = "events.sqlite"
+#: Seconds between two self-checks (and WATCHDOG=1 notifications).
+SELF_CHECK_INTERVAL = 5.0
+
+
+class EventIds:
+    """Event ids unique per agent: a random boot id and a counter (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._boot = uuid.uuid4().hex[:12]
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            return f"{self._boot}-{next(self._counter)}"
+
+
+class Agent:
+    """A wired agent: libvirt watcher, buffer and reporter."""
+
+    def __init__(self, watch: LibvirtWatch, buffer: Buffer, reporter: Reporter) -> None:
+        self.watch = watch
+        self.buffer = buffer
+        self.reporter = reporter
+        self.stop = threading.Event()
+
+    def healthy(self) -> tuple[bool, str]:
+        """The agent's self-check: every thread it relies on is alive."""
+        if not self.watch.alive():
+            return False, "the libvirt watcher or libvirt's event loop stopped"
+        if not self.reporter.alive():
+            return False, "the heartbeat or event-sender thread stopped"
+        return True, "ok"
+
+    def run(self) -> None:
+        self.watch.start()
+        self.reporter.start()
+        sdnotify.notify("READY=1", f"STATUS=watching {self.watch.uri}")
+        urls = ", ".join(self.reporter.settings.urls)
+        LOG.info("petguard-agent started: watching %s, reporting to %s", self.watch.uri, urls)
+        try:
+            while not self.stop.wait(SELF_CHECK_INTERVAL):
+                ok, why = self.healthy()
+                if ok:
+                    libvirt = "connected" if self.watch.connected else "NOT connected"
+                    sdnotify.notify("WATCHDOG=1", f"STATUS=libvirt {libvirt}; {len(self.buffer)} event(s) buffered")
+                else:
+                    LOG.error("self-check failed: %s; not notifying systemd's watchdog (it restarts the agent)", why)
+        finally:
+            sdnotify.notify("STOPPING=1")
+            self.reporter.stop()
+            self.watch.stop()
+            self.buffer.close()
+            LOG.info("petguard-agent stopped")
+
+
+def read_key(path: str) -> str:
+    """The agent's HMAC key (one secret; a 'NAME KEY' line works too). :raises ConfigError:"""
+    secrets = auth.load_secrets(path, "hmac", "hmac_key_file")
+    if len(secrets) != 1:
+        raise ConfigError(f"[agent] hmac_key_file {path} must hold exactly one key, found {len(secrets)}")
+    return next(iter(secrets.values()))
+
+
+def build(conf: cfg.ConfigOpts) -> Agent:
+    """Wire the agent from ``[agent]``. :raises ConfigError:"""
+    a = conf.agent
+    directory = Path(a.buffer_dir)
+    if not directory.is_dir():
+        raise ConfigError(f"[agent] buffer_dir {directory} does not exist: create it (systemd: StateDirectory=)")
+    settings = ReportSettings(
+        urls=tuple(a.controller_urls),
+        host=a.host,
+        sender=a.sender or a.host,
+        key=read_key(a.hmac_key_file),
+        heartbeat_interval=a.heartbeat_interval,
+        timeout=a.request_timeout,
+    )
+    buffer = Buffer(directory / BUFFER_FILE, a.buffer_max_events)
+    watch = LibvirtWatch(
+        a.libvirt_uri,
+        buffer.put,
+        EventIds(),
+        keepalive_interval=a.keepalive_interval,
+        keepalive_count=a.keepalive_count,
+    )
+
+    def status() -> AgentStatus:
+        return AgentStatus(watch.connected, watch.domains())
+
+    return Agent(watch, buffer, Reporter(settings, buffer, status, version=__version__))
+
+
+def main(argv: list[str] | None = None) -> int:
+    conf = cfg.ConfigOpts()
+    opts.register(conf)
+    logging.register_options(conf)
+    try:
+        conf(sys.argv[1:] if argv is None else argv, project="petguard", prog="petguard-agent")
+    except cfg.Error as exc:
+        print(f"petguard-agent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.setup(conf, "petguard-agent")
+    try:
+        agent = build(conf)
+    except ConfigError as exc:
+        LOG.error("cannot start: %s", exc)
+        print(f"petguard-agent: cannot start: {exc}", file=sys.stderr)
+        return 2
+
+    def on_term(_signum: int, _frame: FrameType | None) -> None:
+        agent.stop.set()
+
+    def on_hup(_signum: int, _frame: FrameType | None) -> None:
+        LOG.info("SIGHUP: nothing to reload (restart the agent to apply a changed configuration)")
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    signal.signal(signal.SIGHUP, on_hup)
+    agent.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
