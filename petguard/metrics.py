@@ -12,6 +12,8 @@ At scrape time (from ``snapshot()``; nothing is cached):
 * ``petguard_open_incidents``, ``petguard_brake_engaged`` (0/1),
   ``petguard_last_successful_tick_timestamp_seconds``, ``petguard_journal_up`` (0 when the journal
   could not be read for this scrape)
+* ``petguard_fence_device_ready{host,level,device}`` 1 when the last read-only power reading of that
+  fence device succeeded, 0 when it failed (``petguard.readiness``; devices not read yet are absent)
 
 Updated by the loop: ``petguard_ticks_total{result}``, ``petguard_tick_duration_seconds``,
 ``petguard_fence_attempts_total{outcome}``, ``petguard_fence_duration_seconds{outcome}``,
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -91,13 +93,38 @@ class _SnapshotCollector(Collector):
         yield last
 
 
+#: (host, level, device, ready) per fence device, read at scrape time (``Readiness.gauge_rows``).
+ReadinessRows = Callable[[], Iterable[tuple[str, str, str, bool]]]
+
+
+class _ReadinessCollector(Collector):
+    """Fence readiness at each scrape."""
+
+    def __init__(self, rows: ReadinessRows) -> None:
+        self._rows = rows
+
+    def collect(self) -> Iterator[Metric]:
+        ready = GaugeMetricFamily(
+            "petguard_fence_device_ready",
+            "1 when the fence device's power state could be read at its last readiness check, else 0",
+            labels=["host", "level", "device"],
+        )
+        for host, level, device, ok in self._rows():
+            ready.add_metric([host, level, device], int(ok))
+        yield ready
+
+
 class Metrics:
     """The daemon's metrics: implements ``reconcile.Recorder`` and ``api.ports.Exposition``."""
 
-    def __init__(self, snapshot: Callable[[], Snapshot] | None = None) -> None:
+    def __init__(
+        self, snapshot: Callable[[], Snapshot] | None = None, fence_readiness: ReadinessRows | None = None
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         if snapshot is not None:
             self.registry.register(_SnapshotCollector(snapshot))
+        if fence_readiness is not None:
+            self.registry.register(_ReadinessCollector(fence_readiness))
         r = self.registry
         self.ticks = Counter("petguard_ticks", "Loop ticks, by result (ok, failed)", ["result"], registry=r)
         self.tick_seconds = Histogram(
