@@ -311,7 +311,31 @@ def _update_health(
         health, detail = detect.combine(signals.get(name, ()))
         health_now[name] = health
         tick.set_health(name, detect.assess(record.health, health, detail, policy, tick.now))
+        _note_nova_compute_down(tick, name, signals.get(name, ()))
     return health_now
+
+
+#: Why an UP host whose nova-compute is down is not fenced, and what to do (the host's reason while it lasts).
+NOVA_DOWN_HOST_ALIVE = (
+    "nova-compute is down but the host is alive (its petguard agent heartbeats): not fencing; "
+    "restart nova-compute on the host and read its log"
+)
+
+
+def _note_nova_compute_down(tick: _Tick, name: str, signals: Sequence[Signal]) -> None:
+    """Say once per episode that Nova's service is down while the host's agent heartbeats."""
+    if tick.host(name).state is not HostState.UP:
+        return
+    nova_down = any(s.source == "nova" and s.health is Health.DOWN for s in signals)
+    agent_up = any(s.source == detect.AGENT_SOURCE and s.health is Health.UP for s in signals)
+    if nova_down and agent_up:
+        if tick.note_reason(name, NOVA_DOWN_HOST_ALIVE):
+            tick.events.append((name, "nova_compute_down", NOVA_DOWN_HOST_ALIVE))
+            tick.warnings.append(f"{name}: {NOVA_DOWN_HOST_ALIVE}")
+    elif tick.host(name).reason == NOVA_DOWN_HOST_ALIVE:
+        tick.note_reason(name, "")
+        message = "nova-compute is up again" if not nova_down else "the agent stopped heartbeating"
+        tick.log.append(f"{name}: {message}")
 
 
 def _update_brake(tick: _Tick, health_now: Mapping[str, Health], policy: LoopPolicy) -> None:

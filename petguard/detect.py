@@ -1,8 +1,8 @@
 """Detection: from signals about each host, decide UP / SUSPECT / FAILED, and when to brake (pure domain).
 
-Signals come from independent sources. Today: Nova's compute service record (``nova_signal``).
-Later sources (an agent heartbeat, a BMC power reading, an Alertmanager alert) only need to produce
-``Signal`` values; ``combine`` and ``assess`` do not change:
+Signals come from independent sources: Nova's compute service record (``nova_signal``), the
+petguard agent's heartbeats (``agent_signal``), alerts. Later sources (a BMC power reading) only need
+to produce ``Signal`` values; ``combine`` and ``assess`` do not change:
 
 * ``combine`` folds one tick's signals for one host into a single ``Health``: any source that says
   UP wins (a live agent on a host whose nova-compute died is not a dead host); the host is DOWN only
@@ -84,6 +84,8 @@ class DetectionPolicy:
     #: The service reason petguard writes when it disables a host starts with this marker, so a
     #: forced-down host is recognised as petguard's own doing.
     reason_marker: str = "petguard"
+    #: A host's petguard agent is silent (DOWN) when its last heartbeat is older than this.
+    agent_stale_after: float = 20.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +124,22 @@ def nova_signal(record: ServiceRecord, now: float, policy: DetectionPolicy) -> S
     else:
         health, detail = Health.UNCERTAIN, f"nova reports unknown state {record.state!r}"
     return Signal(source="nova", host=record.host, health=health, at=now, detail=detail)
+
+
+#: The source of signals made from petguard-agent heartbeats.
+AGENT_SOURCE = "agent"
+
+
+def agent_signal(host: str, last_heartbeat: float, now: float, policy: DetectionPolicy) -> Signal:
+    """A host's agent heartbeat as a signal: UP while fresh, DOWN once older than ``agent_stale_after``.
+
+    Hosts that never had an agent get no agent signal at all (Nova's signal alone decides). The
+    detail has no running numbers, so a steady host's health does not change from tick to tick.
+    """
+    if now - last_heartbeat <= policy.agent_stale_after:
+        return Signal(AGENT_SOURCE, host, Health.UP, now, "heartbeating")
+    detail = f"silent for more than {policy.agent_stale_after:.0f} s"
+    return Signal(AGENT_SOURCE, host, Health.DOWN, now, detail)
 
 
 def combine(signals: Iterable[Signal]) -> tuple[Health, str]:

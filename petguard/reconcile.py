@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from petguard import detect
 from petguard.clock import Clock
 from petguard.compute import Compute
 from petguard.decide import Action, LoopPolicy, Outcome, TickDecision, TickInputs, decide
@@ -144,6 +145,10 @@ class Loop:
         # without alerts (an older fake) gives none.
         active_alerts = getattr(self._store, "active_alerts", None)
         alerts = active_alerts(now) if active_alerts is not None else []
+        # Agent heartbeats are a second, independent signal; hosts without an agent give none.
+        agent_heartbeats = getattr(self._store, "agent_heartbeats", None)
+        seen = agent_heartbeats() if agent_heartbeats is not None else {}
+        agents = [detect.agent_signal(host, at, now, self._policy.detection) for host, at in sorted(seen.items())]
         busy = self._busy_hosts()
         if self._hosts is None:
             self._hosts = self._store.load_hosts()
@@ -156,7 +161,7 @@ class Loop:
             outcomes=self._drain_outcomes(),
             requests=self._store.pending_requests(),
             busy=busy,
-            extra_signals=alerts,
+            extra_signals=[*alerts, *agents],
         )
         decision = decide(inputs, self._policy)
         self._hosts = None  # if saving fails, the next tick starts again from the store

@@ -48,6 +48,7 @@ SEVERITY: dict[str, Severity] = {
     "brake_override": Severity.WARNING,
     "operator_fence": Severity.WARNING,
     "operator_confirm_fenced": Severity.WARNING,
+    "nova_compute_down": Severity.WARNING,
     # progress and good news
     "suspect_cleared": Severity.INFO,
     "fence_confirmed": Severity.INFO,
