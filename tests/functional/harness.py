@@ -78,13 +78,14 @@ class Harness:
         startup_blackout: float = 0.0,
         dry_run: bool = False,
         url: str | None = None,
+        enabled_drivers: tuple[str, ...] = ("ipmi", "fake"),
     ) -> None:
         self.url = url or journal_url(tmp_path)
         self.store = SqlStore(self.url)
         self.compute = compute
         self.stop_event = threading.Event()
         self.clock = SystemClock(self.stop_event)
-        lookup = functools.partial(loader.load_driver, enabled=["ipmi", "fake"])
+        lookup = functools.partial(loader.load_driver, enabled=list(enabled_drivers))
         fence = service.make_fence(devices, FenceRunner(lookup), lookup, fence_policy, self.clock)
         policy = LoopPolicy(detection=detection, startup_blackout=startup_blackout, dry_run=dry_run)
         self.loop = service.assemble(compute, self.store, fence, self.clock, policy, recovery, self.stop_event)
