@@ -104,3 +104,7 @@ class Compute(Protocol):
     def stop_server(self, server_id: str) -> str:
         """Stop a running server."""
         ...
+
+    def reboot_server(self, server_id: str, hard: bool = True) -> str:
+        """Reboot a server; ``hard`` re-creates its domain (restarts a hung, paused or crashed guest)."""
+        ...

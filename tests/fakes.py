@@ -76,6 +76,7 @@ class FakeCompute:
         self.evacuations: dict[str, _Evacuation] = {}
         self.migrations: list[Migration] = []
         self.evacuate_calls: dict[str, int] = {}
+        self.reboots: list[tuple[str, bool]] = []
         self.calls: dict[str, int] = {}
         self.evacuation_steps = evacuation_steps
         self.unavailable = False  # every call raises NovaUnavailable (control-plane outage)
@@ -220,6 +221,14 @@ class FakeCompute:
             self._count("stop_server")
             s = self.servers[server_id]
             self.servers[server_id] = dataclasses.replace(s, vm_state="stopped", status="SHUTOFF", power_state=4)
+            return self._req()
+
+    def reboot_server(self, server_id: str, hard: bool = True) -> str:
+        with self._lock:
+            self._count("reboot_server")
+            s = self.servers[server_id]
+            self.reboots.append((server_id, hard))
+            self.servers[server_id] = dataclasses.replace(s, vm_state="active", status="ACTIVE", power_state=1)
             return self._req()
 
     # -- evacuation progress ------------------------------------------------------------------------

@@ -467,6 +467,18 @@ class NovaCompute:
         """Stop a running server; a server that is already stopped counts as success."""
         return self._power(server_id, "os-stop", _ALREADY_STOPPED, "stop")
 
+    def reboot_server(self, server_id: str, hard: bool = True) -> str:
+        """Reboot a server (hard: Nova re-creates the domain; works from active, paused, error, stopped)."""
+        kind = "HARD" if hard else "SOFT"
+        response = self._call(
+            "POST",
+            f"/servers/{server_id}/action",
+            MICROVERSIONS["power"],
+            what=f"{kind.lower()} reboot server {server_id}",
+            json={"reboot": {"type": kind}},
+        )
+        return _request_id(response)
+
     def _power(self, server_id: str, action: str, already: str, verb: str) -> str:
         def already_done(response: _Response) -> bool:
             return response.status_code == 409 and already in _nova_message(response)
