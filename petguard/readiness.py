@@ -130,6 +130,14 @@ class Readiness:
         self._stop = stop or threading.Event()
         self._thread: threading.Thread | None = None
 
+    def set_topologies(self, topologies: Mapping[str, base.FenceTopology]) -> None:
+        """Check a new inventory from the next device on (a reload); results of devices gone are dropped."""
+        targets = targets_of(topologies)
+        keys = {target.key for target in targets}
+        with self._lock:
+            self._targets, self._hosts = targets, sorted(topologies)
+            self._results = {k: v for k, v in self._results.items() if k in keys}
+
     # -- the thread ------------------------------------------------------------------------------
     def start(self) -> Readiness:
         """Check in a daemon thread until ``stop()``; returns self."""
@@ -162,15 +170,15 @@ class Readiness:
 
     def run_cycle(self) -> list[DeviceReadiness]:
         """Read every device once, one every interval/N seconds (the first at once)."""
-        step = self.step
+        targets, step = self._targets, self.step
         start = self._clock.monotonic()
         done: list[DeviceReadiness] = []
-        for index, target in enumerate(self._targets):
+        for index, target in enumerate(targets):
             if self._stop.is_set():
                 break
             self._sleep(start + index * step - self._clock.monotonic())
             done.append(self.check(target))
-        self._sleep(start + len(self._targets) * step - self._clock.monotonic())
+        self._sleep(start + len(targets) * step - self._clock.monotonic())
         return done
 
     @property
