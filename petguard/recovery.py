@@ -36,6 +36,12 @@ from petguard.journal import Store
 
 LOG = logging.getLogger(__name__)
 
+#: Every disabled reason petguard writes starts with this (detect.DetectionPolicy.reason_marker).
+PETGUARD_MARKER = "petguard"
+#: The journal event that keeps an operator's own disable across an incident.
+OPERATOR_DISABLE_EVENT = "service_disabled_before"
+
+
 class FenceResult(NamedTuple):
     """What a fence of one host says: confirmed or not, why, and one line per failed fence level."""
 
@@ -157,6 +163,7 @@ class Recovery:
             request_id = self._nova(lambda: self._compute.force_down(service))
             LOG.info("%s: compute service forced down [%s]; next: disable it", host, request_id)
         reason = disabled_reason(host, incident_id)
+        self._remember_operator_disable(service, incident_id)
         if service.status != "disabled" or service.disabled_reason != reason:
             request_id = self._nova(lambda: self._compute.disable(service, reason))
             LOG.info("%s: compute service disabled [%s]; next: plan the evacuation", host, request_id)
@@ -200,6 +207,16 @@ class Recovery:
                 alert="restore_failed",
             )
         service = self._service(host)
+        before = self._operator_disable(incident_id)
+        if before is not None:
+            # The operator had disabled this host before it failed: give their state back, not ours.
+            request_id = self._nova(lambda: self._compute.disable(service, before))
+            return Outcome(
+                host,
+                HostEvent.SERVICE_RESTORED,
+                f"returned to the state the operator left it in: heartbeating, disabled ({before}) [{request_id}]",
+                alert="host_restored",
+            )
         request_id = self._nova(lambda: self._compute.enable(service))
         return Outcome(
             host,
@@ -207,6 +224,24 @@ class Recovery:
             f"returned to service: heartbeating and enabled [{request_id}]",
             alert="host_restored",
         )
+
+    def _remember_operator_disable(self, service: ServiceRecord, incident_id: int) -> None:
+        """Keep an operator's own disable (status and reason) in the journal, once per incident, so that
+        restore gives it back instead of enabling a host the operator had taken out on purpose."""
+        if service.status != "disabled" or (service.disabled_reason or "").startswith(PETGUARD_MARKER):
+            return
+        if self._operator_disable(incident_id) is not None:
+            return
+        text = service.disabled_reason or "disabled by an operator (no reason given)"
+        self._store.record_event(service.host, incident_id, OPERATOR_DISABLE_EVENT, text, self._clock.now())
+
+    def _operator_disable(self, incident_id: int | None) -> str | None:
+        if incident_id is None:
+            return None
+        for event in self._store.events(incident_id=incident_id):
+            if event.kind == OPERATOR_DISABLE_EVENT:
+                return event.message
+        return None
 
     def _unfinished_evacuations(self, host: str, incident_id: int | None) -> str:
         names = []

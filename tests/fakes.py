@@ -178,8 +178,12 @@ class FakeCompute:
     def disable(self, service: ServiceRecord, reason: str) -> str:
         with self._lock:
             self._count("disable")
-            if self._up(service.host):
-                raise AssertionError("disable of a service Nova thinks is up blocks for 60 s: force it down first")
+            svc_now = self.services[service.host]
+            if not svc_now.forced_down and not self.alive(service.host):
+                # Nova still believes a freshly dead compute is up and calls it synchronously.
+                raise AssertionError(
+                    "disable of a dead service that is not forced down blocks for 60 s: force it down first"
+                )
             svc = self.services[service.host]
             svc.status, svc.disabled_reason = "disabled", reason
             return self._req()

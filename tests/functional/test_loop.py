@@ -206,3 +206,19 @@ def test_failed_moves_are_retried_when_the_operator_reruns_the_evacuation(
     # One failed attempt (Nova said no valid host), then exactly one more.
     assert compute.evacuate_calls["web-1-id"] == 2
     assert compute.servers["web-1-id"].host in ("cmp2", "cmp3", "cmp4")
+
+
+def test_restore_gives_back_an_operators_own_disable(harness: Harness, compute: FakeCompute, bmcs: Bmcs) -> None:
+    _settle(harness)
+    compute.services["cmp1"].status = "disabled"
+    compute.services["cmp1"].disabled_reason = "draining for a BIOS update (ticket 4711)"
+    compute.dead.add("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=40)
+    assert (compute.services["cmp1"].disabled_reason or "").startswith("petguard: incident")
+    bmcs.sims["cmp1"].set_power(on=True)
+    compute.dead.discard("cmp1")
+    harness.store.submit_request("cmp1", RequestKind.RESTORE, "fixed", "test", 0.0)
+    harness.run_until(lambda: harness.state("cmp1") is HostState.UP, timeout=20)
+    service = compute.services["cmp1"]
+    assert not service.forced_down
+    assert (service.status, service.disabled_reason) == ("disabled", "draining for a BIOS update (ticket 4711)")
