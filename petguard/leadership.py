@@ -48,6 +48,7 @@ from petguard.compute import Compute, Migration
 from petguard.detect import ServiceRecord
 from petguard.errors import ConfigError, PetguardError, Temporary
 from petguard.evacuate.plan import Server
+from petguard.reconcile import Loop
 
 LOG = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ class Leadership:
             return True
         self.step_down(
             f"no successful heartbeat to {self.settings.backend} for {age:.1f} s "
-            f"(leader_timeout {self.settings.leader_timeout:.0f} s)"
+            f"(leader_timeout {self.settings.leader_timeout:g} s)"
         )
         return False
 
@@ -241,6 +242,21 @@ class Leadership:
         """Raise ``NotLeading`` unless this controller leads (before any action outside the journal)."""
         if not self.leading():
             raise NotLeading(f"not the leader any more: {doing} not done; the next leader resumes it")
+
+    def attach(self, loop: Loop) -> None:
+        """Bind to the daemon's loop: it ticks only while this controller leads, steps down on a
+        ``StaleEpoch``, is reset (reloads from the journal) on every gain, and the election waits for
+        its lanes before letting the lock go or running again."""
+        loop.leading = self.leading
+        loop.on_stale_epoch = self.step_down
+        self._idle = loop.idle
+        then = self._on_gain
+
+        def gain(epoch: int) -> None:
+            loop.reset()
+            then(epoch)
+
+        self._on_gain = gain
 
     # -- start, stop, step down -------------------------------------------------------------------
     def start(self) -> None:
@@ -409,7 +425,7 @@ class Leadership:
                 type(exc).__name__,
                 exc,
                 self.settings.heartbeat_interval,
-                f"; this leader stops acting after {self.settings.leader_timeout:.0f} s" if self._leading else "",
+                f"; this leader stops acting after {self.settings.leader_timeout:g} s" if self._leading else "",
             )
         self._failing = True
         if not self._leading and not self._held:
