@@ -1,0 +1,96 @@
+"""The leadership epoch on every backend (sqlite, MariaDB, PostgreSQL): concurrent claims have one
+winner, an acting store opened with NO_EPOCH writes nothing until it claims, a superseded leader's
+journal writes (ticks, plans, moves, events) are all refused while the inputs an operator or an
+alert gives a follower (requests, alerts, audit) are still taken."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy.engine import URL
+
+from petguard.errors import StaleEpoch
+from petguard.hosts import HostState
+from petguard.journal import AlertRecord, MoveStatus, RequestKind
+from petguard.leadership import NO_EPOCH
+from petguard.store.api import SqlStore
+from tests.functional.store.store_builders import plan, record, suspect_tick, tick
+
+
+def _open(url: URL, epoch: int | None = None) -> SqlStore:
+    return SqlStore(url, epoch=epoch)
+
+
+def test_concurrent_claims_of_one_epoch_have_exactly_one_winner(migrated_url: URL) -> None:
+    stores = [_open(migrated_url, NO_EPOCH) for _ in range(4)]
+    seen = stores[0].current_epoch()
+    won: list[int] = []
+    lost: list[StaleEpoch] = []
+    start = threading.Barrier(len(stores))
+
+    def claim(store: SqlStore) -> None:
+        start.wait()
+        try:
+            won.append(store.claim_epoch(seen))
+        except StaleEpoch as exc:
+            lost.append(exc)
+
+    threads = [threading.Thread(target=claim, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        assert won == [seen + 1] and len(lost) == 3
+        assert stores[0].current_epoch() == seen + 1
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_an_acting_store_writes_nothing_before_it_claims(migrated_url: URL) -> None:
+    acting = _open(migrated_url, NO_EPOCH)
+    try:
+        with pytest.raises(StaleEpoch):
+            acting.save_tick(tick([record("cmp1")]))
+        assert acting.load_hosts() == {}
+        epoch = acting.claim_epoch(acting.current_epoch())
+        assert acting.epoch == epoch
+        acting.save_tick(tick([record("cmp1")]))
+        assert set(acting.load_hosts()) == {"cmp1"}
+    finally:
+        acting.close()
+
+
+def test_a_superseded_leader_writes_no_action_and_a_follower_still_takes_inputs(migrated_url: URL) -> None:
+    old, new, follower = _open(migrated_url, NO_EPOCH), _open(migrated_url, NO_EPOCH), _open(migrated_url)
+    try:
+        old.claim_epoch(old.current_epoch())
+        old.save_tick(suspect_tick("cmp1"))
+        incident_id = old.load_hosts()["cmp1"].host.incident_id
+        assert incident_id is not None
+        old.record_plan(incident_id, plan("cmp1", 2), 10.0)
+        server_id = old.moves(incident_id)[0].server_id
+
+        new.claim_epoch(new.current_epoch())
+        refused = [
+            lambda: old.save_tick(tick([record("cmp2")])),
+            lambda: old.update_move(incident_id, server_id, MoveStatus.REQUESTING, 11.0, count_attempt=True),
+            lambda: old.record_plan(incident_id, plan("cmp1", 3), 12.0),
+            lambda: old.record_event("cmp1", incident_id, "server_evacuated", "late", 13.0),
+        ]
+        for write in refused:
+            with pytest.raises(StaleEpoch):
+                write()
+        assert [m.status for m in new.moves(incident_id)] == [MoveStatus.PLANNED] * 2
+        assert set(new.load_hosts()) == {"cmp1"} and new.load_hosts()["cmp1"].host.state is HostState.SUSPECT
+
+        request_id = follower.submit_request("cmp1", RequestKind.RESTORE, "back", "ops", 14.0)
+        follower.record_alerts([AlertRecord("fp1", "cmp1", "NodeDown", True, "down", 14.0, 99.0, "am")], 14.0)
+        follower.record_audit("ops", "restore", "cmp1", "queued", "", 14.0)
+        assert [r.id for r in new.pending_requests()] == [request_id]
+        new.update_move(incident_id, server_id, MoveStatus.REQUESTING, 15.0, count_attempt=True)
+    finally:
+        for store in (old, new, follower):
+            store.close()
