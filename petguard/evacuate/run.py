@@ -32,6 +32,11 @@ from petguard.journal import MoveRecord, MoveStatus, Store
 
 LOG = logging.getLogger(__name__)
 
+#: Seconds by which Nova's clock may lag the controller's before a migration is missed. An older
+#: migration of the same server from the same host inside this window is so rare (it moved away and
+#: came back) that mistaking it for ours only delays that one move until its timeout, with an alert.
+CLOCK_SKEW_ALLOWANCE = 300.0
+
 
 @dataclasses.dataclass(frozen=True)
 class RunPolicy:
@@ -171,7 +176,10 @@ class Evacuator:
         return None
 
     def _latest_evacuation(self, move: MoveRecord, since: float) -> Migration | None:
-        mine = [m for m in self._compute.evacuations_from(move.source_host, since) if m.server_id == move.server_id]
+        # Nova stamps migrations with its own clock: allow for some skew against ours, so that a
+        # controller clock running ahead never hides the migration petguard itself asked for.
+        floor = since - CLOCK_SKEW_ALLOWANCE
+        mine = [m for m in self._compute.evacuations_from(move.source_host, floor) if m.server_id == move.server_id]
         return max(mine, key=lambda m: m.created_at) if mine else None
 
     # -- ACCEPTED: follow until it is on another host -----------------------------------------------
