@@ -26,9 +26,11 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
+from petguard.agent.events import DomainEvent
 from petguard.detect import Health, Signal
 from petguard.errors import NotFound, StaleEpoch
 from petguard.evacuate.plan import Plan
+from petguard.health import AgentEventRecord, AgentHeartbeat, ServerHealth
 from petguard.journal import (
     AlertRecord,
     AuditRecord,
@@ -46,8 +48,8 @@ from petguard.journal import (
     Transition,
     WebhookCursor,
 )
+from petguard.store import agents, rows
 from petguard.store import models as m
-from petguard.store import rows
 from petguard.store.engine import SQLITE_BUSY_TIMEOUT, WRITE_OPTION, is_transient, make_engine, map_error, parse_url
 from petguard.store.migrate import check_at_head
 
@@ -158,6 +160,50 @@ class SqlStore:
         c = m.alerts.c
         query = select(m.alerts).where(c.status == "firing", c.expires_at > now).order_by(c.host, c.kind)
         return self._read(lambda conn: [_alert_signal(r) for r in conn.execute(query).mappings()], "read alerts")
+
+    # -- petguard agents (heartbeats, domain events) and instance health ------------------------
+    def record_heartbeat(self, beat: AgentHeartbeat) -> None:
+        """Keep a host's newest heartbeat (one row per host)."""
+        self._write(lambda conn: agents.record_heartbeat(conn, beat), "record an agent heartbeat", guard=False)
+
+    def agent_heartbeats(self) -> dict[str, float]:
+        """When each host's agent was last heard (controller time); hosts without an agent are absent."""
+        table = m.agent_hosts
+        query = select(table.c.host, table.c.last_heartbeat)
+        return self._read(lambda conn: {h: float(at) for h, at in conn.execute(query)}, "read agent heartbeats")
+
+    def agents(self) -> list[AgentHeartbeat]:
+        """Every host's last heartbeat, by host name."""
+        return self._read(agents.load_heartbeats, "read agent heartbeats")
+
+    def record_agent_events(self, host: str, events: Sequence[DomainEvent], at: float) -> int:
+        """Store an agent's events once each (by its event id); returns how many were new."""
+        if not events:
+            return 0
+        work = lambda conn: agents.record_events(conn, host, events, at)  # noqa: E731
+        return self._write(work, "record agent events", guard=False)
+
+    def pending_agent_events(self, limit: int = 200) -> list[AgentEventRecord]:
+        """Agent events not processed yet, in arrival order."""
+        return self._read(lambda conn: agents.pending_events(conn, limit), "read agent events")
+
+    def finish_agent_events(self, ids: Sequence[int], at: float) -> None:
+        """Mark agent events processed."""
+        if ids:
+            self._write(lambda conn: agents.finish_events(conn, ids, at), "mark agent events processed")
+
+    def instance_health(self, server_ids: Sequence[str]) -> dict[str, ServerHealth]:
+        """The instance-health state of these servers (servers never seen are absent)."""
+        return self._read(lambda conn: agents.load_health(conn, server_ids), "read instance health")
+
+    def pending_restarts(self) -> list[ServerHealth]:
+        """Servers with a restart decided and not yet acknowledged by Nova."""
+        return self._read(agents.pending_restarts, "read pending restarts")
+
+    def save_instance_health(self, states: Sequence[ServerHealth], at: float) -> None:
+        """Write these servers' instance-health states (one transaction)."""
+        if states:
+            self._write(lambda conn: agents.save_health(conn, states, at), "save instance health")
 
     # -- incidents and events -------------------------------------------------------------------
     def incident(self, incident_id: int) -> Incident:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 #: Deterministic constraint names, so later migrations can drop or alter them on every backend.
@@ -211,4 +212,52 @@ alerts = Table(
     Column("sender", String(NAME), nullable=False),
     Column("updated_at", Double, nullable=False),
     Index(None, "status", "expires_at"),
+)
+
+#: Each host's petguard agent: its last heartbeat (controller time) and what it said.
+agent_hosts = Table(
+    "agent_hosts",
+    metadata,
+    Column("host", String(NAME), primary_key=True),
+    Column("sender", String(NAME), nullable=False),
+    Column("last_heartbeat", Double, nullable=False),
+    Column("sent_at", Double, nullable=False),
+    Column("interval", Double, nullable=False),
+    Column("libvirt_connected", Boolean, nullable=False),
+    Column("domains", Text, nullable=False),  # JSON: [{uuid, name, state}]
+    Column("buffered", Integer, nullable=False),
+    Column("dropped", Integer, nullable=False),
+    Column("version", String(64), nullable=False),
+)
+
+#: Domain events from the agents, once each (host, event_id); processed by the instance-health executor.
+agent_events = Table(
+    "agent_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("host", String(NAME), nullable=False),
+    Column("event_id", String(NAME), nullable=False),
+    Column("received_at", Double, nullable=False),
+    Column("at", Double, nullable=False),
+    Column("domain_uuid", String(64), nullable=False),
+    Column("domain_name", String(NAME), nullable=False),
+    Column("kind", String(ENUM), nullable=False),
+    Column("detail", String(64), nullable=False),
+    Column("processed_at", Double, nullable=True),
+    UniqueConstraint("host", "event_id"),
+    Index(None, "processed_at", "id"),
+    Index(None, "domain_uuid", "at"),
+)
+
+#: The instance-health policy's state of each server (petguard.health.ServerHealth as JSON).
+instance_health = Table(
+    "instance_health",
+    metadata,
+    Column("server_id", String(64), primary_key=True),
+    Column("host", String(NAME), nullable=False),
+    Column("phase", String(ENUM), nullable=False),
+    Column("pending", Boolean, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index(None, "pending"),
 )
