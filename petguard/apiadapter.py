@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from oslo_config import cfg
 
 from petguard import __version__
+from petguard.agent.events import DomainEvent
 from petguard.api import auth
 from petguard.api.alerts import AlertPolicy
 from petguard.api.app import ApiSettings, make_app
@@ -23,6 +24,7 @@ from petguard.api.ports import Explanation, Exposition, Liveness, Status
 from petguard.api.server import ApiServer, ServerSettings
 from petguard.clock import Clock, SystemClock
 from petguard.errors import ConfigError, NotFound
+from petguard.health import AgentHeartbeat
 from petguard.journal import (
     AlertRecord,
     AuditRecord,
@@ -138,6 +140,9 @@ class StoreView:
             )
         return found
 
+    def agents(self) -> list[AgentHeartbeat]:
+        return self.store.agents()
+
     def _explain_host(self, record: HostRecord) -> Explanation:
         host, health, now = record.host, record.health, self.now()
         why = f": {host.reason}" if host.reason else ""
@@ -202,6 +207,12 @@ class StoreInbox:
 
     def set_log_level(self, level: str) -> str:
         return self.set_level(level)
+
+    def record_heartbeat(self, beat: AgentHeartbeat) -> None:
+        self.store.record_heartbeat(beat)
+
+    def record_agent_events(self, host: str, events: Sequence[DomainEvent]) -> int:
+        return self.store.record_agent_events(host, events, self.clock.now())
 
 
 def authenticator(conf: cfg.ConfigOpts, now: Callable[[], float] = time.time) -> auth.Authenticator:

@@ -50,6 +50,7 @@ OPENAPI_RESOURCE = "openapi.json"
 
 OPERATOR = frozenset({Role.OPERATOR})
 ALERT_SENDERS = frozenset({Role.OPERATOR, Role.ALERT_SENDER, Role.SIGNED})
+AGENTS = frozenset({Role.SIGNED})
 
 
 class BodyTooLarge(Permanent):
@@ -122,6 +123,19 @@ class _Context:
         """An operator's read: authenticated, with an operator token."""
         principal = self.caller(req)
         authorize(principal, OPERATOR, f"read {req.path}")
+        return principal
+
+    def agent(self, req: falcon.Request, body: bytes) -> Principal:
+        """A petguard agent: an HMAC-signed request. Accepted reports are not audited (they come every
+        few seconds from every host); a refused one is."""
+        principal = self.caller(req, body)
+        if principal.role not in AGENTS:
+            message = (
+                f"{principal.actor} may not {req.method} {req.path}: agents sign their requests with a key "
+                "from [api] hmac_key_file (X-Petguard-Timestamp, X-Petguard-Signature, X-Petguard-Sender)"
+            )
+            self.inbox.audit(principal.actor, "agent_report", None, "refused", message)
+            raise Forbidden(message)
         return principal
 
     def mutate(
@@ -314,6 +328,32 @@ class Alerts(_Resource):
         return answer, detail
 
 
+class AgentHeartbeat(_Resource):
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = self.ctx.read_body(req)
+        principal = self.ctx.agent(req, body)
+        beat = wire.agent_heartbeat(wire.parse_json(body), principal.name, self.ctx.view.now())
+        self.ctx.inbox.record_heartbeat(beat)
+        answer: wire.AgentHeartbeatAcceptedJson = {"host": beat.host, "received_at": beat.at}
+        _json(resp, answer)
+
+
+class AgentEvents(_Resource):
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = self.ctx.read_body(req)
+        self.ctx.agent(req, body)
+        host, events = wire.agent_events(wire.parse_json(body))
+        new = self.ctx.inbox.record_agent_events(host, events)
+        answer: wire.AgentEventsAcceptedJson = {"accepted": new, "duplicates": len(events) - new}
+        _json(resp, answer, 202)
+
+
+class Agents(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.ctx.operator(req)
+        _json(resp, {"agents": [wire.agent_json(a) for a in self.ctx.view.agents()]})
+
+
 class Audit(_Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.ctx.operator(req)
@@ -360,6 +400,9 @@ ROUTES: tuple[tuple[str, type[_Resource]], ...] = (
     ("/v1/log-level", LogLevel),
     ("/v1/alerts", Alerts),
     ("/v1/audit", Audit),
+    ("/v1/agents", Agents),
+    ("/v1/agent/heartbeat", AgentHeartbeat),
+    ("/v1/agent/events", AgentEvents),
     ("/v1/openapi.json", OpenApi),
     ("/healthz", Healthz),
     ("/metrics", Metrics),

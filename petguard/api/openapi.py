@@ -34,6 +34,13 @@ SHAPES: tuple[type, ...] = (
     wire.StatusJson,
     wire.IgnoredAlertJson,
     wire.AlertsAcceptedJson,
+    wire.AgentDomainJson,
+    wire.AgentHeartbeatJson,
+    wire.AgentEventJson,
+    wire.AgentEventsJson,
+    wire.AgentHeartbeatAcceptedJson,
+    wire.AgentEventsAcceptedJson,
+    wire.AgentJson,
     wire.ErrorDetailJson,
     wire.ErrorJson,
 )
@@ -41,6 +48,7 @@ SHAPES: tuple[type, ...] = (
 OPERATOR: list[dict[str, list[str]]] = [{"bearer": []}]
 ALERTS: list[dict[str, list[str]]] = [{"bearer": []}, {"alertToken": []}, {"hmac": []}]
 PUBLIC: list[dict[str, list[str]]] = []
+AGENT: list[dict[str, list[str]]] = [{"hmac": []}]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -107,6 +115,12 @@ OPERATIONS: tuple[tuple[str, str, str, list[Any], str | None, tuple[int, dict[st
      "AlertsBody", (202, _ref("AlertsAccepted")), []),
     ("get", "/v1/audit", "Mutating requests: who, what, when, result", OPERATOR, None,
      (200, _list_of("audit", "Audit")), [LIMIT]),
+    ("get", "/v1/agents", "Every host's petguard agent as its last heartbeat described it", OPERATOR, None,
+     (200, _list_of("agents", "Agent")), []),
+    ("post", "/v1/agent/heartbeat", "An agent's heartbeat (a second, independent signal for detection)", AGENT,
+     "AgentHeartbeat", (200, _ref("AgentHeartbeatAccepted")), []),
+    ("post", "/v1/agent/events", "An agent's libvirt domain events (stored once each by id)", AGENT,
+     "AgentEvents", (202, _ref("AgentEventsAccepted")), []),
     ("get", "/v1/openapi.json", "This document", PUBLIC, None, (200, {"type": "object"}), []),
     ("get", "/healthz", "200 when the last tick succeeded within 3 tick intervals, else 503", PUBLIC, None,
      (200, _obj({"ok": {"type": "boolean"}, "reason": {"type": "string"},

@@ -11,6 +11,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from petguard.agent.events import DomainEvent
+from petguard.health import AgentHeartbeat
 from petguard.journal import (
     AlertRecord,
     AuditRecord,
@@ -90,9 +92,13 @@ class View(Protocol):
 
     def explain(self, name: str) -> Explanation: ...
 
+    def agents(self) -> list[AgentHeartbeat]:
+        """Every host's petguard agent as its last heartbeat described it."""
+        ...
+
 
 class Inbox(Protocol):
-    """Everything the API may change: queue a request, record alerts, audit, set the log level."""
+    """Everything the API may change: queue a request, record alerts and agents' reports, audit, set the log level."""
 
     def submit_request(self, host: str, kind: RequestKind, reason: str, actor: str) -> RequestStatus: ...
 
@@ -102,6 +108,14 @@ class Inbox(Protocol):
 
     def set_log_level(self, level: str) -> str:
         """Set the running daemon's log level; returns the level now in force."""
+        ...
+
+    def record_heartbeat(self, beat: AgentHeartbeat) -> None:
+        """Keep a host agent's newest heartbeat (evidence for detection)."""
+        ...
+
+    def record_agent_events(self, host: str, events: Sequence[DomainEvent]) -> int:
+        """Store an agent's domain events once each; returns how many were new."""
         ...
 
 

@@ -15,7 +15,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
+from petguard.agent.events import DETAILS as AGENT_DETAILS
+from petguard.agent.events import DomainEvent, DomainState, DomainSummary, EventKind
 from petguard.errors import Permanent
+from petguard.health import AgentHeartbeat
 from petguard.journal import (
     AuditRecord,
     BrakeState,
@@ -163,6 +166,63 @@ class AlertsAcceptedJson(TypedDict):
     ignored: list[IgnoredAlertJson]
 
 
+class AgentDomainJson(TypedDict):
+    uuid: str  # the Nova instance UUID
+    name: str
+    state: str  # petguard.agent.events.DomainState
+
+
+class AgentHeartbeatJson(TypedDict):
+    """``POST /v1/agent/heartbeat`` (sent by petguard-agent every few seconds)."""
+
+    host: str
+    sent_at: float
+    interval: float
+    libvirt_connected: bool
+    domains: list[AgentDomainJson]
+    buffered: int
+    dropped: int
+    version: str
+
+
+class AgentEventJson(TypedDict):
+    id: str  # unique per agent: a batch sent twice is stored once
+    at: float
+    domain_uuid: str
+    domain_name: str
+    kind: str  # watchdog | lifecycle | reboot | state
+    detail: str
+
+
+class AgentEventsJson(TypedDict):
+    """``POST /v1/agent/events``."""
+
+    host: str
+    events: list[AgentEventJson]
+
+
+class AgentHeartbeatAcceptedJson(TypedDict):
+    host: str
+    received_at: float
+
+
+class AgentEventsAcceptedJson(TypedDict):
+    accepted: int
+    duplicates: int
+
+
+class AgentJson(TypedDict):
+    host: str
+    sender: str
+    last_heartbeat: float
+    interval: float
+    libvirt_connected: bool
+    domains: list[AgentDomainJson]
+    buffered: int
+    dropped: int
+    version: str
+
+
 class ErrorDetailJson(TypedDict):
     code: int
     title: str
@@ -265,6 +325,20 @@ def audit_json(entry: AuditRecord) -> AuditJson:
     }
 
 
+def agent_json(beat: AgentHeartbeat) -> AgentJson:
+    return {
+        "host": beat.host,
+        "sender": beat.sender,
+        "last_heartbeat": beat.at,
+        "interval": beat.interval,
+        "libvirt_connected": beat.libvirt_connected,
+        "domains": [{"uuid": d.uuid, "name": d.name, "state": d.state.value} for d in beat.domains],
+        "buffered": beat.buffered,
+        "dropped": beat.dropped,
+        "version": beat.version,
+    }
+
+
 def error_json(code: int, title: str, message: str) -> ErrorJson:
     return {"error": {"code": code, "title": title, "message": message}}
 
@@ -343,6 +417,100 @@ def log_level(body: Any) -> str:
     if value.upper() not in LOG_LEVELS:
         raise InvalidBody(f"field 'level' is {value!r}; expected one of: {', '.join(LOG_LEVELS)}")
     return value.upper()
+
+
+#: Most domains in one heartbeat, and most events in one ``POST /v1/agent/events``.
+MAX_AGENT_DOMAINS = 10000
+MAX_AGENT_EVENTS = 1000
+#: Longest host name, domain name or event id accepted from an agent.
+MAX_NAME = 255
+
+
+def number_field(body: Mapping[str, Any], name: str, what: str = "") -> float:
+    """A number field of ``body``; :raises InvalidBody:"""
+    value = body[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidBody(f"field {what}{name!r} must be a number, not {_json_type(value)}")
+    return float(value)
+
+
+def count_field(body: Mapping[str, Any], name: str) -> int:
+    """A non-negative integer field; :raises InvalidBody:"""
+    value = body[name]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidBody(f"field {name!r} must be a non-negative integer, not {value!r}")
+    return value
+
+
+def list_field(body: Mapping[str, Any], name: str, max_items: int) -> list[Any]:
+    """An array field with at most ``max_items`` items; :raises InvalidBody:"""
+    value = body[name]
+    if not isinstance(value, list):
+        raise InvalidBody(f"field {name!r} must be an array, not {_json_type(value)}")
+    if len(value) > max_items:
+        raise InvalidBody(f"field {name!r} has {len(value)} items; at most {max_items} are accepted: send several")
+    return value
+
+
+def agent_heartbeat(body: Any, sender: str, received_at: float) -> AgentHeartbeat:
+    """``POST /v1/agent/heartbeat``: the heartbeat, stamped with the controller's time."""
+    fields = ("host", "sent_at", "interval", "libvirt_connected", "domains", "buffered", "dropped", "version")
+    body = check_object(body, required=fields[:5], optional=fields[5:])
+    connected = body["libvirt_connected"]
+    if not isinstance(connected, bool):
+        raise InvalidBody(f"field 'libvirt_connected' must be a boolean, not {_json_type(connected)}")
+    domains = []
+    for index, raw in enumerate(list_field(body, "domains", MAX_AGENT_DOMAINS)):
+        where = f"domains[{index}]."
+        item = check_object(raw, required=("uuid", "name", "state"), what=f"domains[{index}]")
+        state = choice_field(item, "state", [s.value for s in DomainState], what=where)
+        uuid = string_field(item, "uuid", max_length=64, what=where)
+        name = string_field(item, "name", max_length=MAX_NAME, what=where)
+        domains.append(DomainSummary(uuid, name, DomainState(state)))
+    return AgentHeartbeat(
+        host=_host_field(body),
+        sender=sender,
+        at=received_at,
+        sent_at=number_field(body, "sent_at"),
+        interval=number_field(body, "interval"),
+        libvirt_connected=connected,
+        domains=tuple(domains),
+        buffered=count_field(body, "buffered") if "buffered" in body else 0,
+        dropped=count_field(body, "dropped") if "dropped" in body else 0,
+        version=string_field(body, "version", max_length=64) if "version" in body else "",
+    )
+
+
+def agent_events(body: Any) -> tuple[str, list[DomainEvent]]:
+    """``POST /v1/agent/events``: the host and its events (kinds and details checked)."""
+    body = check_object(body, required=("host", "events"))
+    events = []
+    for index, raw in enumerate(list_field(body, "events", MAX_AGENT_EVENTS)):
+        where = f"events[{index}]."
+        item = check_object(raw, required=("id", "at", "domain_uuid", "domain_name", "kind", "detail"),
+                            what=f"events[{index}]")
+        kind = EventKind(choice_field(item, "kind", [k.value for k in EventKind], what=where))
+        detail = string_field(item, "detail", max_length=64, what=where)
+        if detail not in AGENT_DETAILS[kind]:
+            raise InvalidBody(f"field {where}'detail' is {detail!r}, not a detail of a {kind.value} event")
+        events.append(
+            DomainEvent(
+                id=string_field(item, "id", max_length=MAX_NAME, what=where),
+                at=number_field(item, "at", what=where),
+                domain_uuid=string_field(item, "domain_uuid", max_length=64, what=where),
+                domain_name=string_field(item, "domain_name", max_length=MAX_NAME, what=where),
+                kind=kind,
+                detail=detail,
+            )
+        )
+    return _host_field(body), events
+
+
+def _host_field(body: Mapping[str, Any]) -> str:
+    host = string_field(body, "host", max_length=MAX_NAME)
+    if not host.strip():
+        raise InvalidBody("field 'host' is empty: send the compute host's name as Nova names it")
+    return host
 
 
 def limit_param(value: str | None, default: int) -> int:
