@@ -493,6 +493,10 @@ class LeaderCompute:
         self._leadership.require(f"stop {server_id}")
         return self._compute.stop_server(server_id)
 
+    def reboot_server(self, server_id: str, hard: bool = True) -> str:
+        self._leadership.require(f"reboot {server_id}")
+        return self._compute.reboot_server(server_id, hard)
+
 
 def guard_compute(compute: Compute, leadership: Leadership) -> Compute:
     """``compute`` whose changes are made only while ``leadership`` leads."""

@@ -30,7 +30,16 @@ from petguard.store.api import SqlStore
 from tests.functional.crash_daemon import COMPUTE_METHODS
 from tests.functional.harness import FAST_DETECTION, FAST_FENCE, FAST_RECOVERY
 
-CHANGES = {"force_down", "disable", "unforce_down", "enable", "evacuate", "start_server", "stop_server"}
+CHANGES = {
+    "force_down",
+    "disable",
+    "unforce_down",
+    "enable",
+    "evacuate",
+    "start_server",
+    "stop_server",
+    "reboot_server",
+}
 
 
 class LabManager(BaseManager):
