@@ -94,6 +94,56 @@ detection_opts: list[cfg.Opt] = [
         min=1,
         help="The stale-heartbeat check applies only to clouds with at least this many hosts.",
     ),
+    cfg.FloatOpt(
+        "agent_stale_after",
+        default=20.0,
+        min=1,
+        help="A host's petguard-agent counts as silent (a DOWN signal) when its last heartbeat is older than "
+        "this. While it heartbeats, the host is never fenced, even if Nova reports its nova-compute down. "
+        "Hosts without an agent are judged on Nova's signal alone.",
+    ),
+]
+
+instance_health_opts: list[cfg.Opt] = [
+    cfg.BoolOpt(
+        "enabled",
+        default=True,
+        help="Restart pets whose guest hung (watchdog action none or pause) or crashed, as the agents report.",
+    ),
+    cfg.FloatOpt(
+        "min_uptime",
+        default=120.0,
+        min=0,
+        help="Seconds a restarted server must run before its restart counts as a success (the count starts again).",
+    ),
+    cfg.IntOpt(
+        "max_restarts",
+        default=3,
+        min=0,
+        help="Restarts of one server within [instance_health] window that did not last min_uptime; past this "
+        "petguard gives up on the server for a window, leaves it as it is, and raises instance_restart_gave_up.",
+    ),
+    cfg.FloatOpt("window", default=3600.0, min=60, help="Seconds over which max_restarts is counted."),
+    cfg.FloatOpt(
+        "restart_timeout",
+        default=300.0,
+        min=10,
+        help="Seconds to keep asking Nova for a restart it did not answer, and after which a restart the "
+        "server never came back from counts as failed.",
+    ),
+    cfg.FloatOpt(
+        "reset_report_interval",
+        default=300.0,
+        min=10,
+        help="A guest whose watchdog keeps resetting it is reported at most once per this many seconds.",
+    ),
+    cfg.FloatOpt(
+        "max_event_age",
+        default=600.0,
+        min=10,
+        help="A hang or crash that reaches the controller later than this (an agent buffered it) is recorded, "
+        "not acted on.",
+    ),
 ]
 
 fencing_opts: list[cfg.Opt] = [
@@ -323,6 +373,7 @@ GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
     ("webhooks", webhooks_opts),
     ("api", api_opts),
     ("coordination", coordination_opts),
+    ("instance_health", instance_health_opts),
 ]
 
 #: The template of the per-receiver groups, for the sample config only.

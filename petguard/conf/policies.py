@@ -9,6 +9,7 @@ from petguard.detect import DetectionPolicy
 from petguard.evacuate.plan import EvacuationPolicy
 from petguard.evacuate.run import RunPolicy
 from petguard.fencing.procedure import FencePolicy
+from petguard.health import HealthPolicy
 from petguard.recovery import RecoveryPolicy
 
 
@@ -22,6 +23,7 @@ def detection(conf: cfg.ConfigOpts) -> DetectionPolicy:
         brake_max_percent=d.brake_max_percent,
         stale_fraction=d.stale_fraction,
         stale_min_hosts=d.stale_min_hosts,
+        agent_stale_after=d.agent_stale_after,
     )
 
 
@@ -49,4 +51,18 @@ def recovery(conf: cfg.ConfigOpts) -> RecoveryPolicy:
                                     max_parallel=e.max_parallel),
         run=RunPolicy(max_parallel=e.max_parallel, move_timeout=e.move_timeout),
         restore_timeout=e.restore_timeout,
+    )
+
+
+def instance_health(conf: cfg.ConfigOpts) -> HealthPolicy:
+    h = conf.instance_health
+    return HealthPolicy(
+        enabled=h.enabled,
+        min_uptime=h.min_uptime,
+        max_restarts=h.max_restarts,
+        window=h.window,
+        restart_timeout=h.restart_timeout,
+        reset_report_interval=h.reset_report_interval,
+        max_event_age=h.max_event_age,
+        selectors=tuple(conf.evacuation.pet_selectors),
     )
