@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from oslo_config import cfg
 
@@ -37,6 +37,7 @@ from petguard.journal import (
     SkipRecord,
 )
 from petguard.metrics import Metrics, Snapshot
+from petguard.readiness import Readiness
 from petguard.reconcile import Loop
 from petguard.store.api import SqlStore
 
@@ -73,6 +74,8 @@ class StoreView:
     dry_run: bool = False
     clock: Clock = dataclasses.field(default_factory=SystemClock)
     log_level: Callable[[], str] = dataclasses.field(default_factory=lambda: LogLevels().get)
+    #: host -> "ok" | "unknown" | what is wrong with its fence devices (petguard.readiness)
+    fence_readiness: Callable[[], Mapping[str, str]] = dict
 
     def now(self) -> float:
         return self.clock.now()
@@ -126,6 +129,7 @@ class StoreView:
             tick_ok=live.ok,
             dry_run=self.dry_run,
             log_level=self.log_level(),
+            fence_readiness=self.fence_readiness(),
         )
 
     def explain(self, name: str) -> Explanation:
@@ -245,6 +249,7 @@ def start_api(
     *,
     set_log_level: Callable[[str], str] | None = None,
     metrics: Exposition | None = None,
+    readiness: Readiness | None = None,
 ) -> ApiServer:
     """Build the API over ``store`` and ``loop`` and serve it in a thread; the caller stops it.
 
@@ -256,9 +261,12 @@ def start_api(
     levels = LogLevels()
     clock = SystemClock()
     view = StoreView(store, loop, conf.tick_interval, conf.dry_run, clock, levels.get)
+    if readiness is not None:
+        view.fence_readiness = readiness.snapshot
     inbox = StoreInbox(store, clock, set_log_level or levels.set)
     if metrics is None:
-        recorder = Metrics(lambda: snapshot(store, loop))
+        rows = readiness.gauge_rows if readiness is not None else None
+        recorder = Metrics(lambda: snapshot(store, loop), fence_readiness=rows)
         loop.recorder = recorder
         metrics = recorder
     app_settings, server_settings = settings(conf)

@@ -27,6 +27,7 @@ from petguard.fencing.base import FenceDevice, FenceDriver, FenceTopology
 from petguard.fencing.child import FenceRunner
 from petguard.fencing.procedure import FencePolicy, PowerRunner
 from petguard.journal import Store
+from petguard.readiness import Readiness
 from petguard.reconcile import Loop
 from petguard.recovery import FenceFn, FenceResult, Recovery, RecoveryPolicy
 from petguard.store.api import SqlStore
@@ -46,12 +47,15 @@ class Daemon:
     dispatcher: Dispatcher | None = None
     watchdog: lifecycle.Watchdog = dataclasses.field(default_factory=lifecycle.Watchdog)
     api: ApiServer | None = None
+    readiness: Readiness | None = None
 
     def run(self) -> None:
         """Tick until ``stop`` is set; then finish the steps in hand."""
         LOG.info("petguard started; ticking every %.1f s", self.tick_interval)
         if self.dispatcher is not None:
             self.dispatcher.start()
+        if self.readiness is not None:
+            self.readiness.start()
         try:
             while not self.stop.is_set():
                 self.watchdog.after_tick(self.loop.tick())
@@ -62,6 +66,8 @@ class Daemon:
             self.loop.shutdown(wait=True)
             if self.dispatcher is not None:
                 self.dispatcher.stop()
+            if self.readiness is not None:
+                self.readiness.stop(timeout=10.0)
             if self.api is not None:
                 self.api.stop()
             LOG.info("stopped")
@@ -115,9 +121,22 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
     compute = nova.connect(conf.nova.cloud, conf.nova.clouds_file, conf.nova.timeout)
     fences = inventory.load_inventory(conf.fencing.inventory_file)
     lookup = functools.partial(loader.load_driver, enabled=list(conf.fencing.enabled_drivers))
-    fence = make_fence(fences, FenceRunner(lookup), lookup, policies.fencing(conf), clock, conf.fencing.inventory_file)
+    runner = FenceRunner(lookup)
+    fence = make_fence(fences, runner, lookup, policies.fencing(conf), clock, conf.fencing.inventory_file)
     loop = assemble(compute, store, fence, clock, policies.loop(conf), policies.recovery(conf), stop)
     dispatcher = build_dispatcher(conf, store, clock)
+    readiness = Readiness(
+        fences,
+        lookup,
+        runner,
+        clock,
+        store.record_event,
+        interval=conf.fencing.readiness_interval,
+        timeout=conf.fencing.attempt_timeout,
+        stop=stop,
+    )
     # Started last, so that a refusal above leaves nothing serving.
-    api = apiadapter.start_api(conf, store, loop, set_log_level=lifecycle.set_log_level) if conf.api.enabled else None
-    return Daemon(loop, stop, conf.tick_interval, dispatcher, api=api)
+    api = None
+    if conf.api.enabled:
+        api = apiadapter.start_api(conf, store, loop, set_log_level=lifecycle.set_log_level, readiness=readiness)
+    return Daemon(loop, stop, conf.tick_interval, dispatcher, api=api, readiness=readiness)

@@ -49,6 +49,8 @@ SEVERITY: dict[str, Severity] = {
     "operator_fence": Severity.WARNING,
     "operator_confirm_fenced": Severity.WARNING,
     "nova_compute_down": Severity.WARNING,
+    "fence_level_failed": Severity.WARNING,
+    "fence_device_unreachable": Severity.WARNING,
     # progress and good news
     "suspect_cleared": Severity.INFO,
     "fence_confirmed": Severity.INFO,
@@ -61,6 +63,8 @@ SEVERITY: dict[str, Severity] = {
     "operator_maintenance_off": Severity.INFO,
     "operator_restore": Severity.INFO,
     "operator_evacuate": Severity.INFO,
+    "fence_device_ok": Severity.INFO,
+    "service_disabled_before": Severity.INFO,
 }
 
 #: Slack emoji per severity; good news gets a check mark instead of the plain info sign.
@@ -69,7 +73,9 @@ EMOJI: dict[Severity, str] = {
     Severity.WARNING: ":warning:",
     Severity.INFO: ":information_source:",
 }
-GOOD_NEWS = frozenset({"suspect_cleared", "fence_confirmed", "evacuation_finished", "host_restored", "brake_released"})
+GOOD_NEWS = frozenset(
+    {"suspect_cleared", "fence_confirmed", "evacuation_finished", "host_restored", "brake_released", "fence_device_ok"}
+)
 
 
 def severity(kind: str) -> Severity:
