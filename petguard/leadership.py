@@ -195,7 +195,8 @@ class Leadership:
         self._mutex = threading.Lock()
         self._leading = False
         self._epoch: int | None = None
-        self._last_ok: float | None = None
+        self._last_ok: float | None = None  # start of the last good round while leading (the lease)
+        self._last_round: float | None = None  # end of the last good round, in any role (health)
         self._coordinator: tooz.coordination.CoordinationDriver | None = None
         self._lock: tooz.locking.Lock | None = None
         self._held = False
@@ -229,7 +230,9 @@ class Leadership:
         return self._epoch
 
     def status(self) -> LeaderStatus:
-        last = self._last_ok
+        """Whether this controller leads; ``last_heartbeat_age``: seconds since the last round that
+        reached the backend, leader or follower (None: never), for health checks on followers."""
+        last = self._last_round
         return LeaderStatus(
             leader=self.leading(),
             member_id=self.settings.member_id,
@@ -334,6 +337,7 @@ class Leadership:
                 if not self._held and self._idle() and not self._stopping.is_set():
                     self._campaign(coordinator, started)
             self._recovered()
+            self._last_round = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - the election thread never dies (a dead one looks alive)
             self._failed(exc)
         self.leading()  # steps down when the lease ran out, even if the backend call hung

@@ -103,6 +103,9 @@ def test_gain_claims_the_epoch_and_calls_on_gain_before_leading() -> None:
     member.start()
     _wait(member.leading)
     assert seen == [(5, False, True)] and member.epoch == 5 and not member.halt.is_set()
+    status = member.status()
+    assert status.leader and status.epoch == 5 and status.member_id == "ctl1"
+    assert status.last_heartbeat_age is not None and status.last_heartbeat_age < 1
     member.stop(timeout=1)
     assert member.halt.is_set() and backend.holder is None
 
