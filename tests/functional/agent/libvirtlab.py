@@ -168,3 +168,30 @@ def domain_xml(
     <memballoon model='none'/>
   </devices>
 </domain>"""
+
+
+def destroy_all(daemon: Libvirtd) -> None:
+    """Destroy and undefine every domain of this daemon (its QEMUs stop with them)."""
+    import libvirt
+
+    if daemon.proc is None:
+        return
+    try:
+        conn = libvirt.open(daemon.uri)
+    except libvirt.libvirtError:
+        return
+    try:
+        for dom in conn.listAllDomains(0):
+            try:
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefine()
+            except libvirt.libvirtError:
+                pass
+    finally:
+        conn.close()
+
+
+def qemu_pid(daemon: Libvirtd, name: str) -> int:
+    """The PID of a running domain's QEMU (libvirt's pid file under /run/libvirt/qemu)."""
+    return int((daemon.base / "run" / "qemu" / f"{name}.pid").read_text().strip())
