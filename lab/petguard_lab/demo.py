@@ -23,7 +23,6 @@ and Glance are spoken to with the lab's stdlib client (``osapi``).
 
 from __future__ import annotations
 
-import calendar
 import dataclasses
 import json
 import re
@@ -32,18 +31,16 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from petguard_lab import petguard_proc
+from petguard_lab import petguard_proc, scenario
 from petguard_lab.config import LabError
 from petguard_lab.lab import Lab
-from petguard_lab.osapi import Glance, HttpError, Keystone, Nova
+from petguard_lab.scenario import nova_epoch as _epoch
+from petguard_lab.scenario import where as _where
 
 PREFIX = "demo-"
 FLAVOR = "demo.tiny"
 IMAGE = "demo-img"
 GROUP = "demo-anti-affinity"
-#: Nova microversions: 2.74 boot with host (admin), 2.64 server groups with "policy",
-#: 2.59 migrations with uuids, 2.53 services by uuid.
-MV_BOOT, MV_GROUPS, MV_MIGRATIONS, MV_SERVERS = "2.74", "2.64", "2.59", "2.53"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,87 +116,25 @@ class Printer:
 
 
 def _wait(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.5) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+    try:
+        scenario.wait(what, check, timeout, interval)
+    except DemoError:
+        raise
+    except LabError as exc:
+        raise DemoError(str(exc)) from exc
 
 
 # ---------------------------------------------------------------------------------- the cloud
-class Cloud:
-    """The demo's Nova/Glance calls over the lab's stdlib client."""
+class Cloud(scenario.Cloud):
+    """The demo's Nova/Glance calls: ``demo-*`` servers, its flavor, image and group."""
 
     def __init__(self, lab: Lab) -> None:
-        keystone = Keystone(lab.cfg)
-        self.nova = Nova(lab.cfg, keystone)
-        self.glance = Glance(lab.cfg, keystone)
+        super().__init__(lab, PREFIX, FLAVOR, IMAGE, GROUP)
 
-    def services(self) -> dict[str, dict[str, Any]]:
-        return self.nova.compute_services()
-
-    def servers(self) -> dict[str, dict[str, Any]]:
-        """The demo's servers (all projects) by name."""
-        raw = self.nova.call("GET", f"/servers/detail?all_tenants=1&name=^{PREFIX}",
-                             microversion=MV_SERVERS)["servers"]
-        return {s["name"]: s for s in raw if str(s["name"]).startswith(PREFIX)}
-
-    def evacuations(self, host: str) -> list[dict[str, Any]]:
-        path = f"/os-migrations?migration_type=evacuation&source_compute={host}"
-        return list(self.nova.call("GET", path, microversion=MV_MIGRATIONS)["migrations"])
-
-    def flavor(self) -> str:
-        for flavor in self.nova.call("GET", "/flavors?is_public=None")["flavors"]:
-            if flavor["name"] == FLAVOR:
-                return str(flavor["id"])
-        body = {"flavor": {"name": FLAVOR, "ram": 64, "vcpus": 1, "disk": 1}}
-        return str(self.nova.call("POST", "/flavors", body)["flavor"]["id"])
-
-    def image(self) -> str:
-        found = self.glance.find(IMAGE)
-        return str(found["id"]) if found else self.glance.create(IMAGE, b"\0" * 1024)
-
-    def groups(self) -> list[dict[str, Any]]:
-        raw = self.nova.call("GET", "/os-server-groups?all_projects=True",
-                             microversion=MV_GROUPS)["server_groups"]
-        return [g for g in raw if g["name"] == GROUP]
-
-    def create_group(self) -> str:
-        body = {"server_group": {"name": GROUP, "policy": "anti-affinity"}}
-        return str(self.nova.call("POST", "/os-server-groups", body,
-                                  microversion=MV_GROUPS)["server_group"]["id"])
-
-    def boot(self, server: DemoServer, host: str, flavor: str, image: str, group: str) -> str:
-        body: dict[str, Any] = {"server": {
-            "name": server.name, "flavorRef": flavor, "imageRef": image, "networks": "none",
-            "host": host, "metadata": server.metadata, "tags": list(server.tags)}}
-        if server.grouped:
-            body["os:scheduler_hints"] = {"group": group}
-        return str(self.nova.call("POST", "/servers", body, microversion=MV_BOOT)["server"]["id"])
-
-    def action(self, server_id: str, action: dict[str, Any]) -> None:
-        self.nova.call("POST", f"/servers/{server_id}/action", action, microversion="2.1")
-
-    def delete_everything(self) -> int:
-        """Delete the demo's servers and group; return how many servers there were."""
-        servers = self.servers()
-        for raw in servers.values():
-            try:
-                self.nova.call("DELETE", f"/servers/{raw['id']}", microversion="2.1")
-            except HttpError as exc:
-                if exc.status != 404:
-                    raise
-        _wait("the demo's servers to be deleted", lambda: not self.servers(), 120)
-        for group in self.groups():
-            self.nova.call("DELETE", f"/os-server-groups/{group['id']}", microversion=MV_GROUPS)
-        return len(servers)
-
-    def update_service(self, service_id: str, body: dict[str, Any]) -> None:
-        self.nova.call("PUT", f"/os-services/{service_id}", body, microversion=MV_SERVERS)
-
-
-def _where(raw: dict[str, Any]) -> tuple[str, str]:
-    return str(raw.get("OS-EXT-SRV-ATTR:host") or "-"), str(raw.get("status") or "?")
+    def boot_demo(self, server: DemoServer, host: str, flavor: str, image: str,
+                  group: str) -> str:
+        return self.boot(server.name, host, flavor, image, server.metadata, server.tags,
+                         group if server.grouped else None)
 
 
 # ----------------------------------------------------------------------------------- the demo
@@ -293,19 +228,13 @@ class Demo:
             self.p.say(f"Stopped a petguard-daemon left by an interrupted demo (pid {old}).")
         petguard_proc.manage(self.conf, "db-upgrade")
         self._clear_foreign_holds(cloud)
-        follower = petguard_proc.LogFollower(self.log_file)
-        pid = self.daemon.start()
+        try:
+            pid = scenario.start_daemon(self.daemon, self.log_file)
+        except LabError as exc:
+            raise DemoError(str(exc)) from exc
         self.result["daemon_pid"] = pid
         self.p.say(f"Started petguard-daemon (pid {pid}) with {self.conf}")
         self.p.say(f"Its log: {self.log_file}")
-
-        def started() -> bool:
-            if self.daemon.pid is None:
-                raise DemoError(f"petguard-daemon exited at start; see {self.log_file} and "
-                                f"{self.daemon.outfile}")
-            return any("petguard started" in e.message for e in follower.entries())
-
-        _wait("petguard-daemon to start", started, 60)
         self._return_hosts(cloud)
         removed = cloud.delete_everything()
         if removed:
@@ -315,9 +244,7 @@ class Demo:
         self.timings["petguard start + clean-up"] = time.monotonic() - t
 
     def _all_watched(self) -> bool:
-        hosts = petguard_proc.host_list(self.conf)
-        return all(hosts.get(h) is not None and hosts[h].state == "up"
-                   for h in self.lab.compute_names)
+        return scenario.all_watched(self.conf, self.lab.compute_names)
 
     def _clear_foreign_holds(self, cloud: Cloud) -> None:
         """A host forced down or disabled in Nova while petguard's journal does not hold it (the
@@ -375,7 +302,7 @@ class Demo:
         t = time.monotonic()
         flavor, image = cloud.flavor(), cloud.image()
         group = cloud.create_group()
-        ids = {s.name: cloud.boot(s, self.victim if s.on_victim else self.other, flavor, image,
+        ids = {s.name: cloud.boot_demo(s, self.victim if s.on_victim else self.other, flavor, image,
                                   group) for s in SERVERS}
 
         def all_active() -> bool:
@@ -489,20 +416,14 @@ class Demo:
         v = self.victim
         self.p.heading(f"6. Clean-up: {v} back into service")
         t = time.monotonic()
-        self.lab.heal(v)
-        self.p.say(f"Powered {v} on: its nova-compute starts and destroys the guests that were "
-                   "evacuated (Nova marks their migrations 'completed').")
-        petguard_proc.manage(self.conf, "request", v, "restore",
-                             "--reason", "petguard-lab demo: end of the demo")
-        self.p.say(f"Asked petguard to restore {v} (`petguard-manage request {v} restore`).")
-
-        def restored() -> bool:
-            svc = cloud.services()[v]
-            row = petguard_proc.host_list(self.conf).get(v)
-            return bool(row and row.state == "up" and svc["state"] == "up"
-                        and svc["status"] == "enabled" and not svc["forced_down"])
-
-        _wait(f"petguard to restore {v}", restored, 180)
+        self.p.say(f"Powering {v} on: its nova-compute starts and destroys the guests that were "
+                   "evacuated (Nova marks their migrations 'completed'); asking petguard to "
+                   f"restore it (`petguard-manage request {v} restore`) ...")
+        try:
+            scenario.restore_host(self.lab, cloud, self.conf, v,
+                                  "petguard-lab demo: end of the demo")
+        except LabError as exc:
+            raise DemoError(str(exc)) from exc
         self.p.say(f"{v} is up and enabled again; petguard watches it.")
         removed = cloud.delete_everything()
         self.p.say(f"Deleted the {removed} demo servers and the server group.")
@@ -514,13 +435,6 @@ class Demo:
             return
         killed = self.daemon.stop()
         self.p.say(f"Stopped petguard-daemon (pid {pid}){' with SIGKILL' if killed else ''}.")
-
-
-def _epoch(stamp: object) -> float:
-    """Nova's ``2026-11-26T03:30:01.000000`` (UTC, no zone) -> epoch seconds (0 if missing)."""
-    if not stamp:
-        return 0.0
-    return float(calendar.timegm(time.strptime(str(stamp)[:19], "%Y-%m-%dT%H:%M:%S")))
 
 
 class _Watch:
@@ -576,7 +490,8 @@ class _Watch:
                           f"{was[0]}).")
 
     def _log(self, e: petguard_proc.LogLine) -> None:
-        v = re.escape(self.demo.victim)
+        # petguard names a host "cmp1" or, during an incident, "cmp1 [incident 7]".
+        v = re.escape(self.demo.victim) + r"(?: \[incident \d+\])?"
         name = self.demo.victim
         m = e.message
         rules: list[tuple[str, Callable[[re.Match[str]], tuple[str, ...]]]] = [
@@ -590,7 +505,8 @@ class _Watch:
             (rf"^fence .*\(host {v}\): power-off sent and accepted", lambda g: (
                 f"petguard sent 'power off' to {name}'s BMC (IPMI); it now reads the power "
                 "state back.",)),
-            (rf"^{v}: fenced: power read back OFF (\d+) times", lambda g: (
+            (rf"^{v}: fenced: (?:fence level \d+ of \d+: )?power read back OFF (\d+) times",
+             lambda g: (
                 f"Fenced: {name}'s BMC read back power OFF {g[1]} times in a row (lab BMC: "
                 f"power {'on' if self.demo.lab.bmc_power(name) else 'off'}).",
                 "Only now may its servers be started elsewhere.")),
