@@ -412,6 +412,12 @@ set_working_mc 0x20
             self.cfg = previous
             raise
         start = time.monotonic()
+        heartbeats_changed = (cfg.report_interval, cfg.service_down_time) != (
+            previous.report_interval, previous.service_down_time)
+        if heartbeats_changed:
+            self._stop_nova(f"report_interval {previous.report_interval} -> "
+                            f"{cfg.report_interval}, service_down_time "
+                            f"{previous.service_down_time} -> {cfg.service_down_time}")
         configs.write_all(cfg)
         cfg.save()
         for host in cfg.compute_names:
@@ -466,6 +472,17 @@ set_working_mc 0x20
         self._forget_removed_computes()
         self._say(f"lab is up ({len(cfg.compute_names)} computes) in "
                   f"{time.monotonic() - start:.0f} s; clouds.yaml: {cfg.clouds_yaml}")
+
+    def _stop_nova(self, why: str) -> None:
+        """Stop the running Nova services (computes first) so that ``up`` restarts them with new
+        settings: every Nova process reads report_interval / service_down_time only at start.
+        MariaDB, RabbitMQ, Keystone, Placement, Glance and the BMCs keep running."""
+        for group in STOP_ORDER[:2]:
+            members = [p for p in sorted(self.cfg.run.glob("nova-*.pid"))
+                       if p.name.startswith(group) and procs.read_pidfile(p) is not None]
+            if members:
+                self._say(f"restarting {', '.join(p.stem for p in members)} ({why})")
+                procs.stop(members, timeout=30)
 
     def _forget_removed_computes(self) -> None:
         """Delete the Nova services of lab computes dropped by a smaller --computes."""
