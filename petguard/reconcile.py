@@ -168,12 +168,21 @@ class Loop:
         self._store.save_tick(decision.record)
         self._hosts = self._after_save(inputs.hosts, decision)
         for line in decision.log:
-            LOG.info("%s", line)
+            LOG.info("%s", self._with_incident(line))
         for line in decision.warnings:
-            LOG.warning("%s", line)
+            LOG.warning("%s", self._with_incident(line))
         self._start_actions(decision)
         self.last_ok_tick = inputs.now
         return TickReport(True, decision)
+
+    def _with_incident(self, line: str) -> str:
+        """``host: text`` becomes ``host [incident N]: text`` when the host has an open incident, so
+        that one incident's lines can be found together (with Nova's request ids on its Nova calls)."""
+        name, sep, rest = line.partition(": ")
+        record = self._hosts.get(name) if self._hosts is not None and sep else None
+        if record is None or record.host.incident_id is None:
+            return line
+        return f"{name} [incident {record.host.incident_id}]: {rest}"
 
     def _after_save(self, before: Mapping[str, HostRecord], decision: TickDecision) -> dict[str, HostRecord]:
         record = decision.record

@@ -36,6 +36,12 @@ from petguard.journal import Store
 
 LOG = logging.getLogger(__name__)
 
+
+def _who(host: str, incident_id: int | None) -> str:
+    """How log lines name a host during an incident (the loop's lines read the same)."""
+    return host if incident_id is None else f"{host} [incident {incident_id}]"
+
+
 #: Every disabled reason petguard writes starts with this (detect.DetectionPolicy.reason_marker).
 PETGUARD_MARKER = "petguard"
 #: The journal event that keeps an operator's own disable across an incident.
@@ -147,7 +153,9 @@ class Recovery:
             if not self._store.moves(incident_id) and not self._store.skips(incident_id):
                 self._plan(host, incident_id)
         except PetguardError as exc:
-            LOG.warning("%s: could not prepare the evacuation: %s; next: retry on the next tick", host, exc)
+            LOG.warning(
+                "%s: could not prepare the evacuation: %s; next: retry on the next tick", _who(host, incident_id), exc
+            )
             self._store.record_event(host, incident_id, "evacuation_delayed", str(exc), self._clock.now())
             self._clock.sleep(self._policy.poll_interval)
             return None
@@ -161,12 +169,14 @@ class Recovery:
         service = self._service(host)
         if not service.forced_down:
             request_id = self._nova(lambda: self._compute.force_down(service))
-            LOG.info("%s: compute service forced down [%s]; next: disable it", host, request_id)
+            LOG.info("%s: compute service forced down [%s]; next: disable it", _who(host, incident_id), request_id)
         reason = disabled_reason(host, incident_id)
         self._remember_operator_disable(service, incident_id)
         if service.status != "disabled" or service.disabled_reason != reason:
             request_id = self._nova(lambda: self._compute.disable(service, reason))
-            LOG.info("%s: compute service disabled [%s]; next: plan the evacuation", host, request_id)
+            LOG.info(
+                "%s: compute service disabled [%s]; next: plan the evacuation", _who(host, incident_id), request_id
+            )
 
     def _plan(self, host: str, incident_id: int) -> None:
         servers = self._compute.servers_on(host)
@@ -194,7 +204,7 @@ class Recovery:
         service = self._service(host)
         if service.forced_down:
             request_id = self._nova(lambda: self._compute.unforce_down(service))
-            LOG.info("%s: forced_down cleared [%s]; next: wait for its heartbeat", host, request_id)
+            LOG.info("%s: forced_down cleared [%s]; next: wait for its heartbeat", _who(host, incident_id), request_id)
         if not self._wait_heartbeat(host):
             service = self._service(host)
             self._nova(lambda: self._compute.force_down(service))

@@ -63,6 +63,11 @@ class RunOutcome:
         return text
 
 
+def _who(move: MoveRecord) -> str:
+    """How log lines name a move's host: with its incident, so one incident reads as one story."""
+    return f"{move.source_host} [incident {move.incident_id}]"
+
+
 class Evacuator:
     """Carries out one incident's moves. Safe to run again on the same incident at any time."""
 
@@ -99,7 +104,7 @@ class Evacuator:
         except PetguardError as exc:
             # An error we could not handle in place: the move stays where the journal says and is
             # picked up again on the next run (the runner is re-entrant), unless it is permanent.
-            LOG.warning("%s: evacuation of %s interrupted: %s", move.source_host, move.server_name, exc)
+            LOG.warning("%s: evacuation of %s interrupted: %s", _who(move), move.server_name, exc)
             if not isinstance(exc, Temporary):
                 self._fail(move, f"{type(exc).__name__}: {exc}")
 
@@ -133,7 +138,7 @@ class Evacuator:
         except Temporary as exc:
             # The request may or may not have reached Nova: stay REQUESTING, check Nova again next.
             LOG.warning(
-                "%s: evacuate %s: %s; checking Nova's records before any retry", move.source_host, move.server_name, exc
+                "%s: evacuate %s: %s; checking Nova's records before any retry", _who(move), move.server_name, exc
             )
             self._clock.sleep(exc.delay)
             return move
@@ -141,7 +146,7 @@ class Evacuator:
             return self._fail(move, f"Nova refused the evacuation: {exc}")
         LOG.info(
             "%s: evacuation of %s (%s) accepted by Nova [%s]; next: follow it until it is on another host",
-            move.source_host,
+            _who(move),
             move.server_name,
             move.server_id,
             request_id,
@@ -156,7 +161,7 @@ class Evacuator:
         if server.host and server.host != move.source_host and server.task_state is None:
             LOG.info(
                 "%s: %s is already on %s; next: restore its power state",
-                move.source_host,
+                _who(move),
                 move.server_name,
                 server.host,
             )
@@ -167,7 +172,7 @@ class Evacuator:
         if server.task_state == "rebuilding" or (migration is not None and not migration.failed):
             LOG.info(
                 "%s: Nova already has the evacuation of %s (migration %s, task %s); following it, not re-sending",
-                move.source_host,
+                _who(move),
                 move.server_name,
                 migration.status if migration else "-",
                 server.task_state,
@@ -195,9 +200,7 @@ class Evacuator:
             self._clock.sleep(self._policy.poll_interval)  # Nova is still working on it
             return move
         if server.host and server.host != move.source_host:
-            LOG.info(
-                "%s: %s arrived on %s; next: restore its power state", move.source_host, move.server_name, server.host
-            )
+            LOG.info("%s: %s arrived on %s; next: restore its power state", _who(move), move.server_name, server.host)
             return self._store.update_move(
                 move.incident_id, move.server_id, MoveStatus.ARRIVED, self._clock.now(), dest_host=server.host
             )
@@ -226,7 +229,7 @@ class Evacuator:
             request_id = self._compute.start_server(move.server_id)
             LOG.info(
                 "%s: starting %s on %s, it was running before [%s]",
-                move.source_host,
+                _who(move),
                 move.server_name,
                 server.host,
                 request_id,
@@ -235,13 +238,13 @@ class Evacuator:
             request_id = self._compute.stop_server(move.server_id)
             LOG.info(
                 "%s: stopping %s on %s, it was stopped before [%s]",
-                move.source_host,
+                _who(move),
                 move.server_name,
                 server.host,
                 request_id,
             )
         elif (move.power_goal is PowerGoal.RUNNING and running) or (move.power_goal is PowerGoal.STOPPED and stopped):
-            LOG.info("%s: %s recovered: %s on %s", move.source_host, move.server_name, server.status, server.host)
+            LOG.info("%s: %s recovered: %s on %s", _who(move), move.server_name, server.status, server.host)
             done = self._store.update_move(
                 move.incident_id, move.server_id, MoveStatus.DONE, self._clock.now(), dest_host=server.host
             )
@@ -263,7 +266,7 @@ class Evacuator:
     def _fail(self, move: MoveRecord, reason: str) -> MoveRecord:
         LOG.error(
             "%s: evacuation of %s (%s) failed: %s; next: an operator must look at it",
-            move.source_host,
+            _who(move),
             move.server_name,
             move.server_id,
             reason,
