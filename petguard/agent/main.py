@@ -10,6 +10,7 @@ instead of looking active while it reports nothing.
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import sys
 import threading
@@ -71,7 +72,7 @@ class Agent:
         urls = ", ".join(self.reporter.settings.urls)
         LOG.info("petguard-agent started: watching %s, reporting to %s", self.watch.uri, urls)
         try:
-            while not self.stop.wait(SELF_CHECK_INTERVAL):
+            while not self.stop.wait(self_check_interval()):
                 ok, why = self.healthy()
                 if ok:
                     libvirt = "connected" if self.watch.connected else "NOT connected"
@@ -84,6 +85,15 @@ class Agent:
             self.watch.stop()
             self.buffer.close()
             LOG.info("petguard-agent stopped")
+
+
+def self_check_interval() -> float:
+    """Seconds between self-checks: ``SELF_CHECK_INTERVAL``, or half of systemd's WatchdogSec if shorter."""
+    try:
+        usec = int(os.environ.get("WATCHDOG_USEC", "0"))
+    except ValueError:
+        usec = 0
+    return min(SELF_CHECK_INTERVAL, usec / 2e6) if usec > 0 else SELF_CHECK_INTERVAL
 
 
 def read_key(path: str) -> str:

@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -178,7 +179,8 @@ def test_a_libvirtd_restart_while_a_guest_keeps_resetting_is_resynced(world: Wor
     world.daemon.restart()
     restarted = time.time()
     ev.wait("reconnect", lambda: world.watch.connects > connects)
-    ev.wait("pg-reset state re-read", lambda: any(e.at >= restarted for e in ev.of("pg-reset", EventKind.STATE)))
+    ev.wait("every domain's state re-read",
+            lambda: all(any(e.at >= restarted for e in ev.of(name, EventKind.STATE)) for name in GUESTS))
     states = {e.domain_name: e.detail for e in ev.events if e.kind is EventKind.STATE and e.at >= restarted}
     assert states["pg-reset"] == "running"
     assert states["pg-pause"] == "paused_watchdog"
@@ -205,3 +207,44 @@ def test_the_controller_restarts_hung_and_crashed_pets_and_leaves_the_rest(world
     assert 1 <= len(resets) <= 2 and "pg-reset" in resets[0]
     left = world.controller.events("instance_left_alone")
     assert any("pg-poweroff" in m for m in left) and any("pg-shutdown" in m for m in left)
+
+
+def test_the_petguard_agent_program_notifies_systemd_and_heartbeats(world: World, tmp_path: Path) -> None:
+    """The real ``petguard-agent`` process: READY=1, then WATCHDOG=1 while healthy; heartbeats arrive."""
+    import socket
+    import subprocess
+    import sys
+
+    key = tmp_path / "key"
+    key.write_text(HMAC_KEY + "\n")
+    key.chmod(0o600)
+    (tmp_path / "spool").mkdir()
+    conf = tmp_path / "agent.conf"
+    conf.write_text(
+        "[agent]\n"
+        f"controller_urls = http://127.0.0.1:{world.port}\nhmac_key_file = {key}\nhost = cmp-other\n"
+        f"heartbeat_interval = 0.3\nlibvirt_uri = {world.daemon.uri}\nbuffer_dir = {tmp_path / 'spool'}\n"
+    )
+    notify = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(notify))
+        sock.settimeout(TIMEOUT)
+        env = dict(os.environ, NOTIFY_SOCKET=str(notify), WATCHDOG_USEC="1000000")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "petguard.agent.main", "--config-file", str(conf)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        try:
+            messages = [sock.recv(4096).decode() for _ in range(2)]
+            assert messages[0].startswith("READY=1") and messages[1].startswith("WATCHDOG=1")
+            store = world.controller.harness.store
+            deadline = time.monotonic() + TIMEOUT
+            while "cmp-other" not in store.agent_heartbeats() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            agents = {a.host: a for a in store.agents()}
+            assert agents["cmp-other"].libvirt_connected
+            assert {d.name for d in agents["cmp-other"].domains} >= {"pg-reset"}
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err.decode()[-2000:]
