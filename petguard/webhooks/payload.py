@@ -37,6 +37,8 @@ SEVERITY: dict[str, Severity] = {
     "fence_failed": Severity.CRITICAL,
     "evacuation_failed": Severity.CRITICAL,
     "restore_failed": Severity.CRITICAL,
+    "instance_restart_failed": Severity.CRITICAL,
+    "instance_restart_gave_up": Severity.CRITICAL,
     "brake_engaged": Severity.CRITICAL,
     # something is wrong or held; petguard is handling it or waiting
     "host_suspect": Severity.WARNING,
@@ -49,6 +51,10 @@ SEVERITY: dict[str, Severity] = {
     "operator_fence": Severity.WARNING,
     "operator_confirm_fenced": Severity.WARNING,
     "nova_compute_down": Severity.WARNING,
+    "instance_restart": Severity.WARNING,
+    "instance_watchdog_reset": Severity.WARNING,
+    "instance_io_error": Severity.WARNING,
+    "instance_event_too_old": Severity.WARNING,
     "fence_level_failed": Severity.WARNING,
     "fence_device_unreachable": Severity.WARNING,
     # progress and good news
@@ -59,6 +65,8 @@ SEVERITY: dict[str, Severity] = {
     "evacuation_finished": Severity.INFO,
     "host_restored": Severity.INFO,
     "brake_released": Severity.INFO,
+    "instance_restart_skipped": Severity.INFO,
+    "instance_left_alone": Severity.INFO,
     "operator_maintenance_on": Severity.INFO,
     "operator_maintenance_off": Severity.INFO,
     "operator_restore": Severity.INFO,
