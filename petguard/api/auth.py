@@ -46,7 +46,7 @@ class Role(enum.StrEnum):
 
     OPERATOR = "operator"  # a token from token_file: everything
     ALERT_SENDER = "alert_sender"  # a token from alert_token_file: POST /v1/alerts only
-    SIGNED = "signed"  # an HMAC signature (agents, alert senders): POST /v1/alerts only (for now)
+    SIGNED = "signed"  # an HMAC signature (agents, alert senders): POST /v1/alerts and /v1/agent/*
 
 
 @dataclasses.dataclass(frozen=True)
