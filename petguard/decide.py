@@ -311,7 +311,7 @@ def _update_health(
         health, detail = detect.combine(signals.get(name, ()))
         health_now[name] = health
         tick.set_health(name, detect.assess(record.health, health, detail, policy, tick.now))
-        _note_nova_compute_down(tick, name, signals.get(name, ()))
+    _note_nova_compute_down(tick, signals, policy)
     return health_now
 
 
@@ -322,20 +322,50 @@ NOVA_DOWN_HOST_ALIVE = (
 )
 
 
-def _note_nova_compute_down(tick: _Tick, name: str, signals: Sequence[Signal]) -> None:
-    """Say once per episode that Nova's service is down while the host's agent heartbeats."""
-    if tick.host(name).state is not HostState.UP:
+def _note_nova_compute_down(tick: _Tick, signals: Mapping[str, Sequence[Signal]], policy: DetectionPolicy) -> None:
+    """Say once per episode that Nova's service is down while the host's agent heartbeats.
+
+    When Nova reports most hosts down at once (``stale_fraction``), their nova-computes did not all
+    die: one cloud-wide event names the control plane instead of one "restart nova-compute" per host.
+    """
+    alive = {name for name, found in signals.items() if name in tick.hosts and _nova_down_agent_up(found)}
+    watched = [name for name, record in tick.hosts.items() if record.host.state in WATCHED]
+    nova_down = sum(1 for name in watched if any(_is_nova_down(s) for s in signals.get(name, ())))
+    total = len(watched)
+    mass = total >= policy.stale_min_hosts and nova_down >= policy.stale_fraction * total
+    new = []
+    for name in sorted(tick.hosts):
+        if tick.host(name).state is not HostState.UP:
+            continue
+        if name in alive:
+            if tick.note_reason(name, NOVA_DOWN_HOST_ALIVE):
+                new.append(name)
+        elif tick.host(name).reason == NOVA_DOWN_HOST_ALIVE:
+            tick.note_reason(name, "")
+            tick.log.append(f"{name}: nova-compute is up again, or the host's agent stopped heartbeating")
+    if not new:
         return
-    nova_down = any(s.source == "nova" and s.health is Health.DOWN for s in signals)
+    if mass:
+        message = (
+            f"Nova reports nova-compute down on {nova_down} of {total} hosts while their petguard agents "
+            "heartbeat: a control-plane problem (RabbitMQ, database, nova-conductor), not host failures; "
+            "not fencing: check the control plane"
+        )
+        tick.events.append((None, "nova_compute_down", message))
+        tick.warnings.append(message)
+        return
+    for name in new:
+        tick.events.append((name, "nova_compute_down", NOVA_DOWN_HOST_ALIVE))
+        tick.warnings.append(f"{name}: {NOVA_DOWN_HOST_ALIVE}")
+
+
+def _is_nova_down(signal: Signal) -> bool:
+    return signal.source == "nova" and signal.health is Health.DOWN
+
+
+def _nova_down_agent_up(signals: Sequence[Signal]) -> bool:
     agent_up = any(s.source == detect.AGENT_SOURCE and s.health is Health.UP for s in signals)
-    if nova_down and agent_up:
-        if tick.note_reason(name, NOVA_DOWN_HOST_ALIVE):
-            tick.events.append((name, "nova_compute_down", NOVA_DOWN_HOST_ALIVE))
-            tick.warnings.append(f"{name}: {NOVA_DOWN_HOST_ALIVE}")
-    elif tick.host(name).reason == NOVA_DOWN_HOST_ALIVE:
-        tick.note_reason(name, "")
-        message = "nova-compute is up again" if not nova_down else "the agent stopped heartbeating"
-        tick.log.append(f"{name}: {message}")
+    return agent_up and any(_is_nova_down(s) for s in signals)
 
 
 def _update_brake(tick: _Tick, health_now: Mapping[str, Health], policy: LoopPolicy) -> None:

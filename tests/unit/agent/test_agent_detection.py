@@ -113,3 +113,18 @@ def test_a_host_without_an_agent_fences_on_novas_signal_alone() -> None:
 
 def test_policy_default_keeps_agent_stale_after_above_a_few_heartbeats() -> None:
     assert POLICY.detection.agent_stale_after >= 4 * 5.0
+
+
+def test_nova_down_everywhere_with_live_agents_is_one_control_plane_event() -> None:
+    hosts = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5"]
+    sim = AgentSim(hosts)
+    sim.beat(*hosts)
+    sim.tick()
+    for host in hosts:
+        sim.nova[host] = "down"  # RabbitMQ is down: every nova-compute looks dead
+    for _ in range(20):
+        sim.beat(*hosts)
+        sim.tick()
+    assert all(sim.state(h) is S.UP for h in hosts) and not sim.all_actions()
+    events = sim.events_of("nova_compute_down")
+    assert len(events) == 1 and events[0][0] is None and "control-plane" in events[0][2]
