@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol
 
 from oslo_config import cfg
 
@@ -37,7 +38,6 @@ from petguard.journal import (
     SkipRecord,
 )
 from petguard.metrics import Metrics, Snapshot
-from petguard.readiness import Readiness
 from petguard.reconcile import Loop
 from petguard.store.api import SqlStore
 
@@ -76,6 +76,8 @@ class StoreView:
     log_level: Callable[[], str] = dataclasses.field(default_factory=lambda: LogLevels().get)
     #: host -> "ok" | "unknown" | what is wrong with its fence devices (petguard.readiness)
     fence_readiness: Callable[[], Mapping[str, str]] = dict
+    #: whether this controller leads (petguard.leadership); a single controller always does
+    leading: Callable[[], bool] = lambda: True
 
     def now(self) -> float:
         return self.clock.now()
@@ -123,7 +125,7 @@ class StoreView:
         live = self.liveness()
         return Status(
             version=__version__,
-            leader=True,  # one controller for now; leader election will say otherwise
+            leader=self.leading(),
             brake=self.store.load_brake(),
             last_tick=live.last_tick,
             tick_ok=live.ok,
@@ -242,6 +244,14 @@ def settings(conf: cfg.ConfigOpts) -> tuple[ApiSettings, ServerSettings]:
     return app_settings, ServerSettings(bind=api.bind, socket=api.socket)
 
 
+class ReadinessView(Protocol):
+    """What the API and the metrics read of fence readiness (``petguard.readiness.Readiness``)."""
+
+    def snapshot(self) -> Mapping[str, str]: ...
+
+    def gauge_rows(self) -> Iterable[tuple[str, str, str, bool]]: ...
+
+
 def start_api(
     conf: cfg.ConfigOpts,
     store: SqlStore,
@@ -249,7 +259,8 @@ def start_api(
     *,
     set_log_level: Callable[[str], str] | None = None,
     metrics: Exposition | None = None,
-    readiness: Readiness | None = None,
+    readiness: ReadinessView | None = None,
+    leading: Callable[[], bool] | None = None,
 ) -> ApiServer:
     """Build the API over ``store`` and ``loop`` and serve it in a thread; the caller stops it.
 
@@ -263,6 +274,8 @@ def start_api(
     view = StoreView(store, loop, conf.tick_interval, conf.dry_run, clock, levels.get)
     if readiness is not None:
         view.fence_readiness = readiness.snapshot
+    if leading is not None:
+        view.leading = leading
     inbox = StoreInbox(store, clock, set_log_level or levels.set)
     if metrics is None:
         rows = readiness.gauge_rows if readiness is not None else None

@@ -49,6 +49,7 @@ from petguard.detect import ServiceRecord
 from petguard.errors import ConfigError, PetguardError, Temporary
 from petguard.evacuate.plan import Server
 from petguard.reconcile import Loop
+from petguard.recovery import FenceFn, FenceResult
 
 LOG = logging.getLogger(__name__)
 
@@ -507,11 +508,11 @@ def guard_compute(compute: Compute, leadership: Leadership) -> Compute:
     return LeaderCompute(compute, leadership)
 
 
-def guard_fence(fence: Callable[[str], tuple[bool, str]], leadership: Leadership) -> Callable[[str], tuple[bool, str]]:
+def guard_fence(fence: FenceFn, leadership: Leadership) -> FenceFn:
     """``fence`` that is not attempted unless ``leadership`` leads (the host stays FENCING in the
     journal, and the next leader fences it)."""
 
-    def guarded(host: str) -> tuple[bool, str]:
+    def guarded(host: str) -> FenceResult | tuple[bool, str]:
         if not leadership.leading():
             return False, "not the leader any more: fence not attempted; the next leader fences it"
         return fence(host)

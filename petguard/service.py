@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from oslo_config import cfg
 
 from petguard import apiadapter, lifecycle
+from petguard import leadership as election
 from petguard.api.server import ApiServer
 from petguard.clock import Clock, SystemClock
 from petguard.compute import Compute
@@ -27,6 +28,7 @@ from petguard.fencing.base import FenceDevice, FenceDriver, FenceTopology
 from petguard.fencing.child import FenceRunner
 from petguard.fencing.procedure import FencePolicy, PowerRunner
 from petguard.journal import Store
+from petguard.leadership import Leadership
 from petguard.readiness import Readiness
 from petguard.reconcile import Loop
 from petguard.recovery import FenceFn, FenceResult, Recovery, RecoveryPolicy
@@ -37,25 +39,69 @@ from petguard.webhooks.wiring import build_dispatcher
 LOG = logging.getLogger(__name__)
 
 
+class LeaderDuties:
+    """What only the leader runs besides the loop: outgoing webhooks and fence readiness.
+
+    Started on every gain of leadership with fresh components (a stopped Dispatcher cannot restart)
+    and stopped on loss, off the calling thread (loss can be noticed on the loop or an API thread).
+    """
+
+    def __init__(self, dispatcher: Callable[[], Dispatcher], readiness: Callable[[], Readiness]) -> None:
+        self._make_dispatcher = dispatcher
+        self._make_readiness = readiness
+        self._running: tuple[Dispatcher, Readiness] | None = None
+        self._lock = threading.Lock()
+
+    def readiness(self) -> Readiness | None:
+        """The fence readiness of the current term, or None on a follower."""
+        running = self._running
+        return running[1] if running is not None else None
+
+    def start(self, epoch: int) -> None:
+        with self._lock:
+            if self._running is None:
+                self._running = (self._make_dispatcher(), self._make_readiness())
+                for component in self._running:
+                    component.start()
+        LOG.info("leading with epoch %d: webhooks and fence readiness started", epoch)
+
+    def stop(self, reason: str = "", wait: bool = False) -> None:
+        with self._lock:
+            running, self._running = self._running, None
+        if running is None:
+            return
+        dispatcher, readiness = running
+
+        def stop_both() -> None:
+            dispatcher.stop()
+            readiness.stop(timeout=10.0)
+
+        if wait:
+            stop_both()
+        else:
+            threading.Thread(target=stop_both, name="leader-duties-stop", daemon=True).start()
+
+
 @dataclasses.dataclass
 class Daemon:
-    """A wired daemon: the loop, its stop event and its tick interval."""
+    """A wired daemon: the loop, its stop event, its tick interval, and what runs beside the loop."""
 
     loop: Loop
     stop: threading.Event
     tick_interval: float
-    dispatcher: Dispatcher | None = None
+    leadership: Leadership | None = None
+    duties: LeaderDuties | None = None
     watchdog: lifecycle.Watchdog = dataclasses.field(default_factory=lifecycle.Watchdog)
     api: ApiServer | None = None
-    readiness: Readiness | None = None
 
     def run(self) -> None:
-        """Tick until ``stop`` is set; then finish the steps in hand."""
+        """Tick until ``stop`` is set (a follower's tick does nothing); then finish the steps in hand."""
         LOG.info("petguard started; ticking every %.1f s", self.tick_interval)
-        if self.dispatcher is not None:
-            self.dispatcher.start()
-        if self.readiness is not None:
-            self.readiness.start()
+        if self.leadership is not None:
+            self.leadership.start()
+        else:
+            if self.duties is not None:
+                self.duties.start(0)
         try:
             while not self.stop.is_set():
                 self.watchdog.after_tick(self.loop.tick())
@@ -63,11 +109,11 @@ class Daemon:
         finally:
             self.watchdog.stopping()
             LOG.info("stopping: letting the steps in hand finish")
+            if self.leadership is not None:
+                self.leadership.stop(timeout=60.0)
             self.loop.shutdown(wait=True)
-            if self.dispatcher is not None:
-                self.dispatcher.stop()
-            if self.readiness is not None:
-                self.readiness.stop(timeout=10.0)
+            if self.duties is not None:
+                self.duties.stop(wait=True)
             if self.api is not None:
                 self.api.stop()
             LOG.info("stopped")
@@ -113,30 +159,74 @@ def assemble(
 def build(conf: cfg.ConfigOpts) -> Daemon:
     """Wire everything from configuration.
 
+    Two handles on the journal: ``journal`` (reads, the API, webhooks, events) and ``acting`` (the
+    loop and its lanes), which carries this controller's leadership epoch on every write, so that
+    a controller that lost leadership cannot change the journal any more.
+
     :raises petguard.errors.ConfigError: configuration, inventory or database are not usable.
     """
     stop = threading.Event()
     clock = SystemClock(stop)
-    store = SqlStore(conf.database.connection)
+    journal = SqlStore(conf.database.connection)
+    acting = SqlStore(conf.database.connection, epoch=election.NO_EPOCH)
     compute = nova.connect(conf.nova.cloud, conf.nova.clouds_file, conf.nova.timeout)
     fences = inventory.load_inventory(conf.fencing.inventory_file)
     lookup = functools.partial(loader.load_driver, enabled=list(conf.fencing.enabled_drivers))
     runner = FenceRunner(lookup)
-    fence = make_fence(fences, runner, lookup, policies.fencing(conf), clock, conf.fencing.inventory_file)
-    loop = assemble(compute, store, fence, clock, policies.loop(conf), policies.recovery(conf), stop)
-    dispatcher = build_dispatcher(conf, store, clock)
-    readiness = Readiness(
-        fences,
-        lookup,
-        runner,
-        clock,
-        store.record_event,
-        interval=conf.fencing.readiness_interval,
-        timeout=conf.fencing.attempt_timeout,
-        stop=stop,
+    duties = LeaderDuties(
+        dispatcher=lambda: build_dispatcher(conf, journal, clock),
+        readiness=lambda: Readiness(
+            fences,
+            lookup,
+            runner,
+            clock,
+            journal.record_event,
+            interval=conf.fencing.readiness_interval,
+            timeout=conf.fencing.attempt_timeout,
+            stop=stop,
+        ),
     )
+    build_dispatcher(conf, journal, clock)  # refuse a bad receiver now, not at the first gain
+    leader = election.Leadership.from_conf(conf, acting, journal, on_gain=duties.start, on_loss=duties.stop)
+    # Fences wait on the daemon's stop (a fence in flight completes, bounded by its deadline); the
+    # lanes' other waits end as soon as leadership is lost.
+    fence = election.guard_fence(
+        make_fence(fences, runner, lookup, policies.fencing(conf), clock, conf.fencing.inventory_file), leader
+    )
+    loop = assemble(
+        election.guard_compute(compute, leader),
+        acting,
+        fence,
+        SystemClock(leader.halt),
+        policies.loop(conf),
+        policies.recovery(conf),
+        leader.halt,
+    )
+    leader.attach(loop)
     # Started last, so that a refusal above leaves nothing serving.
     api = None
     if conf.api.enabled:
-        api = apiadapter.start_api(conf, store, loop, set_log_level=lifecycle.set_log_level, readiness=readiness)
-    return Daemon(loop, stop, conf.tick_interval, dispatcher, api=api, readiness=readiness)
+        api = apiadapter.start_api(
+            conf,
+            journal,
+            loop,
+            set_log_level=lifecycle.set_log_level,
+            leading=leader.leading,
+            readiness=_LiveReadiness(duties),
+        )
+    return Daemon(loop, stop, conf.tick_interval, leadership=leader, duties=duties, api=api)
+
+
+class _LiveReadiness:
+    """The readiness of the current term (empty on a follower), for the API and metrics."""
+
+    def __init__(self, duties: LeaderDuties) -> None:
+        self._duties = duties
+
+    def snapshot(self) -> Mapping[str, str]:
+        readiness = self._duties.readiness()
+        return readiness.snapshot() if readiness is not None else {}
+
+    def gauge_rows(self) -> list[tuple[str, str, str, bool]]:
+        readiness = self._duties.readiness()
+        return list(readiness.gauge_rows()) if readiness is not None else []

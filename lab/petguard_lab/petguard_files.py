@@ -80,6 +80,8 @@ inventory_file = {cfg.inventory_file}
 [api]
 bind = 127.0.0.1:{API_PORT}
 token_file = {api_token_file(cfg)}
+[coordination]
+backend_url = file://{cfg.petguard_dir}/coordination
 """
 
 

@@ -44,6 +44,7 @@ def _config(tmp_path: Path, *, migrated: bool = True, extra: str = "") -> Path:
         f"[DEFAULT]\nlog_file = {tmp_path}/daemon.log\ntick_interval = 0.2\n{extra}"
         f"[nova]\ncloud = gone\nclouds_file = {clouds}\ntimeout = 1\n"
         f"[database]\nconnection = {url}\n[fencing]\ninventory_file = {inventory}\n[api]\nenabled = false\n"
+        f"[coordination]\nbackend_url = file://{tmp_path}/coordination\n"
     )
     return conf
 
