@@ -26,7 +26,7 @@ import threading
 
 from petguard.clock import Clock
 from petguard.compute import Compute, Migration
-from petguard.errors import NotFound, PetguardError, Temporary
+from petguard.errors import NotFound, PetguardError, StaleEpoch, Temporary
 from petguard.evacuate.plan import PowerGoal, Server
 from petguard.journal import MoveRecord, MoveStatus, Store
 
@@ -101,6 +101,8 @@ class Evacuator:
     def _carry_out_safely(self, move: MoveRecord, since: float) -> None:
         try:
             self._carry_out(move, since)
+        except StaleEpoch:
+            raise  # another controller leads now: this one steps down and touches nothing more
         except PetguardError as exc:
             # An error we could not handle in place: the move stays where the journal says and is
             # picked up again on the next run (the runner is re-entrant), unless it is permanent.
