@@ -71,6 +71,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=240, help="seconds to wait for the "
                    "recovery after the power cut (default 240)")
 
+    p = sub.add_parser("bench", help="recovery time from power loss to the last pet ACTIVE "
+                       "elsewhere, by phase, against a bare openstacksdk script")
+    p.add_argument("--report-interval", type=int, default=10,
+                   help="Nova heartbeat interval, s (default 10, Nova's default)")
+    p.add_argument("--service-down-time", type=int, default=60,
+                   help="Nova service_down_time, s (default 60, Nova's default)")
+    p.add_argument("--pets", type=int, default=20, help="pets on the failed host (default 20)")
+    p.add_argument("--runs", type=int, default=5, help="runs of each arm (default 5)")
+    p.add_argument("--bare-runs", type=int, help="runs of the bare SDK arm (default: --runs)")
+    p.add_argument("--grace-period", type=int, help="petguard's [detection] grace_period, s "
+                   "(default: 2 x report interval, at least 6)")
+    p.add_argument("--petguard-option", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="another option of petguard's bench.conf (repeatable)")
+    p.add_argument("--victim", help="the host whose power is cut (default: the first compute)")
+    p.add_argument("--computes", type=int, help="number of computes (default: as before)")
+    p.add_argument("--poll", type=float, default=0.25, help="seconds between two looks at Nova")
+    p.add_argument("--leave-up", action="store_true", help="leave a lab the bench started up")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (the "
+                   "progress goes to stderr)")
+
     p = sub.add_parser("control-plane", help="stop/start a control-plane service")
     p.add_argument("action", choices=("stop", "start"))
     p.add_argument("service", choices=("rabbitmq",))
@@ -129,6 +149,15 @@ def main(argv: list[str] | None = None) -> int:
             return demo.run(lab, demo.DemoOptions(
                 computes=args.computes, victim=args.victim, keep=args.keep, json=args.json,
                 timeout=args.timeout))
+        elif args.command == "bench":
+            from petguard_lab import bench
+
+            return bench.run(lab, bench.BenchOptions(
+                report_interval=args.report_interval, service_down_time=args.service_down_time,
+                pets=args.pets, runs=args.runs, bare_runs=args.bare_runs,
+                grace_period=args.grace_period, petguard_options=tuple(args.petguard_option),
+                victim=args.victim, computes=args.computes, poll=args.poll,
+                leave_up=args.leave_up, json=args.json))
         elif args.command == "control-plane":
             if args.action == "stop":
                 lab.rabbit_stop()
