@@ -12,6 +12,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from oslo_config import cfg
 
@@ -27,59 +28,64 @@ from petguard.fencing import inventory, loader, procedure
 from petguard.fencing.base import FenceDevice, FenceDriver, FenceTopology
 from petguard.fencing.child import FenceRunner
 from petguard.fencing.procedure import FencePolicy, PowerRunner
+from petguard.instances import InstanceHealth
 from petguard.journal import Store
 from petguard.leadership import Leadership
 from petguard.readiness import Readiness
 from petguard.reconcile import Loop
 from petguard.recovery import FenceFn, FenceResult, Recovery, RecoveryPolicy
 from petguard.store.api import SqlStore
-from petguard.webhooks.dispatch import Dispatcher
 from petguard.webhooks.wiring import build_dispatcher
 
 LOG = logging.getLogger(__name__)
 
 
-class LeaderDuties:
-    """What only the leader runs besides the loop: outgoing webhooks and fence readiness.
+class Duty(Protocol):
+    """A component that runs beside the loop while this controller leads."""
 
-    Started on every gain of leadership with fresh components (a stopped Dispatcher cannot restart)
-    and stopped on loss, off the calling thread (loss can be noticed on the loop or an API thread).
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
+
+
+class LeaderDuties:
+    """What only the leader runs besides the loop: outgoing webhooks, fence readiness, instance health.
+
+    Started on every gain of leadership with fresh components (a stopped one cannot restart) and
+    stopped on loss, off the calling thread (loss can be noticed on the loop or an API thread).
     """
 
-    def __init__(self, dispatcher: Callable[[], Dispatcher], readiness: Callable[[], Readiness]) -> None:
-        self._make_dispatcher = dispatcher
-        self._make_readiness = readiness
-        self._running: tuple[Dispatcher, Readiness] | None = None
+    def __init__(self, factories: Mapping[str, Callable[[], Duty]]) -> None:
+        self._factories = dict(factories)
+        self._running: dict[str, Duty] = {}
         self._lock = threading.Lock()
 
-    def readiness(self) -> Readiness | None:
-        """The fence readiness of the current term, or None on a follower."""
-        running = self._running
-        return running[1] if running is not None else None
+    def running(self, name: str) -> Duty | None:
+        """The component of the current term, or None on a follower."""
+        return self._running.get(name)
 
     def start(self, epoch: int) -> None:
         with self._lock:
-            if self._running is None:
-                self._running = (self._make_dispatcher(), self._make_readiness())
-                for component in self._running:
-                    component.start()
-        LOG.info("leading with epoch %d: webhooks and fence readiness started", epoch)
+            if not self._running:
+                self._running = {name: make() for name, make in self._factories.items()}
+                for duty in self._running.values():
+                    duty.start()
+        LOG.info("leading with epoch %d: %s started", epoch, ", ".join(self._factories))
 
     def stop(self, reason: str = "", wait: bool = False) -> None:
         with self._lock:
-            running, self._running = self._running, None
-        if running is None:
+            running, self._running = self._running, {}
+        if not running:
             return
-        dispatcher, readiness = running
 
-        def stop_both() -> None:
-            dispatcher.stop()
-            readiness.stop(timeout=10.0)
+        def stop_all() -> None:
+            for duty in running.values():
+                duty.stop()
 
         if wait:
-            stop_both()
+            stop_all()
         else:
-            threading.Thread(target=stop_both, name="leader-duties-stop", daemon=True).start()
+            threading.Thread(target=stop_all, name="leader-duties-stop", daemon=True).start()
 
 
 @dataclasses.dataclass
@@ -174,17 +180,22 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
     lookup = functools.partial(loader.load_driver, enabled=list(conf.fencing.enabled_drivers))
     runner = FenceRunner(lookup)
     duties = LeaderDuties(
-        dispatcher=lambda: build_dispatcher(conf, journal, clock),
-        readiness=lambda: Readiness(
-            fences,
-            lookup,
-            runner,
-            clock,
-            journal.record_event,
-            interval=conf.fencing.readiness_interval,
-            timeout=conf.fencing.attempt_timeout,
-            stop=stop,
-        ),
+        {
+            "webhooks": lambda: build_dispatcher(conf, journal, clock),
+            "fence readiness": lambda: Readiness(
+                fences,
+                lookup,
+                runner,
+                clock,
+                journal.record_event,
+                interval=conf.fencing.readiness_interval,
+                timeout=conf.fencing.attempt_timeout,
+                stop=stop,
+            ),
+            "instance health": lambda: InstanceHealth(
+                election.guard_compute(compute, leader), acting, clock, policies.instance_health(conf)
+            ),
+        }
     )
     build_dispatcher(conf, journal, clock)  # refuse a bad receiver now, not at the first gain
     leader = election.Leadership.from_conf(conf, acting, journal, on_gain=duties.start, on_loss=duties.stop)
@@ -223,10 +234,14 @@ class _LiveReadiness:
     def __init__(self, duties: LeaderDuties) -> None:
         self._duties = duties
 
+    def _readiness(self) -> Readiness | None:
+        running = self._duties.running("fence readiness")
+        return running if isinstance(running, Readiness) else None
+
     def snapshot(self) -> Mapping[str, str]:
-        readiness = self._duties.readiness()
+        readiness = self._readiness()
         return readiness.snapshot() if readiness is not None else {}
 
     def gauge_rows(self) -> list[tuple[str, str, str, bool]]:
-        readiness = self._duties.readiness()
+        readiness = self._readiness()
         return list(readiness.gauge_rows()) if readiness is not None else []
