@@ -52,6 +52,7 @@ class MoveRecord:
     reason: str = ""
     request_id: str | None = None
     updated_at: float = 0.0
+    wave: int = 0  # the runner finishes every move of a lower wave first (evacuate.plan)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,7 +254,7 @@ class Store(Protocol):
         ...
 
     def moves(self, incident_id: int) -> list[MoveRecord]:
-        """The incident's moves, in plan order (priority desc, then name)."""
+        """The incident's moves, in plan order (wave, then priority desc, then name)."""
         ...
 
     def skips(self, incident_id: int) -> list[SkipRecord]:

@@ -9,7 +9,10 @@ petguard (measured on a real Nova 34, see ../shared/notes/nova-lab.md):
   evacuation;
 * an evacuation goes through steps (task_state rebuilding, ACTIVE on the old host for a moment, then
   on the new host) as ``get_server`` is polled; the power state is kept (microversion 2.94);
-* migrations of type evacuation are recorded with their status.
+* migrations of type evacuation are recorded with their status;
+* server groups (``add_group``) are attached to servers by ``servers_on`` only, as the adapter does;
+  ``group_overlaps`` records every evacuate of a group member while another member of its group is
+  still being evacuated, and ``timeline`` the order of evacuate calls and arrivals.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Callable
 from petguard.compute import Migration
 from petguard.detect import ServiceRecord
 from petguard.errors import NotFound, NovaConflict, NovaUnavailable
-from petguard.evacuate.plan import Server
+from petguard.evacuate.plan import GroupPolicy, Server, ServerGroup
 
 
 class FakeClock:
@@ -83,6 +86,9 @@ class FakeCompute:
         self.lose_evacuate_response = False  # evacuate is accepted, then the reply is lost
         self._ids = itertools.count(1)
         self._next_target = 0
+        self.groups: dict[str, ServerGroup] = {}
+        self.group_overlaps: list[tuple[str, str, str]] = []  # (group id, server evacuated, member in flight)
+        self.timeline: list[tuple[str, str]] = []  # ("evacuate" | "arrived", server id), in order
 
     # -- test helpers -----------------------------------------------------------------------------
     def add_server(
@@ -110,6 +116,15 @@ class FakeCompute:
         )  # type: ignore[arg-type]
         self.servers[server.id] = server
         return server
+
+    def add_group(self, name: str, policy: str, members: list[Server]) -> ServerGroup:
+        """A server group of ``members`` (Nova's group id ``<name>-gid``)."""
+        group = ServerGroup(f"{name}-gid", name, GroupPolicy(policy), frozenset(m.id for m in members))
+        self.groups[group.id] = group
+        return group
+
+    def _group_of(self, server_id: str) -> ServerGroup | None:
+        return next((g for g in self.groups.values() if server_id in g.members), None)
 
     def alive(self, host: str) -> bool:
         if self.is_alive is not None:
@@ -148,7 +163,7 @@ class FakeCompute:
     def servers_on(self, host: str) -> list[Server]:
         with self._lock:
             self._count("servers_on")
-            return [s for s in self.servers.values() if s.host == host]
+            return [dataclasses.replace(s, group=self._group_of(s.id)) for s in self.servers.values() if s.host == host]
 
     def get_server(self, server_id: str) -> Server:
         with self._lock:
@@ -205,6 +220,12 @@ class FakeCompute:
             self.evacuate_calls[server_id] = self.evacuate_calls.get(server_id, 0) + 1
             if server_id in self.evacuations and self.evacuations[server_id].steps_left > 0:
                 self.evacuations[server_id].broken = True  # what a real Nova does with a 2nd evacuate
+            group = self._group_of(server_id)
+            if group is not None:
+                for other in sorted(group.members - {server_id}):
+                    if other in self.evacuations and self.evacuations[other].steps_left > 0:
+                        self.group_overlaps.append((group.id, server_id, other))
+            self.timeline.append(("evacuate", server_id))
             migration = Migration(f"mig-{next(self._ids)}", server_id, server.host, None, "accepted", time.time())
             self.migrations.append(migration)
             self.evacuations[server_id] = _Evacuation(migration, self.evacuation_steps)
@@ -287,3 +308,4 @@ class FakeCompute:
             target = evac.migration.dest_host
             self.servers[server_id] = dataclasses.replace(server, host=target)
             self._set_migration(evac, "done", target)
+            self.timeline.append(("arrived", server_id))

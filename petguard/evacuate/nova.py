@@ -44,7 +44,7 @@ from petguard.errors import (
     NovaUnavailable,
     PetguardError,
 )
-from petguard.evacuate.plan import Server
+from petguard.evacuate.plan import GroupPolicy, Server, ServerGroup
 
 LOG = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ MICROVERSIONS: Final[Mapping[str, str]] = {
     "servers": "2.47",
     # migration uuids, pagination and changes-since (2.59).
     "migrations": "2.59",
+    # one ``policy`` string per group instead of a ``policies`` list (2.64).
+    "server_groups": "2.64",
     # no host => scheduler picks; force gone (2.68); < 2.95 keeps the power state.
     "evacuate": "2.94",
     # os-start / os-stop: no microversion changes their behaviour.
@@ -240,7 +242,22 @@ def _image_id(raw: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _server(raw: Mapping[str, Any], image_properties: Mapping[str, str]) -> Server:
+#: How many server groups one ``GET /os-server-groups`` page asks for (Nova's default cap is 1000).
+SERVER_GROUP_PAGE = 1000
+
+
+def _server_group(raw: Mapping[str, Any]) -> ServerGroup | None:
+    """A ``GET /os-server-groups`` entry (mv 2.64); None for a policy petguard does not know."""
+    try:
+        policy = GroupPolicy(str(raw.get("policy") or ""))
+    except ValueError:
+        LOG.warning("server group %s has unknown policy %r: treated as no group", raw.get("id"), raw.get("policy"))
+        return None
+    members = frozenset(str(m) for m in raw.get("members") or ())
+    return ServerGroup(id=str(raw["id"]), name=str(raw.get("name") or ""), policy=policy, members=members)
+
+
+def _server(raw: Mapping[str, Any], image_properties: Mapping[str, str], group: ServerGroup | None = None) -> Server:
     flavor = raw.get("flavor") or {}
     return Server(
         id=str(raw["id"]),
@@ -257,6 +274,7 @@ def _server(raw: Mapping[str, Any], image_properties: Mapping[str, str]) -> Serv
         image_properties=dict(image_properties),
         project_id=str(raw.get("tenant_id") or ""),
         fault=_redact(str((raw.get("fault") or {}).get("message") or "")),
+        group=group,
     )
 
 
@@ -366,8 +384,9 @@ class NovaCompute:
         return [_service(raw) for raw in response.json().get("services") or ()]
 
     def servers_on(self, host: str) -> list[Server]:
-        """Every server Nova places on ``host``, all projects, with flavor extra specs, tags and the
-        image's properties (one Glance GET per distinct image, for this call only)."""
+        """Every server Nova places on ``host``, all projects, with flavor extra specs, tags, the
+        image's properties (one Glance GET per distinct image, for this call only) and its server
+        group (one ``GET /os-server-groups?all_projects=True`` per call, when the host has servers)."""
         raws = list(
             self._pages(
                 "/servers/detail",
@@ -378,13 +397,33 @@ class NovaCompute:
             )
         )
         images: dict[str, dict[str, str]] = {}
+        groups = self._groups_by_member() if raws else {}
         servers = []
         for raw in raws:
             image_id = _image_id(raw)
             if image_id is not None and image_id not in images:
                 images[image_id] = self._image_properties(image_id)
-            servers.append(_server(raw, images.get(image_id, {}) if image_id else {}))
+            servers.append(_server(raw, images.get(image_id, {}) if image_id else {}, groups.get(str(raw["id"]))))
         return servers
+
+    def _groups_by_member(self) -> dict[str, ServerGroup]:
+        """Every server group of every project, by member id (Nova pages this list by offset)."""
+        by_member: dict[str, ServerGroup] = {}
+        offset = 0
+        while True:
+            query = urllib.parse.urlencode({"all_projects": "True", "limit": SERVER_GROUP_PAGE, "offset": offset})
+            response = self._call(
+                "GET", f"/os-server-groups?{query}", MICROVERSIONS["server_groups"], what="list server groups"
+            )
+            page = response.json().get("server_groups") or ()
+            for raw in page:
+                group = _server_group(raw)
+                if group is not None:
+                    for member in group.members:
+                        by_member[member] = group
+            if len(page) < SERVER_GROUP_PAGE:
+                return by_member
+            offset += len(page)
 
     def get_server(self, server_id: str) -> Server:
         """One server, fresh. :raises NotFound: when Nova does not know it."""

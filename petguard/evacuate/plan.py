@@ -13,6 +13,19 @@ Pets are ordered by ``petguard:priority`` (an integer, higher first), then by na
 is not moved gets a reason. The plan also records the power state each pet must end in, because
 Nova (microversion >= 2.95) leaves an evacuated server stopped, and ERROR servers come back running.
 
+Moves are grouped into waves (``Move.wave``): the runner finishes every move of a wave before it
+starts the next. Waves come from two rules (docs/evacuation.md):
+
+* tiers — ``petguard:tier`` (an integer, lower first, default 0): every pet of a tier is final before
+  the next tier starts;
+* hard anti-affinity — members of one ``anti-affinity`` server group go in separate waves, so that they
+  are evacuated one after another: evacuated in parallel, Nova's late anti-affinity check on the
+  destination bounces all but one.
+
+A member of a hard ``affinity`` group whose members are all on the failed host can never be
+evacuated (the scheduler may only pick a host of the group: the dead one; NoValidHost), so it is
+skipped before anything is tried, with a reason that says what to do.
+
 No I/O here: the Nova adapter builds ``Server`` values, the runner carries out the ``Plan``.
 """
 
@@ -24,6 +37,7 @@ from collections.abc import Iterable, Mapping
 
 PET_KEY = "petguard:pet"
 PRIORITY_KEY = "petguard:priority"
+TIER_KEY = "petguard:tier"
 MASAKARI_KEY = "HA_Enabled"
 EVACUABLE = "evacuable"
 
@@ -40,6 +54,25 @@ class PowerGoal(enum.StrEnum):
 
     RUNNING = "running"
     STOPPED = "stopped"
+
+
+class GroupPolicy(enum.StrEnum):
+    """A Nova server group's policy (microversion >= 2.64 names one per group)."""
+
+    AFFINITY = "affinity"
+    ANTI_AFFINITY = "anti-affinity"
+    SOFT_AFFINITY = "soft-affinity"
+    SOFT_ANTI_AFFINITY = "soft-anti-affinity"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerGroup:
+    """The server group a server belongs to (Nova allows at most one), with every member's id."""
+
+    id: str
+    name: str
+    policy: GroupPolicy
+    members: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +93,7 @@ class Server:
     image_properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
     project_id: str = ""
     fault: str = ""  # Nova's fault message, if any (why a server is in ERROR)
+    group: ServerGroup | None = None  # filled in by ``servers_on`` only (not by ``get_server``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +114,8 @@ class Move:
     priority: int
     original_status: str
     power_goal: PowerGoal
+    tier: int = 0
+    wave: int = 0  # every move of a lower wave is final before this one starts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +179,33 @@ def priority_of(server: Server) -> int:
         return 0
 
 
+def tier_of(server: Server) -> int:
+    """``petguard:tier`` as an integer (lower tiers finish first); 0 when absent or not a number."""
+    raw = server.metadata.get(TIER_KEY, "0")
+    try:
+        return int(raw.strip())
+    except ValueError:
+        return 0
+
+
+def group_skip_reason(server: Server, on_host: frozenset[str]) -> str | None:
+    """Why the server's group keeps it from being evacuated off the host holding ``on_host``, or None.
+
+    Hard affinity: the scheduler may only choose a host that already holds a member. When every
+    member is on the failed host, that is the failed host itself: Nova answers NoValidHost.
+    """
+    group = server.group
+    if group is None or group.policy is not GroupPolicy.AFFINITY:
+        return None
+    if not (group.members | {server.id}) <= on_host:
+        return None  # a member lives elsewhere: the scheduler can follow it there
+    return (
+        f"hard affinity server group {group.name or group.id} ({group.id}) has all its members on this host: "
+        "Nova cannot evacuate any of them (NoValidHost); rebuild the group elsewhere by hand, or move "
+        "such pets to a soft-affinity group"
+    )
+
+
 def power_goal(server: Server) -> PowerGoal:
     """The power state the pet had on its old host, which it must have again on the new one."""
     if server.vm_state == "active":
@@ -166,16 +229,53 @@ def skip_reason(server: Server, policy: EvacuationPolicy) -> str | None:
     return None
 
 
+def _serialised_group(server: Server) -> str | None:
+    """The group whose members must not be evacuated at the same time, if any."""
+    group = server.group
+    return group.id if group is not None and group.policy is GroupPolicy.ANTI_AFFINITY else None
+
+
+def assign_waves(moves: Iterable[tuple[Move, str | None]]) -> list[Move]:
+    """Number the waves: tiers in ascending order, and inside a tier each move in the first wave that
+    holds no other member of its anti-affinity group. ``moves`` pairs each move with that group (or
+    None) and must be in run order (priority, name, id) so that a group's members go in that order."""
+    by_tier: dict[int, list[tuple[Move, str | None]]] = {}
+    for move, group in moves:
+        by_tier.setdefault(move.tier, []).append((move, group))
+    result: list[Move] = []
+    first = 0
+    for tier in sorted(by_tier):
+        waves: list[set[str]] = []  # the groups present in each wave of this tier
+        for move, group in by_tier[tier]:
+            index = 0
+            if group is not None:
+                while index < len(waves) and group in waves[index]:
+                    index += 1
+            if index == len(waves):
+                waves.append(set())
+            if group is not None:
+                waves[index].add(group)
+            result.append(dataclasses.replace(move, wave=first + index))
+        first += len(waves)
+    result.sort(key=lambda m: (m.wave, -m.priority, m.server_name, m.server_id))
+    return result
+
+
 def plan(host: str, servers: Iterable[Server], policy: EvacuationPolicy) -> Plan:
-    """Decide, for every server of the failed ``host``, whether and in which order it moves."""
-    moves: list[Move] = []
+    """Decide, for every server of the failed ``host``, whether it moves, in which wave and order."""
+    servers = list(servers)
+    on_host = frozenset(s.id for s in servers)
+    moves: list[tuple[Move, str | None]] = []
     skipped: list[Skip] = []
     for server in servers:
-        reason = skip_reason(server, policy)
+        reason = skip_reason(server, policy) or group_skip_reason(server, on_host)
         if reason is not None:
             skipped.append(Skip(server.id, server.name, reason))
             continue
-        moves.append(Move(server.id, server.name, priority_of(server), server.status, power_goal(server)))
-    moves.sort(key=lambda m: (-m.priority, m.server_name, m.server_id))
+        move = Move(
+            server.id, server.name, priority_of(server), server.status, power_goal(server), tier=tier_of(server)
+        )
+        moves.append((move, _serialised_group(server)))
+    moves.sort(key=lambda pair: (-pair[0].priority, pair[0].server_name, pair[0].server_id))
     skipped.sort(key=lambda s: (s.server_name, s.server_id))
-    return Plan(host=host, moves=tuple(moves), skipped=tuple(skipped))
+    return Plan(host=host, moves=tuple(assign_waves(moves)), skipped=tuple(skipped))

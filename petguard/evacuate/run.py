@@ -14,7 +14,10 @@ Completion is "on another host with no task in progress", not just "ACTIVE" (Nov
 server ACTIVE on the old host). Then the original power state is restored: Nova may leave the server
 stopped, or bring an ERROR server back running.
 
-Moves run with bounded parallelism. Time comes from the injected Clock.
+Moves run wave by wave (``MoveRecord.wave``: tiers, and members of one anti-affinity group one after
+another): every move of a wave is final before the next wave starts; a wave that cannot finish now
+(stopping, or an error that leaves a move where it was) ends the run, and the next run resumes it.
+Inside a wave, moves run with bounded parallelism. Time comes from the injected Clock.
 """
 
 from __future__ import annotations
@@ -87,16 +90,35 @@ class Evacuator:
         ``since`` is when the incident opened: evacuation migrations older than that belong to an
         earlier failure of the host and are ignored.
         """
-        moves = [m for m in self._store.moves(incident_id) if not m.status.final]
-        workers = max(1, min(self._policy.max_parallel, len(moves)))
-        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="move") as pool:
-            list(pool.map(lambda m: self._carry_out_safely(m, since), moves))
+        for wave in sorted({m.wave for m in self._store.moves(incident_id) if not m.status.final}):
+            if self._stop.is_set():
+                break
+            moves = [m for m in self._store.moves(incident_id) if m.wave == wave and not m.status.final]
+            self._run_wave(moves, since)
+            left = [m for m in self._store.moves(incident_id) if m.wave == wave and not m.status.final]
+            if left:
+                # The order is a promise (a tier is back before the next starts; an anti-affinity
+                # group's members never in flight together): the next wave waits for the next run.
+                LOG.info(
+                    "%s: wave %d not finished (%s); the next waves wait",
+                    _who(left[0]),
+                    wave,
+                    ", ".join(m.server_name for m in left),
+                )
+                break
         final = self._store.moves(incident_id)
         return RunOutcome(
             done=tuple(m for m in final if m.status is MoveStatus.DONE),
             failed=tuple(m for m in final if m.status is MoveStatus.FAILED),
             unfinished=tuple(m for m in final if not m.status.final),
         )
+
+    def _run_wave(self, moves: list[MoveRecord], since: float) -> None:
+        if not moves:
+            return
+        workers = max(1, min(self._policy.max_parallel, len(moves)))
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="move") as pool:
+            list(pool.map(lambda m: self._carry_out_safely(m, since), moves))
 
     def _carry_out_safely(self, move: MoveRecord, since: float) -> None:
         try:

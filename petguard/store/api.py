@@ -246,7 +246,7 @@ class SqlStore:
         query = (
             select(m.moves)
             .where(c.incident_id == incident_id)
-            .order_by(c.priority.desc(), c.server_name, c.server_id, c.plan_order)
+            .order_by(c.wave, c.priority.desc(), c.server_name, c.server_id, c.plan_order)
         )
         return self._read(lambda conn: [rows.move_from_row(r) for r in conn.execute(query).mappings()], "list moves")
 

@@ -132,6 +132,7 @@ moves = Table(
     Column("request_id", String(NAME), nullable=True),
     Column("updated_at", Double, nullable=False),
     Column("plan_order", Integer, nullable=False),
+    Column("wave", Integer, nullable=False, server_default="0"),
 )
 
 skips = Table(

@@ -154,6 +154,7 @@ def move_to_row(incident_id: int, source_host: str, move: Move, order: int, at: 
         "request_id": None,
         "updated_at": at,
         "plan_order": order,
+        "wave": move.wave,
     }
 
 
@@ -171,6 +172,7 @@ def move_from_row(row: Row) -> MoveRecord:
         reason=row["reason"],
         request_id=row["request_id"],
         updated_at=row["updated_at"],
+        wave=row["wave"],
     )
 
 

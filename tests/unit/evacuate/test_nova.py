@@ -27,6 +27,7 @@ from petguard.errors import (
     Temporary,
 )
 from petguard.evacuate import nova
+from petguard.evacuate.plan import GroupPolicy
 
 HOST = "cmp1"
 SERVICE = ServiceRecord(host=HOST, service_id="svc-uuid-1", state="down", status="enabled", forced_down=False)
@@ -159,7 +160,7 @@ def test_servers_on_filters_server_side_and_follows_pages(adapter, conn):
         "servers_links": [{"rel": "next", "href": "http://nova/v2.1/servers/detail?all_tenants=1&host=cmp1&marker=s2"}],
     }
     page2 = {"servers": [server_json("s3", ""), server_json("s4", image_ref("img-b"))]}
-    conn.compute.get.side_effect = [response(body=page1), response(body=page2)]
+    conn.compute.get.side_effect = [response(body=page1), response(body=page2), response(body={"server_groups": []})]
     conn.image.get.side_effect = lambda url, **kw: response(
         body={"id": url.rsplit("/", 1)[1], "name": "img", "status": "active", "size": 10, "tags": [],
               "evacuable": "true" if url.endswith("img-a") else "false", "hw_qemu_guest_agent": "yes"}
@@ -167,8 +168,8 @@ def test_servers_on_filters_server_side_and_follows_pages(adapter, conn):
 
     servers = adapter.servers_on(HOST)
 
-    calls = conn.compute.get.call_args_list
-    assert len(calls) == 2
+    calls = conn.compute.get.call_args_list[:2]
+    assert len(conn.compute.get.call_args_list) == 3  # two pages of servers, one of server groups
     for c in calls:
         assert c.kwargs == {"microversion": "2.47"}
     assert split(calls[0].args[0]) == ("/servers/detail", {"all_tenants": "1", "host": HOST})
@@ -185,6 +186,69 @@ def test_servers_on_filters_server_side_and_follows_pages(adapter, conn):
     assert s1.tags == frozenset({"evacuable"})
     assert s1.flavor_extra_specs == {"evacuable": "true", "hw:cpu_policy": "dedicated"}
     assert s1.project_id == "proj-1" and s1.status == "ACTIVE" and s1.name == "vm-s1" and not s1.locked
+
+
+def group_json(gid: str, policy: str, members: list[str], name: str = "") -> dict[str, Any]:
+    return {"id": gid, "name": name or f"grp-{gid}", "policy": policy, "rules": {}, "members": members,
+            "project_id": "proj-1", "user_id": "u"}  # fmt: skip
+
+
+def test_servers_on_reads_every_projects_server_groups_once(adapter, conn):
+    groups = {
+        "server_groups": [
+            group_json("g-anti", "anti-affinity", ["s1", "s-elsewhere"]),
+            group_json("g-aff", "affinity", ["s2"]),
+            group_json("g-new", "some-future-policy", ["s3"]),
+        ]
+    }
+
+    def get(url, **kw):
+        if url.startswith("/os-server-groups"):
+            return response(body=groups)
+        return response(body={"servers": [server_json(s) for s in ("s1", "s2", "s3", "s4")]})
+
+    conn.compute.get.side_effect = get
+
+    servers = {s.id: s for s in adapter.servers_on(HOST)}
+
+    group_calls = [c for c in conn.compute.get.call_args_list if c.args[0].startswith("/os-server-groups")]
+    assert len(group_calls) == 1
+    path, query = split(group_calls[0].args[0])
+    assert path == "/os-server-groups" and query["all_projects"] == "True" and query["offset"] == "0"
+    assert group_calls[0].kwargs == {"microversion": "2.64"}
+    anti = servers["s1"].group
+    assert anti is not None and anti.policy is GroupPolicy.ANTI_AFFINITY and anti.name == "grp-g-anti"
+    assert anti.members == frozenset({"s1", "s-elsewhere"})
+    assert servers["s2"].group is not None and servers["s2"].group.policy is GroupPolicy.AFFINITY
+    assert servers["s3"].group is None  # an unknown policy is no constraint petguard can honour
+    assert servers["s4"].group is None
+
+
+def test_server_groups_are_paged_by_offset(adapter, conn, monkeypatch):
+    monkeypatch.setattr(nova, "SERVER_GROUP_PAGE", 2)
+    pages = {
+        "0": [group_json("g1", "affinity", ["a"]), group_json("g2", "soft-affinity", ["b"])],
+        "2": [group_json("g3", "soft-anti-affinity", ["c"])],
+    }
+
+    def get(url, **kw):
+        path, query = split(url)
+        if path == "/os-server-groups":
+            return response(body={"server_groups": pages[query["offset"]]})
+        return response(body={"servers": [server_json(s) for s in "abc"]})
+
+    conn.compute.get.side_effect = get
+
+    servers = {s.id: s for s in adapter.servers_on(HOST)}
+
+    assert {sid: s.group.id for sid, s in servers.items() if s.group} == {"a": "g1", "b": "g2", "c": "g3"}
+
+
+def test_no_server_group_call_for_an_empty_host(adapter, conn):
+    conn.compute.get.return_value = response(body={"servers": []})
+
+    assert adapter.servers_on(HOST) == []
+    assert conn.compute.get.call_count == 1
 
 
 def test_image_cache_is_per_call(adapter, conn):

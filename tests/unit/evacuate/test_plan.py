@@ -11,14 +11,19 @@ from petguard.evacuate.plan import (
     EVACUABLE_VM_STATES,
     SELECTORS,
     EvacuationPolicy,
+    GroupPolicy,
+    Move,
     Plan,
     PowerGoal,
     Server,
+    ServerGroup,
+    assign_waves,
     pet_reason,
     plan,
     power_goal,
     priority_of,
     skip_reason,
+    tier_of,
 )
 
 ALL = EvacuationPolicy(selectors=("all",))
@@ -348,3 +353,123 @@ def test_masakari_ha_enabled_false_spellings_opt_out(value: str) -> None:
 
     server = Server(id="s", name="s", host="h", status="ACTIVE", vm_state="active", metadata={"HA_Enabled": value})
     assert opt_out_reason(server) is not None
+
+
+# -- server groups and waves ------------------------------------------------------------------------------
+
+
+def grouped(name: str, policy: str, members: tuple[str, ...], **kw: object) -> Server:
+    group = ServerGroup(f"g-{policy}", f"grp-{policy}", GroupPolicy(policy), frozenset(f"id-{m}" for m in members))
+    return dataclasses.replace(server(name, **kw), group=group)  # type: ignore[arg-type]
+
+
+def waves(result: Plan) -> dict[str, int]:
+    return {m.server_name: m.wave for m in result.moves}
+
+
+# (policy, members of the group, servers on the failed host, skipped ones)
+AFFINITY_CASES = [
+    ("affinity", ("a", "b"), ("a", "b"), {"a", "b"}),  # the whole group is on the dead host
+    ("affinity", ("a",), ("a",), {"a"}),  # a group of one: its only host is the dead one
+    ("affinity", ("a", "b", "c"), ("a", "b"), set()),  # c lives elsewhere: the scheduler can follow it
+    ("soft-affinity", ("a", "b"), ("a", "b"), set()),
+    ("anti-affinity", ("a", "b"), ("a", "b"), set()),
+    ("soft-anti-affinity", ("a", "b"), ("a", "b"), set()),
+]
+
+
+@pytest.mark.parametrize(("policy", "members", "on_host", "skipped"), AFFINITY_CASES)
+def test_hard_affinity_groups_wholly_on_the_host_are_skipped_before_trying(
+    policy: str, members: tuple[str, ...], on_host: tuple[str, ...], skipped: set[str]
+) -> None:
+    result = plan("cmp1", [grouped(n, policy, members) for n in on_host], ALL)
+    assert {s.server_name for s in result.skipped} == skipped
+    assert {m.server_name for m in result.moves} == set(on_host) - skipped
+    for skip in result.skipped:
+        assert "hard affinity" in skip.reason and "NoValidHost" in skip.reason and "grp-affinity" in skip.reason
+        assert "by hand" in skip.reason  # says what to do
+
+
+def test_a_non_pet_member_on_the_host_still_pins_a_hard_affinity_group() -> None:
+    pet = grouped("pet", "affinity", ("pet", "cattle"), metadata={"petguard:pet": "true"})
+    cattle = grouped("cattle", "affinity", ("pet", "cattle"))
+    result = plan("cmp1", [pet, cattle], DEFAULT)
+    reasons = {s.server_name: s.reason for s in result.skipped}
+    assert "hard affinity" in reasons["pet"] and reasons["cattle"].startswith("not a pet")
+
+
+def test_anti_affinity_members_go_one_wave_each_others_share_the_first() -> None:
+    servers = [
+        grouped("anti-1", "anti-affinity", ("anti-1", "anti-2", "anti-3")),
+        grouped("anti-2", "anti-affinity", ("anti-1", "anti-2", "anti-3")),
+        grouped("anti-3", "anti-affinity", ("anti-1", "anti-2", "anti-3"), metadata={"petguard:priority": "5"}),
+        grouped("soft-1", "soft-anti-affinity", ("soft-1", "soft-2")),
+        grouped("soft-2", "soft-anti-affinity", ("soft-1", "soft-2")),
+        grouped("aff-1", "soft-affinity", ("aff-1", "aff-2")),
+        server("plain"),
+    ]
+    result = plan("cmp1", servers, ALL)
+    # priority then name decides which member goes first; every other server shares wave 0
+    assert waves(result) == {
+        "anti-3": 0, "anti-1": 1, "anti-2": 2, "soft-1": 0, "soft-2": 0, "aff-1": 0, "plain": 0,
+    }  # fmt: skip
+    assert [m.wave for m in result.moves] == sorted(m.wave for m in result.moves)
+
+
+def test_two_anti_affinity_groups_interleave_in_the_same_waves() -> None:
+    a = ServerGroup("ga", "ga", GroupPolicy.ANTI_AFFINITY, frozenset({"id-a1", "id-a2"}))
+    b = ServerGroup("gb", "gb", GroupPolicy.ANTI_AFFINITY, frozenset({"id-b1", "id-b2"}))
+    servers = [dataclasses.replace(server(n), group=g) for n, g in (("a1", a), ("a2", a), ("b1", b), ("b2", b))]
+    assert waves(plan("cmp1", servers, ALL)) == {"a1": 0, "b1": 0, "a2": 1, "b2": 1}
+
+
+# (metadata petguard:tier, tier)
+@pytest.mark.parametrize(
+    ("raw", "tier"), [(None, 0), ("0", 0), ("2", 2), (" 3 ", 3), ("-1", -1), ("x", 0), ("1.5", 0), ("", 0)]
+)
+def test_tier_of(raw: str | None, tier: int) -> None:
+    assert tier_of(server(metadata={} if raw is None else {"petguard:tier": raw})) == tier
+
+
+def test_tiers_are_waves_in_ascending_order_and_priority_orders_inside_a_tier() -> None:
+    servers = [
+        server("web", metadata={"petguard:tier": "2", "petguard:priority": "50"}),
+        server("app", metadata={"petguard:tier": "1"}),
+        server("db", metadata={"petguard:tier": "0"}),
+        server("unlabelled"),
+        server("infra", metadata={"petguard:tier": "-1"}),
+        server("app-urgent", metadata={"petguard:tier": "1", "petguard:priority": "9"}),
+    ]
+    result = plan("cmp1", servers, ALL)
+    assert [(m.server_name, m.tier, m.wave) for m in result.moves] == [
+        ("infra", -1, 0),
+        ("db", 0, 1),
+        ("unlabelled", 0, 1),
+        ("app-urgent", 1, 2),
+        ("app", 1, 2),
+        ("web", 2, 3),  # priority never jumps a tier
+    ]
+
+
+def test_anti_affinity_waves_stay_inside_their_tier() -> None:
+    members = ("a", "b", "c")
+    servers = [
+        grouped("a", "anti-affinity", members),
+        grouped("b", "anti-affinity", members),
+        grouped("c", "anti-affinity", members, metadata={"petguard:tier": "1"}),
+        server("later", metadata={"petguard:tier": "1"}),
+    ]
+    # tier 0: a, then b (waves 0, 1); tier 1 starts after: c and later together (wave 2)
+    assert waves(plan("cmp1", servers, ALL)) == {"a": 0, "b": 1, "c": 2, "later": 2}
+
+
+def test_waves_do_not_depend_on_input_order() -> None:
+    members = tuple(f"vm{i}" for i in range(6))
+    servers = [grouped(n, "anti-affinity", members, metadata={"petguard:tier": str(i % 2)}) for i, n in
+               enumerate(members)]  # fmt: skip
+    assert plan("cmp1", servers, ALL) == plan("cmp1", list(reversed(servers)), ALL)
+
+
+def test_assign_waves_without_groups_or_tiers_is_one_wave() -> None:
+    moves = [(Move(f"id{i}", f"vm{i}", 0, "ACTIVE", PowerGoal.RUNNING), None) for i in range(5)]
+    assert {m.wave for m in assign_waves(moves)} == {0}

@@ -1,0 +1,101 @@
+"""Evacuation rules through the whole loop (real journal, real IPMI fencing, in-memory Nova):
+server groups and tiers (docs/evacuation.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from petguard.hosts import HostState
+from petguard.journal import MoveStatus
+from tests.fakes import FakeCompute
+from tests.functional.harness import Bmcs, Harness
+
+HOSTS = ["cmp1", "cmp2", "cmp3", "cmp4"]
+PET = {"petguard:pet": "true"}
+
+
+@pytest.fixture
+def bmcs(tmp_path: Path) -> Iterator[Bmcs]:
+    peers = Bmcs(tmp_path, HOSTS)
+    yield peers
+    peers.stop()
+
+
+@pytest.fixture
+def compute(bmcs: Bmcs) -> FakeCompute:
+    nova = FakeCompute(HOSTS, evacuation_steps=4)
+    nova.is_alive = lambda host: host not in nova.dead and bmcs.sims[host].powered_on
+    return nova
+
+
+def _fail_cmp1(tmp_path: Path, compute: FakeCompute, bmcs: Bmcs) -> tuple[Harness, int]:
+    harness = Harness(tmp_path, compute, bmcs.devices)
+    harness.run_until(lambda: set(harness.store.load_hosts()) == set(HOSTS), timeout=5)
+    compute.dead.add("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=40)
+    incident_id = harness.store.load_hosts()["cmp1"].host.incident_id
+    assert incident_id is not None
+    return harness, incident_id
+
+
+def test_anti_affinity_members_are_evacuated_one_after_another(
+    tmp_path: Path, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    members = [compute.add_server(f"anti-{i}", "cmp1", metadata=PET) for i in range(3)]
+    compute.add_server("anti-elsewhere", "cmp2", metadata=PET)
+    compute.add_group("ha-anti", "anti-affinity", [*members, compute.servers["anti-elsewhere-id"]])
+    for i in range(3):
+        compute.add_server(f"plain-{i}", "cmp1", metadata=PET)
+
+    harness, incident_id = _fail_cmp1(tmp_path, compute, bmcs)
+    try:
+        assert compute.group_overlaps == []  # never two members of the group in flight at once
+        order = [sid for what, sid in compute.timeline if what == "evacuate" and sid.startswith("anti-")]
+        assert order == ["anti-0-id", "anti-1-id", "anti-2-id"]
+        moves = {m.server_name: m for m in harness.store.moves(incident_id)}
+        assert all(m.status is MoveStatus.DONE for m in moves.values())
+        assert [moves[f"anti-{i}"].wave for i in range(3)] == [0, 1, 2]
+        assert {moves[f"plain-{i}"].wave for i in range(3)} == {0}  # the others did not wait
+        assert all(n == 1 for n in compute.evacuate_calls.values())
+    finally:
+        harness.close()
+
+
+def test_a_hard_affinity_group_on_the_dead_host_is_reported_and_not_touched(
+    tmp_path: Path, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    pinned = [compute.add_server(f"aff-{i}", "cmp1", metadata=PET) for i in range(2)]
+    compute.add_group("ha-aff", "affinity", pinned)
+    compute.add_server("free", "cmp1", metadata=PET)
+
+    harness, incident_id = _fail_cmp1(tmp_path, compute, bmcs)
+    try:
+        assert "aff-0-id" not in compute.evacuate_calls and "aff-1-id" not in compute.evacuate_calls
+        assert compute.evacuate_calls == {"free-id": 1}
+        skips = {s.server_name: s.reason for s in harness.store.skips(incident_id)}
+        for name in ("aff-0", "aff-1"):
+            assert "hard affinity server group ha-aff" in skips[name] and "NoValidHost" in skips[name]
+        assert [m.server_name for m in harness.store.moves(incident_id)] == ["free"]
+    finally:
+        harness.close()
+
+
+def test_tiers_finish_in_order(tmp_path: Path, compute: FakeCompute, bmcs: Bmcs) -> None:
+    tiers = {"db-a": "0", "db-b": "0", "app-a": "1", "app-b": "1", "web": "2"}
+    for name, tier in tiers.items():
+        compute.add_server(name, "cmp1", metadata={**PET, "petguard:tier": tier})
+
+    harness, incident_id = _fail_cmp1(tmp_path, compute, bmcs)
+    try:
+
+        def at(what: str, name: str) -> int:
+            return compute.timeline.index((what, f"{name}-id"))
+
+        assert max(at("arrived", n) for n in ("db-a", "db-b")) < min(at("evacuate", n) for n in ("app-a", "app-b"))
+        assert max(at("arrived", n) for n in ("app-a", "app-b")) < at("evacuate", "web")
+        assert all(m.status is MoveStatus.DONE for m in harness.store.moves(incident_id))
+    finally:
+        harness.close()
