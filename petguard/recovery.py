@@ -181,6 +181,17 @@ class Recovery:
     def _plan(self, host: str, incident_id: int) -> None:
         servers = self._compute.servers_on(host)
         the_plan = planning.plan(host, servers, self._policy.evacuation)
+        # Alerts first: after a crash in between, a pet left behind is reported twice, never not at all.
+        for skip in the_plan.skipped:
+            if skip.alert:
+                LOG.warning("%s: %s (%s) %s", _who(host, incident_id), skip.server_name, skip.server_id, skip.reason)
+                self._store.record_event(
+                    host,
+                    incident_id,
+                    "pet_left_behind",
+                    f"{skip.server_name} ({skip.server_id}): {skip.reason}",
+                    self._clock.now(),
+                )
         self._store.record_plan(incident_id, the_plan, self._clock.now())
         LOG.info(
             "%s: plan: %d pet(s) to evacuate (%s), %d server(s) left: %s",

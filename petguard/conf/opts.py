@@ -222,6 +222,42 @@ evacuation_opts: list[cfg.Opt] = [
         min=5,
         help="Seconds a restored host has to send a heartbeat before it is forced down again.",
     ),
+    cfg.BoolOpt(
+        "shared_storage",
+        default=False,
+        help="The disks of servers booted from an image are on storage every compute host shares (Ceph RBD "
+        "ephemeral disks, an NFS instances directory): an evacuation keeps their content. False: they are "
+        "on the failed host's local disk, and an evacuation rebuilds them from their image "
+        "(local_disk_policy applies).",
+    ),
+    *[
+        cfg.StrOpt(
+            f"{pet_class}_policy",
+            default=default,
+            choices=[
+                ("evacuate", "evacuate"),
+                ("evacuate_if_data_loss_allowed", "evacuate only pets with metadata petguard:allow_data_loss=true"),
+                ("leave_and_alert", "leave on the failed host, with a critical pet_left_behind alert"),
+            ],
+            help=f"What to do with pets {what} (docs/evacuation.md).",
+        )
+        for pet_class, default, what in (
+            ("boot_from_volume", "evacuate", "that boot from a volume"),
+            ("shared_disk", "evacuate", "that boot from an image onto shared storage (shared_storage = true)"),
+            (
+                "local_disk",
+                "evacuate_if_data_loss_allowed",
+                "that boot from an image onto the host's local disk (shared_storage = false): an evacuation "
+                "rebuilds them from their image and the content of their disk is lost",
+            ),
+            (
+                "devices",
+                "evacuate",
+                "whose flavor asks for a device (pci_passthrough:alias, resources:VGPU, resources:PGPU, "
+                "accel:device_profile, resources:CUSTOM_*): Nova's scheduler must find a host that has it free",
+            ),
+        )
+    ],
 ]
 
 webhooks_opts: list[cfg.Opt] = [

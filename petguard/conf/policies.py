@@ -6,7 +6,7 @@ from oslo_config import cfg
 
 from petguard.decide import LoopPolicy
 from petguard.detect import DetectionPolicy
-from petguard.evacuate.plan import EvacuationPolicy
+from petguard.evacuate.plan import ClassPolicy, EvacuationPolicy
 from petguard.evacuate.run import RunPolicy
 from petguard.fencing.procedure import FencePolicy
 from petguard.health import HealthPolicy
@@ -44,11 +44,24 @@ def fencing(conf: cfg.ConfigOpts) -> FencePolicy:
     )
 
 
+def evacuation(conf: cfg.ConfigOpts) -> EvacuationPolicy:
+    e = conf.evacuation
+    return EvacuationPolicy(
+        selectors=tuple(e.pet_selectors),
+        evacuate_locked=e.evacuate_locked,
+        max_parallel=e.max_parallel,
+        shared_storage=e.shared_storage,
+        boot_from_volume=ClassPolicy(e.boot_from_volume_policy),
+        shared_disk=ClassPolicy(e.shared_disk_policy),
+        local_disk=ClassPolicy(e.local_disk_policy),
+        devices=ClassPolicy(e.devices_policy),
+    )
+
+
 def recovery(conf: cfg.ConfigOpts) -> RecoveryPolicy:
     e = conf.evacuation
     return RecoveryPolicy(
-        evacuation=EvacuationPolicy(selectors=tuple(e.pet_selectors), evacuate_locked=e.evacuate_locked,
-                                    max_parallel=e.max_parallel),
+        evacuation=evacuation(conf),
         run=RunPolicy(max_parallel=e.max_parallel, move_timeout=e.move_timeout),
         restore_timeout=e.restore_timeout,
     )

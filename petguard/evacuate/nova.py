@@ -275,6 +275,7 @@ def _server(raw: Mapping[str, Any], image_properties: Mapping[str, str], group: 
         project_id=str(raw.get("tenant_id") or ""),
         fault=_redact(str((raw.get("fault") or {}).get("message") or "")),
         group=group,
+        image_id=_image_id(raw),
     )
 
 

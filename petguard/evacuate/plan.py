@@ -26,6 +26,12 @@ A member of a hard ``affinity`` group whose members are all on the failed host c
 evacuated (the scheduler may only pick a host of the group: the dead one; NoValidHost), so it is
 skipped before anything is tried, with a reason that says what to do.
 
+Every pet is classified before it is moved (``classify``): how it boots (from a volume; from an image
+onto shared storage; from an image onto the host's local disk, which an evacuation rebuilds from the
+image, losing its content) and whether it needs devices (PCI passthrough, vGPU ...). Each class has a
+policy (``ClassPolicy``); a pet moves only if every class it is in allows it. Pets left by a class
+policy or by a hard-affinity group are "left behind": the plan marks them for an alert.
+
 No I/O here: the Nova adapter builds ``Server`` values, the runner carries out the ``Plan``.
 """
 
@@ -38,6 +44,15 @@ from collections.abc import Iterable, Mapping
 PET_KEY = "petguard:pet"
 PRIORITY_KEY = "petguard:priority"
 TIER_KEY = "petguard:tier"
+ALLOW_DATA_LOSS_KEY = "petguard:allow_data_loss"
+#: Flavor extra specs that ask for a device only some hosts have (a key equal to, or starting with, one).
+DEVICE_SPECS = (
+    "pci_passthrough:alias",
+    "resources:VGPU",
+    "resources:PGPU",
+    "accel:device_profile",
+    "resources:CUSTOM_",
+)
 MASAKARI_KEY = "HA_Enabled"
 EVACUABLE = "evacuable"
 
@@ -63,6 +78,23 @@ class GroupPolicy(enum.StrEnum):
     ANTI_AFFINITY = "anti-affinity"
     SOFT_AFFINITY = "soft-affinity"
     SOFT_ANTI_AFFINITY = "soft-anti-affinity"
+
+
+class PetClass(enum.StrEnum):
+    """What kind of pet a server is, for its evacuation (a pet is in one storage class, maybe also DEVICES)."""
+
+    BOOT_FROM_VOLUME = "boot_from_volume"  # root disk is a Cinder volume: safe to rebuild elsewhere
+    SHARED_DISK = "shared_disk"  # boots from an image onto shared storage ([evacuation] shared_storage)
+    LOCAL_DISK = "local_disk"  # boots from an image onto the host's disk: an evacuation loses its content
+    DEVICES = "devices"  # PCI passthrough, vGPU, ...: needs a host that has them
+
+
+class ClassPolicy(enum.StrEnum):
+    """What to do with the pets of one class."""
+
+    EVACUATE = "evacuate"
+    EVACUATE_IF_DATA_LOSS_ALLOWED = "evacuate_if_data_loss_allowed"  # metadata petguard:allow_data_loss=true
+    LEAVE_AND_ALERT = "leave_and_alert"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +126,7 @@ class Server:
     project_id: str = ""
     fault: str = ""  # Nova's fault message, if any (why a server is in ERROR)
     group: ServerGroup | None = None  # filled in by ``servers_on`` only (not by ``get_server``)
+    image_id: str | None = None  # the image it booted from; None: booted from a volume
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +136,19 @@ class EvacuationPolicy:
     selectors: tuple[str, ...] = ("petguard", "masakari", "evacuable_tag", "evacuable_flavor", "evacuable_image")
     evacuate_locked: bool = False
     max_parallel: int = 4
+    shared_storage: bool = False  # image-booted servers' disks are on shared storage (Ceph, NFS ...)
+    boot_from_volume: ClassPolicy = ClassPolicy.EVACUATE
+    shared_disk: ClassPolicy = ClassPolicy.EVACUATE
+    local_disk: ClassPolicy = ClassPolicy.EVACUATE_IF_DATA_LOSS_ALLOWED
+    devices: ClassPolicy = ClassPolicy.EVACUATE
+
+    def policy_for(self, pet_class: PetClass) -> ClassPolicy:
+        return {
+            PetClass.BOOT_FROM_VOLUME: self.boot_from_volume,
+            PetClass.SHARED_DISK: self.shared_disk,
+            PetClass.LOCAL_DISK: self.local_disk,
+            PetClass.DEVICES: self.devices,
+        }[pet_class]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +162,7 @@ class Move:
     power_goal: PowerGoal
     tier: int = 0
     wave: int = 0  # every move of a lower wave is final before this one starts
+    classes: tuple[PetClass, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +172,8 @@ class Skip:
     server_id: str
     server_name: str
     reason: str
+    classes: tuple[PetClass, ...] = ()  # empty for servers that are not pets
+    alert: bool = False  # a pet left behind: an operator must act
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +255,48 @@ def group_skip_reason(server: Server, on_host: frozenset[str]) -> str | None:
     )
 
 
+def device_specs(server: Server) -> list[str]:
+    """The flavor extra specs that ask for a device (sorted)."""
+    return sorted(k for k in server.flavor_extra_specs if any(k.startswith(d) for d in DEVICE_SPECS))
+
+
+def classify(server: Server, shared_storage: bool) -> tuple[PetClass, ...]:
+    """The pet's storage class, then DEVICES if its flavor asks for one."""
+    if server.image_id is None:
+        storage = PetClass.BOOT_FROM_VOLUME
+    else:
+        storage = PetClass.SHARED_DISK if shared_storage else PetClass.LOCAL_DISK
+    return (storage, PetClass.DEVICES) if device_specs(server) else (storage,)
+
+
+_CLASS_RISK = {
+    PetClass.BOOT_FROM_VOLUME: "its root disk is a volume, safe to rebuild elsewhere",
+    PetClass.SHARED_DISK: "its disk is on shared storage ([evacuation] shared_storage = true)",
+    PetClass.LOCAL_DISK: "it boots from image onto the host's local disk: an evacuation rebuilds it from "
+    "its image and the content of its disk is lost",
+    PetClass.DEVICES: "it needs a host with its devices",
+}
+
+
+def class_skip_reason(server: Server, classes: tuple[PetClass, ...], policy: EvacuationPolicy) -> str | None:
+    """Why the policy of one of the pet's classes keeps it where it is, or None."""
+    for pet_class in classes:
+        what = policy.policy_for(pet_class)
+        risk = _CLASS_RISK[pet_class]
+        if pet_class is PetClass.DEVICES:
+            risk += f" ({', '.join(device_specs(server))})"
+        option = f"[evacuation] {pet_class.value}_policy = {what.value}"
+        if what is ClassPolicy.LEAVE_AND_ALERT:
+            return f"left on the host: {risk}; {option}; bring the host back, or evacuate it by hand"
+        if what is ClassPolicy.EVACUATE_IF_DATA_LOSS_ALLOWED and not _truthy(server.metadata.get(ALLOW_DATA_LOSS_KEY)):
+            return (
+                f"left on the host: {risk}; {option} and its metadata has no {ALLOW_DATA_LOSS_KEY}=true; "
+                "bring the host back, or evacuate it by hand (`openstack server evacuate`); "
+                f"{ALLOW_DATA_LOSS_KEY}=true lets petguard do it on the next failure"
+            )
+    return None
+
+
 def power_goal(server: Server) -> PowerGoal:
     """The power state the pet had on its old host, which it must have again on the new one."""
     if server.vm_state == "active":
@@ -268,12 +359,23 @@ def plan(host: str, servers: Iterable[Server], policy: EvacuationPolicy) -> Plan
     moves: list[tuple[Move, str | None]] = []
     skipped: list[Skip] = []
     for server in servers:
-        reason = skip_reason(server, policy) or group_skip_reason(server, on_host)
+        reason = skip_reason(server, policy)
         if reason is not None:
             skipped.append(Skip(server.id, server.name, reason))
             continue
+        classes = classify(server, policy.shared_storage)
+        reason = group_skip_reason(server, on_host) or class_skip_reason(server, classes, policy)
+        if reason is not None:
+            skipped.append(Skip(server.id, server.name, reason, classes, alert=True))
+            continue
         move = Move(
-            server.id, server.name, priority_of(server), server.status, power_goal(server), tier=tier_of(server)
+            server.id,
+            server.name,
+            priority_of(server),
+            server.status,
+            power_goal(server),
+            tier=tier_of(server),
+            classes=classes,
         )
         moves.append((move, _serialised_group(server)))
     moves.sort(key=lambda pair: (-pair[0].priority, pair[0].server_name, pair[0].server_id))

@@ -36,6 +36,7 @@ SEVERITY: dict[str, Severity] = {
     "awaiting_confirm": Severity.CRITICAL,
     "fence_failed": Severity.CRITICAL,
     "evacuation_failed": Severity.CRITICAL,
+    "pet_left_behind": Severity.CRITICAL,
     "restore_failed": Severity.CRITICAL,
     "instance_restart_failed": Severity.CRITICAL,
     "instance_restart_gave_up": Severity.CRITICAL,

@@ -99,3 +99,21 @@ def test_tiers_finish_in_order(tmp_path: Path, compute: FakeCompute, bmcs: Bmcs)
         assert all(m.status is MoveStatus.DONE for m in harness.store.moves(incident_id))
     finally:
         harness.close()
+
+
+def test_a_local_disk_pet_follows_its_class_policy(tmp_path: Path, compute: FakeCompute, bmcs: Bmcs) -> None:
+    compute.add_server("volume-pet", "cmp1", metadata=PET)  # no image: boots from a volume
+    compute.add_server("local-pet", "cmp1", metadata=PET, image_id="img-1")
+    compute.add_server("local-ok", "cmp1", metadata={**PET, "petguard:allow_data_loss": "true"}, image_id="img-1")
+
+    harness, incident_id = _fail_cmp1(tmp_path, compute, bmcs)
+    try:
+        assert compute.evacuate_calls == {"volume-pet-id": 1, "local-ok-id": 1}
+        assert compute.servers["local-pet-id"].host == "cmp1"
+        [skip] = harness.store.skips(incident_id)
+        assert skip.server_name == "local-pet" and "local_disk_policy" in skip.reason
+        alerts = [e for e in harness.store.events(incident_id=incident_id) if e.kind == "pet_left_behind"]
+        assert [a.message.split(" ")[0] for a in alerts] == ["local-pet"]
+        assert "petguard:allow_data_loss=true" in alerts[0].message
+    finally:
+        harness.close()

@@ -180,6 +180,7 @@ def test_servers_on_filters_server_side_and_follows_pages(adapter, conn):
     s1 = servers[0]
     assert s1.image_properties == {"evacuable": "true", "hw_qemu_guest_agent": "yes"}
     assert servers[2].image_properties == {}
+    assert s1.image_id == "img-a" and servers[2].image_id is None  # s3 boots from a volume
     assert servers[3].image_properties["evacuable"] == "false"
     assert s1.host == HOST and s1.vm_state == "active" and s1.task_state is None and s1.power_state == 1
     assert s1.metadata == {"petguard:pet": "true"}

@@ -10,14 +10,18 @@ import pytest
 from petguard.evacuate.plan import (
     EVACUABLE_VM_STATES,
     SELECTORS,
+    ClassPolicy,
     EvacuationPolicy,
     GroupPolicy,
     Move,
+    PetClass,
     Plan,
     PowerGoal,
     Server,
     ServerGroup,
     assign_waves,
+    classify,
+    device_specs,
     pet_reason,
     plan,
     power_goal,
@@ -473,3 +477,91 @@ def test_waves_do_not_depend_on_input_order() -> None:
 def test_assign_waves_without_groups_or_tiers_is_one_wave() -> None:
     moves = [(Move(f"id{i}", f"vm{i}", 0, "ACTIVE", PowerGoal.RUNNING), None) for i in range(5)]
     assert {m.wave for m in assign_waves(moves)} == {0}
+
+
+# -- special pets: classes and their policies -------------------------------------------------------------
+
+LOCAL = "img-1"  # an image id: the server booted from an image
+VGPU = {"resources:VGPU": "1"}
+
+
+def pet(name: str = "vm", *, image_id: str | None = None, **kw: object) -> Server:
+    return dataclasses.replace(server(name, **kw), image_id=image_id)  # type: ignore[arg-type]
+
+
+# (image id, flavor extra specs, shared_storage, classes)
+CLASSES = [
+    (None, {}, False, (PetClass.BOOT_FROM_VOLUME,)),
+    (None, {}, True, (PetClass.BOOT_FROM_VOLUME,)),
+    (LOCAL, {}, False, (PetClass.LOCAL_DISK,)),
+    (LOCAL, {}, True, (PetClass.SHARED_DISK,)),
+    (None, {"pci_passthrough:alias": "a1:2"}, False, (PetClass.BOOT_FROM_VOLUME, PetClass.DEVICES)),
+    (None, VGPU, False, (PetClass.BOOT_FROM_VOLUME, PetClass.DEVICES)),
+    (None, {"resources:PGPU": "1"}, False, (PetClass.BOOT_FROM_VOLUME, PetClass.DEVICES)),
+    (None, {"accel:device_profile": "fpga"}, False, (PetClass.BOOT_FROM_VOLUME, PetClass.DEVICES)),
+    (None, {"resources:CUSTOM_FPGA_X": "1"}, False, (PetClass.BOOT_FROM_VOLUME, PetClass.DEVICES)),
+    (LOCAL, VGPU, False, (PetClass.LOCAL_DISK, PetClass.DEVICES)),
+    (None, {"resources:VCPU": "2", "hw:cpu_policy": "dedicated", "evacuable": "true"}, False,
+     (PetClass.BOOT_FROM_VOLUME,)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("image_id", "specs", "shared", "classes"), CLASSES)
+def test_classify(image_id: str | None, specs: dict[str, str], shared: bool, classes: tuple[PetClass, ...]) -> None:
+    assert classify(pet(image_id=image_id, flavor=specs), shared) == classes
+
+
+DEFAULT_ALL = EvacuationPolicy(selectors=("all",))
+E, IF, LEAVE = ClassPolicy.EVACUATE, ClassPolicy.EVACUATE_IF_DATA_LOSS_ALLOWED, ClassPolicy.LEAVE_AND_ALERT
+
+# (policy, server, moved, words in the skip reason)
+DECISIONS = [
+    # defaults: volumes and shared disks move, local disks only with the owner's consent, devices move
+    (DEFAULT_ALL, pet(), True, ()),
+    (DEFAULT_ALL, pet(image_id=LOCAL), False, ("local_disk_policy = evacuate_if_data_loss_allowed",
+                                                "petguard:allow_data_loss=true", "content of its disk is lost")),
+    (DEFAULT_ALL, pet(image_id=LOCAL, metadata={"petguard:allow_data_loss": "true"}), True, ()),
+    (DEFAULT_ALL, pet(image_id=LOCAL, metadata={"petguard:allow_data_loss": "false"}), False, ("allow_data_loss",)),
+    (dataclasses.replace(DEFAULT_ALL, shared_storage=True), pet(image_id=LOCAL), True, ()),
+    (DEFAULT_ALL, pet(flavor=VGPU), True, ()),
+    # operators' choices
+    (dataclasses.replace(DEFAULT_ALL, local_disk=E), pet(image_id=LOCAL), True, ()),
+    (dataclasses.replace(DEFAULT_ALL, local_disk=LEAVE),
+     pet(image_id=LOCAL, metadata={"petguard:allow_data_loss": "true"}), False,
+     ("local_disk_policy = leave_and_alert",)),
+    (dataclasses.replace(DEFAULT_ALL, devices=LEAVE), pet(flavor=VGPU), False,
+     ("devices_policy = leave_and_alert", "resources:VGPU")),
+    (dataclasses.replace(DEFAULT_ALL, boot_from_volume=LEAVE), pet(), False, ("boot_from_volume_policy",)),
+    (dataclasses.replace(DEFAULT_ALL, shared_storage=True, shared_disk=IF), pet(image_id=LOCAL), False,
+     ("shared_disk_policy",)),
+    # every class must allow it: a local-disk vGPU pet with consent but devices left
+    (dataclasses.replace(DEFAULT_ALL, devices=LEAVE),
+     pet(image_id=LOCAL, flavor=VGPU, metadata={"petguard:allow_data_loss": "yes"}), False, ("devices_policy",)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("policy", "srv", "moved", "words"), DECISIONS)
+def test_class_policies(policy: EvacuationPolicy, srv: Server, moved: bool, words: tuple[str, ...]) -> None:
+    result = plan("cmp1", [srv], policy)
+    classes = classify(srv, policy.shared_storage)
+    if moved:
+        assert [m.classes for m in result.moves] == [classes] and not result.skipped
+    else:
+        [skip] = result.skipped
+        assert not result.moves and skip.classes == classes and skip.alert
+        for word in words:
+            assert word in skip.reason, (word, skip.reason)
+        assert "by hand" in skip.reason  # what to do
+
+
+def test_only_pets_are_classified_and_only_pets_left_behind_alert() -> None:
+    result = plan("cmp1", [pet("cattle", image_id=LOCAL), pet("paused", vm_state="paused")], DEFAULT)
+    assert all(s.classes == () and not s.alert for s in result.skipped)
+    pinned = grouped("pinned", "affinity", ("pinned",))
+    [skip] = plan("cmp1", [pinned], ALL).skipped
+    assert skip.alert and skip.classes == (PetClass.BOOT_FROM_VOLUME,)
+
+
+def test_device_specs_are_named() -> None:
+    srv = pet(flavor={"resources:VGPU": "1", "pci_passthrough:alias": "nic:1", "hw:mem_page_size": "large"})
+    assert device_specs(srv) == ["pci_passthrough:alias", "resources:VGPU"]

@@ -27,6 +27,7 @@ RECORDED_KINDS = (
         "fence_confirmed",
         "awaiting_confirm",
         "evacuation_started",
+        "pet_left_behind",
         "server_evacuated",
         "evacuation_failed",
         "evacuation_finished",
@@ -67,6 +68,7 @@ def test_every_recorded_kind_has_a_severity() -> None:
     [
         ("awaiting_confirm", Severity.CRITICAL),
         ("evacuation_failed", Severity.CRITICAL),
+        ("pet_left_behind", Severity.CRITICAL),
         ("brake_engaged", Severity.CRITICAL),
         ("host_suspect", Severity.WARNING),
         ("fence_held", Severity.WARNING),
