@@ -24,7 +24,10 @@ from petguard.api.app import ApiSettings, make_app
 from petguard.api.ports import Explanation, Exposition, Liveness, Status
 from petguard.api.server import ApiServer, ServerSettings
 from petguard.clock import Clock, SystemClock
-from petguard.errors import ConfigError, NotFound
+from petguard.compute import Compute
+from petguard.conf import policies
+from petguard.errors import ConfigError, NotFound, PetguardError
+from petguard.evacuate import plan as planning
 from petguard.health import AgentHeartbeat
 from petguard.journal import (
     AlertRecord,
@@ -78,6 +81,9 @@ class StoreView:
     fence_readiness: Callable[[], Mapping[str, str]] = dict
     #: whether this controller leads (petguard.leadership); a single controller always does
     leading: Callable[[], bool] = lambda: True
+    #: Nova, read-only, for the dry run of ``explain HOST`` (None: no dry run)
+    compute: Compute | None = None
+    evacuation: planning.EvacuationPolicy = dataclasses.field(default_factory=planning.EvacuationPolicy)
 
     def now(self) -> float:
         return self.clock.now()
@@ -168,7 +174,27 @@ class StoreView:
                 lines.append(f"{len(skips)} server(s) left on the host (see the incident for why)")
         for event in self.store.events(None, host.name, 5):
             lines.append(f"{_when(event.at)} {event.kind}: {event.message}")
-        return Explanation("host", host.name, host.state.value, lines)
+        rows: list[planning.ServerDecision] = []
+        if host.incident_id is None and self.compute is not None:
+            rows = self._dry_run(host.name, lines)
+        return Explanation("host", host.name, host.state.value, lines, rows)
+
+    def _dry_run(self, host: str, lines: list[str]) -> list[planning.ServerDecision]:
+        """What would happen to each server of ``host`` if it failed now (reads Nova, changes nothing)."""
+        assert self.compute is not None
+        try:
+            servers = self.compute.servers_on(host)
+        except PetguardError as exc:
+            lines.append(f"if {host} failed now: cannot tell, Nova could not list its servers: {exc}")
+            return []
+        the_plan, rows = planning.dry_run(host, servers, self.evacuation)
+        waves = len({m.wave for m in the_plan.moves})
+        lines.append(
+            f"if {host} failed now (dry run, read from Nova, nothing changed): {len(the_plan.moves)} of "
+            f"{len(rows)} server(s) would be evacuated in {waves} wave(s); {len(the_plan.skipped)} would stay"
+        )
+        lines.extend(_what_if_line(row) for row in rows)
+        return rows
 
     def _explain_server(self, name: str) -> Explanation | None:
         for incident in self.store.incidents(None, EXPLAIN_INCIDENTS):
@@ -261,6 +287,7 @@ def start_api(
     metrics: Exposition | None = None,
     readiness: ReadinessView | None = None,
     leading: Callable[[], bool] | None = None,
+    compute: Compute | None = None,
 ) -> ApiServer:
     """Build the API over ``store`` and ``loop`` and serve it in a thread; the caller stops it.
 
@@ -276,6 +303,9 @@ def start_api(
         view.fence_readiness = readiness.snapshot
     if leading is not None:
         view.leading = leading
+    if compute is not None:
+        view.compute = compute
+        view.evacuation = policies.evacuation(conf)
     inbox = StoreInbox(store, clock, set_log_level or levels.set)
     if metrics is None:
         rows = readiness.gauge_rows if readiness is not None else None
@@ -296,6 +326,17 @@ def snapshot(store: SqlStore, loop: Loop) -> Snapshot:
         brake_engaged=store.load_brake().engaged,
         last_ok_tick=loop.last_ok_tick,
     )
+
+
+def _what_if_line(row: planning.ServerDecision) -> str:
+    group = f"; group {row.group.name or row.group.id} ({row.group.policy.value})" if row.group else ""
+    classes = f"; {'+'.join(c.value for c in row.classes)}" if row.classes else ""
+    if row.evacuate:
+        return (
+            f"  {row.server_name} ({row.server_id}): evacuate in wave {row.wave} "
+            f"(tier {row.tier}, priority {row.priority}{classes}{group}): {row.reason}"
+        )
+    return f"  {row.server_name} ({row.server_id}): stays (tier {row.tier}{classes}{group}): {row.reason}"
 
 
 def _when(at: float) -> str:

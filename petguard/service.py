@@ -224,6 +224,7 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
             set_log_level=lifecycle.set_log_level,
             leading=leader.leading,
             readiness=_LiveReadiness(duties),
+            compute=compute,  # read-only: the dry run of `explain HOST`
         )
     return Daemon(loop, stop, conf.tick_interval, leadership=leader, duties=duties, api=api)
 

@@ -259,6 +259,7 @@ class Explain(_Resource):
             "name": found.name,
             "state": found.state,
             "lines": list(found.lines),
+            "if_failed": [wire.what_if_json(row) for row in found.if_failed],
         }
         _json(resp, answer)
 

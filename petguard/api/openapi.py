@@ -30,6 +30,7 @@ SHAPES: tuple[type, ...] = (
     wire.AuditJson,
     wire.HostDetailJson,
     wire.IncidentDetailJson,
+    wire.WhatIfJson,
     wire.ExplainJson,
     wire.StatusJson,
     wire.IgnoredAlertJson,

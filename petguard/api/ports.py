@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from petguard.agent.events import DomainEvent
+from petguard.evacuate.plan import ServerDecision
 from petguard.health import AgentHeartbeat
 from petguard.journal import (
     AlertRecord,
@@ -58,6 +59,8 @@ class Explanation:
     name: str
     state: str
     lines: Sequence[str]
+    #: A host with no open incident: what would happen to each of its servers if it failed now.
+    if_failed: Sequence[ServerDecision] = ()
 
 
 class View(Protocol):

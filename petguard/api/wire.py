@@ -18,6 +18,7 @@ from typing import Any, TypedDict
 from petguard.agent.events import DETAILS as AGENT_DETAILS
 from petguard.agent.events import DomainEvent, DomainState, DomainSummary, EventKind
 from petguard.errors import Permanent
+from petguard.evacuate.plan import ServerDecision
 from petguard.health import AgentHeartbeat
 from petguard.journal import (
     AuditRecord,
@@ -138,11 +139,25 @@ class IncidentDetailJson(TypedDict):
     skips: list[SkipJson]
 
 
+class WhatIfJson(TypedDict):
+    server_id: str
+    server_name: str
+    decision: str  # "evacuate" | "stay"
+    reason: str
+    classes: list[str]  # boot_from_volume | shared_disk | local_disk | devices
+    group: str | None  # the server group's id
+    group_policy: str | None  # affinity | anti-affinity | soft-affinity | soft-anti-affinity
+    tier: int
+    priority: int
+    wave: int | None
+
+
 class ExplainJson(TypedDict):
     subject: str  # "host" | "server"
     name: str
     state: str
     lines: list[str]
+    if_failed: list[WhatIfJson]  # a host with no open incident: a dry run of its evacuation
 
 
 class StatusJson(TypedDict):
@@ -282,6 +297,21 @@ def move_json(move: MoveRecord) -> MoveJson:
         "reason": move.reason,
         "request_id": move.request_id,
         "updated_at": move.updated_at,
+    }
+
+
+def what_if_json(row: ServerDecision) -> WhatIfJson:
+    return {
+        "server_id": row.server_id,
+        "server_name": row.server_name,
+        "decision": "evacuate" if row.evacuate else "stay",
+        "reason": row.reason,
+        "classes": [c.value for c in row.classes],
+        "group": row.group.id if row.group else None,
+        "group_policy": row.group.policy.value if row.group else None,
+        "tier": row.tier,
+        "priority": row.priority,
+        "wave": row.wave,
     }
 
 

@@ -381,3 +381,55 @@ def plan(host: str, servers: Iterable[Server], policy: EvacuationPolicy) -> Plan
     moves.sort(key=lambda pair: (-pair[0].priority, pair[0].server_name, pair[0].server_id))
     skipped.sort(key=lambda s: (s.server_name, s.server_id))
     return Plan(host=host, moves=tuple(assign_waves(moves)), skipped=tuple(skipped))
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerDecision:
+    """What the plan does with one server and why: one row of a dry run (``petguard explain HOST``)."""
+
+    server_id: str
+    server_name: str
+    evacuate: bool
+    reason: str  # a move: what makes it a pet; a skip: why it stays
+    classes: tuple[PetClass, ...]
+    group: ServerGroup | None
+    tier: int
+    priority: int
+    wave: int | None  # None: it stays
+
+
+def dry_run(host: str, servers: Iterable[Server], policy: EvacuationPolicy) -> tuple[Plan, list[ServerDecision]]:
+    """The plan for ``host`` if it failed now, with one decision per server: moves in run order, then
+    the servers that would stay."""
+    by_id = {s.id: s for s in servers}
+    the_plan = plan(host, by_id.values(), policy)
+    rows = [
+        ServerDecision(
+            move.server_id,
+            move.server_name,
+            True,
+            pet_reason(by_id[move.server_id], policy.selectors) or "",
+            move.classes,
+            by_id[move.server_id].group,
+            move.tier,
+            move.priority,
+            move.wave,
+        )
+        for move in the_plan.moves
+    ]
+    for skip in the_plan.skipped:
+        server = by_id[skip.server_id]
+        rows.append(
+            ServerDecision(
+                skip.server_id,
+                skip.server_name,
+                False,
+                skip.reason,
+                skip.classes,
+                server.group,
+                tier_of(server),
+                priority_of(server),
+                None,
+            )
+        )
+    return the_plan, rows

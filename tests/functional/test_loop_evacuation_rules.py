@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from petguard.apiadapter import StoreView
 from petguard.hosts import HostState
 from petguard.journal import MoveStatus
 from tests.fakes import FakeCompute
@@ -79,6 +80,10 @@ def test_a_hard_affinity_group_on_the_dead_host_is_reported_and_not_touched(
         for name in ("aff-0", "aff-1"):
             assert "hard affinity server group ha-aff" in skips[name] and "NoValidHost" in skips[name]
         assert [m.server_name for m in harness.store.moves(incident_id)] == ["free"]
+        # the host has an incident: explain tells its story from the journal, no dry run
+        view = StoreView(harness.store, harness.loop, 1.0, compute=compute)
+        calls = compute.calls.get("servers_on", 0)
+        assert not view.explain("cmp1").if_failed and compute.calls["servers_on"] == calls
     finally:
         harness.close()
 

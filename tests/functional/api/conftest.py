@@ -18,7 +18,7 @@ from petguard.fencing import fake
 from petguard.fencing.base import FenceDevice
 from petguard.metrics import Metrics
 from tests.fakes import FakeCompute
-from tests.functional.harness import Harness
+from tests.functional.harness import FAST_RECOVERY, Harness
 
 TOKEN = "op-token-functional"
 ALERT_TOKEN = "alert-token-functional"
@@ -63,7 +63,14 @@ def api(tmp_path: Path) -> Iterator[Api]:
 
     metrics = Metrics(lambda: snapshot(harness.store, harness.loop))
     harness.loop.recorder = metrics
-    view = StoreView(harness.store, harness.loop, tick_interval=1.0, log_level=lambda: (levels or ["INFO"])[-1])
+    view = StoreView(
+        harness.store,
+        harness.loop,
+        tick_interval=1.0,
+        log_level=lambda: (levels or ["INFO"])[-1],
+        compute=compute,
+        evacuation=FAST_RECOVERY.evacuation,
+    )
     inbox = StoreInbox(harness.store, set_level=set_level)
     auth = Authenticator(
         tokens={"alice": TOKEN},

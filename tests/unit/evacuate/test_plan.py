@@ -22,6 +22,7 @@ from petguard.evacuate.plan import (
     assign_waves,
     classify,
     device_specs,
+    dry_run,
     pet_reason,
     plan,
     power_goal,
@@ -565,3 +566,27 @@ def test_only_pets_are_classified_and_only_pets_left_behind_alert() -> None:
 def test_device_specs_are_named() -> None:
     srv = pet(flavor={"resources:VGPU": "1", "pci_passthrough:alias": "nic:1", "hw:mem_page_size": "large"})
     assert device_specs(srv) == ["pci_passthrough:alias", "resources:VGPU"]
+
+
+def test_dry_run_gives_every_server_a_decision_with_its_class_group_tier_and_wave() -> None:
+    servers = [
+        grouped("a1", "anti-affinity", ("a1", "a2")),
+        grouped("a2", "anti-affinity", ("a1", "a2"), metadata={"petguard:priority": "3"}),
+        pet("local", image_id=LOCAL, metadata={"petguard:tier": "1"}),
+        pet("db", metadata={"petguard:pet": "true", "petguard:tier": "1"}),
+    ]
+    policy = EvacuationPolicy(selectors=("petguard", "all"))
+    the_plan, rows = dry_run("cmp1", servers, policy)
+    assert the_plan == plan("cmp1", servers, policy)
+    table = {r.server_name: (r.evacuate, r.wave, r.tier, r.priority, r.classes) for r in rows}
+    assert table == {
+        "a2": (True, 0, 0, 3, (PetClass.BOOT_FROM_VOLUME,)),
+        "a1": (True, 1, 0, 0, (PetClass.BOOT_FROM_VOLUME,)),
+        "db": (True, 2, 1, 0, (PetClass.BOOT_FROM_VOLUME,)),
+        "local": (False, None, 1, 0, (PetClass.LOCAL_DISK,)),
+    }
+    assert [r.server_name for r in rows] == ["a2", "a1", "db", "local"]  # run order, then the ones that stay
+    by_name = {r.server_name: r for r in rows}
+    assert by_name["db"].reason == "metadata petguard:pet=true" and "every server is a pet" in by_name["a1"].reason
+    assert by_name["a1"].group is not None and by_name["a1"].group.policy is GroupPolicy.ANTI_AFFINITY
+    assert "local_disk_policy" in by_name["local"].reason
