@@ -28,7 +28,7 @@ from petguard.clock import Clock
 from petguard.compute import Compute
 from petguard.decide import Outcome
 from petguard.detect import ServiceRecord
-from petguard.errors import NotFound, PetguardError, Temporary
+from petguard.errors import NotFound, NovaError, PetguardError, Temporary
 from petguard.evacuate import plan as planning
 from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.hosts import HostEvent
@@ -212,9 +212,27 @@ class Recovery:
                 f"restore refused: evacuations still running ({pending}); the host stays forced down; retry later",
                 alert="restore_failed",
             )
+        if not self._wait_cleaned_up(host, incident_id):
+            return Outcome(
+                host,
+                HostEvent.RESTORE_FAILED,
+                f"restore refused: nova-compute on {host} has not cleaned up the guests evacuated from it "
+                f"within {self._policy.restore_timeout:.0f} s (Nova keeps their migrations 'done' until it "
+                "does, and refuses to un-force the host meanwhile); power the host on, start nova-compute, "
+                "then restore again",
+                alert="restore_failed",
+            )
         service = self._service(host)
         if service.forced_down:
-            request_id = self._nova(lambda: self._compute.unforce_down(service))
+            try:
+                request_id = self._nova(lambda: self._compute.unforce_down(service))
+            except NovaError as exc:
+                return Outcome(
+                    host,
+                    HostEvent.RESTORE_FAILED,
+                    f"restore failed: Nova refused to clear forced_down: {exc}; the host stays out of service",
+                    alert="restore_failed",
+                )
             LOG.info("%s: forced_down cleared [%s]; next: wait for its heartbeat", _who(host, incident_id), request_id)
         if not self._wait_heartbeat(host):
             service = self._service(host)
@@ -271,6 +289,24 @@ class Recovery:
         since = self._store.incident(incident_id).opened_at if incident_id is not None else None
         names += [m.server_id for m in self._compute.evacuations_from(host, since) if m.in_flight]
         return ", ".join(names)
+
+    def _wait_cleaned_up(self, host: str, incident_id: int | None) -> bool:
+        """Wait until the returning host's nova-compute has destroyed the guests evacuated from it:
+        Nova marks their migrations 'completed' then, and only then lets the host be un-forced."""
+        since = self._store.incident(incident_id).opened_at if incident_id is not None else None
+        deadline = self._clock.monotonic() + self._policy.restore_timeout
+        while True:
+            waiting = [m for m in self._compute.evacuations_from(host, since) if m.status == "done"]
+            if not waiting:
+                return True
+            if self._clock.monotonic() >= deadline:
+                return False
+            LOG.info(
+                "%s: waiting for nova-compute to clean up %d evacuated guest(s) before un-forcing it",
+                _who(host, incident_id),
+                len(waiting),
+            )
+            self._clock.sleep(max(self._policy.poll_interval, 1.0))
 
     def _wait_heartbeat(self, host: str) -> bool:
         deadline = self._clock.monotonic() + self._policy.restore_timeout

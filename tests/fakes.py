@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from petguard.compute import Migration
 from petguard.detect import ServiceRecord
-from petguard.errors import NotFound, NovaConflict, NovaUnavailable
+from petguard.errors import NotFound, NovaConflict, NovaError, NovaUnavailable
 from petguard.evacuate.plan import GroupPolicy, Server, ServerGroup
 
 
@@ -176,6 +176,7 @@ class FakeCompute:
     def evacuations_from(self, host: str, since: float | None = None) -> list[Migration]:
         with self._lock:
             self._count("evacuations_from")
+            self._clean_up_returned_sources()
             return [m for m in self.migrations if m.source_host == host and (since is None or m.created_at >= since)]
 
     def force_down(self, service: ServiceRecord) -> str:
@@ -187,6 +188,10 @@ class FakeCompute:
     def unforce_down(self, service: ServiceRecord) -> str:
         with self._lock:
             self._count("unforce_down")
+            self._clean_up_returned_sources()
+            if any(m.source_host == service.host and m.status == "done" for m in self.migrations):
+                # Nova 34 refuses while the source has not cleaned up its evacuated guests.
+                raise NovaError(f"Compute service of {service.host} has 'done' evacuation migrations (HTTP 400)")
             self.services[service.host].forced_down = False
             return self._req()
 
@@ -255,6 +260,15 @@ class FakeCompute:
             self.reboots.append((server_id, hard))
             self.servers[server_id] = dataclasses.replace(s, vm_state="active", status="ACTIVE", power_state=1)
             return self._req()
+
+    def _clean_up_returned_sources(self) -> None:
+        """A source host that is alive again destroys its evacuated guests: 'done' -> 'completed'."""
+        for i, migration in enumerate(self.migrations):
+            if migration.status == "done" and self.alive(migration.source_host):
+                self.migrations[i] = dataclasses.replace(migration, status="completed")
+                for evac in self.evacuations.values():
+                    if evac.migration.id == migration.id:
+                        evac.migration = self.migrations[i]
 
     # -- evacuation progress ------------------------------------------------------------------------
     def _set_migration(self, evac: _Evacuation, status: str, dest: str | None) -> None:

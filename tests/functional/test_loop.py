@@ -199,8 +199,10 @@ def test_failed_moves_are_retried_when_the_operator_reruns_the_evacuation(
         compute.services[other].status = "enabled"
     harness.store.submit_request("cmp1", RequestKind.EVACUATE, "capacity added", "test", 0.0)
     harness.run_until(
-        lambda: harness.state("cmp1") is HostState.EVACUATED
-        and all(m.status is MoveStatus.DONE for m in harness.store.moves(incident_id)),
+        lambda: (
+            harness.state("cmp1") is HostState.EVACUATED
+            and all(m.status is MoveStatus.DONE for m in harness.store.moves(incident_id))
+        ),
         timeout=40,
     )
     # One failed attempt (Nova said no valid host), then exactly one more.
@@ -222,3 +224,24 @@ def test_restore_gives_back_an_operators_own_disable(harness: Harness, compute: 
     service = compute.services["cmp1"]
     assert not service.forced_down
     assert (service.status, service.disabled_reason) == ("disabled", "draining for a BIOS update (ticket 4711)")
+
+
+def test_restore_waits_until_the_host_cleaned_up_its_evacuated_guests(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    compute.dead.add("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=40)
+    # Restore asked while the host is still off: its evacuations stay 'done', Nova would refuse.
+    harness.store.submit_request("cmp1", RequestKind.RESTORE, "too early", "test", 0.0)
+    harness.run_until(lambda: any(e.kind == "restore_failed" for e in harness.store.events(host="cmp1")), timeout=30)
+    assert harness.state("cmp1") is HostState.EVACUATED
+    assert compute.services["cmp1"].forced_down
+    failed = [e.message for e in harness.store.events(host="cmp1") if e.kind == "restore_failed"]
+    assert "cleaned up" in failed[0]
+    # Powered on: nova-compute cleans up, and the restore goes through.
+    bmcs.sims["cmp1"].set_power(on=True)
+    compute.dead.discard("cmp1")
+    harness.store.submit_request("cmp1", RequestKind.RESTORE, "now", "test", 0.0)
+    harness.run_until(lambda: harness.state("cmp1") is HostState.UP, timeout=30)
+    assert all(m.status == "completed" for m in compute.migrations if m.source_host == "cmp1")
