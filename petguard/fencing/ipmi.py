@@ -26,7 +26,7 @@ from pyghmi.ipmi import command as pyghmi_command  # type: ignore[import-untyped
 from pyghmi.ipmi.private import session as pyghmi_session  # type: ignore[import-untyped]
 
 from petguard import errors
-from petguard.fencing import base
+from petguard.fencing import base, bounded
 
 T = TypeVar("T")
 
@@ -100,9 +100,7 @@ def _record_problems(device: base.FenceDevice) -> list[str]:
     """Every offline problem of one IPMI record, each with the fix (pure)."""
     problems: list[str] = []
     if not _is_address(device.address):
-        problems.append(
-            f"address {device.address!r} is not an IP address or host name; set bmc.address"
-        )
+        problems.append(f"address {device.address!r} is not an IP address or host name; set bmc.address")
     if not 1 <= device.port <= 65535:
         problems.append(f"port {device.port} is outside 1-65535; IPMI's default is 623")
     if not device.username:
@@ -141,28 +139,18 @@ def _call(
     The work runs in a daemon thread because pyghmi cannot be interrupted: on timeout the thread is
     abandoned, which is acceptable only because this runs in a short-lived child process.
     """
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["result"] = _session_call(device, operation)
-        except BaseException as exc:  # noqa: BLE001 - carried to the caller's thread, mapped there
-            box["error"] = exc
-
-    worker = threading.Thread(target=work, name=f"ipmi-{device.host}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise errors.BmcUnreachable(
+    return bounded.call_within(
+        timeout,
+        lambda: _session_call(device, operation),
+        name=f"ipmi-{device.host}",
+        timed_out=lambda: errors.BmcUnreachable(
             f"IPMI BMC {device.describe()} did not answer '{action}' within {timeout:.1f} s",
             delay=_UNREACHABLE_DELAY,
             host=device.host,
             driver=device.driver,
-        )
-    if "error" in box:
-        raise _map_error(box["error"], device, action) from box["error"]
-    result: T = box["result"]
-    return result
+        ),
+        map_error=lambda exc: _map_error(exc, device, action),
+    )
 
 
 def _cap_io_waits() -> None:
@@ -243,6 +231,4 @@ def _map_error(exc: BaseException, device: base.FenceDevice, action: str) -> err
             delay=_UNREACHABLE_DELAY,
             **context,
         )
-    return errors.FencingError(
-        f"{where} failed '{action}' with an unexpected {type(exc).__name__}", **context
-    )
+    return errors.FencingError(f"{where} failed '{action}' with an unexpected {type(exc).__name__}", **context)

@@ -29,7 +29,6 @@ root_prefix         the service root (default ``/redfish/v1/``)
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -37,7 +36,7 @@ import sushy  # type: ignore[import-untyped]
 from sushy import exceptions as sushy_exceptions
 
 from petguard import errors
-from petguard.fencing import base
+from petguard.fencing import base, bounded
 
 T = TypeVar("T")
 
@@ -145,28 +144,18 @@ def _verify(device: base.FenceDevice) -> bool | str:
 
 def _call(device: base.FenceDevice, timeout: float, action: str, operation: Callable[[Any], T]) -> T:
     """Connect, find the system, run ``operation`` on it; all within ``timeout`` seconds."""
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["result"] = operation(_system(device, timeout))
-        except BaseException as exc:  # noqa: BLE001 - carried to the caller's thread, mapped there
-            box["error"] = exc
-
-    worker = threading.Thread(target=work, name=f"redfish-{device.host}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise errors.BmcUnreachable(
+    return bounded.call_within(
+        timeout,
+        lambda: operation(_system(device, timeout)),
+        name=f"redfish-{device.host}",
+        timed_out=lambda: errors.BmcUnreachable(
             f"Redfish BMC {device.describe()} did not answer '{action}' within {timeout:.1f} s",
             delay=_UNREACHABLE_DELAY,
             host=device.host,
             driver=device.driver,
-        )
-    if "error" in box:
-        raise _map_error(box["error"], device, action) from box["error"]
-    result: T = box["result"]
-    return result
+        ),
+        map_error=lambda exc: _map_error(exc, device, action),
+    )
 
 
 def _system(device: base.FenceDevice, timeout: float) -> Any:
