@@ -350,6 +350,14 @@ class Leadership:
                 self._coordinator.join_group_create(self.settings.group.encode())
             except tooz.NotImplemented:
                 pass  # mysql and postgresql have locks, not groups
+            except tooz.coordination.MemberAlreadyExist:
+                # This controller's member id is still registered by its previous process (killed
+                # or crashed; the file backend keeps members until they leave): it is us.
+                LOG.info(
+                    "member %s is already in group %s (a previous run of this controller)",
+                    self.settings.member_id,
+                    self.settings.group,
+                )
         return self._coordinator
 
     def _verify(self) -> None:
