@@ -13,14 +13,14 @@ state in a temporary directory. Facts about the peers: /work/shared/notes/bmc-pe
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests.functional import procs
 
 HERE = Path(__file__).resolve().parent
 CHASSIS_SCRIPT = HERE / "ipmisim_chassis.sh"
@@ -99,24 +99,14 @@ class _Peer:
         wait_bound(self.port, self.proc)
 
     def pause(self) -> None:
-        """SIGSTOP: the BMC stops answering, its socket stays bound (a hung BMC)."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
+        """SIGSTOP: the peer stops answering, its socket stays bound (a hung peer)."""
+        procs.pause(self.proc)
 
     def resume(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGCONT)
+        procs.resume(self.proc)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.kill(self.proc.pid, signal.SIGCONT)
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        procs.stop(self.proc, timeout=5)
 
 
 class IpmiSim(_Peer):

@@ -8,13 +8,13 @@ being refused (what a partition looks like to a client).
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+from tests.functional import procs
 
 LOOPBACK = "127.0.0.1"
 
@@ -68,23 +68,14 @@ class Server:
         raise RuntimeError(f"{self.kind} did not answer on 127.0.0.1:{self.port} within {timeout} s")
 
     def pause(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
+        """SIGSTOP: the peer stops answering, its socket stays bound (a hung peer)."""
+        procs.pause(self.proc)
 
     def resume(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGCONT)
+        procs.resume(self.proc)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.kill(self.proc.pid, signal.SIGCONT)
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        procs.stop(self.proc, timeout=10)
 
 
 class Etcd(Server):
