@@ -108,7 +108,7 @@ class TierGate:
             previous = self._tier_of([m for m in earlier if m.wave == max(e.wave for e in earlier)])
             if tier is not None and previous is not None and tier <= previous:
                 return True  # the same tier: this wave only serialises an anti-affinity group
-            pets = self._lower_tier_pets(earlier, tier)
+            pets = self._lower_tier_pets(earlier)
         except Temporary as exc:
             LOG.warning(
                 "%s: cannot read the pets of the lower tiers before wave %d: %s; next: the next run checks again",
@@ -128,8 +128,9 @@ class TierGate:
                 continue
         return None
 
-    def _lower_tier_pets(self, earlier: list[MoveRecord], tier: int | None) -> list[_Pet]:
-        """The pets to wait for: DONE, running before the failure, of a tier below ``tier``."""
+    def _lower_tier_pets(self, earlier: list[MoveRecord]) -> list[_Pet]:
+        """The pets to wait for: DONE and running before the failure. The plan puts every wave of a
+        lower tier before the first wave of a higher one, so the earlier waves hold the lower tiers."""
         pets = []
         for move in earlier:
             if move.status is not MoveStatus.DONE or move.power_goal is not PowerGoal.RUNNING:
@@ -138,8 +139,6 @@ class TierGate:
                 server = self._compute.get_server(move.server_id)
             except NotFound:
                 LOG.info("%s: %s was deleted since its evacuation; not waited for", _who(move), move.server_name)
-                continue
-            if tier is not None and tier_of(server) >= tier:
                 continue
             spec = ready_spec(server.metadata, self._policy.default_delay)
             for problem in spec.problems:
