@@ -168,7 +168,7 @@ class TierGate:
                 )
             return True
         LOG.info(
-            "%s: %s waits for %s to be ready: %s; next: wave %d starts when they are, or after %.0f s anyway",
+            "%s: %s waits for %s to be ready: %s; next: wave %d starts when they are, or after %g s anyway",
             who,
             this_tier,
             lower,
@@ -192,7 +192,7 @@ class TierGate:
 
     def _give_up(self, pending: list[_Pet], first: MoveRecord, this_tier: str, lower: str, wave: int) -> None:
         text = (
-            f"{lower} not ready after {self._policy.timeout:.0f} s: "
+            f"{lower} not ready after {self._policy.timeout:g} s: "
             + ", ".join(f"{p.describe()}: {p.seen}" for p in pending)
             + f"; {this_tier} starts anyway (wave {wave})"
         )
