@@ -12,7 +12,8 @@ its move was DONE (``petguard:ready_delay``, default ``[evacuation] tier_delay``
 ``petguard:ready_check`` if it has one (``evacuate.ready``; the probe is an injected ``Prober``).
 Pets that were stopped before the failure (power goal STOPPED) and FAILED moves are not waited for.
 The tier, the check and the addresses are read fresh from Nova when the gate opens, so the journal
-keeps no readiness state. After ``timeout`` seconds the next tier starts anyway, with a
+keeps no readiness state. A delay is waited in full; ``timeout`` seconds after the delays the next
+tier starts anyway, ready or not, with a
 ``tier_not_ready`` event: one pet that never answers must not hold the others forever. The stop event
 (SIGTERM) ends the wait; the next run waits again.
 """
@@ -26,7 +27,7 @@ import threading
 
 from petguard.clock import Clock
 from petguard.compute import Compute
-from petguard.errors import NotFound, PetguardError, Temporary
+from petguard.errors import NotFound, PetguardError, StaleEpoch, Temporary
 from petguard.evacuate.plan import PowerGoal, Server, tier_of
 from petguard.evacuate.ready import Prober, ProbeResult, ReadyCheck, ReadyPolicy, ReadySpec, ready_spec
 from petguard.journal import MoveRecord, MoveStatus, Store
@@ -109,6 +110,8 @@ class TierGate:
             if tier is not None and previous is not None and tier <= previous:
                 return True  # the same tier: this wave only serialises an anti-affinity group
             pets = self._lower_tier_pets(earlier)
+        except StaleEpoch:
+            raise  # another controller leads now
         except Temporary as exc:
             LOG.warning(
                 "%s: cannot read the pets of the lower tiers before wave %d: %s; next: the next run checks again",
@@ -117,6 +120,15 @@ class TierGate:
                 exc,
             )
             return False
+        except PetguardError as exc:
+            # Nova refuses the read itself (it will not change by asking again): do not hold the recovery.
+            LOG.warning(
+                "%s: cannot check the readiness of the lower tiers before wave %d: %s; next: the wave starts now",
+                _who(this[0]),
+                wave,
+                exc,
+            )
+            return True
         return self._wait(pets, this[0], wave, tier)
 
     def _tier_of(self, moves: list[MoveRecord]) -> int | None:
@@ -167,32 +179,37 @@ class TierGate:
                     wave,
                 )
             return True
+        # A delay is waited in full: the timeout is for the checks, and counts once every delay is over.
+        delays_left = max(p.move.updated_at + p.spec.delay - self._clock.now() for p in pending)
+        limit = round(max(0.0, delays_left) + self._policy.timeout, 1)
+        deadline = self._clock.monotonic() + limit
         LOG.info(
-            "%s: %s waits for %s to be ready: %s; next: wave %d starts when they are, or after %g s anyway",
+            "%s: %s waits for %s to be ready: %s; next: wave %d starts when they are, or in %g s anyway",
             who,
             this_tier,
             lower,
             ", ".join(f"{p.describe()}: {p.seen}" for p in pending),
             wave,
-            self._policy.timeout,
+            limit,
         )
-        deadline = self._clock.monotonic() + self._policy.timeout
         while pending:
             if self._stop.is_set():
                 LOG.info("%s: stopping while %s waits for %s; next: the next run checks again", who, this_tier, lower)
                 return False
             remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
-                self._give_up(pending, first, this_tier, lower, wave)
+                self._give_up(pending, first, this_tier, lower, wave, limit)
                 return True
             self._clock.sleep(min(self._policy.interval, remaining))
             pending = self._not_ready(pending)
         LOG.info("%s: %s is ready; next: %s starts (wave %d)", who, lower, this_tier, wave)
         return True
 
-    def _give_up(self, pending: list[_Pet], first: MoveRecord, this_tier: str, lower: str, wave: int) -> None:
+    def _give_up(
+        self, pending: list[_Pet], first: MoveRecord, this_tier: str, lower: str, wave: int, waited: float
+    ) -> None:
         text = (
-            f"{lower} not ready after {self._policy.timeout:g} s: "
+            f"{lower} not ready after {waited:g} s: "
             + ", ".join(f"{p.describe()}: {p.seen}" for p in pending)
             + f"; {this_tier} starts anyway (wave {wave})"
         )

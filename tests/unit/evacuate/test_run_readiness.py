@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from petguard.errors import NovaConflict, NovaUnavailable
+from petguard.errors import NovaConflict, NovaError, NovaUnavailable
 from petguard.evacuate.plan import PowerGoal, Server
 from petguard.evacuate.ready import ProbeResult, ReadyCheck, ReadyPolicy
 from petguard.evacuate.run import Evacuator, RunPolicy
@@ -322,3 +322,26 @@ def test_a_pet_that_becomes_active_again_is_read_again_and_lets_the_tier_start()
     w.run()
     assert w.status("app") is MoveStatus.DONE and "tier_not_ready" not in w.store.kinds()
     assert w.compute.asked_at["app-id"] < w.store.rows["db-id"].updated_at + READY.timeout
+
+
+def test_a_delay_longer_than_the_timeout_is_waited_in_full_then_the_checks_get_their_timeout() -> None:
+    w = world({"db": (0, 0, {**DB_CHECK, "petguard:ready_delay": "300"}), "app": (1, 1, {})})
+    w.prober.answers_from[("10.0.0.5", 5432)] = w.clock.now() + 300 + READY.timeout - 10
+    w.run()
+    assert "tier_not_ready" not in w.store.kinds()
+    assert w.compute.asked_at["app-id"] >= w.prober.answers_from[("10.0.0.5", 5432)]
+
+
+def test_nova_refusing_the_read_at_the_gate_does_not_hold_the_recovery() -> None:
+    w = world({"db": (0, 0, DB_CHECK), "app": (1, 1, {})})
+    w.store.rows["db-id"] = dataclasses.replace(w.store.rows["db-id"], status=MoveStatus.DONE)
+    original = w.compute.get_server
+
+    def forbidden_for_db(server_id: str) -> Server:
+        if server_id == "db-id":
+            raise NovaError("show server db-id: HTTP 403 (fake)")
+        return original(server_id)
+
+    w.compute.get_server = forbidden_for_db  # type: ignore[method-assign]
+    w.run()
+    assert w.status("app") is MoveStatus.DONE and w.prober.calls == []
