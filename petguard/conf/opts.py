@@ -226,9 +226,9 @@ evacuation_opts: list[cfg.Opt] = [
         "tier_ready_timeout",
         default=300.0,
         min=0,
-        help="Seconds a tier waits for the pets of the tiers before it to be ready (ACTIVE, their "
-        "petguard:ready_check answering, their delay passed) before it starts anyway, with a tier_not_ready "
-        "event (docs/evacuation.md, 'Readiness between tiers').",
+        help="Seconds a tier waits for the pets of the tiers before it to be ready (ACTIVE and their "
+        "petguard:ready_check answering; counted after their delays, which are waited in full) before it "
+        "starts anyway, with a tier_not_ready event (docs/evacuation.md, 'Readiness between tiers').",
     ),
     cfg.FloatOpt(
         "tier_delay",
