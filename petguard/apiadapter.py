@@ -354,6 +354,8 @@ def _readiness_note(server: planning.Server, tier_delay: float) -> str:
     parts = [f"ready check {spec.check.describe(spec.check.address(server.addresses))}"] if spec.check else []
     if spec.delay > 0:
         parts.append(f"ready delay {spec.delay:g} s")
+    if parts and planning.power_goal(server) is planning.PowerGoal.STOPPED:
+        parts.append("not waited for: it comes back stopped")
     parts.extend(spec.problems)
     return "".join(f"; {part}" for part in parts)
 

@@ -73,6 +73,7 @@ def test_dry_run_shows_each_pets_readiness_and_malformed_readiness_metadata(api:
     )
     nova.add_server("typo", "cmp1", metadata={**PET, "petguard:ready_check": "tcp:postgres"})
     nova.add_server("plain", "cmp1", metadata=PET)
+    nova.add_server("off", "cmp1", vm_state="stopped", metadata={**PET, "petguard:ready_check": "tcp:22"})
     api.tick()
 
     lines = {line.split(" (")[0].strip(): line for line in api.client.get("/v1/explain/cmp1").json()["lines"]}
@@ -81,3 +82,5 @@ def test_dry_run_shows_each_pets_readiness_and_malformed_readiness_metadata(api:
     assert lines["web"].endswith("; ready check http 203.0.113.7:8080/health; ready delay 10 s")
     assert "petguard:ready_check='tcp:postgres' is not a readiness check" in lines["typo"]
     assert "ready" not in lines["plain"]
+    assert "ready check tcp" in lines["off"] and lines["off"].endswith("; not waited for: it comes back stopped")
+    assert "waited" not in lines["db"]
