@@ -28,6 +28,7 @@ from petguard.compute import Compute
 from petguard.conf import policies
 from petguard.errors import ConfigError, NotFound, PetguardError
 from petguard.evacuate import plan as planning
+from petguard.evacuate.ready import ready_spec
 from petguard.health import AgentHeartbeat
 from petguard.journal import (
     AlertRecord,
@@ -84,6 +85,8 @@ class StoreView:
     #: Nova, read-only, for the dry run of ``explain HOST`` (None: no dry run)
     compute: Compute | None = None
     evacuation: planning.EvacuationPolicy = dataclasses.field(default_factory=planning.EvacuationPolicy)
+    #: [evacuation] tier_delay, shown in the dry run with each pet's readiness
+    tier_delay: float = 0.0
 
     def now(self) -> float:
         return self.clock.now()
@@ -193,7 +196,11 @@ class StoreView:
             f"if {host} failed now (dry run, read from Nova, nothing changed): {len(the_plan.moves)} of "
             f"{len(rows)} server(s) would be evacuated in {waves} wave(s); {len(the_plan.skipped)} would stay"
         )
-        lines.extend(_what_if_line(row) for row in rows)
+        by_id = {s.id: s for s in servers}
+        lines.extend(
+            _what_if_line(row) + (_readiness_note(by_id[row.server_id], self.tier_delay) if row.evacuate else "")
+            for row in rows
+        )
         return rows
 
     def _explain_server(self, name: str) -> Explanation | None:
@@ -306,6 +313,7 @@ def start_api(
     if compute is not None:
         view.compute = compute
         view.evacuation = policies.evacuation(conf)
+        view.tier_delay = conf.evacuation.tier_delay
     inbox = StoreInbox(store, clock, set_log_level or levels.set)
     if metrics is None:
         rows = readiness.gauge_rows if readiness is not None else None
@@ -337,6 +345,19 @@ def _what_if_line(row: planning.ServerDecision) -> str:
             f"(tier {row.tier}, priority {row.priority}{classes}{group}): {row.reason}"
         )
     return f"  {row.server_name} ({row.server_id}): stays (tier {row.tier}{classes}{group}): {row.reason}"
+
+
+def _readiness_note(server: planning.Server, tier_delay: float) -> str:
+    """What the next tier would wait for on this pet (docs/evacuation.md, "Readiness between tiers"),
+    and any malformed readiness metadata, so that a typo shows up before a failure."""
+    spec = ready_spec(server.metadata, tier_delay)
+    parts = [f"ready check {spec.check.describe(spec.check.address(server.addresses))}"] if spec.check else []
+    if spec.delay > 0:
+        parts.append(f"ready delay {spec.delay:g} s")
+    if parts and planning.power_goal(server) is planning.PowerGoal.STOPPED:
+        parts.append("not waited for: it comes back stopped")
+    parts.extend(spec.problems)
+    return "".join(f"; {part}" for part in parts)
 
 
 def _when(at: float) -> str:

@@ -30,6 +30,7 @@ from petguard.decide import Outcome
 from petguard.detect import ServiceRecord
 from petguard.errors import NotFound, NovaError, PetguardError, Temporary
 from petguard.evacuate import plan as planning
+from petguard.evacuate.ready import Prober
 from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.hosts import HostEvent
 from petguard.journal import Store
@@ -102,13 +103,14 @@ class Recovery:
         clock: Clock,
         policy: RecoveryPolicy,
         stop: threading.Event | None = None,
+        prober: Prober | None = None,
     ) -> None:
         self._fence = fence
         self._compute = compute
         self._store = store
         self._clock = clock
         self._policy = policy
-        self._evacuator = Evacuator(compute, store, clock, policy.run, stop)
+        self._evacuator = Evacuator(compute, store, clock, policy.run, stop, prober)
 
     def _nova(self, call: Callable[[], str]) -> str:
         """A Nova call retried on temporary errors, with a policy built at call time."""

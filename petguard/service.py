@@ -24,6 +24,8 @@ from petguard.compute import Compute
 from petguard.conf import policies
 from petguard.decide import Action, LoopPolicy
 from petguard.evacuate import nova
+from petguard.evacuate.probe import NetworkProber
+from petguard.evacuate.ready import Prober
 from petguard.fencing import inventory, loader, procedure
 from petguard.fencing.base import FenceDevice, FenceDriver, FenceTopology
 from petguard.fencing.child import FenceRunner
@@ -155,9 +157,11 @@ def assemble(
     loop_policy: LoopPolicy,
     recovery_policy: RecoveryPolicy,
     stop: threading.Event,
+    prober: Prober | None = None,
 ) -> Loop:
-    """The loop with its three host-level actions, over already-built seams."""
-    recovery = Recovery(fence, compute, store, clock, recovery_policy, stop)
+    """The loop with its three host-level actions, over already-built seams (``prober``: the
+    readiness checks between tiers; default: the real one, over the network)."""
+    recovery = Recovery(fence, compute, store, clock, recovery_policy, stop, prober or NetworkProber())
     actions = {Action.FENCE: recovery.fence, Action.EVACUATE: recovery.evacuate, Action.RESTORE: recovery.restore}
     return Loop(compute, store, clock, loop_policy, actions)
 

@@ -222,6 +222,35 @@ evacuation_opts: list[cfg.Opt] = [
         min=5,
         help="Seconds a restored host has to send a heartbeat before it is forced down again.",
     ),
+    cfg.FloatOpt(
+        "tier_ready_timeout",
+        default=300.0,
+        min=0,
+        help="Seconds a tier waits for the pets of the tiers before it to be ready (ACTIVE and their "
+        "petguard:ready_check answering; counted after their delays, which are waited in full) before it "
+        "starts anyway, with a tier_not_ready event (docs/evacuation.md, 'Readiness between tiers').",
+    ),
+    cfg.FloatOpt(
+        "tier_delay",
+        default=0.0,
+        min=0,
+        help="Seconds after a pet is back (on another host, in its old power state) before it counts as ready "
+        "for the next tier; a pet's metadata petguard:ready_delay overrides it. 0: no delay.",
+    ),
+    cfg.FloatOpt(
+        "ready_check_interval",
+        default=2.0,
+        min=0.1,
+        max=60,
+        help="Seconds between two rounds of readiness checks while a tier waits.",
+    ),
+    cfg.FloatOpt(
+        "ready_check_timeout",
+        default=2.0,
+        min=0.1,
+        max=30,
+        help="Seconds one readiness check (a TCP connect, or an HTTP GET's answer) may take.",
+    ),
     cfg.BoolOpt(
         "shared_storage",
         default=False,

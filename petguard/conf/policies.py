@@ -7,6 +7,7 @@ from oslo_config import cfg
 from petguard.decide import LoopPolicy
 from petguard.detect import DetectionPolicy
 from petguard.evacuate.plan import ClassPolicy, EvacuationPolicy
+from petguard.evacuate.ready import ReadyPolicy
 from petguard.evacuate.run import RunPolicy
 from petguard.fencing.procedure import FencePolicy
 from petguard.health import HealthPolicy
@@ -58,11 +59,21 @@ def evacuation(conf: cfg.ConfigOpts) -> EvacuationPolicy:
     )
 
 
+def ready(conf: cfg.ConfigOpts) -> ReadyPolicy:
+    e = conf.evacuation
+    return ReadyPolicy(
+        timeout=e.tier_ready_timeout,
+        default_delay=e.tier_delay,
+        interval=e.ready_check_interval,
+        probe_timeout=e.ready_check_timeout,
+    )
+
+
 def recovery(conf: cfg.ConfigOpts) -> RecoveryPolicy:
     e = conf.evacuation
     return RecoveryPolicy(
         evacuation=evacuation(conf),
-        run=RunPolicy(max_parallel=e.max_parallel, move_timeout=e.move_timeout),
+        run=RunPolicy(max_parallel=e.max_parallel, move_timeout=e.move_timeout, ready=ready(conf)),
         restore_timeout=e.restore_timeout,
     )
 

@@ -257,6 +257,21 @@ def _server_group(raw: Mapping[str, Any]) -> ServerGroup | None:
     return ServerGroup(id=str(raw["id"]), name=str(raw.get("name") or ""), policy=policy, members=members)
 
 
+def _fixed_addresses(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    """The server's fixed IP addresses from Nova's ``addresses`` (network -> list of {addr,
+    OS-EXT-IPS:type}), in Nova's order; floating IPs left out (an entry without a type counts as fixed)."""
+    networks = raw.get("addresses")
+    if not isinstance(networks, dict):
+        return ()
+    return tuple(
+        str(entry["addr"])
+        for entries in networks.values()
+        if isinstance(entries, list)
+        for entry in entries
+        if isinstance(entry, dict) and entry.get("addr") and entry.get("OS-EXT-IPS:type", "fixed") == "fixed"
+    )
+
+
 def _server(raw: Mapping[str, Any], image_properties: Mapping[str, str], group: ServerGroup | None = None) -> Server:
     flavor = raw.get("flavor") or {}
     return Server(
@@ -276,6 +291,7 @@ def _server(raw: Mapping[str, Any], image_properties: Mapping[str, str], group: 
         fault=_redact(str((raw.get("fault") or {}).get("message") or "")),
         group=group,
         image_id=_image_id(raw),
+        addresses=_fixed_addresses(raw),
     )
 
 

@@ -127,6 +127,7 @@ class Server:
     fault: str = ""  # Nova's fault message, if any (why a server is in ERROR)
     group: ServerGroup | None = None  # filled in by ``servers_on`` only (not by ``get_server``)
     image_id: str | None = None  # the image it booted from; None: booted from a volume
+    addresses: tuple[str, ...] = ()  # fixed IP addresses, in Nova's order (readiness checks go to the first)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,9 @@ stopped, or bring an ERROR server back running.
 Moves run wave by wave (``MoveRecord.wave``: tiers, and members of one anti-affinity group one after
 another): every move of a wave is final before the next wave starts; a wave that cannot finish now
 (stopping, or an error that leaves a move where it was) ends the run, and the next run resumes it.
-Inside a wave, moves run with bounded parallelism. Time comes from the injected Clock.
+Inside a wave, moves run with bounded parallelism. Time comes from the injected Clock. Before a wave
+of a higher tier starts, the tier gate (``evacuate.gate``) waits until the lower tiers' pets are ready
+(ACTIVE, and their ``petguard:ready_check``/delay if any), at most ``RunPolicy.ready.timeout``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ import threading
 from petguard.clock import Clock
 from petguard.compute import Compute, Migration
 from petguard.errors import NotFound, PetguardError, StaleEpoch, Temporary
+from petguard.evacuate.gate import TierGate, UnwiredProber
 from petguard.evacuate.plan import PowerGoal, Server
+from petguard.evacuate.ready import Prober, ReadyPolicy
 from petguard.journal import MoveRecord, MoveStatus, Store
 
 LOG = logging.getLogger(__name__)
@@ -49,6 +53,7 @@ class RunPolicy:
     move_timeout: float = 600.0
     poll_interval: float = 1.0
     max_request_attempts: int = 3
+    ready: ReadyPolicy = ReadyPolicy()  # how a higher tier waits for the lower tiers' readiness
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +80,13 @@ class Evacuator:
     """Carries out one incident's moves. Safe to run again on the same incident at any time."""
 
     def __init__(
-        self, compute: Compute, store: Store, clock: Clock, policy: RunPolicy, stop: threading.Event | None = None
+        self,
+        compute: Compute,
+        store: Store,
+        clock: Clock,
+        policy: RunPolicy,
+        stop: threading.Event | None = None,
+        prober: Prober | None = None,
     ) -> None:
         self._compute = compute
         self._store = store
@@ -83,6 +94,9 @@ class Evacuator:
         self._policy = policy
         # Set on SIGTERM: moves stop at their current journal step and resume after the restart.
         self._stop = stop or threading.Event()
+        self._gate = TierGate(
+            compute, store, clock, policy.ready, prober or UnwiredProber(), self._stop, policy.max_parallel
+        )
 
     def run(self, incident_id: int, since: float) -> RunOutcome:
         """Drive every unfinished move of the incident to a final state.
@@ -91,7 +105,7 @@ class Evacuator:
         earlier failure of the host and are ignored.
         """
         for wave in sorted({m.wave for m in self._store.moves(incident_id) if not m.status.final}):
-            if self._stop.is_set():
+            if self._stop.is_set() or not self._gate.before_wave(incident_id, wave):
                 break
             moves = [m for m in self._store.moves(incident_id) if m.wave == wave and not m.status.final]
             self._run_wave(moves, since)

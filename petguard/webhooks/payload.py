@@ -58,6 +58,8 @@ SEVERITY: dict[str, Severity] = {
     "instance_event_too_old": Severity.WARNING,
     "fence_level_failed": Severity.WARNING,
     "fence_device_unreachable": Severity.WARNING,
+    "tier_not_ready": Severity.WARNING,
+    "ready_check_invalid": Severity.WARNING,
     # progress and good news
     "suspect_cleared": Severity.INFO,
     "fence_confirmed": Severity.INFO,

@@ -6,6 +6,7 @@ from oslo_config import cfg
 
 from petguard.conf import opts, policies
 from petguard.evacuate.plan import ClassPolicy, EvacuationPolicy
+from petguard.evacuate.ready import ReadyPolicy
 
 
 def conf(**evacuation: object) -> cfg.ConfigOpts:
@@ -30,3 +31,11 @@ def test_class_policies_from_config() -> None:
     assert policy.shared_storage and policy.local_disk is ClassPolicy.EVACUATE
     assert policy.devices is ClassPolicy.LEAVE_AND_ALERT and policy.max_parallel == 2
     assert policies.recovery(conf(shared_storage=True)).evacuation.shared_storage
+
+
+def test_readiness_between_tiers_from_config() -> None:
+    assert policies.recovery(conf()).run.ready == ReadyPolicy()
+    ready = policies.recovery(
+        conf(tier_ready_timeout=60, tier_delay=15, ready_check_interval=0.5, ready_check_timeout=3)
+    ).run.ready
+    assert ready == ReadyPolicy(timeout=60.0, default_delay=15.0, interval=0.5, probe_timeout=3.0)

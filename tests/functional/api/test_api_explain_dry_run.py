@@ -59,3 +59,28 @@ def test_when_nova_cannot_be_read_the_dry_run_says_so_and_the_rest_is_answered(a
     assert answer["if_failed"] == []
     assert any("cannot tell, Nova could not list its servers" in line for line in answer["lines"])
     assert answer["subject"] == "host" and answer["state"] == "up"
+
+
+def test_dry_run_shows_each_pets_readiness_and_malformed_readiness_metadata(api: Api) -> None:
+    nova = api.compute
+    nova.add_server(
+        "db", "cmp1", metadata={**PET, "petguard:ready_check": "tcp:5432"}, addresses=("10.0.0.5", "10.0.1.5")
+    )
+    nova.add_server(
+        "web",
+        "cmp1",
+        metadata={**PET, "petguard:ready_check": "http://203.0.113.7:8080/health", "petguard:ready_delay": "10"},
+    )
+    nova.add_server("typo", "cmp1", metadata={**PET, "petguard:ready_check": "tcp:postgres"})
+    nova.add_server("plain", "cmp1", metadata=PET)
+    nova.add_server("off", "cmp1", vm_state="stopped", metadata={**PET, "petguard:ready_check": "tcp:22"})
+    api.tick()
+
+    lines = {line.split(" (")[0].strip(): line for line in api.client.get("/v1/explain/cmp1").json()["lines"]}
+
+    assert lines["db"].endswith("; ready check tcp 10.0.0.5:5432")
+    assert lines["web"].endswith("; ready check http 203.0.113.7:8080/health; ready delay 10 s")
+    assert "petguard:ready_check='tcp:postgres' is not a readiness check" in lines["typo"]
+    assert "ready" not in lines["plain"]
+    assert "ready check tcp" in lines["off"] and lines["off"].endswith("; not waited for: it comes back stopped")
+    assert "waited" not in lines["db"]

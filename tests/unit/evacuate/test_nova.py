@@ -282,6 +282,28 @@ def test_get_server(adapter, conn):
     assert server.task_state == "rebuilding" and server.locked and server.image_properties == {"evacuable": "true"}
 
 
+def test_server_addresses_are_the_fixed_ips_in_novas_order(adapter, conn):
+    """Nova's ``addresses``: network -> entries; floating IPs are left out (readiness checks go to the first)."""
+    addresses = {
+        "tenant-net": [
+            {"addr": "10.0.0.5", "version": 4, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:0"},
+            {"addr": "172.24.4.20", "version": 4, "OS-EXT-IPS:type": "floating"},
+            {"addr": "fd00::5", "version": 6, "OS-EXT-IPS:type": "fixed"},
+        ],
+        "storage-net": [{"addr": "10.9.0.5", "version": 4}],  # no type: counted as fixed
+    }
+    conn.compute.get.return_value = response(body={"server": server_json("s9", addresses=addresses)})
+
+    assert adapter.get_server("s9").addresses == ("10.0.0.5", "fd00::5", "10.9.0.5")
+
+
+@pytest.mark.parametrize("addresses", [None, {}, [], {"net": None}, {"net": [{"OS-EXT-IPS:type": "fixed"}]}])
+def test_server_without_addresses(adapter, conn, addresses):
+    conn.compute.get.return_value = response(body={"server": server_json("s9", addresses=addresses)})
+
+    assert adapter.get_server("s9").addresses == ()
+
+
 def test_get_server_404_is_not_found_with_request_id(adapter, conn):
     conn.compute.get.return_value = response(
         404, body={"itemNotFound": {"code": 404, "message": "Instance s9 could not be found."}}, rid="req-404"

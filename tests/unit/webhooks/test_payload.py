@@ -32,6 +32,8 @@ RECORDED_KINDS = (
         "evacuation_failed",
         "evacuation_finished",
         "evacuation_delayed",
+        "tier_not_ready",
+        "ready_check_invalid",
         "restore_failed",
         "host_restored",
     }
