@@ -22,6 +22,11 @@ migrations, then the servers, in rounds; a migration created after a server arri
 first seen in the round that saw the arrival or a later one. The journal's waves and DONE times
 are checked as well.
 
+Known failure, a real one: the anti-affinity test fails now and then (1 run in 6 here) because
+petguard starts the second member as soon as the first is ACTIVE, before Nova's scheduler knows
+where the first one is; Nova sends both to one host and bounces the second (docs/lab.md,
+docs/evacuation.md "Not done yet").
+
 The daemon is petguard-daemon of the venv (``petguard_proc``): with an editable install of another
 checkout, run with ``PYTHONPATH=<this worktree>`` so that the daemon runs the code under test.
 
