@@ -22,7 +22,7 @@ migrations, then the servers, in rounds; a migration created after a server arri
 first seen in the round that saw the arrival or a later one. The journal's waves and DONE times
 are checked as well.
 
-Known failure, a real one: the anti-affinity test fails now and then (1 run in 6 here) because
+Known failure, a real one: the anti-affinity test fails now and then (1 run in 11 here) because
 petguard starts the second member as soon as the first is ACTIVE, before Nova's scheduler knows
 where the first one is; Nova sends both to one host and bounces the second (docs/lab.md,
 docs/evacuation.md "Not done yet").
@@ -137,8 +137,9 @@ class Failover:
 
     def assert_evacuated_once(self, name: str) -> None:
         server = self.servers[name]
-        assert server["status"] == "ACTIVE" and server["OS-EXT-STS:task_state"] is None, server
-        assert host_of(server) not in ("", self.victim), server
+        where = f"{name}: {server['status']} on {host_of(server)} {server.get('fault', '')}; petguard's log: {self.log}"
+        assert server["status"] == "ACTIVE" and server["OS-EXT-STS:task_state"] is None, where
+        assert host_of(server) not in ("", self.victim), where
         migrations = self.migrations.get(name, [])
         assert len(migrations) == 1, f"{name}: {migrations}"
         assert migrations[0]["dest_compute"] == host_of(server), migrations
@@ -186,10 +187,10 @@ def _fill_other_hosts(nova: Nova, assets: tuple[str, str], others: list[str], an
     """One anti-affinity member (not a pet) on each of two other hosts, two (a full host) on every
     other one; return the two hosts with room left."""
     free, full = others[:2], others[2:]
+    assert full, "the lab needs 4 computes: the victim, two with room, one full"
     for index, host in enumerate(others):
         count = 1 if host in free else 2
         boot(nova, *assets, host, [Spec(f"filler-{index}-{n}", group=anti) for n in range(count)])
-    assert full, "the lab needs 4 computes: the victim, two with room, one full"
     return frozenset(free)
 
 
