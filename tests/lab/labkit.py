@@ -109,6 +109,31 @@ class Nova:
             self.sdk.compute.delete(f"/servers/{raw['id']}", microversion="2.1")
         wait_for(f"{prefix}-* servers deleted", lambda: not self.servers(prefix), 120)
 
+    def create_server_group(self, name: str, policy: str, rules: Mapping[str, int] | None = None) -> str:
+        """A server group ``PREFIX-name`` (mv 2.64: one ``policy``, optional ``rules`` such as
+        ``max_server_per_host``); returns its id, for ``Spec.group``."""
+        group: dict[str, Any] = {"name": f"{PREFIX}-{name}", "policy": policy}
+        if rules:
+            group["rules"] = dict(rules)
+        response = self.sdk.compute.post("/os-server-groups", json={"server_group": group}, microversion="2.64")
+        assert response.status_code == 200, response.text
+        return str(response.json()["server_group"]["id"])
+
+    def instance_quota(self, instances: int | None = None) -> int:
+        """The lab project's quota of servers (Nova's default is 10); with ``instances``, set it to
+        that. Returns the quota as it was before."""
+        path = f"/os-quota-sets/{self.sdk.current_project_id}"
+        before = int(self._get(path, "2.57")["quota_set"]["instances"])
+        if instances is not None:
+            response = self.sdk.compute.put(path, json={"quota_set": {"instances": instances}}, microversion="2.57")
+            assert response.status_code == 200, response.text
+        return before
+
+    def delete_server_groups(self, prefix: str = PREFIX) -> None:
+        for group in self._get("/os-server-groups?all_projects=True", "2.64")["server_groups"]:
+            if str(group["name"]).startswith(prefix):
+                self.sdk.compute.delete(f"/os-server-groups/{group['id']}", microversion="2.64")
+
 
 def host_of(server: Mapping[str, Any]) -> str:
     return str(server.get("OS-EXT-SRV-ATTR:host") or "")
@@ -116,11 +141,13 @@ def host_of(server: Mapping[str, Any]) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    """A test server: its name (after ``PREFIX-``), metadata, and whether it is booted stopped."""
+    """A test server: its name (after ``PREFIX-``), metadata, whether it is booted stopped, and the
+    server group it is booted into (an id; the scheduler hint ``group``)."""
 
     name: str
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
     stopped: bool = False
+    group: str | None = None
 
     @property
     def pet(self) -> bool:
@@ -136,8 +163,9 @@ def pet(name: str, stopped: bool = False, priority: int | None = None) -> Spec:
 
 
 def boot(nova: Nova, flavor_id: str, image_id: str, host: str, specs: Iterable[Spec]) -> dict[str, str]:
-    """Boot ``specs`` on ``host`` (mv 2.74 ``host``, no network) all at once; stop the stopped ones;
-    return name -> id once every one is ACTIVE or SHUTOFF as asked."""
+    """Boot ``specs`` on ``host`` (mv 2.74 ``host``, no network; the scheduler still runs its filters,
+    server group policies included) all at once; stop the stopped ones; return name -> id once every
+    one is ACTIVE or SHUTOFF as asked."""
     specs = list(specs)
     ids: dict[str, str] = {}
     for spec in specs:
@@ -145,6 +173,8 @@ def boot(nova: Nova, flavor_id: str, image_id: str, host: str, specs: Iterable[S
             "name": f"{PREFIX}-{spec.name}", "flavorRef": flavor_id, "imageRef": image_id,
             "networks": "none", "host": host, "metadata": dict(spec.metadata),
         }}  # fmt: skip
+        if spec.group is not None:
+            body["os:scheduler_hints"] = {"group": spec.group}
         response = nova.sdk.compute.post("/servers", json=body, microversion="2.74")
         assert response.status_code == 202, response.text
         ids[spec.name] = str(response.json()["server"]["id"])
@@ -168,14 +198,22 @@ def boot(nova: Nova, flavor_id: str, image_id: str, host: str, specs: Iterable[S
 
 
 class Petguard:
-    """A petguard-daemon under test: its own conf (a copy of the lab's with ``TEST_OPTIONS``), a fresh
-    journal in ``workdir``, started and stopped by PID (the PID file is in the lab's run directory,
-    so ``petguard-lab down`` stops one that a crashed test run left behind)."""
+    """A petguard-daemon under test: its own conf (a copy of the lab's with ``TEST_OPTIONS``, then a
+    test's own ``options``), a fresh journal in ``workdir``, started and stopped by PID (the PID file
+    is in the lab's run directory, so ``petguard-lab down`` stops one that a crashed test run left
+    behind)."""
 
     PIDFILE = "petguard-daemon-test.pid"
 
-    def __init__(self, lab: Lab, workdir: Path, inventory: Path | None = None) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        workdir: Path,
+        inventory: Path | None = None,
+        options: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
         self.lab = lab
+        self.options = options or {}
         self.workdir = workdir
         self.conf = workdir / "petguard.conf"
         self.log = workdir / "petguard-daemon.log"
@@ -189,7 +227,7 @@ class Petguard:
         parser = configparser.ConfigParser(interpolation=None)
         parser.optionxform = str  # type: ignore[assignment,method-assign]
         parser.read(self.lab.conf_file)
-        for section, options in TEST_OPTIONS.items():
+        for section, options in [*TEST_OPTIONS.items(), *self.options.items()]:
             if section != "DEFAULT" and not parser.has_section(section):
                 parser.add_section(section)
             for key, value in options.items():
@@ -270,9 +308,10 @@ class Petguard:
 
 
 def delete_leftovers(sdk: openstack.connection.Connection, prefix: str = PREFIX) -> None:
-    """Remove what an interrupted earlier run left behind: servers, flavors and images named
-    ``prefix*`` (this module's ``PREFIX``; the contract tests use ``pg-contract``)."""
+    """Remove what an interrupted earlier run left behind: servers, server groups, flavors and images
+    named ``prefix*`` (this module's ``PREFIX``; the contract tests use ``pg-contract``)."""
     Nova(sdk).delete_servers(prefix)
+    Nova(sdk).delete_server_groups(prefix)
     for flavor in sdk.compute.flavors():
         if str(flavor.name).startswith(prefix):
             sdk.compute.delete_flavor(flavor.id, ignore_missing=True)
