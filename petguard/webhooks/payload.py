@@ -58,6 +58,7 @@ SEVERITY: dict[str, Severity] = {
     "instance_event_too_old": Severity.WARNING,
     "fence_level_failed": Severity.WARNING,
     "fence_device_unreachable": Severity.WARNING,
+    "capacity_short": Severity.WARNING,
     # progress and good news
     "suspect_cleared": Severity.INFO,
     "fence_confirmed": Severity.INFO,
@@ -73,6 +74,7 @@ SEVERITY: dict[str, Severity] = {
     "operator_restore": Severity.INFO,
     "operator_evacuate": Severity.INFO,
     "fence_device_ok": Severity.INFO,
+    "capacity_ok": Severity.INFO,
     "service_disabled_before": Severity.INFO,
 }
 
@@ -83,7 +85,15 @@ EMOJI: dict[Severity, str] = {
     Severity.INFO: ":information_source:",
 }
 GOOD_NEWS = frozenset(
-    {"suspect_cleared", "fence_confirmed", "evacuation_finished", "host_restored", "brake_released", "fence_device_ok"}
+    {
+        "suspect_cleared",
+        "fence_confirmed",
+        "evacuation_finished",
+        "host_restored",
+        "brake_released",
+        "fence_device_ok",
+        "capacity_ok",
+    }
 )
 
 
