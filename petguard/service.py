@@ -279,11 +279,10 @@ def _capacity_duty(
     reserved = frozenset(conf.evacuation.reserved_hosts)
 
     def read() -> list[HostCapacity]:
-        maintenance = {n for n, r in journal.load_hosts().items() if r.host.state is HostState.MAINTENANCE}
         return placement.read_capacity_inputs(
             compute,
             reserved_hosts=reserved,
-            maintenance=maintenance,
+            maintenance=hosts_in_maintenance(journal),
             image_properties="evacuable_image" in evacuation.selectors,
         )
 
@@ -291,6 +290,11 @@ def _capacity_duty(
         # its own stop event (not the daemon's): losing leadership stops the watch, not the daemon
         "capacity check": lambda: CapacityWatch(read, evacuation, clock, journal.record_event, interval=interval)
     }
+
+
+def hosts_in_maintenance(journal: Store) -> set[str]:
+    """The hosts petguard has in maintenance (they take no pets in the capacity check)."""
+    return {name for name, record in journal.load_hosts().items() if record.host.state is HostState.MAINTENANCE}
 
 
 class _LiveCapacity:
