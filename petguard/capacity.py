@@ -68,7 +68,7 @@ class Resources:
         return (self.memory_mb, self.vcpu, self.disk_gb)
 
     def describe(self) -> str:
-        return f"{self.vcpu} vCPU / {_gib(self.memory_mb)} GiB RAM / {self.disk_gb} GiB disk"
+        return f"{self.vcpu} vCPU / {_memory(self.memory_mb)} RAM / {self.disk_gb} GiB disk"
 
 
 def flavor_resources(
@@ -292,6 +292,9 @@ def alert_for(last_alerted: Verdict | None, report: CapacityReport) -> str | Non
     return None
 
 
-def _gib(memory_mb: int) -> str:
+def _memory(memory_mb: int) -> str:
+    """``24 GiB``, ``1.5 GiB``; below 1 GiB in MiB (``448 MiB``, not ``0.4 GiB``)."""
+    if memory_mb < 1024:
+        return f"{memory_mb} MiB"
     value = memory_mb / 1024
-    return f"{value:.0f}" if value.is_integer() else f"{value:.1f}"
+    return f"{value:.0f} GiB" if value.is_integer() else f"{value:.1f} GiB"

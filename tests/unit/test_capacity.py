@@ -258,6 +258,18 @@ def test_verdict_worst_host_and_what_is_short() -> None:
     assert report.summary().startswith("short: 1 host(s) whose pets would not fit elsewhere: cmp2: 3 pets")
 
 
+@pytest.mark.parametrize(
+    ("resources", "text"),
+    [
+        (Resources(12, 24576, 60), "12 vCPU / 24 GiB RAM / 60 GiB disk"),
+        (Resources(1, 1536, 0), "1 vCPU / 1.5 GiB RAM / 0 GiB disk"),
+        (Resources(7, 448, 7), "7 vCPU / 448 MiB RAM / 7 GiB disk"),
+    ],
+)
+def test_resources_read_well(resources: Resources, text: str) -> None:
+    assert resources.describe() == text
+
+
 def test_ok_names_the_largest_host() -> None:
     report = check([host("cmp1", servers=(pet("a", 1, 1536),)), host("cmp2", servers=(pet("b", 1, 512),))], POLICY, AT)
     assert report.verdict is Verdict.OK
