@@ -211,12 +211,14 @@ class CapacityReport:
         if self.verdict is Verdict.UNKNOWN:
             return f"unknown: {self.reason}"
         if self.verdict is Verdict.SHORT:
-            return f"short: {len(self.short)} host(s) whose pets would not fit elsewhere: " + "; ".join(
-                h.summary() for h in self.short
-            )
+            return f"short: the pets of {', '.join(h.host for h in self.short)} would not all find room elsewhere"
         if self.worst is None:
             return "ok: no host has pets"
         return f"ok: the pets of any one host fit on the others; largest: {self.worst.summary()}"
+
+    def details(self) -> str:
+        """The summary and, when short, what each short host lacks (for logs and alerts)."""
+        return "; ".join([self.summary(), *(h.summary() for h in self.short)])
 
 
 def fit(pets: Iterable[PlacedServer], targets: Iterable[HostCapacity]) -> tuple[list[PlacedServer], dict[str, float]]:

@@ -100,8 +100,8 @@ class CapacityWatch:
         return report
 
     def _log(self, before: CapacityReport, after: CapacityReport) -> None:
-        if after.summary() == before.summary():
-            LOG.debug("capacity check: unchanged: %s", after.summary())
+        if after.details() == before.details():
+            LOG.debug("capacity check: unchanged: %s", after.details())
             return
         log = LOG.info if after.verdict is Verdict.OK else LOG.warning
         what_next = {
@@ -109,7 +109,7 @@ class CapacityWatch:
             Verdict.SHORT: "next: add room (a host, [evacuation] reserved_hosts) or fewer pets; next check in %.0f s",
             Verdict.UNKNOWN: "next: the next check in %.0f s",
         }[after.verdict]
-        log("capacity check: %s; " + what_next, after.summary(), self._interval)
+        log("capacity check: %s; " + what_next, after.details(), self._interval)
 
     def _alert(self, report: CapacityReport) -> None:
         kind = capacity.alert_for(self._alerted, report)
@@ -121,7 +121,7 @@ class CapacityWatch:
     def _record(self, kind: str, report: CapacityReport) -> bool:
         if kind == "capacity_short":
             message = (
-                f"if a host failed now, its pets would not all find room: {report.summary()}; next: add "
+                f"if a host failed now, its pets would not all find room: {report.details()}; next: add "
                 "capacity (enable or add a host, name reserved failover hosts in [evacuation] reserved_hosts) "
                 "or move pets, before a host fails"
             )

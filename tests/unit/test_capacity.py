@@ -255,7 +255,8 @@ def test_verdict_worst_host_and_what_is_short() -> None:
         "cmp2: 3 pets, 12 vCPU / 24 GiB RAM / 60 GiB disk; short: MEMORY_MB 4096 MiB missing; no room for 1: e"
     )
     assert report.short == (cmp2_verdict,)
-    assert report.summary().startswith("short: 1 host(s) whose pets would not fit elsewhere: cmp2: 3 pets")
+    assert report.summary() == "short: the pets of cmp2 would not all find room elsewhere"
+    assert report.details() == f"{report.summary()}; {cmp2_verdict.summary()}"
 
 
 @pytest.mark.parametrize(

@@ -119,6 +119,7 @@ def test_status_metrics_events_and_cli_follow_the_check(world: World) -> None:
     world.watch.check_once()
     capacity = c.get("/v1/status").json()["capacity"]
     assert capacity["verdict"] == "short" and isinstance(capacity["checked_at"], float)
+    assert capacity["summary"] == "short: the pets of cmp1 would not all find room elsewhere"
     (short,) = capacity["short"]
     assert short == {
         "host": "cmp1",
