@@ -12,9 +12,10 @@ state and class rules, not a copy of them), ``check`` asks: do H's pets fit on t
 can take servers, plus the reserved hosts? Free room per host and resource is placement's own rule,
 ``(total - reserved) * allocation_ratio - used``, and no pet may ask more than the host's ``max_unit``.
 The pets are packed **first-fit decreasing** (largest memory first, then vCPUs, then disk; each into
-the first host by name with room): a conservative stand-in for Nova's scheduler, which sees more
-(filters, weighers, server groups, devices) and places one server at a time. What FFD does not model
-is listed in docs/evacuation.md ("Capacity check").
+the first host by name with room): an approximation of Nova's scheduler, which sees more (filters,
+weighers, server groups, devices) and places one server at a time in the evacuation's order, so in
+tight cases either can succeed where the other fails. What FFD does not model is listed in
+docs/evacuation.md ("Capacity check").
 
 The result (``CapacityReport``) says, per host with pets, whether they fit and what is short; the
 worst host (the one with the most pet resources); and a verdict: ``ok`` (every host's pets fit),
