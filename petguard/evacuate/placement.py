@@ -138,12 +138,26 @@ def usages_from(body: Mapping[str, Any]) -> dict[str, int]:
 
 def server_resources(server: Server, flavor: Mapping[str, Any]) -> Resources:
     """The resources Nova allocated for ``server``, from the flavor embedded in its JSON (mv >= 2.47)."""
+
+    def amount(key: str) -> int:
+        value = flavor.get(key)
+        if value in (None, ""):  # Nova says "" for a flavor without swap
+            return 0
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return int(value)
+        LOG.warning(
+            "capacity: server %s (%s): its flavor's %s is %r, not a number: counted as 0, so its room "
+            "is underestimated; next: check the flavor in Nova",
+            server.name, server.id, key, value,
+        )  # fmt: skip
+        return 0
+
     return flavor_resources(
-        _int(flavor.get("vcpus")),
-        _int(flavor.get("ram")),
-        _int(flavor.get("disk")),
-        _int(flavor.get("ephemeral")),
-        _int(flavor.get("swap")),  # MiB; older flavors say "" for none
+        amount("vcpus"),
+        amount("ram"),
+        amount("disk"),
+        amount("ephemeral"),
+        amount("swap"),  # MiB
         boot_from_volume=server.image_id is None,
         extra_specs=server.flavor_extra_specs,
     )
@@ -221,14 +235,7 @@ def _provider_facts(nova: NovaCompute, host: str, providers: list[str]) -> tuple
             usage[rc] = usage.get(rc, 0) + amount
         LOG.debug("capacity: %s provider %s: inventories %s, usages %s (requests %s, %s)",
                   host, uuid, inventories[-1], usage, rid_inv or "unknown", rid_use or "unknown")  # fmt: skip
-    return (inventories[0] if len(inventories) == 1 else combine(inventories)), usage
-
-
-def _int(value: object) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return 0
+    if len(inventories) > 1:
+        LOG.info("capacity: %s has %d compute nodes: their inventories are added up", host, len(inventories))
+        return combine(inventories), usage
+    return inventories[0], usage

@@ -233,6 +233,12 @@ def test_the_read_feeds_the_check(cloud: Cloud) -> None:
     assert report.verdict is Verdict.SHORT
 
 
+def test_a_flavor_amount_that_is_not_a_number_is_counted_as_zero_and_said(caplog: pytest.LogCaptureFixture) -> None:
+    server = nova._server(SERVERS["servers"][1], {})
+    assert placement.server_resources(server, {**flavor_json(1, 2048, 10), "ram": "lots"}) == Resources(1, 0, 10)
+    assert "flavor's ram is 'lots', not a number: counted as 0" in caplog.text
+
+
 def test_several_compute_nodes_of_one_host_are_added_up() -> None:
     combined = placement.combine(
         [{VCPU: Inventory(8, 1, 16.0, 8)}, {VCPU: Inventory(4, 0, 4.0, 4), MEMORY_MB: Inventory(1024)}]
