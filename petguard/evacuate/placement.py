@@ -125,7 +125,7 @@ def inventories_from(body: Mapping[str, Any]) -> dict[str, Inventory]:
             found[resource_class] = Inventory(
                 total=int(raw["total"]),
                 reserved=int(raw.get("reserved") or 0),
-                allocation_ratio=float(raw.get("allocation_ratio") or 1.0),
+                allocation_ratio=float(raw.get("allocation_ratio", 1.0)),
                 max_unit=int(raw["max_unit"]) if raw.get("max_unit") is not None else None,
             )
     return found
@@ -146,7 +146,7 @@ def server_resources(server: Server, flavor: Mapping[str, Any]) -> Resources:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return int(value)
         LOG.warning(
-            "capacity: server %s (%s): its flavor's %s is %r, not a number: counted as 0, so its room "
+            "capacity: server %s (%s): its flavor's %s is %r, not a number: counted as 0, so the room it needs "
             "is underestimated; next: check the flavor in Nova",
             server.name, server.id, key, value,
         )  # fmt: skip
