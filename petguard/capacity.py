@@ -12,9 +12,9 @@ state and class rules, not a copy of them), ``check`` asks: do H's pets fit on t
 can take servers, plus the reserved hosts? Free room per host and resource is placement's own rule,
 ``(total - reserved) * allocation_ratio - used``, and no pet may ask more than the host's ``max_unit``.
 The pets are packed **first-fit decreasing** (largest memory first, then vCPUs, then disk; each into
-the first host by name with room): an approximation of Nova's scheduler, which sees more (filters,
-weighers, server groups, devices) and places one server at a time in the evacuation's order, so in
-tight cases either can succeed where the other fails. What FFD does not model is listed in
+the first host by name with room that its hard server group allows): an approximation of Nova's
+scheduler, which sees more (filters, weighers, devices) and places one server at a time in the
+evacuation's order, so in tight cases either can succeed where the other fails. What FFD does not model is listed in
 docs/evacuation.md ("Capacity check").
 
 The result (``CapacityReport``) says, per host with pets, whether they fit and what is short; the
@@ -31,7 +31,7 @@ import enum
 import math
 from collections.abc import Iterable, Mapping
 
-from petguard.evacuate.plan import EvacuationPolicy, Server, plan
+from petguard.evacuate.plan import EvacuationPolicy, GroupPolicy, Server, plan
 
 VCPU = "VCPU"
 MEMORY_MB = "MEMORY_MB"
@@ -185,7 +185,9 @@ class HostVerdict:
             return f"{head}; fits on the other hosts"
         parts = [f"{rc} {amount}{_UNITS[rc]} missing" for rc, amount in self.missing.items()]
         if not parts:
-            parts.append("enough room in total, but not on any single host (max_unit or fragmentation)")
+            parts.append(
+                "enough room in total, but not on any single host (max_unit, server group rules or fragmentation)"
+            )
         return f"{head}; short: {', '.join(parts)}; no room for {len(self.unplaced)}: {', '.join(self.unplaced)}"
 
 
@@ -224,21 +226,40 @@ class CapacityReport:
 
 def fit(pets: Iterable[PlacedServer], targets: Iterable[HostCapacity]) -> tuple[list[PlacedServer], dict[str, float]]:
     """First-fit decreasing: each pet, largest first, goes to the first target (by name) where every
-    resource it asks for is within max_unit and free room. Returns the pets that found no target and
-    the free room left on all targets together, per resource class."""
+    resource it asks for is within max_unit and free room, and its hard server group allows it (see
+    ``group_allows``). Returns the pets that found no target and the free room left on all targets
+    together, per resource class."""
     bins = sorted(targets, key=lambda h: h.name)
     free = [{rc: host.free(rc) for rc in RESOURCE_CLASSES} for host in bins]
+    groups = [{p.server.group.id for p in host.servers if p.server.group is not None} for host in bins]
     unplaced: list[PlacedServer] = []
     for pet in sorted(pets, key=lambda p: (tuple(-n for n in p.resources.size_key()), p.server.name, p.server.id)):
-        for host, room in zip(bins, free, strict=True):
-            if _fits(pet.resources, host, room):
+        for host, room, present in zip(bins, free, groups, strict=True):
+            if group_allows(pet.server, present) and _fits(pet.resources, host, room):
                 for rc in RESOURCE_CLASSES:
                     room[rc] -= pet.resources.amount(rc)
+                if pet.server.group is not None:
+                    present.add(pet.server.group.id)
                 break
         else:
             unplaced.append(pet)
     left = {rc: sum(room[rc] for room in free) for rc in RESOURCE_CLASSES}
     return unplaced, left
+
+
+def group_allows(server: Server, groups_on_target: set[str]) -> bool:
+    """Nova's hard group rules for a target holding servers of ``groups_on_target``: an anti-affinity
+    member never joins another member; a hard-affinity member only goes where a member is (the plan
+    already leaves behind the groups whose members are all on the failed host). Soft policies only
+    weigh, they never refuse."""
+    group = server.group
+    if group is None:
+        return True
+    if group.policy is GroupPolicy.ANTI_AFFINITY:
+        return group.id not in groups_on_target
+    if group.policy is GroupPolicy.AFFINITY:
+        return group.id in groups_on_target
+    return True
 
 
 def _fits(need: Resources, host: HostCapacity, room: Mapping[str, float]) -> bool:

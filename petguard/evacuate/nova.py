@@ -427,18 +427,22 @@ class NovaCompute:
             offset += len(page)
 
     def all_servers(self, image_properties: bool = True) -> list[tuple[Server, Mapping[str, Any]]]:
-        """Every server of every project (``GET /servers/detail?all_tenants=1``, paged), each with the
-        flavor Nova embeds (mv >= 2.47: vcpus, ram, disk, ephemeral, swap, extra_specs), for the
-        capacity check (``petguard.evacuate.placement``). With ``image_properties``, one Glance GET per
-        distinct image (the ``evacuable_image`` selector needs them). Server groups are not read."""
+        """Every server of every project (``GET /servers/detail?all_tenants=1``, paged) with its server
+        group (one ``GET /os-server-groups?all_projects=True``), each with the flavor Nova embeds
+        (mv >= 2.47: vcpus, ram, disk, ephemeral, swap, extra_specs), for the capacity check
+        (``petguard.evacuate.placement``). With ``image_properties``, one Glance GET per distinct
+        image (the ``evacuable_image`` selector needs them)."""
+        raws = list(self._pages("/servers/detail", {"all_tenants": "1"}, "servers", MICROVERSIONS["servers"],
+                                what="list the servers of all projects"))  # fmt: skip
+        groups = self._groups_by_member() if raws else {}
         images: dict[str, dict[str, str]] = {}
         servers = []
-        for raw in self._pages("/servers/detail", {"all_tenants": "1"}, "servers", MICROVERSIONS["servers"],
-                               what="list the servers of all projects"):  # fmt: skip
+        for raw in raws:
             image_id = _image_id(raw) if image_properties else None
             if image_id is not None and image_id not in images:
                 images[image_id] = self._image_properties(image_id)
-            servers.append((_server(raw, images.get(image_id, {}) if image_id else {}), raw.get("flavor") or {}))
+            server = _server(raw, images.get(image_id, {}) if image_id else {}, groups.get(str(raw["id"])))
+            servers.append((server, raw.get("flavor") or {}))
         return servers
 
     def read(self, path: str, microversion: str, *, what: str, service: str = "compute") -> tuple[Any, str]:

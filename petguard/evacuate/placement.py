@@ -8,9 +8,10 @@ request is logged with its request id and every error is mapped and chained ther
 
 Cost of one read, for H compute hosts and S servers: ``GET /os-services`` (1), ``GET
 /os-hypervisors/detail`` (1 per 1000 hypervisors), ``GET /servers/detail?all_tenants=1`` (1 per
-1000 servers), one Glance ``GET /images/{id}`` per distinct image when the ``evacuable_image``
-selector is on, and 2 placement GETs per host (``/resource_providers/{uuid}/inventories`` and
-``/usages``: placement has no bulk read of either).
+1000 servers), ``GET /os-server-groups?all_projects=True`` (1 per 1000 groups), one Glance ``GET
+/images/{id}`` per distinct image when the ``evacuable_image`` selector is on, and 2 placement GETs
+per host (``/resource_providers/{uuid}/inventories`` and ``/usages``: placement has no bulk read of
+either).
 
 How a host is matched to its resource provider: since compute microversion 2.53 a hypervisor's
 ``id`` is its compute node's UUID, which is the UUID of the node's root resource provider, and

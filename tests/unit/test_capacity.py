@@ -26,7 +26,7 @@ from petguard.capacity import (
     pets_of,
     unusable_reason,
 )
-from petguard.evacuate.plan import ClassPolicy, EvacuationPolicy, Server
+from petguard.evacuate.plan import ClassPolicy, EvacuationPolicy, GroupPolicy, Server, ServerGroup
 
 AT = 1_700_000_000.0
 POLICY = EvacuationPolicy()
@@ -42,6 +42,7 @@ def pet(name: str, vcpu: int = 1, memory_mb: int = 1024, disk_gb: int = 0, **fie
         vm_state=str(fields.pop("vm_state", "active")),
         metadata=dict(fields.pop("metadata", PET)),  # type: ignore[call-overload]
         image_id=fields.pop("image_id", None),  # type: ignore[arg-type]
+        group=fields.pop("group", None),  # type: ignore[arg-type]
     )
     assert not fields
     return PlacedServer(server, Resources(vcpu, memory_mb, disk_gb))
@@ -185,6 +186,42 @@ def test_room_split_across_hosts_is_reported_as_not_on_any_single_host() -> None
     verdict = report.hosts[0]
     assert not verdict.ok and verdict.unplaced == ("big",) and verdict.missing == {}
     assert "not on any single host" in verdict.summary()
+
+
+# ------------------------------------------------------------------------------ hard server groups
+
+ANTI = ServerGroup("g-anti", "web", GroupPolicy.ANTI_AFFINITY, frozenset({"id-w1", "id-w2", "id-w3"}))
+AFFINITY = ServerGroup("g-aff", "db", GroupPolicy.AFFINITY, frozenset({"id-d1", "id-d2"}))
+SOFT = ServerGroup("g-soft", "x", GroupPolicy.SOFT_ANTI_AFFINITY, frozenset({"id-s1", "id-s2"}))
+
+
+def test_anti_affinity_members_never_share_a_target_nor_join_a_member() -> None:
+    members = [pet("w1", group=ANTI), pet("w2", group=ANTI)]
+    assert fit(members, [host("cmp2", memory_mb=65536)])[0] == [members[1]]  # room for both, not allowed
+    assert fit(members, [host("cmp2"), host("cmp3")])[0] == []
+    elsewhere = host("cmp3", servers=(pet("w3", group=ANTI),))  # a member already runs on cmp3
+    unplaced, _ = fit(members, [host("cmp2"), elsewhere])
+    assert [p.server.name for p in unplaced] == ["w2"]
+    report = check([host("cmp1", servers=tuple(members)), host("cmp2", memory_mb=65536)], POLICY, AT)
+    assert report.verdict is Verdict.SHORT and "server group rules" in report.hosts[0].summary()
+
+
+def test_a_hard_affinity_member_only_goes_where_a_member_runs() -> None:
+    d1 = pet("d1", group=AFFINITY)
+    with_member = host("cmp3", memory_mb=1024, servers=(pet("d2", memory_mb=0, group=AFFINITY),))
+    assert fit([d1], [host("cmp2"), with_member])[0] == []  # cmp2 comes first by name, but has no member
+    full = host("cmp3", memory_mb=512, servers=(pet("d2", memory_mb=0, group=AFFINITY),))
+    assert fit([d1], [host("cmp2"), full])[0] == [d1]
+
+
+def test_a_hard_affinity_group_all_on_the_failed_host_is_left_behind_and_needs_no_room() -> None:
+    failing = host("cmp1", servers=(pet("d1", group=AFFINITY), pet("d2", group=AFFINITY)))
+    report = check([failing, host("cmp2")], POLICY, AT)
+    assert report.verdict is Verdict.OK and report.hosts == ()  # plan.plan skips them: nowhere to go
+
+
+def test_soft_policies_never_refuse() -> None:
+    assert fit([pet("s1", group=SOFT), pet("s2", group=SOFT)], [host("cmp2")])[0] == []
 
 
 # --------------------------------------------------------------------------------- which are pets

@@ -5,6 +5,7 @@ from their API references. No network."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import urllib.parse
 from collections.abc import Callable
@@ -113,10 +114,19 @@ SERVERS = {
 }
 
 
+GROUPS = {
+    "server_groups": [
+        {"id": "g-anti", "name": "ha", "policy": "anti-affinity", "rules": {}, "members": ["s1", "s3"],
+         "project_id": "proj-1", "user_id": "u"},
+    ]
+}  # fmt: skip
+
+
 class Cloud:
     """Routes each proxy's GET by path; records what was asked."""
 
     def __init__(self) -> None:
+        self.groups = copy.deepcopy(GROUPS)
         self.conn = mock.create_autospec(openstack.connection.Connection, instance=True)
         self.conn.compute = mock.create_autospec(openstack.compute.v2._proxy.Proxy, instance=True)
         self.conn.image = mock.create_autospec(openstack.image.v2._proxy.Proxy, instance=True)
@@ -127,6 +137,7 @@ class Cloud:
             ),
             "/os-hypervisors/detail": self._hypervisors,
             "/servers/detail": lambda q: response(body=SERVERS, rid="req-servers"),
+            "/os-server-groups": lambda q: response(body=self.groups),
         }
         self.placement = {
             f"/resource_providers/{RP1}/inventories": response(body=inventories_json(8, 16384, 100), rid="req-inv1"),
@@ -181,6 +192,9 @@ def test_every_host_with_its_inventory_usage_state_and_servers(cloud: Cloud) -> 
     assert resources == {"s1": Resources(2, 4096, 1), "s2": Resources(1, 2048, 15)}
     assert cmp1.servers[1].server.image_properties == {"evacuable": "true"}
     assert [p.server.id for p in cmp2.servers] == ["s3"]
+    # server groups come with the servers: the check keeps anti-affinity members apart
+    assert cmp1.servers[0].server.group is not None and cmp1.servers[0].server.group.id == "g-anti"
+    assert cmp2.servers[0].server.group == cmp1.servers[0].server.group and cmp1.servers[1].server.group is None
 
 
 def test_the_calls_their_microversions_and_request_ids_in_the_log(
@@ -195,6 +209,7 @@ def test_the_calls_their_microversions_and_request_ids_in_the_log(
         ("/os-hypervisors/detail", {"microversion": "2.88"}),
         (f"/os-hypervisors/detail?marker={RP1}", {"microversion": "2.88"}),
         ("/servers/detail?all_tenants=1", {"microversion": "2.47"}),
+        ("/os-server-groups?all_projects=True&limit=1000&offset=0", {"microversion": "2.64"}),
     ]
     placement_calls = [(c.args[0], c.kwargs) for c in cloud.conn.placement.get.call_args_list]
     assert placement_calls == [
@@ -224,13 +239,18 @@ def test_a_reserved_host_nova_does_not_know_is_said_in_the_log(cloud: Cloud, cap
 
 
 def test_the_read_feeds_the_check(cloud: Cloud) -> None:
-    """cmp1's pets (3 vCPU / 6 GiB / 16 GiB) go to cmp2, a disabled reserved host: ok only because it is reserved."""
+    """cmp1's pets can only go to cmp2, a disabled reserved host: s2 fits there; s1 would too, but s3,
+    a member of s1's anti-affinity group, runs on cmp2."""
     compute = nova.NovaCompute(cloud.conn)
     policy = EvacuationPolicy()
     report = capacity.check(placement.read_capacity_inputs(compute, reserved_hosts={"cmp2"}), policy, 0.0)
-    assert report.verdict is Verdict.OK and report.worst is not None and report.worst.host == "cmp1"
+    assert report.verdict is Verdict.SHORT and report.worst is not None and report.worst.host == "cmp1"
+    assert report.worst.unplaced == ("vm-s1",) and report.worst.missing == {}
+    cloud.groups["server_groups"][0]["members"] = ["s1"]
+    report = capacity.check(placement.read_capacity_inputs(compute, reserved_hosts={"cmp2"}), policy, 0.0)
+    assert report.verdict is Verdict.OK
     report = capacity.check(placement.read_capacity_inputs(compute), policy, 0.0)
-    assert report.verdict is Verdict.SHORT
+    assert report.verdict is Verdict.SHORT  # cmp2 not reserved: disabled, it takes nothing
 
 
 def test_a_flavor_amount_that_is_not_a_number_is_counted_as_zero_and_said(caplog: pytest.LogCaptureFixture) -> None:
