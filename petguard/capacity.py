@@ -200,6 +200,7 @@ class CapacityReport:
     hosts: tuple[HostVerdict, ...] = ()  # every host with pets, by name
     worst: HostVerdict | None = None
     reason: str = ""  # unknown: why
+    not_counted: Mapping[str, str] = dataclasses.field(default_factory=dict)  # host -> why it takes no pets
 
     @classmethod
     def unknown(cls, reason: str, at: float | None = None) -> CapacityReport:
@@ -220,8 +221,10 @@ class CapacityReport:
         return f"ok: the pets of any one host fit on the others; largest: {self.worst.summary()}"
 
     def details(self) -> str:
-        """The summary and, when short, what each short host lacks (for logs and alerts)."""
-        return "; ".join([self.summary(), *(h.summary() for h in self.short)])
+        """The summary, what each short host lacks, and the hosts not counted (for logs and alerts)."""
+        excluded = [f"{host} ({why})" for host, why in self.not_counted.items()]
+        tail = [f"not counted as room: {', '.join(excluded)}"] if excluded else []
+        return "; ".join([self.summary(), *(h.summary() for h in self.short), *tail])
 
 
 def fit(pets: Iterable[PlacedServer], targets: Iterable[HostCapacity]) -> tuple[list[PlacedServer], dict[str, float]]:
@@ -294,7 +297,8 @@ def check_host(host: HostCapacity, pets: list[PlacedServer], targets: Iterable[H
 def check(hosts: Iterable[HostCapacity], policy: EvacuationPolicy, at: float) -> CapacityReport:
     """For every host with pets: would they fit on the other usable hosts and the reserved hosts?"""
     hosts = sorted(hosts, key=lambda h: h.name)
-    usable = [h for h in hosts if unusable_reason(h) is None]
+    not_counted = {h.name: why for h in hosts if (why := unusable_reason(h)) is not None}
+    usable = [h for h in hosts if h.name not in not_counted]
     verdicts: list[HostVerdict] = []
     for host in hosts:
         pets = pets_of(host, policy)
@@ -302,7 +306,7 @@ def check(hosts: Iterable[HostCapacity], policy: EvacuationPolicy, at: float) ->
             verdicts.append(check_host(host, pets, [t for t in usable if t.name != host.name]))
     worst = max(verdicts, key=lambda v: (v.need.size_key(), v.host), default=None)
     verdict = Verdict.OK if all(v.ok for v in verdicts) else Verdict.SHORT
-    return CapacityReport(verdict, at, tuple(verdicts), worst)
+    return CapacityReport(verdict, at, tuple(verdicts), worst, not_counted=not_counted)
 
 
 def alert_for(last_alerted: Verdict | None, report: CapacityReport) -> str | None:

@@ -179,6 +179,7 @@ class CapacityJson(TypedDict):
     summary: str  # one line: the verdict and what is short, or why unknown
     worst: CapacityHostJson | None  # the host with the most pet resources
     short: list[CapacityHostJson]  # the hosts whose pets would not fit elsewhere
+    not_counted: dict[str, str]  # host -> why its room is not counted (down, disabled, maintenance ...)
 
 
 class StatusJson(TypedDict):
@@ -386,6 +387,7 @@ def capacity_json(report: CapacityReport) -> CapacityJson:
         "summary": report.summary(),
         "worst": capacity_host_json(report.worst) if report.worst is not None else None,
         "short": [capacity_host_json(h) for h in report.short],
+        "not_counted": dict(report.not_counted),
     }
 
 

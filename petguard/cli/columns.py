@@ -58,6 +58,10 @@ class Readiness(FormattableColumn[dict[str, str]]):
         return "\n".join(f"{host}: {state}" for host, state in sorted((self._value or {}).items()))
 
 
+class PerHost(Readiness):
+    """``{host: text}``, one host per line (e.g. why the capacity check does not count a host)."""
+
+
 class IncidentSummary(FormattableColumn[dict[str, Any] | None]):
     """An Incident object shown as one line."""
 
@@ -160,6 +164,7 @@ STATUS = (
     Field("capacity_summary", "Capacity summary"),
     Field("capacity_worst", "Capacity worst host"),
     Field("capacity_short", "Capacity short", Lines),
+    Field("capacity_not_counted", "Capacity not counted", PerHost),
     Field("capacity_checked_at", "Capacity checked at", Time),
 )
 AUDIT = (
@@ -189,6 +194,7 @@ def flat_status(status: Mapping[str, Any]) -> dict[str, Any]:
         capacity_summary=capacity.get("summary") or "not checked yet",
         capacity_worst=worst.get("summary"),
         capacity_short=[host.get("summary", "") for host in capacity.get("short") or ()],
+        capacity_not_counted=capacity.get("not_counted") or {},
         capacity_checked_at=capacity.get("checked_at"),
     )
     return flat

@@ -141,9 +141,12 @@ def test_a_host_placement_knows_nothing_about_cannot_take_pets() -> None:
 )
 def test_room_on_an_unusable_host_is_not_counted(state: dict[str, bool]) -> None:
     failing = host("cmp1", servers=(pet("a", memory_mb=4096),))
-    report = check([failing, host("cmp2", memory_mb=8192, **state)], POLICY, AT)
+    unusable = host("cmp2", memory_mb=8192, **state)
+    report = check([failing, unusable], POLICY, AT)
     assert report.verdict is Verdict.SHORT
     assert report.hosts[0].missing == {VCPU: 1, MEMORY_MB: 4096}
+    assert report.not_counted == {"cmp2": unusable_reason(unusable)}
+    assert report.details().endswith(f"not counted as room: cmp2 ({unusable_reason(unusable)})")
 
 
 def test_the_room_of_a_disabled_reserved_host_is_counted() -> None:

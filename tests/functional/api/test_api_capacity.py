@@ -110,6 +110,7 @@ def test_status_metrics_events_and_cli_follow_the_check(world: World) -> None:
         "summary": "unknown: not checked yet",
         "worst": None,
         "short": [],
+        "not_counted": {},
     }
     assert world.metric(c.get("/metrics").text, "petguard_capacity_ok ") == ["petguard_capacity_ok -1.0"]
 
@@ -134,6 +135,8 @@ def test_status_metrics_events_and_cli_follow_the_check(world: World) -> None:
         "no room for 1: db",
     }
     assert capacity["worst"] == short
+    maintenance = "it is in petguard maintenance"
+    assert capacity["not_counted"] == {"cmp3": maintenance, "cmp4": maintenance, "cmp5": maintenance}
     scrape = c.get("/metrics").text
     assert world.metric(scrape, "petguard_capacity_ok ") == ["petguard_capacity_ok 0.0"]
     assert world.metric(scrape, "petguard_capacity_missing{") == [
@@ -149,6 +152,7 @@ def test_status_metrics_events_and_cli_follow_the_check(world: World) -> None:
     assert shown["Capacity short"] == [short["summary"]] and shown["Capacity checked at"] == capacity["checked_at"]
     table = run_cli(["status"], world.client._transport, token_file=world.token_file)
     assert "MEMORY_MB 4096 MiB missing" in table.out and "Capacity checked at" in table.out
+    assert "cmp4: it is in petguard maintenance" in table.out
 
     # a host back from maintenance: room again, one capacity_ok
     world.maintenance("cmp3", on=False)
