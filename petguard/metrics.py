@@ -16,8 +16,9 @@ At scrape time (from ``snapshot()``; nothing is cached):
   fence device succeeded, 0 when it failed (``petguard.readiness``; devices not read yet are absent)
 * ``petguard_capacity_ok`` 1 when the last capacity check found room for the pets of any one host,
   0 when it did not, -1 when unknown (not checked yet, Nova or placement unreadable, not the leader);
-  ``petguard_capacity_missing{host,resource}`` per short host, what its pets would lack
-  (``petguard.capacity``; only short hosts, so a few series at most);
+  ``petguard_capacity_missing{host,resource}`` per short host, what its pets would lack, and
+  ``petguard_capacity_unplaced_pets{host}`` how many would find no room (``petguard.capacity``; only
+  short hosts, so a few series at most);
   ``petguard_capacity_checked_timestamp_seconds`` when the last check ran
 
 Updated by the loop: ``petguard_ticks_total{result}``, ``petguard_tick_duration_seconds``,
@@ -139,10 +140,17 @@ class _CapacityCollector(Collector):
             "What the pets of a host would lack if it failed now (VCPU, MEMORY_MB in MiB, DISK_GB in GiB)",
             labels=["host", "resource"],
         )
+        unplaced = GaugeMetricFamily(
+            "petguard_capacity_unplaced_pets",
+            "How many pets of a host would find no room if it failed now (also when no single resource is short)",
+            labels=["host"],
+        )
         for host in report.short:
             for resource, amount in host.missing.items():
                 missing.add_metric([host.host, resource], amount)
+            unplaced.add_metric([host.host], len(host.unplaced))
         yield missing
+        yield unplaced
         checked = GaugeMetricFamily(
             "petguard_capacity_checked_timestamp_seconds", "Unix time of the last capacity check"
         )

@@ -142,6 +142,9 @@ def test_status_metrics_events_and_cli_follow_the_check(world: World) -> None:
     assert world.metric(scrape, "petguard_capacity_missing{") == [
         'petguard_capacity_missing{host="cmp1",resource="MEMORY_MB"} 4096.0'
     ]
+    assert world.metric(scrape, "petguard_capacity_unplaced_pets{") == [
+        'petguard_capacity_unplaced_pets{host="cmp1"} 1.0'
+    ]
     events = c.get("/v1/events").json()["events"]
     assert [e["kind"] for e in events if e["kind"].startswith("capacity")] == ["capacity_short"]
 
@@ -160,6 +163,9 @@ def test_status_metrics_events_and_cli_follow_the_check(world: World) -> None:
     world.watch.check_once()
     capacity = c.get("/v1/status").json()["capacity"]
     assert capacity["verdict"] == "ok" and capacity["short"] == [] and capacity["worst"]["host"] == "cmp1"
-    assert world.metric(c.get("/metrics").text, "petguard_capacity_ok ") == ["petguard_capacity_ok 1.0"]
+    scrape = c.get("/metrics").text
+    assert world.metric(scrape, "petguard_capacity_ok ") == ["petguard_capacity_ok 1.0"]
+    assert world.metric(scrape, "petguard_capacity_missing{") == []
+    assert world.metric(scrape, "petguard_capacity_unplaced_pets{") == []
     events = c.get("/v1/events").json()["events"]
     assert [e["kind"] for e in events if e["kind"].startswith("capacity")] == ["capacity_short", "capacity_ok"]
