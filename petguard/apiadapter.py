@@ -23,6 +23,7 @@ from petguard.api.alerts import AlertPolicy
 from petguard.api.app import ApiSettings, make_app
 from petguard.api.ports import Explanation, Exposition, Liveness, Status
 from petguard.api.server import ApiServer, ServerSettings
+from petguard.capacity import CapacityReport
 from petguard.clock import Clock, SystemClock
 from petguard.compute import Compute
 from petguard.conf import policies
@@ -87,6 +88,8 @@ class StoreView:
     evacuation: planning.EvacuationPolicy = dataclasses.field(default_factory=planning.EvacuationPolicy)
     #: [evacuation] tier_delay, shown in the dry run with each pet's readiness
     tier_delay: float = 0.0
+    #: the last capacity check of this term (petguard.capacitywatch); unknown on a follower
+    capacity: Callable[[], CapacityReport] = lambda: CapacityReport.unknown("not checked yet")
 
     def now(self) -> float:
         return self.clock.now()
@@ -141,6 +144,7 @@ class StoreView:
             dry_run=self.dry_run,
             log_level=self.log_level(),
             fence_readiness=self.fence_readiness(),
+            capacity=self.capacity(),
         )
 
     def explain(self, name: str) -> Explanation:
@@ -295,6 +299,7 @@ def start_api(
     readiness: ReadinessView | None = None,
     leading: Callable[[], bool] | None = None,
     compute: Compute | None = None,
+    capacity: Callable[[], CapacityReport] | None = None,
 ) -> ApiServer:
     """Build the API over ``store`` and ``loop`` and serve it in a thread; the caller stops it.
 
@@ -314,10 +319,12 @@ def start_api(
         view.compute = compute
         view.evacuation = policies.evacuation(conf)
         view.tier_delay = conf.evacuation.tier_delay
+    if capacity is not None:
+        view.capacity = capacity
     inbox = StoreInbox(store, clock, set_log_level or levels.set)
     if metrics is None:
         rows = readiness.gauge_rows if readiness is not None else None
-        recorder = Metrics(lambda: snapshot(store, loop), fence_readiness=rows)
+        recorder = Metrics(lambda: snapshot(store, loop), fence_readiness=rows, capacity=capacity)
         loop.recorder = recorder
         metrics = recorder
     app_settings, server_settings = settings(conf)

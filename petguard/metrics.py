@@ -14,6 +14,12 @@ At scrape time (from ``snapshot()``; nothing is cached):
   could not be read for this scrape)
 * ``petguard_fence_device_ready{host,level,device}`` 1 when the last read-only power reading of that
   fence device succeeded, 0 when it failed (``petguard.readiness``; devices not read yet are absent)
+* ``petguard_capacity_ok`` 1 when the last capacity check found room for the pets of any one host,
+  0 when it did not, -1 when unknown (not checked yet, Nova or placement unreadable, not the leader);
+  ``petguard_capacity_missing{host,resource}`` per short host, what its pets would lack, and
+  ``petguard_capacity_unplaced_pets{host}`` how many would find no room (``petguard.capacity``; only
+  short hosts, so a few series at most);
+  ``petguard_capacity_checked_timestamp_seconds`` when the last check ran
 
 Updated by the loop: ``petguard_ticks_total{result}``, ``petguard_tick_duration_seconds``,
 ``petguard_fence_attempts_total{outcome}``, ``petguard_fence_duration_seconds{outcome}``,
@@ -32,6 +38,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from petguard.capacity import CapacityReport, Verdict
 from petguard.errors import PetguardError
 from petguard.hosts import HostState
 
@@ -114,17 +121,60 @@ class _ReadinessCollector(Collector):
         yield ready
 
 
+class _CapacityCollector(Collector):
+    """The last capacity check at each scrape."""
+
+    def __init__(self, report: Callable[[], CapacityReport]) -> None:
+        self._report = report
+
+    def collect(self) -> Iterator[Metric]:
+        report = self._report()
+        value = {Verdict.OK: 1, Verdict.SHORT: 0, Verdict.UNKNOWN: -1}[report.verdict]
+        yield GaugeMetricFamily(
+            "petguard_capacity_ok",
+            "1: the other hosts (and reserved hosts) could take the pets of any one host; 0: not; -1: unknown",
+            value=value,
+        )
+        missing = GaugeMetricFamily(
+            "petguard_capacity_missing",
+            "What the pets of a host would lack if it failed now (VCPU, MEMORY_MB in MiB, DISK_GB in GiB)",
+            labels=["host", "resource"],
+        )
+        unplaced = GaugeMetricFamily(
+            "petguard_capacity_unplaced_pets",
+            "How many pets of a host would find no room if it failed now (also when no single resource is short)",
+            labels=["host"],
+        )
+        for host in report.short:
+            for resource, amount in host.missing.items():
+                missing.add_metric([host.host, resource], amount)
+            unplaced.add_metric([host.host], len(host.unplaced))
+        yield missing
+        yield unplaced
+        checked = GaugeMetricFamily(
+            "petguard_capacity_checked_timestamp_seconds", "Unix time of the last capacity check"
+        )
+        if report.checked_at is not None:
+            checked.add_metric([], report.checked_at)
+        yield checked
+
+
 class Metrics:
     """The daemon's metrics: implements ``reconcile.Recorder`` and ``api.ports.Exposition``."""
 
     def __init__(
-        self, snapshot: Callable[[], Snapshot] | None = None, fence_readiness: ReadinessRows | None = None
+        self,
+        snapshot: Callable[[], Snapshot] | None = None,
+        fence_readiness: ReadinessRows | None = None,
+        capacity: Callable[[], CapacityReport] | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         if snapshot is not None:
             self.registry.register(_SnapshotCollector(snapshot))
         if fence_readiness is not None:
             self.registry.register(_ReadinessCollector(fence_readiness))
+        if capacity is not None:
+            self.registry.register(_CapacityCollector(capacity))
         r = self.registry
         self.ticks = Counter("petguard_ticks", "Loop ticks, by result (ok, failed)", ["result"], registry=r)
         self.tick_seconds = Histogram(

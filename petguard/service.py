@@ -19,17 +19,21 @@ from oslo_config import cfg
 from petguard import apiadapter, lifecycle
 from petguard import leadership as election
 from petguard.api.server import ApiServer
+from petguard.capacity import CapacityReport, HostCapacity
+from petguard.capacitywatch import CapacityWatch
 from petguard.clock import Clock, SystemClock
 from petguard.compute import Compute
 from petguard.conf import policies
 from petguard.decide import Action, LoopPolicy
-from petguard.evacuate import nova
+from petguard.errors import ConfigError
+from petguard.evacuate import nova, placement
 from petguard.evacuate.probe import NetworkProber
 from petguard.evacuate.ready import Prober
 from petguard.fencing import inventory, loader, procedure
 from petguard.fencing.base import FenceDevice, FenceDriver, FenceTopology
 from petguard.fencing.child import FenceRunner
 from petguard.fencing.procedure import FencePolicy, PowerRunner
+from petguard.hosts import HostState
 from petguard.instances import InstanceHealth
 from petguard.journal import Store
 from petguard.leadership import Leadership
@@ -183,8 +187,10 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
     fences = inventory.load_inventory(conf.fencing.inventory_file)
     lookup = functools.partial(loader.load_driver, enabled=list(conf.fencing.enabled_drivers))
     runner = FenceRunner(lookup)
+    capacity_duty = _capacity_duty(conf, compute, journal, clock)
     duties = LeaderDuties(
         {
+            **capacity_duty,
             "webhooks": lambda: build_dispatcher(conf, journal, clock),
             "fence readiness": lambda: Readiness(
                 fences,
@@ -229,6 +235,7 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
             leading=leader.leading,
             readiness=_LiveReadiness(duties),
             compute=compute,  # read-only: the dry run of `explain HOST`
+            capacity=_LiveCapacity(duties, enabled=bool(capacity_duty)).report,
         )
     return Daemon(loop, stop, conf.tick_interval, leadership=leader, duties=duties, api=api)
 
@@ -250,3 +257,61 @@ class _LiveReadiness:
     def gauge_rows(self) -> list[tuple[str, str, str, bool]]:
         readiness = self._readiness()
         return list(readiness.gauge_rows()) if readiness is not None else []
+
+
+#: Below this, a capacity check (2 placement requests per host) would load the cloud for little news.
+MIN_CAPACITY_INTERVAL = 10.0
+
+
+def _capacity_duty(
+    conf: cfg.ConfigOpts, compute: nova.NovaCompute, journal: SqlStore, clock: Clock
+) -> dict[str, Callable[[], Duty]]:
+    """The capacity check as a leader duty, or nothing when ``[capacity] interval = 0``.
+
+    :raises ConfigError: an interval between 0 and ``MIN_CAPACITY_INTERVAL``.
+    """
+    interval = conf.capacity.interval
+    if interval == 0:
+        LOG.info("capacity check disabled ([capacity] interval = 0)")
+        return {}
+    if interval < MIN_CAPACITY_INTERVAL:
+        raise ConfigError(
+            f"[capacity] interval = {interval:g}: use 0 (off) or at least {MIN_CAPACITY_INTERVAL:g} seconds; "
+            "each check reads Nova and placement (2 requests per host)"
+        )
+    evacuation = policies.evacuation(conf)
+    reserved = frozenset(conf.evacuation.reserved_hosts)
+
+    def read() -> list[HostCapacity]:
+        return placement.read_capacity_inputs(
+            compute,
+            reserved_hosts=reserved,
+            maintenance=hosts_in_maintenance(journal),
+            image_properties="evacuable_image" in evacuation.selectors,
+        )
+
+    return {
+        # its own stop event (not the daemon's): losing leadership stops the watch, not the daemon
+        "capacity check": lambda: CapacityWatch(read, evacuation, clock, journal.record_event, interval=interval)
+    }
+
+
+def hosts_in_maintenance(journal: Store) -> set[str]:
+    """The hosts petguard has in maintenance (they take no pets in the capacity check)."""
+    return {name for name, record in journal.load_hosts().items() if record.host.state is HostState.MAINTENANCE}
+
+
+class _LiveCapacity:
+    """The capacity report of the current term, for the API and metrics (unknown on a follower)."""
+
+    def __init__(self, duties: LeaderDuties, enabled: bool) -> None:
+        self._duties = duties
+        self._enabled = enabled
+
+    def report(self) -> CapacityReport:
+        if not self._enabled:
+            return CapacityReport.unknown("the capacity check is disabled ([capacity] interval = 0)")
+        running = self._duties.running("capacity check")
+        if isinstance(running, CapacityWatch):
+            return running.report()
+        return CapacityReport.unknown("this controller does not lead: the leader checks capacity")

@@ -289,6 +289,7 @@ class Status(_Resource):
             "dry_run": status.dry_run,
             "fence_readiness": dict(status.fence_readiness),
             "log_level": status.log_level,
+            "capacity": wire.capacity_json(status.capacity),
         }
         _json(resp, answer)
 

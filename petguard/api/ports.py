@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from petguard.agent.events import DomainEvent
+from petguard.capacity import CapacityReport
 from petguard.evacuate.plan import ServerDecision
 from petguard.health import AgentHeartbeat
 from petguard.journal import (
@@ -40,6 +41,7 @@ class Status:
     dry_run: bool
     log_level: str
     fence_readiness: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    capacity: CapacityReport = CapacityReport.unknown("not checked yet")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 
 from petguard.agent.events import DETAILS as AGENT_DETAILS
 from petguard.agent.events import DomainEvent, DomainState, DomainSummary, EventKind
+from petguard.capacity import CapacityReport, HostVerdict
 from petguard.errors import Permanent
 from petguard.evacuate.plan import ServerDecision
 from petguard.health import AgentHeartbeat
@@ -160,6 +161,27 @@ class ExplainJson(TypedDict):
     if_failed: list[WhatIfJson]  # a host with no open incident: a dry run of its evacuation
 
 
+class CapacityHostJson(TypedDict):
+    host: str
+    pets: int
+    vcpu: int  # the pets' resources in all, as placement counts them
+    memory_mb: int
+    disk_gb: int
+    ok: bool  # the pets would all find room on the other hosts (and the reserved hosts)
+    missing: dict[str, int]  # resource class (VCPU, MEMORY_MB, DISK_GB) -> amount missing
+    unplaced: list[str]  # the pets that would find no room
+    summary: str
+
+
+class CapacityJson(TypedDict):
+    verdict: str  # "ok" | "short" | "unknown"
+    checked_at: float | None  # null: not checked yet (or not on this controller)
+    summary: str  # one line: the verdict and what is short, or why unknown
+    worst: CapacityHostJson | None  # the host with the most pet resources
+    short: list[CapacityHostJson]  # the hosts whose pets would not fit elsewhere
+    not_counted: dict[str, str]  # host -> why its room is not counted (down, disabled, maintenance ...)
+
+
 class StatusJson(TypedDict):
     version: str
     leader: bool
@@ -169,6 +191,7 @@ class StatusJson(TypedDict):
     dry_run: bool
     fence_readiness: dict[str, str]
     log_level: str
+    capacity: CapacityJson
 
 
 class IgnoredAlertJson(TypedDict):
@@ -340,6 +363,31 @@ def brake_json(brake: BrakeState) -> BrakeJson:
         "reason": brake.reason,
         "since": brake.since,
         "override_until": brake.override_until,
+    }
+
+
+def capacity_host_json(host: HostVerdict) -> CapacityHostJson:
+    return {
+        "host": host.host,
+        "pets": host.pets,
+        "vcpu": host.need.vcpu,
+        "memory_mb": host.need.memory_mb,
+        "disk_gb": host.need.disk_gb,
+        "ok": host.ok,
+        "missing": dict(host.missing),
+        "unplaced": list(host.unplaced),
+        "summary": host.summary(),
+    }
+
+
+def capacity_json(report: CapacityReport) -> CapacityJson:
+    return {
+        "verdict": report.verdict.value,
+        "checked_at": report.checked_at,
+        "summary": report.summary(),
+        "worst": capacity_host_json(report.worst) if report.worst is not None else None,
+        "short": [capacity_host_json(h) for h in report.short],
+        "not_counted": dict(report.not_counted),
     }
 
 
@@ -517,8 +565,9 @@ def agent_events(body: Any) -> tuple[str, list[DomainEvent]]:
     events = []
     for index, raw in enumerate(list_field(body, "events", MAX_AGENT_EVENTS)):
         where = f"events[{index}]."
-        item = check_object(raw, required=("id", "at", "domain_uuid", "domain_name", "kind", "detail"),
-                            what=f"events[{index}]")
+        item = check_object(
+            raw, required=("id", "at", "domain_uuid", "domain_name", "kind", "detail"), what=f"events[{index}]"
+        )
         kind = EventKind(choice_field(item, "kind", [k.value for k in EventKind], what=where))
         detail = string_field(item, "detail", max_length=64, what=where)
         if detail not in AGENT_DETAILS[kind]:

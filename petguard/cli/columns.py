@@ -58,6 +58,10 @@ class Readiness(FormattableColumn[dict[str, str]]):
         return "\n".join(f"{host}: {state}" for host, state in sorted((self._value or {}).items()))
 
 
+class PerHost(Readiness):
+    """``{host: text}``, one host per line (e.g. why the capacity check does not count a host)."""
+
+
 class IncidentSummary(FormattableColumn[dict[str, Any] | None]):
     """An Incident object shown as one line."""
 
@@ -156,6 +160,12 @@ STATUS = (
     Field("dry_run", "Dry run"),
     Field("fence_readiness", "Fence readiness", Readiness),
     Field("log_level", "Log level"),
+    Field("capacity_verdict", "Capacity"),
+    Field("capacity_summary", "Capacity summary"),
+    Field("capacity_worst", "Capacity worst host"),
+    Field("capacity_short", "Capacity short", Lines),
+    Field("capacity_not_counted", "Capacity not counted", PerHost),
+    Field("capacity_checked_at", "Capacity checked at", Time),
 )
 AUDIT = (
     Field("id", "ID"),
@@ -169,13 +179,22 @@ AUDIT = (
 
 
 def flat_status(status: Mapping[str, Any]) -> dict[str, Any]:
-    """``GET /v1/status`` with its ``brake`` object spread into ``brake_*`` keys (one column each)."""
+    """``GET /v1/status`` with its ``brake`` and ``capacity`` objects spread into ``brake_*`` and
+    ``capacity_*`` keys (one column each)."""
     brake = status.get("brake") or {}
-    flat = {k: v for k, v in status.items() if k != "brake"}
+    capacity = status.get("capacity") or {}
+    worst = capacity.get("worst") or {}
+    flat = {k: v for k, v in status.items() if k not in ("brake", "capacity")}
     flat.update(
         brake_engaged=brake.get("engaged"),
         brake_reason=brake.get("reason"),
         brake_since=brake.get("since"),
         brake_override_until=brake.get("override_until"),
+        capacity_verdict=capacity.get("verdict", "unknown"),
+        capacity_summary=capacity.get("summary") or "not checked yet",
+        capacity_worst=worst.get("summary"),
+        capacity_short=[host.get("summary", "") for host in capacity.get("short") or ()],
+        capacity_not_counted=capacity.get("not_counted") or {},
+        capacity_checked_at=capacity.get("checked_at"),
     )
     return flat

@@ -259,6 +259,12 @@ evacuation_opts: list[cfg.Opt] = [
         "on the failed host's local disk, and an evacuation rebuilds them from their image "
         "(local_disk_policy applies).",
     ),
+    cfg.ListOpt(
+        "reserved_hosts",
+        default=[],
+        help="Reserved failover hosts: compute hosts kept disabled in Nova that petguard may enable to take "
+        "the pets of a failed host. The capacity check counts their free room although they are disabled.",
+    ),
     *[
         cfg.StrOpt(
             f"{pet_class}_policy",
@@ -428,6 +434,17 @@ coordination_opts: list[cfg.Opt] = [
     ),
 ]
 
+capacity_opts: list[cfg.Opt] = [
+    cfg.FloatOpt(
+        "interval",
+        default=300.0,
+        min=0,
+        help="Seconds between two capacity checks (on the leader): could the other hosts and the reserved "
+        "hosts take the pets of any one host if it failed now? Each check reads Nova (services, hypervisors, "
+        "all servers) and placement (2 requests per host). Short raises a capacity_short alert. 0 disables it.",
+    ),
+]
+
 GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
     (None, default_opts),
     ("nova", nova_opts),
@@ -439,6 +456,7 @@ GROUPS: list[tuple[str | None, list[cfg.Opt]]] = [
     ("api", api_opts),
     ("coordination", coordination_opts),
     ("instance_health", instance_health_opts),
+    ("capacity", capacity_opts),
 ]
 
 #: The template of the per-receiver groups, for the sample config only.

@@ -357,8 +357,8 @@ class NovaCompute:
         """
         started = time.monotonic()
         try:
-            proxy = self._conn.compute if service == "compute" else self._conn.image
-            kwargs: dict[str, Any] = {"microversion": microversion} if service == "compute" else {}
+            proxy = getattr(self._conn, service)  # the SDK's compute, image or placement proxy
+            kwargs: dict[str, Any] = {"microversion": microversion} if microversion else {}
             if json is not None:
                 kwargs["json"] = json
             if method == "GET":
@@ -373,7 +373,7 @@ class NovaCompute:
             raise _library_error(exc, what) from exc
         rid = _request_id(response)
         LOG.debug("%s %s %s mv=%s -> %s in %.0f ms (request %s)", service, method, path,
-                  microversion if service == "compute" else "-", response.status_code,
+                  microversion or "-", response.status_code,
                   (time.monotonic() - started) * 1000, rid or "unknown")  # fmt: skip
         if response.status_code < 400 or (accept is not None and accept(response)):
             return response
@@ -441,6 +441,31 @@ class NovaCompute:
             if len(page) < SERVER_GROUP_PAGE:
                 return by_member
             offset += len(page)
+
+    def all_servers(self, image_properties: bool = True) -> list[tuple[Server, Mapping[str, Any]]]:
+        """Every server of every project (``GET /servers/detail?all_tenants=1``, paged) with its server
+        group (one ``GET /os-server-groups?all_projects=True``), each with the flavor Nova embeds
+        (mv >= 2.47: vcpus, ram, disk, ephemeral, swap, extra_specs), for the capacity check
+        (``petguard.evacuate.placement``). With ``image_properties``, one Glance GET per distinct
+        image (the ``evacuable_image`` selector needs them)."""
+        raws = list(self._pages("/servers/detail", {"all_tenants": "1"}, "servers", MICROVERSIONS["servers"],
+                                what="list the servers of all projects"))  # fmt: skip
+        groups = self._groups_by_member() if raws else {}
+        images: dict[str, dict[str, str]] = {}
+        servers = []
+        for raw in raws:
+            image_id = _image_id(raw) if image_properties else None
+            if image_id is not None and image_id not in images:
+                images[image_id] = self._image_properties(image_id)
+            server = _server(raw, images.get(image_id, {}) if image_id else {}, groups.get(str(raw["id"])))
+            servers.append((server, raw.get("flavor") or {}))
+        return servers
+
+    def read(self, path: str, microversion: str, *, what: str, service: str = "compute") -> tuple[Any, str]:
+        """One GET for petguard's other read-only adapters (the placement reads of the capacity
+        check), with this module's error mapping and request-id logging: (JSON body, request id)."""
+        response = self._call("GET", path, microversion, what=what, service=service)
+        return response.json(), _request_id(response)
 
     def get_server(self, server_id: str) -> Server:
         """One server, fresh. :raises NotFound: when Nova does not know it."""

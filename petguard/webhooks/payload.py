@@ -60,6 +60,7 @@ SEVERITY: dict[str, Severity] = {
     "fence_device_unreachable": Severity.WARNING,
     "tier_not_ready": Severity.WARNING,
     "ready_check_invalid": Severity.WARNING,
+    "capacity_short": Severity.WARNING,
     # progress and good news
     "suspect_cleared": Severity.INFO,
     "fence_confirmed": Severity.INFO,
@@ -75,6 +76,7 @@ SEVERITY: dict[str, Severity] = {
     "operator_restore": Severity.INFO,
     "operator_evacuate": Severity.INFO,
     "fence_device_ok": Severity.INFO,
+    "capacity_ok": Severity.INFO,
     "service_disabled_before": Severity.INFO,
 }
 
@@ -85,7 +87,15 @@ EMOJI: dict[Severity, str] = {
     Severity.INFO: ":information_source:",
 }
 GOOD_NEWS = frozenset(
-    {"suspect_cleared", "fence_confirmed", "evacuation_finished", "host_restored", "brake_released", "fence_device_ok"}
+    {
+        "suspect_cleared",
+        "fence_confirmed",
+        "evacuation_finished",
+        "host_restored",
+        "brake_released",
+        "fence_device_ok",
+        "capacity_ok",
+    }
 )
 
 

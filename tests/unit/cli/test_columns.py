@@ -83,6 +83,7 @@ def test_every_column_is_a_wire_field(fields: tuple[columns.Field, ...], shape: 
 
 def test_status_columns_cover_the_wire_status() -> None:
     keys = {f.key for f in columns.STATUS}
-    expected = set(typing.get_type_hints(wire.StatusJson)) - {"brake"}
+    expected = set(typing.get_type_hints(wire.StatusJson)) - {"brake", "capacity"}
     expected |= {f"brake_{k}" for k in typing.get_type_hints(wire.BrakeJson)}
+    expected |= {f"capacity_{k}" for k in typing.get_type_hints(wire.CapacityJson)}
     assert keys == expected
