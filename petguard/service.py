@@ -170,6 +170,36 @@ def assemble(
     return Loop(compute, store, clock, loop_policy, actions)
 
 
+def fence_readiness_duty(
+    conf: cfg.ConfigOpts,
+    fences: Mapping[str, FenceTopology],
+    lookup: Callable[[str], FenceDriver],
+    runner: PowerRunner,
+    journal: Store,
+) -> Callable[[], Readiness]:
+    """A fresh fence readiness checker per term, with a stop event of its own.
+
+    Not the daemon's: stopping the checker on a loss of leadership must end the checker only, never
+    the daemon (a follower keeps campaigning). Its clock's sleeps wake on that same event, and the
+    daemon's SIGTERM reaches it through ``LeaderDuties.stop``.
+    """
+
+    def make() -> Readiness:
+        ends = threading.Event()
+        return Readiness(
+            fences,
+            lookup,
+            runner,
+            SystemClock(ends),
+            journal.record_event,
+            interval=conf.fencing.readiness_interval,
+            timeout=conf.fencing.attempt_timeout,
+            stop=ends,
+        )
+
+    return make
+
+
 def build(conf: cfg.ConfigOpts) -> Daemon:
     """Wire everything from configuration.
 
@@ -192,16 +222,7 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
         {
             **capacity_duty,
             "webhooks": lambda: build_dispatcher(conf, journal, clock),
-            "fence readiness": lambda: Readiness(
-                fences,
-                lookup,
-                runner,
-                clock,
-                journal.record_event,
-                interval=conf.fencing.readiness_interval,
-                timeout=conf.fencing.attempt_timeout,
-                stop=stop,
-            ),
+            "fence readiness": fence_readiness_duty(conf, fences, lookup, runner, journal),
             "instance health": lambda: InstanceHealth(
                 election.guard_compute(compute, leader), acting, clock, policies.instance_health(conf)
             ),
