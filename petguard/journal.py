@@ -53,6 +53,11 @@ class MoveRecord:
     request_id: str | None = None
     updated_at: float = 0.0
     wave: int = 0  # the runner finishes every move of a lower wave first (evacuate.plan)
+    hint: str = ""  # the operator's target hint from the plan ("": the scheduler's choice; evacuate.hints)
+    hint_source: str = ""  # which rule gave the hint
+    hint_note: str = ""  # why a hint that was asked for is not followed
+    target_host: str | None = None  # the host asked for, written before Nova is asked (write-ahead)
+    fell_back: bool = False  # the hint could not be met: the scheduler chooses (never falls back twice)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,8 +276,11 @@ class Store(Protocol):
         dest_host: str | None = None,
         request_id: str | None = None,
         count_attempt: bool = False,
+        target_host: str | None = None,
+        fall_back: bool = False,
     ) -> MoveRecord:
-        """Set a move's status (and the given fields); returns the new row.
+        """Set a move's status (and the given fields); returns the new row. ``fall_back`` clears the
+        target host and marks the move as fallen back to the scheduler's choice.
 
         :raises petguard.errors.NotFound: no such move.
         """

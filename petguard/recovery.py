@@ -180,7 +180,9 @@ class Recovery:
 
     def _plan(self, host: str, incident_id: int) -> None:
         servers = self._compute.servers_on(host)
-        the_plan = planning.plan(host, servers, self._policy.evacuation)
+        # The host's aggregates matter only to [evacuation] host_targets by aggregate: ask only then.
+        aggregates = self._compute.aggregates_of(host) if self._policy.evacuation.hints.by_aggregate else frozenset()
+        the_plan = planning.plan(host, servers, self._policy.evacuation, aggregates)
         # Alerts first: after a crash in between, a pet left behind is reported twice, never not at all.
         for skip in the_plan.skipped:
             if skip.alert:
@@ -193,11 +195,14 @@ class Recovery:
                     self._clock.now(),
                 )
         self._store.record_plan(incident_id, the_plan, self._clock.now())
+        for move in the_plan.moves:
+            if move.hint_note:
+                LOG.info("%s: %s (%s): %s", _who(host, incident_id), move.server_name, move.server_id, move.hint_note)
         LOG.info(
             "%s: plan: %d pet(s) to evacuate (%s), %d server(s) left: %s",
             host,
             len(the_plan.moves),
-            ", ".join(m.server_name for m in the_plan.moves) or "none",
+            ", ".join(m.server_name + (f" [hint {m.hint}]" if m.hint else "") for m in the_plan.moves) or "none",
             len(the_plan.skipped),
             "; ".join(f"{s.server_name}: {s.reason}" for s in the_plan.skipped) or "none",
         )

@@ -87,6 +87,11 @@ class MoveJson(TypedDict):
     reason: str
     request_id: str | None
     updated_at: float
+    target_hint: str  # "aggregate:NAME" | "az:NAME" | "reserved" | "" (the scheduler's choice)
+    target_hint_source: str  # which rule gave the hint
+    target_hint_note: str  # why a hint that was asked for is not followed
+    target_host: str | None  # the host asked for
+    fell_back: bool  # the hint could not be met: the scheduler chose
 
 
 class SkipJson(TypedDict):
@@ -150,6 +155,9 @@ class WhatIfJson(TypedDict):
     tier: int
     priority: int
     wave: int | None
+    target_hint: str  # "aggregate:NAME" | "az:NAME" | "reserved" | "" (the scheduler's choice)
+    target_hint_source: str  # which rule gave the hint
+    target_hint_note: str  # why a hint that was asked for would not be followed
 
 
 class ExplainJson(TypedDict):
@@ -297,6 +305,11 @@ def move_json(move: MoveRecord) -> MoveJson:
         "reason": move.reason,
         "request_id": move.request_id,
         "updated_at": move.updated_at,
+        "target_hint": move.hint,
+        "target_hint_source": move.hint_source,
+        "target_hint_note": move.hint_note,
+        "target_host": move.target_host,
+        "fell_back": move.fell_back,
     }
 
 
@@ -312,6 +325,9 @@ def what_if_json(row: ServerDecision) -> WhatIfJson:
         "tier": row.tier,
         "priority": row.priority,
         "wave": row.wave,
+        "target_hint": row.hint,
+        "target_hint_source": row.hint_source,
+        "target_hint_note": row.hint_note,
     }
 
 

@@ -258,6 +258,18 @@ evacuation_opts: list[cfg.Opt] = [
             ),
         )
     ],
+    cfg.MultiStrOpt(
+        "host_targets",
+        default=[],
+        help="Target hints for the pets of a failed host, one SOURCE=HINT per line (repeat the option). "
+        "SOURCE is a compute host name, or aggregate:NAME for every host of that host aggregate; HINT is "
+        "aggregate:NAME (a host of that aggregate), az:NAME (a host of that availability zone) or reserved "
+        "(a reserved failover host). A server's metadata petguard:target wins over these; a host name wins "
+        "over an aggregate. petguard proposes the host and Nova's scheduler validates it; when the hint "
+        "cannot be met the pet goes to the scheduler's own choice (event target_hint_unmet). Example: "
+        "host_targets = cmp1=az:zone2 and host_targets = aggregate:rack1=aggregate:rack2 "
+        "(docs/evacuation.md, Target hints).",
+    ),
 ]
 
 webhooks_opts: list[cfg.Opt] = [

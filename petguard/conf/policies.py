@@ -6,6 +6,8 @@ from oslo_config import cfg
 
 from petguard.decide import LoopPolicy
 from petguard.detect import DetectionPolicy
+from petguard.errors import ConfigError
+from petguard.evacuate.hints import HintError, HintRules, parse_host_targets
 from petguard.evacuate.plan import ClassPolicy, EvacuationPolicy
 from petguard.evacuate.run import RunPolicy
 from petguard.fencing.procedure import FencePolicy
@@ -55,7 +57,19 @@ def evacuation(conf: cfg.ConfigOpts) -> EvacuationPolicy:
         shared_disk=ClassPolicy(e.shared_disk_policy),
         local_disk=ClassPolicy(e.local_disk_policy),
         devices=ClassPolicy(e.devices_policy),
+        hints=hint_rules(conf),
     )
+
+
+def hint_rules(conf: cfg.ConfigOpts) -> HintRules:
+    """``[evacuation] host_targets`` as hint rules.
+
+    :raises ConfigError: a line that is not SOURCE=HINT (every bad line named).
+    """
+    try:
+        return parse_host_targets(conf.evacuation.host_targets)
+    except HintError as exc:
+        raise ConfigError(str(exc), option="[evacuation] host_targets") from exc
 
 
 def recovery(conf: cfg.ConfigOpts) -> RecoveryPolicy:

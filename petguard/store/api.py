@@ -266,13 +266,19 @@ class SqlStore:
         dest_host: str | None = None,
         request_id: str | None = None,
         count_attempt: bool = False,
+        target_host: str | None = None,
+        fall_back: bool = False,
     ) -> MoveRecord:
         values: dict[str, Any] = {"status": status.value, "updated_at": at}
-        for column, value in (("reason", reason), ("dest_host", dest_host), ("request_id", request_id)):
+        given = (("reason", reason), ("dest_host", dest_host), ("request_id", request_id), ("target_host", target_host))
+        for column, value in given:
             if value is not None:
                 values[column] = value
         if count_attempt:
             values["attempts"] = m.moves.c.attempts + 1
+        if fall_back:
+            values["fell_back"] = True
+            values["target_host"] = None
         return self._write(lambda conn: _update_move(conn, incident_id, server_id, values), "update a move")
 
     # -- audit trail ----------------------------------------------------------------------------

@@ -155,6 +155,11 @@ def move_to_row(incident_id: int, source_host: str, move: Move, order: int, at: 
         "updated_at": at,
         "plan_order": order,
         "wave": move.wave,
+        "hint": move.hint,
+        "hint_source": move.hint_source,
+        "hint_note": move.hint_note,
+        "target_host": None,
+        "fell_back": False,
     }
 
 
@@ -173,6 +178,11 @@ def move_from_row(row: Row) -> MoveRecord:
         request_id=row["request_id"],
         updated_at=row["updated_at"],
         wave=row["wave"],
+        hint=row["hint"],
+        hint_source=row["hint_source"],
+        hint_note=row["hint_note"],
+        target_host=row["target_host"],
+        fell_back=bool(row["fell_back"]),
     )
 
 

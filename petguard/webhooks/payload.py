@@ -48,6 +48,7 @@ SEVERITY: dict[str, Severity] = {
     "evacuate_held": Severity.WARNING,
     "restore_held": Severity.WARNING,
     "evacuation_delayed": Severity.WARNING,
+    "target_hint_unmet": Severity.WARNING,
     "brake_override": Severity.WARNING,
     "operator_fence": Severity.WARNING,
     "operator_confirm_fenced": Severity.WARNING,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from oslo_config import cfg
 
 from petguard.conf import opts, policies
+from petguard.errors import ConfigError
+from petguard.evacuate.hints import HintKind, TargetHint
 from petguard.evacuate.plan import ClassPolicy, EvacuationPolicy
 
 
@@ -30,3 +33,14 @@ def test_class_policies_from_config() -> None:
     assert policy.shared_storage and policy.local_disk is ClassPolicy.EVACUATE
     assert policy.devices is ClassPolicy.LEAVE_AND_ALERT and policy.max_parallel == 2
     assert policies.recovery(conf(shared_storage=True)).evacuation.shared_storage
+
+
+def test_host_targets_become_hint_rules() -> None:
+    policy = policies.evacuation(conf(host_targets=["cmp1=az:zone2", "aggregate:rack1=reserved"]))
+    assert policy.hints.by_host == {"cmp1": TargetHint(HintKind.AZ, "zone2")}
+    assert policy.hints.by_aggregate == {"rack1": TargetHint(HintKind.RESERVED)}
+
+
+def test_a_bad_host_target_is_refused_with_every_bad_line_named() -> None:
+    with pytest.raises(ConfigError, match=r"host_targets: 'cmp1=foo': 'foo' is not .*'cmp2' is not SOURCE=HINT"):
+        policies.recovery(conf(host_targets=["cmp1=foo", "cmp2", "cmp3=reserved"]))

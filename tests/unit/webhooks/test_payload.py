@@ -32,6 +32,7 @@ RECORDED_KINDS = (
         "evacuation_failed",
         "evacuation_finished",
         "evacuation_delayed",
+        "target_hint_unmet",
         "restore_failed",
         "host_restored",
     }
