@@ -138,6 +138,7 @@ class StoreView:
             dry_run=self.dry_run,
             log_level=self.log_level(),
             fence_readiness=self.fence_readiness(),
+            reserved_hosts=self.store.reserved_hosts(),
         )
 
     def explain(self, name: str) -> Explanation:

@@ -28,8 +28,9 @@ from petguard.clock import Clock
 from petguard.compute import Compute
 from petguard.decide import Outcome
 from petguard.detect import ServiceRecord
-from petguard.errors import NotFound, NovaError, PetguardError, Temporary
+from petguard.errors import NotFound, NovaError, PetguardError, StaleEpoch, Temporary
 from petguard.evacuate import plan as planning
+from petguard.evacuate.reserved import ReservedPool
 from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.hosts import HostEvent
 from petguard.journal import Store
@@ -71,6 +72,7 @@ class RecoveryPolicy:
     nova_retries: int = 5
     restore_timeout: float = 120.0
     poll_interval: float = 1.0
+    reserved_hosts: tuple[str, ...] = ()  # [evacuation] reserved_hosts (evacuate.reserved)
 
 
 #: Nova keeps a service's disabled reason in a 255-character column.
@@ -102,13 +104,15 @@ class Recovery:
         clock: Clock,
         policy: RecoveryPolicy,
         stop: threading.Event | None = None,
+        reserved: ReservedPool | None = None,
     ) -> None:
         self._fence = fence
         self._compute = compute
         self._store = store
         self._clock = clock
         self._policy = policy
-        self._evacuator = Evacuator(compute, store, clock, policy.run, stop)
+        self._reserved = reserved
+        self._evacuator = Evacuator(compute, store, clock, policy.run, stop, reserved)
 
     def _nova(self, call: Callable[[], str]) -> str:
         """A Nova call retried on temporary errors, with a policy built at call time."""
@@ -162,8 +166,25 @@ class Recovery:
         outcome = self._evacuator.run(incident_id, since=incident.opened_at)
         if outcome.unfinished:
             return None  # stopping: the moves resume from the journal after the restart
+        self._give_back_reserved(host, incident_id)
         alert = "evacuation_failed" if outcome.failed else "evacuation_finished"
         return Outcome(host, HostEvent.EVACUATION_FINISHED, f"evacuation finished: {outcome.summary()}", alert=alert)
+
+    def _give_back_reserved(self, host: str, incident_id: int) -> None:
+        """Every move is final: a reserved host lent to the incident goes back (disabled again)."""
+        if self._reserved is None:
+            return
+        try:
+            self._reserved.give_back(incident_id)
+        except StaleEpoch:
+            raise
+        except PetguardError as exc:
+            # The journal says where the loan stopped; the leader's reserved-host keeper finishes it.
+            LOG.warning(
+                "%s: could not give back the reserved host yet: %s; next: retried every tick",
+                _who(host, incident_id),
+                exc,
+            )
 
     def _take_out_of_service(self, host: str, incident_id: int) -> None:
         service = self._service(host)

@@ -24,6 +24,7 @@ from petguard.compute import Compute
 from petguard.conf import policies
 from petguard.decide import Action, LoopPolicy
 from petguard.evacuate import nova
+from petguard.evacuate.reserved import ReservedKeeper, ReservedPool
 from petguard.fencing import inventory, loader, procedure
 from petguard.fencing.base import FenceDevice, FenceDriver, FenceTopology
 from petguard.fencing.child import FenceRunner
@@ -59,6 +60,10 @@ class LeaderDuties:
         self._factories = dict(factories)
         self._running: dict[str, Duty] = {}
         self._lock = threading.Lock()
+
+    def add(self, name: str, make: Callable[[], Duty]) -> None:
+        """One more component, from the next gain of leadership on."""
+        self._factories[name] = make
 
     def running(self, name: str) -> Duty | None:
         """The component of the current term, or None on a follower."""
@@ -155,9 +160,13 @@ def assemble(
     loop_policy: LoopPolicy,
     recovery_policy: RecoveryPolicy,
     stop: threading.Event,
+    reserved: ReservedPool | None = None,
 ) -> Loop:
-    """The loop with its three host-level actions, over already-built seams."""
-    recovery = Recovery(fence, compute, store, clock, recovery_policy, stop)
+    """The loop with its three host-level actions, over already-built seams (a pool of reserved
+    failover hosts is built from ``recovery_policy`` unless one is given)."""
+    if reserved is None and recovery_policy.reserved_hosts:
+        reserved = ReservedPool(compute, store, clock, recovery_policy.reserved_hosts)
+    recovery = Recovery(fence, compute, store, clock, recovery_policy, stop, reserved)
     actions = {Action.FENCE: recovery.fence, Action.EVACUATE: recovery.evacuate, Action.RESTORE: recovery.restore}
     return Loop(compute, store, clock, loop_policy, actions)
 
@@ -204,14 +213,24 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
     fence = election.guard_fence(
         make_fence(fences, runner, lookup, policies.fencing(conf), clock, conf.fencing.inventory_file), leader
     )
+    recovery_policy = policies.recovery(conf)
+    lanes_clock = SystemClock(leader.halt)
+    reserved = None
+    if recovery_policy.reserved_hosts:
+        # One pool (and its lock) for the lanes and the leader's keeper, which finishes loans that a
+        # crash or a lost leadership left half done, at every gain of leadership and every tick.
+        guarded = election.guard_compute(compute, leader)
+        reserved = ReservedPool(guarded, acting, lanes_clock, recovery_policy.reserved_hosts)
+        duties.add("reserved hosts", functools.partial(ReservedKeeper, reserved, conf.tick_interval))
     loop = assemble(
         election.guard_compute(compute, leader),
         acting,
         fence,
-        SystemClock(leader.halt),
+        lanes_clock,
         policies.loop(conf),
-        policies.recovery(conf),
+        recovery_policy,
         leader.halt,
+        reserved,
     )
     leader.attach(loop)
     # Started last, so that a refusal above leaves nothing serving.

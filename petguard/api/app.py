@@ -289,6 +289,7 @@ class Status(_Resource):
             "dry_run": status.dry_run,
             "fence_readiness": dict(status.fence_readiness),
             "log_level": status.log_level,
+            "reserved_hosts": [wire.reserved_host_json(r) for r in status.reserved_hosts],
         }
         _json(resp, answer)
 

@@ -24,6 +24,7 @@ from petguard.journal import (
     MoveRecord,
     RequestKind,
     RequestStatus,
+    ReservedHost,
     SkipRecord,
 )
 
@@ -40,6 +41,8 @@ class Status:
     dry_run: bool
     log_level: str
     fence_readiness: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: the reserved failover hosts the journal knows: each one's loan (docs/evacuation.md)
+    reserved_hosts: Sequence[ReservedHost] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,6 +29,7 @@ from petguard.journal import (
     MoveRecord,
     RequestKind,
     RequestStatus,
+    ReservedHost,
     SkipRecord,
 )
 
@@ -168,6 +169,12 @@ class ExplainJson(TypedDict):
     if_failed: list[WhatIfJson]  # a host with no open incident: a dry run of its evacuation
 
 
+class ReservedHostJson(TypedDict):
+    host: str
+    state: str  # idle | borrowing | borrowed | returning
+    incident_id: int | None
+
+
 class StatusJson(TypedDict):
     version: str
     leader: bool
@@ -177,6 +184,7 @@ class StatusJson(TypedDict):
     dry_run: bool
     fence_readiness: dict[str, str]
     log_level: str
+    reserved_hosts: list[ReservedHostJson]
 
 
 class IgnoredAlertJson(TypedDict):
@@ -329,6 +337,10 @@ def what_if_json(row: ServerDecision) -> WhatIfJson:
         "target_hint_source": row.hint_source,
         "target_hint_note": row.hint_note,
     }
+
+
+def reserved_host_json(row: ReservedHost) -> ReservedHostJson:
+    return {"host": row.host, "state": row.state.value, "incident_id": row.incident_id}
 
 
 def skip_json(skip: SkipRecord) -> SkipJson:

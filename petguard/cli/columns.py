@@ -51,6 +51,16 @@ class SkipLines(Lines):
         return f"{item['server_name']}: {item['reason']}"
 
 
+class ReservedHosts(FormattableColumn[list[dict[str, Any]]]):
+    """The reserved failover hosts, one per line: ``host: state [incident N]``."""
+
+    def human_readable(self) -> str:
+        return "\n".join(
+            f"{r['host']}: {r['state']}" + (f" [incident {r['incident_id']}]" if r.get("incident_id") else "")
+            for r in self._value or ()
+        )
+
+
 class Readiness(FormattableColumn[dict[str, str]]):
     """``{host: "ok" | "unknown" | why not}``, one host per line."""
 
@@ -156,6 +166,7 @@ STATUS = (
     Field("dry_run", "Dry run"),
     Field("fence_readiness", "Fence readiness", Readiness),
     Field("log_level", "Log level"),
+    Field("reserved_hosts", "Reserved hosts", ReservedHosts),
 )
 AUDIT = (
     Field("id", "ID"),

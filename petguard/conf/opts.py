@@ -270,6 +270,22 @@ evacuation_opts: list[cfg.Opt] = [
         "host_targets = cmp1=az:zone2 and host_targets = aggregate:rack1=aggregate:rack2 "
         "(docs/evacuation.md, Target hints).",
     ),
+    cfg.ListOpt(
+        "reserved_hosts",
+        default=[],
+        help="Reserved failover hosts: compute hosts the operator keeps disabled in Nova "
+        "(openstack compute service set --disable --disable-reason ... HOST nova-compute). A pet with the "
+        "hint reserved borrows one for its incident: petguard enables its service, sends the pet there "
+        "(the scheduler validates it), and when every evacuation of the incident is final disables it "
+        "again (the pets it took stay on it). One host per incident, the first idle one in this order "
+        "whose service is up. docs/evacuation.md, Reserved failover hosts.",
+    ),
+    cfg.BoolOpt(
+        "use_reserved_hosts",
+        default=False,
+        help="Make reserved the default target hint of every pet (a server's petguard:target and "
+        "host_targets still win). Needs reserved_hosts.",
+    ),
 ]
 
 webhooks_opts: list[cfg.Opt] = [

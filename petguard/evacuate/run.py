@@ -15,7 +15,8 @@ server ACTIVE on the old host). Then the original power state is restored: Nova 
 stopped, or bring an ERROR server back running.
 
 Target hints (``MoveRecord.hint``, evacuate.hints): before the first request the runner resolves the
-hint to one host from fresh Nova state and writes it (``target_host``) with the REQUESTING step, before
+hint to one host from fresh Nova state (``reserved``: the incident's reserved host, borrowed from
+``evacuate.reserved``) and writes it (``target_host``) with the REQUESTING step, before
 Nova is asked; Nova's scheduler still validates that host. When the hint cannot be met — no candidate
 host, a synchronous refusal of the host, or the scheduler ending the evacuation in ``error`` (the
 server stays ERROR on the source, Nova moved nothing) — the move falls back once to the scheduler's
@@ -40,6 +41,7 @@ from petguard.compute import Compute, Migration
 from petguard.errors import NotFound, PetguardError, StaleEpoch, Temporary
 from petguard.evacuate.hints import HintError, HintKind, parse_hint
 from petguard.evacuate.plan import PowerGoal, Server
+from petguard.evacuate.reserved import ReservedPool
 from petguard.journal import MoveRecord, MoveStatus, Store
 
 LOG = logging.getLogger(__name__)
@@ -84,12 +86,19 @@ class Evacuator:
     """Carries out one incident's moves. Safe to run again on the same incident at any time."""
 
     def __init__(
-        self, compute: Compute, store: Store, clock: Clock, policy: RunPolicy, stop: threading.Event | None = None
+        self,
+        compute: Compute,
+        store: Store,
+        clock: Clock,
+        policy: RunPolicy,
+        stop: threading.Event | None = None,
+        reserved: ReservedPool | None = None,
     ) -> None:
         self._compute = compute
         self._store = store
         self._clock = clock
         self._policy = policy
+        self._reserved = reserved  # the reserved failover hosts that a ``reserved`` hint borrows from
         # Set on SIGTERM: moves stop at their current journal step and resume after the restart.
         self._stop = stop or threading.Event()
 
@@ -214,14 +223,17 @@ class Evacuator:
             hint = parse_hint(move.hint)
         except HintError as exc:  # the planner writes only valid hints; an edited journal may not
             return None, f"hint {exc}"
-        if hint.kind is HintKind.RESERVED:
-            return None, "no reserved host free ([evacuation] reserved_hosts is not used by this petguard)"
+        if hint.kind is HintKind.RESERVED and (self._reserved is None or not self._reserved.hosts):
+            return None, "no reserved host free: none configured ([evacuation] reserved_hosts)"
         try:
+            if hint.kind is HintKind.RESERVED:
+                assert self._reserved is not None
+                return self._reserved.borrow(move.incident_id, move.source_host)
             candidates = self._compute.candidate_hosts(hint, move.source_host)
-        except Temporary:
-            raise  # stay where the journal says; the next run resolves again
+        except (Temporary, StaleEpoch):
+            raise  # stay where the journal says; the next run resolves again (or another leader does)
         except PetguardError as exc:
-            return None, f"cannot list the hosts of hint {hint}: {exc}"
+            return None, f"cannot resolve hint {hint}: {exc}"
         if not candidates:
             return None, f"no host of {hint} is up, enabled and not forced down"
         return candidates[0], ""

@@ -144,6 +144,17 @@ moves = Table(
     Column("fell_back", Boolean, nullable=False, server_default=false()),
 )
 
+#: Reserved failover hosts (evacuate.reserved): one row per host; a loan is a chain of compare-and-set
+#: UPDATEs (idle -> borrowing -> borrowed -> returning -> idle), so a host is never held twice.
+reserved_hosts = Table(
+    "reserved_hosts",
+    metadata,
+    Column("host", String(NAME), primary_key=True),
+    Column("state", String(ENUM), nullable=False),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=True),
+    Column("updated_at", Double, nullable=False),
+)
+
 skips = Table(
     "skips",
     metadata,

@@ -24,6 +24,8 @@ from petguard.journal import (
     MoveStatus,
     OperatorRequest,
     RequestKind,
+    ReservedHost,
+    ReservedState,
     SkipRecord,
     Transition,
 )
@@ -202,4 +204,13 @@ def skip_from_row(row: Row) -> SkipRecord:
         server_id=row["server_id"],
         server_name=row["server_name"],
         reason=row["reason"],
+    )
+
+
+def reserved_from_row(row: Row) -> ReservedHost:
+    return ReservedHost(
+        host=row["host"],
+        state=ReservedState(row["state"]),
+        incident_id=row["incident_id"],
+        updated_at=row["updated_at"],
     )

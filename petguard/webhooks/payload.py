@@ -65,6 +65,8 @@ SEVERITY: dict[str, Severity] = {
     "evacuation_started": Severity.INFO,
     "server_evacuated": Severity.INFO,
     "evacuation_finished": Severity.INFO,
+    "reserved_host_borrowed": Severity.INFO,
+    "reserved_host_returned": Severity.INFO,
     "host_restored": Severity.INFO,
     "brake_released": Severity.INFO,
     "instance_restart_skipped": Severity.INFO,

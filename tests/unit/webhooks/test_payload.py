@@ -33,6 +33,8 @@ RECORDED_KINDS = (
         "evacuation_finished",
         "evacuation_delayed",
         "target_hint_unmet",
+        "reserved_host_borrowed",
+        "reserved_host_returned",
         "restore_failed",
         "host_restored",
     }

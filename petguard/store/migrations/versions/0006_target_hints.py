@@ -1,5 +1,5 @@
 """Evacuation target hints: each move's hint, its source and note, the host asked for, and whether it
-fell back to the scheduler's choice; existing rows get no hint.
+fell back to the scheduler's choice (existing rows get no hint); reserved failover hosts, one row each.
 
 Revision ID: 0006
 Revises: 0005
@@ -24,6 +24,13 @@ NOTE = 1024
 
 
 def upgrade() -> None:
+    op.create_table(
+        "reserved_hosts",
+        sa.Column("host", sa.String(NAME), primary_key=True),
+        sa.Column("state", sa.String(32), nullable=False),
+        sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=True),
+        sa.Column("updated_at", sa.Double, nullable=False),
+    )
     with op.batch_alter_table("moves") as batch:
         batch.add_column(sa.Column("hint", sa.String(NAME), nullable=False, server_default=""))
         batch.add_column(sa.Column("hint_source", sa.String(NAME), nullable=False, server_default=""))
@@ -33,6 +40,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("reserved_hosts")
     with op.batch_alter_table("moves") as batch:
         for column in ("fell_back", "target_host", "hint_note", "hint_source", "hint"):
             batch.drop_column(column)
