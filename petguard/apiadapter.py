@@ -145,6 +145,7 @@ class StoreView:
             log_level=self.log_level(),
             fence_readiness=self.fence_readiness(),
             capacity=self.capacity(),
+            reserved_hosts=self.store.reserved_hosts(),
         )
 
     def explain(self, name: str) -> Explanation:
@@ -194,7 +195,12 @@ class StoreView:
         except PetguardError as exc:
             lines.append(f"if {host} failed now: cannot tell, Nova could not list its servers: {exc}")
             return []
-        the_plan, rows = planning.dry_run(host, servers, self.evacuation)
+        try:
+            aggregates = self.compute.aggregates_of(host) if self.evacuation.hints.by_aggregate else frozenset()
+        except PetguardError as exc:
+            lines.append(f"if {host} failed now: its aggregates could not be read ({exc}); hints by aggregate ignored")
+            aggregates = frozenset()
+        the_plan, rows = planning.dry_run(host, servers, self.evacuation, aggregates)
         waves = len({m.wave for m in the_plan.moves})
         lines.append(
             f"if {host} failed now (dry run, read from Nova, nothing changed): {len(the_plan.moves)} of "
@@ -217,6 +223,8 @@ class StoreView:
                         f"evacuation {move.status.value} after {move.attempts} attempt(s)"
                         + (f", now on {move.dest_host}" if move.dest_host else ""),
                     ]
+                    if move.hint or move.hint_note:
+                        lines.append(_hint_text(move.hint, move.hint_source, move.hint_note, move.fell_back))
                     if move.reason:
                         lines.append(f"reason: {move.reason}")
                     return Explanation("server", move.server_name, move.status.value, lines)
@@ -343,13 +351,22 @@ def snapshot(store: SqlStore, loop: Loop) -> Snapshot:
     )
 
 
+def _hint_text(hint: str, source: str, note: str, fell_back: bool = False) -> str:
+    """Where a move is sent and which rule said so (evacuate.hints)."""
+    if hint:
+        text = f"target hint {hint} (from {source})"
+        return text + ("; not met, the scheduler chose" if fell_back else "")
+    return f"the scheduler's choice ({note})" if note else "the scheduler's choice"
+
+
 def _what_if_line(row: planning.ServerDecision) -> str:
     group = f"; group {row.group.name or row.group.id} ({row.group.policy.value})" if row.group else ""
     classes = f"; {'+'.join(c.value for c in row.classes)}" if row.classes else ""
     if row.evacuate:
         return (
             f"  {row.server_name} ({row.server_id}): evacuate in wave {row.wave} "
-            f"(tier {row.tier}, priority {row.priority}{classes}{group}): {row.reason}"
+            f"(tier {row.tier}, priority {row.priority}{classes}{group}) to "
+            f"{_hint_text(row.hint, row.hint_source, row.hint_note)}: {row.reason}"
         )
     return f"  {row.server_name} ({row.server_id}): stays (tier {row.tier}{classes}{group}): {row.reason}"
 

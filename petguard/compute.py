@@ -14,9 +14,11 @@ it on the line that records the decision; errors carry it in ``context['request_
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Protocol
 
 from petguard.detect import ServiceRecord
+from petguard.evacuate.hints import TargetHint
 from petguard.evacuate.plan import Server
 
 #: Migration statuses after which an evacuation is final.
@@ -35,6 +37,9 @@ class Migration:
     dest_host: str | None
     status: str
     created_at: float
+    #: Nova's integer id: it grows with every migration, so it orders two migrations that Nova
+    #: stamped in the same second (``id`` is the uuid at the microversion petguard reads, random)
+    seq: int = 0
 
     @property
     def in_flight(self) -> bool:
@@ -47,6 +52,15 @@ class Migration:
     @property
     def failed(self) -> bool:
         return self.status in MIGRATION_FAILED
+
+
+def usable_hosts(members: Iterable[str], services: Iterable[ServiceRecord], source: str) -> list[str]:
+    """The ``members`` that can take a server now, in name order: a nova-compute service that is up,
+    enabled and not forced down, and not the ``source`` host (pure)."""
+    wanted = set(members) - {source}
+    return sorted(
+        s.host for s in services if s.host in wanted and s.state == "up" and s.status == "enabled" and not s.forced_down
+    )
 
 
 class Compute(Protocol):
@@ -90,11 +104,25 @@ class Compute(Protocol):
         """Enable the service (clears the disabled reason). Idempotent."""
         ...
 
-    def evacuate(self, server_id: str) -> str:
-        """Ask Nova to evacuate the server, letting the scheduler choose the target (never forced),
-        at a microversion that keeps the server's power state (< 2.95). NOT idempotent: Nova
-        accepts a second evacuate of a server being evacuated and breaks it — callers check
+    def evacuate(self, server_id: str, host: str | None = None) -> str:
+        """Ask Nova to evacuate the server, at a microversion that keeps the server's power state
+        (< 2.95) and has no ``force`` (>= 2.68): without ``host`` the scheduler chooses; with it the
+        scheduler still validates that host (its filters, the server group policy) and the
+        evacuation migration ends ``error`` (NoValidHost) if it does not fit — asynchronously. A
+        host the API itself refuses (unknown, the source) is a synchronous error. NOT idempotent:
+        Nova accepts a second evacuate of a server being evacuated and breaks it — callers check
         ``evacuations_from`` first."""
+        ...
+
+    def aggregates_of(self, host: str) -> frozenset[str]:
+        """The names of the host aggregates ``host`` is in."""
+        ...
+
+    def candidate_hosts(self, hint: TargetHint, source: str) -> list[str]:
+        """The hosts an ``aggregate:`` or ``az:`` hint could send a server of ``source`` to, best
+        first: members of the aggregate / hosts of the availability zone whose compute service is
+        up, enabled and not forced down, never ``source`` (``usable_hosts``). Empty for ``reserved``
+        (the reserved pool is the runner's, not Nova's)."""
         ...
 
     def start_server(self, server_id: str) -> str:

@@ -53,6 +53,30 @@ class MoveRecord:
     request_id: str | None = None
     updated_at: float = 0.0
     wave: int = 0  # the runner finishes every move of a lower wave first (evacuate.plan)
+    hint: str = ""  # the operator's target hint from the plan ("": the scheduler's choice; evacuate.hints)
+    hint_source: str = ""  # which rule gave the hint
+    hint_note: str = ""  # why a hint that was asked for is not followed
+    target_host: str | None = None  # the host asked for, written before Nova is asked (write-ahead)
+    fell_back: bool = False  # the hint could not be met: the scheduler chooses (never falls back twice)
+
+
+class ReservedState(enum.StrEnum):
+    """Where a reserved failover host is in its loan to an incident (evacuate.reserved)."""
+
+    IDLE = "idle"  # disabled in Nova, free to borrow
+    BORROWING = "borrowing"  # taken by an incident (compare-and-set), its service being enabled
+    BORROWED = "borrowed"  # enabled, taking the incident's pets
+    RETURNING = "returning"  # the incident is over: its service being disabled again
+
+
+@dataclasses.dataclass(frozen=True)
+class ReservedHost:
+    """The journal row of one reserved failover host."""
+
+    host: str
+    state: ReservedState
+    incident_id: int | None = None  # the incident that holds it (None when idle)
+    updated_at: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,11 +295,34 @@ class Store(Protocol):
         dest_host: str | None = None,
         request_id: str | None = None,
         count_attempt: bool = False,
+        target_host: str | None = None,
+        fall_back: bool = False,
     ) -> MoveRecord:
-        """Set a move's status (and the given fields); returns the new row.
+        """Set a move's status (and the given fields); returns the new row. ``fall_back`` clears the
+        target host and marks the move as fallen back to the scheduler's choice.
 
         :raises petguard.errors.NotFound: no such move.
         """
+        ...
+
+    # -- reserved failover hosts ----------------------------------------------------------------
+    def reserved_hosts(self) -> list[ReservedHost]:
+        """Every reserved host the journal knows, by name."""
+        ...
+
+    def add_reserved_hosts(self, hosts: Sequence[str], at: float) -> None:
+        """Know these hosts (idle) if the journal does not yet; rows that exist are left as they are."""
+        ...
+
+    def borrow_reserved_host(self, host: str, incident_id: int, at: float) -> bool:
+        """Compare-and-set idle -> borrowing for ``incident_id``; True if this call took it."""
+        ...
+
+    def set_reserved_state(
+        self, host: str, incident_id: int, expected: ReservedState, new: ReservedState, at: float
+    ) -> bool:
+        """Compare-and-set the host's state from ``expected`` (held by ``incident_id``) to ``new``
+        (idle clears the incident); True if this call changed it."""
         ...
 
 

@@ -47,6 +47,7 @@ from oslo_config import cfg
 from petguard.compute import Compute, Migration
 from petguard.detect import ServiceRecord
 from petguard.errors import ConfigError, PetguardError, Temporary
+from petguard.evacuate.hints import TargetHint
 from petguard.evacuate.plan import Server
 from petguard.reconcile import Loop
 from petguard.recovery import FenceFn, FenceResult
@@ -494,9 +495,15 @@ class LeaderCompute:
         self._leadership.require(f"enable {service.host}")
         return self._compute.enable(service)
 
-    def evacuate(self, server_id: str) -> str:
+    def evacuate(self, server_id: str, host: str | None = None) -> str:
         self._leadership.require(f"evacuate {server_id}")
-        return self._compute.evacuate(server_id)
+        return self._compute.evacuate(server_id, host)
+
+    def aggregates_of(self, host: str) -> frozenset[str]:
+        return self._compute.aggregates_of(host)
+
+    def candidate_hosts(self, hint: TargetHint, source: str) -> list[str]:
+        return self._compute.candidate_hosts(hint, source)
 
     def start_server(self, server_id: str) -> str:
         self._leadership.require(f"start {server_id}")

@@ -28,9 +28,10 @@ from petguard.clock import Clock
 from petguard.compute import Compute
 from petguard.decide import Outcome
 from petguard.detect import ServiceRecord
-from petguard.errors import NotFound, NovaError, PetguardError, Temporary
+from petguard.errors import NotFound, NovaError, PetguardError, StaleEpoch, Temporary
 from petguard.evacuate import plan as planning
 from petguard.evacuate.ready import Prober
+from petguard.evacuate.reserved import ReservedPool
 from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.hosts import HostEvent
 from petguard.journal import Store
@@ -72,6 +73,7 @@ class RecoveryPolicy:
     nova_retries: int = 5
     restore_timeout: float = 120.0
     poll_interval: float = 1.0
+    reserved_hosts: tuple[str, ...] = ()  # [evacuation] reserved_hosts (evacuate.reserved)
 
 
 #: Nova keeps a service's disabled reason in a 255-character column.
@@ -104,13 +106,15 @@ class Recovery:
         policy: RecoveryPolicy,
         stop: threading.Event | None = None,
         prober: Prober | None = None,
+        reserved: ReservedPool | None = None,
     ) -> None:
         self._fence = fence
         self._compute = compute
         self._store = store
         self._clock = clock
         self._policy = policy
-        self._evacuator = Evacuator(compute, store, clock, policy.run, stop, prober)
+        self._reserved = reserved
+        self._evacuator = Evacuator(compute, store, clock, policy.run, stop, prober=prober, reserved=reserved)
 
     def _nova(self, call: Callable[[], str]) -> str:
         """A Nova call retried on temporary errors, with a policy built at call time."""
@@ -164,8 +168,25 @@ class Recovery:
         outcome = self._evacuator.run(incident_id, since=incident.opened_at)
         if outcome.unfinished:
             return None  # stopping: the moves resume from the journal after the restart
+        self._give_back_reserved(host, incident_id)
         alert = "evacuation_failed" if outcome.failed else "evacuation_finished"
         return Outcome(host, HostEvent.EVACUATION_FINISHED, f"evacuation finished: {outcome.summary()}", alert=alert)
+
+    def _give_back_reserved(self, host: str, incident_id: int) -> None:
+        """Every move is final: a reserved host lent to the incident goes back (disabled again)."""
+        if self._reserved is None:
+            return
+        try:
+            self._reserved.give_back(incident_id)
+        except StaleEpoch:
+            raise
+        except PetguardError as exc:
+            # The journal says where the loan stopped; the leader's reserved-host keeper finishes it.
+            LOG.warning(
+                "%s: could not give back the reserved host yet: %s; next: retried every tick",
+                _who(host, incident_id),
+                exc,
+            )
 
     def _take_out_of_service(self, host: str, incident_id: int) -> None:
         service = self._service(host)
@@ -182,7 +203,9 @@ class Recovery:
 
     def _plan(self, host: str, incident_id: int) -> None:
         servers = self._compute.servers_on(host)
-        the_plan = planning.plan(host, servers, self._policy.evacuation)
+        # The host's aggregates matter only to [evacuation] host_targets by aggregate: ask only then.
+        aggregates = self._compute.aggregates_of(host) if self._policy.evacuation.hints.by_aggregate else frozenset()
+        the_plan = planning.plan(host, servers, self._policy.evacuation, aggregates)
         # Alerts first: after a crash in between, a pet left behind is reported twice, never not at all.
         for skip in the_plan.skipped:
             if skip.alert:
@@ -195,11 +218,14 @@ class Recovery:
                     self._clock.now(),
                 )
         self._store.record_plan(incident_id, the_plan, self._clock.now())
+        for move in the_plan.moves:
+            if move.hint_note:
+                LOG.info("%s: %s (%s): %s", _who(host, incident_id), move.server_name, move.server_id, move.hint_note)
         LOG.info(
             "%s: plan: %d pet(s) to evacuate (%s), %d server(s) left: %s",
             host,
             len(the_plan.moves),
-            ", ".join(m.server_name for m in the_plan.moves) or "none",
+            ", ".join(m.server_name + (f" [hint {m.hint}]" if m.hint else "") for m in the_plan.moves) or "none",
             len(the_plan.skipped),
             "; ".join(f"{s.server_name}: {s.reason}" for s in the_plan.skipped) or "none",
         )

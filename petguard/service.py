@@ -29,6 +29,7 @@ from petguard.errors import ConfigError
 from petguard.evacuate import nova, placement
 from petguard.evacuate.probe import NetworkProber
 from petguard.evacuate.ready import Prober
+from petguard.evacuate.reserved import ReservedKeeper, ReservedPool
 from petguard.fencing import inventory, loader, procedure
 from petguard.fencing.base import FenceDevice, FenceDriver, FenceTopology
 from petguard.fencing.child import FenceRunner
@@ -65,6 +66,10 @@ class LeaderDuties:
         self._factories = dict(factories)
         self._running: dict[str, Duty] = {}
         self._lock = threading.Lock()
+
+    def add(self, name: str, make: Callable[[], Duty]) -> None:
+        """One more component, from the next gain of leadership on."""
+        self._factories[name] = make
 
     def running(self, name: str) -> Duty | None:
         """The component of the current term, or None on a follower."""
@@ -162,10 +167,16 @@ def assemble(
     recovery_policy: RecoveryPolicy,
     stop: threading.Event,
     prober: Prober | None = None,
+    reserved: ReservedPool | None = None,
 ) -> Loop:
     """The loop with its three host-level actions, over already-built seams (``prober``: the
-    readiness checks between tiers; default: the real one, over the network)."""
-    recovery = Recovery(fence, compute, store, clock, recovery_policy, stop, prober or NetworkProber())
+    readiness checks between tiers, default: the real one, over the network; a pool of reserved
+    failover hosts is built from ``recovery_policy`` unless one is given)."""
+    if reserved is None and recovery_policy.reserved_hosts:
+        reserved = ReservedPool(compute, store, clock, recovery_policy.reserved_hosts)
+    recovery = Recovery(
+        fence, compute, store, clock, recovery_policy, stop, prober=prober or NetworkProber(), reserved=reserved
+    )
     actions = {Action.FENCE: recovery.fence, Action.EVACUATE: recovery.evacuate, Action.RESTORE: recovery.restore}
     return Loop(compute, store, clock, loop_policy, actions)
 
@@ -235,14 +246,24 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
     fence = election.guard_fence(
         make_fence(fences, runner, lookup, policies.fencing(conf), clock, conf.fencing.inventory_file), leader
     )
+    recovery_policy = policies.recovery(conf)
+    lanes_clock = SystemClock(leader.halt)
+    reserved = None
+    if recovery_policy.reserved_hosts:
+        # One pool (and its lock) for the lanes and the leader's keeper, which finishes loans that a
+        # crash or a lost leadership left half done, at every gain of leadership and every tick.
+        guarded = election.guard_compute(compute, leader)
+        reserved = ReservedPool(guarded, acting, lanes_clock, recovery_policy.reserved_hosts)
+        duties.add("reserved hosts", functools.partial(ReservedKeeper, reserved, conf.tick_interval))
     loop = assemble(
         election.guard_compute(compute, leader),
         acting,
         fence,
-        SystemClock(leader.halt),
+        lanes_clock,
         policies.loop(conf),
-        policies.recovery(conf),
+        recovery_policy,
         leader.halt,
+        reserved=reserved,
     )
     leader.attach(loop)
     # Started last, so that a refusal above leaves nothing serving.

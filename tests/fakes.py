@@ -10,6 +10,12 @@ petguard (measured on a real Nova 34, see ../shared/notes/nova-lab.md):
 * an evacuation goes through steps (task_state rebuilding, ACTIVE on the old host for a moment, then
   on the new host) as ``get_server`` is polled; the power state is kept (microversion 2.94);
 * migrations of type evacuation are recorded with their status;
+* evacuate with a ``host`` records it as the migration's destination (as Nova's API does) and the
+  scheduler validates it later: a host that is down, disabled, in ``refuse_targets`` or holding a
+  member of the server's anti-affinity group ends the migration ``error`` with the server ERROR on
+  the source ("No valid host was found"); an unknown host or the source is refused at once;
+* host aggregates (``add_aggregate``, with an optional availability zone; hosts in no zone aggregate
+  are in zone "nova") back ``aggregates_of`` and ``candidate_hosts``;
 * server groups (``add_group``) are attached to servers by ``servers_on`` only, as the adapter does;
   ``group_overlaps`` records every evacuate of a group member while another member of its group is
   still being evacuated, and ``timeline`` the order of evacuate calls and arrivals.
@@ -23,9 +29,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from petguard.compute import Migration
+from petguard.compute import Migration, usable_hosts
 from petguard.detect import ServiceRecord
 from petguard.errors import NotFound, NovaConflict, NovaError, NovaUnavailable
+from petguard.evacuate.hints import HintKind, TargetHint
 from petguard.evacuate.plan import GroupPolicy, Server, ServerGroup
 
 
@@ -65,6 +72,11 @@ class _Evacuation:
     migration: Migration
     steps_left: int
     broken: bool = False
+    requested_host: str | None = None
+
+
+#: Nova's default availability zone (hosts in no aggregate with an availability_zone are in it).
+DEFAULT_ZONE = "nova"
 
 
 class FakeCompute:
@@ -89,6 +101,9 @@ class FakeCompute:
         self.groups: dict[str, ServerGroup] = {}
         self.group_overlaps: list[tuple[str, str, str]] = []  # (group id, server evacuated, member in flight)
         self.timeline: list[tuple[str, str]] = []  # ("evacuate" | "arrived", server id), in order
+        self.aggregates: dict[str, tuple[frozenset[str], str | None]] = {}  # name -> (hosts, zone)
+        self.refuse_targets: set[str] = set()  # hosts the scheduler refuses as a requested target
+        self.evacuate_hosts: list[tuple[str, str | None]] = []  # (server id, host asked for), in order
 
     # -- test helpers -----------------------------------------------------------------------------
     def add_server(
@@ -122,6 +137,13 @@ class FakeCompute:
         group = ServerGroup(f"{name}-gid", name, GroupPolicy(policy), frozenset(m.id for m in members))
         self.groups[group.id] = group
         return group
+
+    def add_aggregate(self, name: str, hosts: list[str], zone: str | None = None) -> None:
+        self.aggregates[name] = (frozenset(hosts), zone)
+
+    def _zone_of(self, host: str) -> str:
+        zones = sorted(z for hosts, z in self.aggregates.values() if z is not None and host in hosts)
+        return zones[0] if zones else DEFAULT_ZONE
 
     def _group_of(self, server_id: str) -> ServerGroup | None:
         return next((g for g in self.groups.values() if server_id in g.members), None)
@@ -215,13 +237,34 @@ class FakeCompute:
             svc.status, svc.disabled_reason = "enabled", None
             return self._req()
 
-    def evacuate(self, server_id: str) -> str:
+    def aggregates_of(self, host: str) -> frozenset[str]:
+        with self._lock:
+            self._count("aggregates_of")
+            return frozenset(name for name, (hosts, _) in self.aggregates.items() if host in hosts)
+
+    def candidate_hosts(self, hint: TargetHint, source: str) -> list[str]:
+        with self._lock:
+            self._count("candidate_hosts")
+            if hint.kind is HintKind.AGGREGATE:
+                members = set(self.aggregates.get(hint.name, (frozenset(), None))[0])
+            elif hint.kind is HintKind.AZ:
+                members = {h for h in self.services if self._zone_of(h) == hint.name}
+            else:
+                return []
+            return usable_hosts(members, self.list_services(), source)
+
+    def evacuate(self, server_id: str, host: str | None = None) -> str:
         with self._lock:
             self._count("evacuate")
             server = self.servers[server_id]
             assert server.host is not None
             if self._up(server.host):
                 raise NovaConflict(f"Compute service of {server.host} is still in use.")
+            if host is not None and host not in self.services:
+                raise NotFound(f"Compute host {host} could not be found. (HTTP 404) (fake)")
+            if host == server.host:
+                raise NovaError("The target host can't be the same one. (HTTP 400) (fake)", status=400)
+            self.evacuate_hosts.append((server_id, host))
             self.evacuate_calls[server_id] = self.evacuate_calls.get(server_id, 0) + 1
             if server_id in self.evacuations and self.evacuations[server_id].steps_left > 0:
                 self.evacuations[server_id].broken = True  # what a real Nova does with a 2nd evacuate
@@ -231,9 +274,10 @@ class FakeCompute:
                     if other in self.evacuations and self.evacuations[other].steps_left > 0:
                         self.group_overlaps.append((group.id, server_id, other))
             self.timeline.append(("evacuate", server_id))
-            migration = Migration(f"mig-{next(self._ids)}", server_id, server.host, None, "accepted", time.time())
+            seq = next(self._ids)
+            migration = Migration(f"mig-{seq}", server_id, server.host, host, "accepted", time.time(), seq=seq)
             self.migrations.append(migration)
-            self.evacuations[server_id] = _Evacuation(migration, self.evacuation_steps)
+            self.evacuations[server_id] = _Evacuation(migration, self.evacuation_steps, requested_host=host)
             self.servers[server_id] = dataclasses.replace(server, task_state="rebuilding")
             if self.lose_evacuate_response:
                 raise NovaUnavailable("timed out waiting for Nova's reply (fake)")
@@ -286,6 +330,16 @@ class FakeCompute:
         self._next_target += 1
         return candidates[self._next_target % len(candidates)]
 
+    def _scheduler_takes(self, server_id: str, host: str) -> bool:
+        """The scheduler's filters on a requested host: ComputeFilter (up, enabled), the test's own
+        refusals, and ServerGroupAntiAffinityFilter (no other member of the group on it)."""
+        if not self._up(host) or self.services[host].status != "enabled" or host in self.refuse_targets:
+            return False
+        group = self._group_of(server_id)
+        if group is None or group.policy is not GroupPolicy.ANTI_AFFINITY:
+            return True
+        return not any(self.servers[m].host == host for m in group.members - {server_id} if m in self.servers)
+
     def _progress(self, server_id: str) -> None:
         evac = self.evacuations.get(server_id)
         if evac is None or evac.steps_left <= 0:
@@ -304,7 +358,10 @@ class FakeCompute:
             evac.steps_left = 0
             return
         if evac.steps_left == 1:
-            target = self._pick_target(evac.migration.source_host)
+            if evac.requested_host is not None:
+                target = evac.requested_host if self._scheduler_takes(server_id, evac.requested_host) else None
+            else:
+                target = self._pick_target(evac.migration.source_host)
             if target is None:
                 self.servers[server_id] = dataclasses.replace(
                     server, vm_state="error", status="ERROR", task_state=None, fault="No valid host was found."

@@ -290,6 +290,7 @@ class Status(_Resource):
             "fence_readiness": dict(status.fence_readiness),
             "log_level": status.log_level,
             "capacity": wire.capacity_json(status.capacity),
+            "reserved_hosts": [wire.reserved_host_json(r) for r in status.reserved_hosts],
         }
         _json(resp, answer)
 

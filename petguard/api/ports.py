@@ -25,6 +25,7 @@ from petguard.journal import (
     MoveRecord,
     RequestKind,
     RequestStatus,
+    ReservedHost,
     SkipRecord,
 )
 
@@ -42,6 +43,8 @@ class Status:
     log_level: str
     fence_readiness: Mapping[str, str] = dataclasses.field(default_factory=dict)
     capacity: CapacityReport = CapacityReport.unknown("not checked yet")
+    #: the reserved failover hosts the journal knows: each one's loan (docs/evacuation.md)
+    reserved_hosts: Sequence[ReservedHost] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,7 @@ from petguard.journal import (
     MoveRecord,
     RequestKind,
     RequestStatus,
+    ReservedHost,
     SkipRecord,
 )
 
@@ -88,6 +89,11 @@ class MoveJson(TypedDict):
     reason: str
     request_id: str | None
     updated_at: float
+    target_hint: str  # "aggregate:NAME" | "az:NAME" | "reserved" | "" (the scheduler's choice)
+    target_hint_source: str  # which rule gave the hint
+    target_hint_note: str  # why a hint that was asked for is not followed
+    target_host: str | None  # the host asked for
+    fell_back: bool  # the hint could not be met: the scheduler chose
 
 
 class SkipJson(TypedDict):
@@ -151,6 +157,9 @@ class WhatIfJson(TypedDict):
     tier: int
     priority: int
     wave: int | None
+    target_hint: str  # "aggregate:NAME" | "az:NAME" | "reserved" | "" (the scheduler's choice)
+    target_hint_source: str  # which rule gave the hint
+    target_hint_note: str  # why a hint that was asked for would not be followed
 
 
 class ExplainJson(TypedDict):
@@ -182,6 +191,12 @@ class CapacityJson(TypedDict):
     not_counted: dict[str, str]  # host -> why its room is not counted (down, disabled, maintenance ...)
 
 
+class ReservedHostJson(TypedDict):
+    host: str
+    state: str  # idle | borrowing | borrowed | returning
+    incident_id: int | None
+
+
 class StatusJson(TypedDict):
     version: str
     leader: bool
@@ -192,6 +207,9 @@ class StatusJson(TypedDict):
     fence_readiness: dict[str, str]
     log_level: str
     capacity: CapacityJson
+
+
+    reserved_hosts: list[ReservedHostJson]
 
 
 class IgnoredAlertJson(TypedDict):
@@ -320,6 +338,11 @@ def move_json(move: MoveRecord) -> MoveJson:
         "reason": move.reason,
         "request_id": move.request_id,
         "updated_at": move.updated_at,
+        "target_hint": move.hint,
+        "target_hint_source": move.hint_source,
+        "target_hint_note": move.hint_note,
+        "target_host": move.target_host,
+        "fell_back": move.fell_back,
     }
 
 
@@ -335,7 +358,14 @@ def what_if_json(row: ServerDecision) -> WhatIfJson:
         "tier": row.tier,
         "priority": row.priority,
         "wave": row.wave,
+        "target_hint": row.hint,
+        "target_hint_source": row.hint_source,
+        "target_hint_note": row.hint_note,
     }
+
+
+def reserved_host_json(row: ReservedHost) -> ReservedHostJson:
+    return {"host": row.host, "state": row.state.value, "incident_id": row.incident_id}
 
 
 def skip_json(skip: SkipRecord) -> SkipJson:

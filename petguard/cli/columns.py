@@ -51,6 +51,16 @@ class SkipLines(Lines):
         return f"{item['server_name']}: {item['reason']}"
 
 
+class ReservedHosts(FormattableColumn[list[dict[str, Any]]]):
+    """The reserved failover hosts, one per line: ``host: state [incident N]``."""
+
+    def human_readable(self) -> str:
+        return "\n".join(
+            f"{r['host']}: {r['state']}" + (f" [incident {r['incident_id']}]" if r.get("incident_id") else "")
+            for r in self._value or ()
+        )
+
+
 class Readiness(FormattableColumn[dict[str, str]]):
     """``{host: "ok" | "unknown" | why not}``, one host per line."""
 
@@ -166,6 +176,7 @@ STATUS = (
     Field("capacity_short", "Capacity short", Lines),
     Field("capacity_not_counted", "Capacity not counted", PerHost),
     Field("capacity_checked_at", "Capacity checked at", Time),
+    Field("reserved_hosts", "Reserved hosts", ReservedHosts),
 )
 AUDIT = (
     Field("id", "ID"),

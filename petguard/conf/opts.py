@@ -259,12 +259,6 @@ evacuation_opts: list[cfg.Opt] = [
         "on the failed host's local disk, and an evacuation rebuilds them from their image "
         "(local_disk_policy applies).",
     ),
-    cfg.ListOpt(
-        "reserved_hosts",
-        default=[],
-        help="Reserved failover hosts: compute hosts kept disabled in Nova that petguard may enable to take "
-        "the pets of a failed host. The capacity check counts their free room although they are disabled.",
-    ),
     *[
         cfg.StrOpt(
             f"{pet_class}_policy",
@@ -293,6 +287,35 @@ evacuation_opts: list[cfg.Opt] = [
             ),
         )
     ],
+    cfg.MultiStrOpt(
+        "host_targets",
+        default=[],
+        help="Target hints for the pets of a failed host, one SOURCE=HINT per line (repeat the option). "
+        "SOURCE is a compute host name, or aggregate:NAME for every host of that host aggregate; HINT is "
+        "aggregate:NAME (a host of that aggregate), az:NAME (a host of that availability zone) or reserved "
+        "(a reserved failover host). A server's metadata petguard:target wins over these; a host name wins "
+        "over an aggregate. petguard proposes the host and Nova's scheduler validates it; when the hint "
+        "cannot be met the pet goes to the scheduler's own choice (event target_hint_unmet). Example: "
+        "host_targets = cmp1=az:zone2 and host_targets = aggregate:rack1=aggregate:rack2 "
+        "(docs/evacuation.md, Target hints).",
+    ),
+    cfg.ListOpt(
+        "reserved_hosts",
+        default=[],
+        help="Reserved failover hosts: compute hosts the operator keeps disabled in Nova "
+        "(openstack compute service set --disable --disable-reason ... HOST nova-compute). A pet with the "
+        "hint reserved borrows one for its incident: petguard enables its service, sends the pet there "
+        "(the scheduler validates it), and when every evacuation of the incident is final disables it "
+        "again (the pets it took stay on it). One host per incident, the first idle one in this order "
+        "whose service is up. The capacity check counts their free room although they are disabled. "
+        "docs/evacuation.md, Reserved failover hosts.",
+    ),
+    cfg.BoolOpt(
+        "use_reserved_hosts",
+        default=False,
+        help="Make reserved the default target hint of every pet (a server's petguard:target and "
+        "host_targets still win). Needs reserved_hosts.",
+    ),
 ]
 
 webhooks_opts: list[cfg.Opt] = [

@@ -6,6 +6,8 @@ from oslo_config import cfg
 
 from petguard.decide import LoopPolicy
 from petguard.detect import DetectionPolicy
+from petguard.errors import ConfigError
+from petguard.evacuate.hints import HintError, HintKind, HintRules, TargetHint, parse_host_targets
 from petguard.evacuate.plan import ClassPolicy, EvacuationPolicy
 from petguard.evacuate.ready import ReadyPolicy
 from petguard.evacuate.run import RunPolicy
@@ -56,6 +58,7 @@ def evacuation(conf: cfg.ConfigOpts) -> EvacuationPolicy:
         shared_disk=ClassPolicy(e.shared_disk_policy),
         local_disk=ClassPolicy(e.local_disk_policy),
         devices=ClassPolicy(e.devices_policy),
+        hints=hint_rules(conf),
     )
 
 
@@ -69,12 +72,35 @@ def ready(conf: cfg.ConfigOpts) -> ReadyPolicy:
     )
 
 
+def hint_rules(conf: cfg.ConfigOpts) -> HintRules:
+    """``[evacuation] host_targets`` and ``use_reserved_hosts`` as hint rules.
+
+    :raises ConfigError: a line that is not SOURCE=HINT (every bad line named); the hint ``reserved``
+        (by default or in a line) without ``reserved_hosts``.
+    """
+    e = conf.evacuation
+    default = TargetHint(HintKind.RESERVED) if e.use_reserved_hosts else None
+    try:
+        rules = parse_host_targets(e.host_targets, default)
+    except HintError as exc:
+        raise ConfigError(str(exc), option="[evacuation] host_targets") from exc
+    asks_reserved = [str(h) for h in (*rules.by_host.values(), *rules.by_aggregate.values(), default) if h]
+    if HintKind.RESERVED.value in asks_reserved and not e.reserved_hosts:
+        raise ConfigError(
+            "[evacuation] use_reserved_hosts or a host_targets line asks for the hint reserved, but "
+            "[evacuation] reserved_hosts is empty: list the reserved failover hosts, or drop the hint",
+            option="[evacuation] reserved_hosts",
+        )
+    return rules
+
+
 def recovery(conf: cfg.ConfigOpts) -> RecoveryPolicy:
     e = conf.evacuation
     return RecoveryPolicy(
         evacuation=evacuation(conf),
         run=RunPolicy(max_parallel=e.max_parallel, move_timeout=e.move_timeout, ready=ready(conf)),
         restore_timeout=e.restore_timeout,
+        reserved_hosts=tuple(e.reserved_hosts),
     )
 
 

@@ -13,9 +13,10 @@ or tokens: keystoneauth's and Nova's messages hold neither, and ``_redact`` scru
 looks like one anyway.
 
 Nova behaviours relied on (measured on Nova 34, see docs/nova.md): force a service down before
-disabling it (a disable against a dead but "up" compute blocks 60 s); evacuate without ``host`` or
-``force`` at microversion 2.94 (>= 2.95 leaves the server SHUTOFF); a second evacuate of a server
-being evacuated is accepted and breaks it, so callers check ``evacuations_from`` first.
+disabling it (a disable against a dead but "up" compute blocks 60 s); evacuate without ``force`` (a
+``host`` only proposes a target the scheduler validates) at microversion 2.94 (>= 2.95 leaves the
+server SHUTOFF); a second evacuate of a server being evacuated is accepted and breaks it, so callers
+check ``evacuations_from`` first.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import openstack.config
 import openstack.connection
 import openstack.exceptions
 
-from petguard.compute import Compute, Migration
+from petguard.compute import Compute, Migration, usable_hosts
 from petguard.detect import ServiceRecord
 from petguard.errors import (
     ConfigError,
@@ -44,6 +45,7 @@ from petguard.errors import (
     NovaUnavailable,
     PetguardError,
 )
+from petguard.evacuate.hints import HintKind, TargetHint
 from petguard.evacuate.plan import GroupPolicy, Server, ServerGroup
 
 LOG = logging.getLogger(__name__)
@@ -62,6 +64,10 @@ MICROVERSIONS: Final[Mapping[str, str]] = {
     "evacuate": "2.94",
     # os-start / os-stop: no microversion changes their behaviour.
     "power": "2.1",
+    # host aggregates (hosts, metadata.availability_zone) and availability zones with their hosts:
+    # no microversion changes what petguard reads.
+    "aggregates": "2.1",
+    "availability_zones": "2.1",
 }
 #: The highest microversion used above: ``check`` verifies the cloud offers it.
 MAX_MICROVERSION: Final = "2.94"
@@ -307,7 +313,17 @@ def _migration(raw: Mapping[str, Any]) -> Migration:
         dest_host=raw.get("dest_compute") or None,
         status=str(raw.get("status") or "").lower(),
         created_at=_epoch(raw.get("created_at")) or 0.0,
+        seq=raw["id"] if isinstance(raw.get("id"), int) else 0,
     )
+
+
+def _zone_hosts(zones: object, zone: str) -> set[str]:
+    """The hosts ``GET /os-availability-zone/detail`` lists in ``zone`` (computes outside every
+    zone aggregate are listed in Nova's default zone, so petguard need not know its name)."""
+    for entry in zones if isinstance(zones, list) else ():
+        if isinstance(entry, dict) and entry.get("zoneName") == zone:
+            return {str(h) for h in entry.get("hosts") or {}}
+    return set()
 
 
 def _next_marker(links: object) -> str | None:
@@ -528,17 +544,43 @@ class NovaCompute:
         """Enable the service (Nova clears the disabled reason). Idempotent."""
         return self._update_service(service, {"status": "enabled"}, f"enable nova-compute on {service.host}")
 
-    def evacuate(self, server_id: str) -> str:
-        """Ask Nova to evacuate the server: no target host, no force, microversion 2.94 (keeps the
-        power state). NOT idempotent: see ``petguard.compute.Compute.evacuate``."""
+    def evacuate(self, server_id: str, host: str | None = None) -> str:
+        """Ask Nova to evacuate the server: no force, microversion 2.94 (keeps the power state); with
+        ``host`` the scheduler validates that host. NOT idempotent: see
+        ``petguard.compute.Compute.evacuate``."""
+        body: dict[str, Any] = {} if host is None else {"host": host}
         response = self._call(
             "POST",
             f"/servers/{server_id}/action",
             MICROVERSIONS["evacuate"],
-            what=f"evacuate server {server_id}",
-            json={"evacuate": {}},
+            what=f"evacuate server {server_id}" + (f" to {host}" if host else ""),
+            json={"evacuate": body},
         )
         return _request_id(response)
+
+    def _aggregates(self) -> list[Mapping[str, Any]]:
+        response = self._call("GET", "/os-aggregates", MICROVERSIONS["aggregates"], what="list host aggregates")
+        return [a for a in response.json().get("aggregates") or () if isinstance(a, dict)]
+
+    def aggregates_of(self, host: str) -> frozenset[str]:
+        """The names of the host aggregates ``host`` is in (one ``GET /os-aggregates``)."""
+        return frozenset(str(a.get("name")) for a in self._aggregates() if host in (a.get("hosts") or ()))
+
+    def candidate_hosts(self, hint: TargetHint, source: str) -> list[str]:
+        """Hosts for an ``aggregate:``/``az:`` hint, in name order (one listing of aggregates or
+        zones, one of compute services). Free memory is not weighed: that needs placement's
+        inventories and usages per host; the scheduler weighs when the hint falls back."""
+        if hint.kind is HintKind.AGGREGATE:
+            members = {str(h) for a in self._aggregates() if a.get("name") == hint.name for h in a.get("hosts") or ()}
+        elif hint.kind is HintKind.AZ:
+            response = self._call(
+                "GET", "/os-availability-zone/detail", MICROVERSIONS["availability_zones"],
+                what="list availability zones",
+            )  # fmt: skip
+            members = _zone_hosts(response.json().get("availabilityZoneInfo"), hint.name)
+        else:
+            return []
+        return usable_hosts(members, self.list_services(), source) if members else []
 
     def start_server(self, server_id: str) -> str:
         """Start a stopped server; a server that is already running counts as success."""

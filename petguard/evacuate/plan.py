@@ -32,6 +32,11 @@ image, losing its content) and whether it needs devices (PCI passthrough, vGPU .
 policy (``ClassPolicy``); a pet moves only if every class it is in allows it. Pets left by a class
 policy or by a hard-affinity group are "left behind": the plan marks them for an alert.
 
+Each move records the operator's target hint it follows, if any, and which rule gave it
+(``evacuate.hints``). Members of one anti-affinity group never share a hint: the first member (in run
+order) keeps it, the others go to the scheduler's choice with a note, because a hint proposes one host
+and Nova's scheduler would refuse a second member there.
+
 No I/O here: the Nova adapter builds ``Server`` values, the runner carries out the ``Plan``.
 """
 
@@ -40,6 +45,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Iterable, Mapping
+
+from petguard.evacuate.hints import HintChoice, HintRules, choose_hint, spread_note
 
 PET_KEY = "petguard:pet"
 PRIORITY_KEY = "petguard:priority"
@@ -142,6 +149,7 @@ class EvacuationPolicy:
     shared_disk: ClassPolicy = ClassPolicy.EVACUATE
     local_disk: ClassPolicy = ClassPolicy.EVACUATE_IF_DATA_LOSS_ALLOWED
     devices: ClassPolicy = ClassPolicy.EVACUATE
+    hints: HintRules = HintRules()  # the operator's target hints from config (evacuate.hints)
 
     def policy_for(self, pet_class: PetClass) -> ClassPolicy:
         return {
@@ -164,6 +172,9 @@ class Move:
     tier: int = 0
     wave: int = 0  # every move of a lower wave is final before this one starts
     classes: tuple[PetClass, ...] = ()
+    hint: str = ""  # the target hint it follows ("aggregate:NAME", "az:NAME", "reserved"); "": the scheduler's
+    hint_source: str = ""  # which rule gave the hint
+    hint_note: str = ""  # why a hint that was asked for is not followed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -353,11 +364,39 @@ def assign_waves(moves: Iterable[tuple[Move, str | None]]) -> list[Move]:
     return result
 
 
-def plan(host: str, servers: Iterable[Server], policy: EvacuationPolicy) -> Plan:
-    """Decide, for every server of the failed ``host``, whether it moves, in which wave and order."""
+def with_hint(move: Move, choice: HintChoice) -> Move:
+    """The move with the hint it follows (or the note of why none)."""
+    return dataclasses.replace(
+        move, hint=str(choice.hint) if choice.hint else "", hint_source=choice.source, hint_note=choice.note
+    )
+
+
+def spread_hints(moves: list[tuple[Move, str | None]], groups: Mapping[str, ServerGroup]) -> list[Move]:
+    """Keep each hint for one member of an anti-affinity group only (the first in run order); the
+    others go to the scheduler's choice with a note. ``moves`` pairs each move with its anti-affinity
+    group id (or None), in run order."""
+    followed: dict[tuple[str, str], str] = {}  # (group id, hint) -> the member that follows it
+    result = []
+    for move, group_id in moves:
+        if group_id is not None and move.hint:
+            first = followed.setdefault((group_id, move.hint), move.server_name)
+            if first != move.server_name:
+                group = groups[group_id]
+                note = spread_note(group.name or group.id, move.hint, first)
+                move = dataclasses.replace(move, hint="", hint_source="", hint_note=note)
+        result.append(move)
+    return result
+
+
+def plan(host: str, servers: Iterable[Server], policy: EvacuationPolicy, host_aggregates: Iterable[str] = ()) -> Plan:
+    """Decide, for every server of the failed ``host``, whether it moves, in which wave and order, and
+    which target hint it follows (``host_aggregates``: the aggregates the failed host is in, for
+    ``[evacuation] host_targets`` by aggregate)."""
     servers = list(servers)
+    aggregates = frozenset(host_aggregates)
     on_host = frozenset(s.id for s in servers)
     moves: list[tuple[Move, str | None]] = []
+    groups: dict[str, ServerGroup] = {}
     skipped: list[Skip] = []
     for server in servers:
         reason = skip_reason(server, policy)
@@ -378,8 +417,14 @@ def plan(host: str, servers: Iterable[Server], policy: EvacuationPolicy) -> Plan
             tier=tier_of(server),
             classes=classes,
         )
-        moves.append((move, _serialised_group(server)))
+        move = with_hint(move, choose_hint(server.metadata, host, aggregates, policy.hints))
+        group_id = _serialised_group(server)
+        if group_id is not None and server.group is not None:
+            groups[group_id] = server.group
+        moves.append((move, group_id))
     moves.sort(key=lambda pair: (-pair[0].priority, pair[0].server_name, pair[0].server_id))
+    spread = spread_hints(moves, groups)
+    moves = [(move, group_id) for move, (_, group_id) in zip(spread, moves, strict=True)]
     skipped.sort(key=lambda s: (s.server_name, s.server_id))
     return Plan(host=host, moves=tuple(assign_waves(moves)), skipped=tuple(skipped))
 
@@ -397,13 +442,18 @@ class ServerDecision:
     tier: int
     priority: int
     wave: int | None  # None: it stays
+    hint: str = ""  # the target hint a move would follow ("": the scheduler's choice)
+    hint_source: str = ""  # which rule gave it
+    hint_note: str = ""  # why a hint that was asked for would not be followed
 
 
-def dry_run(host: str, servers: Iterable[Server], policy: EvacuationPolicy) -> tuple[Plan, list[ServerDecision]]:
+def dry_run(
+    host: str, servers: Iterable[Server], policy: EvacuationPolicy, host_aggregates: Iterable[str] = ()
+) -> tuple[Plan, list[ServerDecision]]:
     """The plan for ``host`` if it failed now, with one decision per server: moves in run order, then
     the servers that would stay."""
     by_id = {s.id: s for s in servers}
-    the_plan = plan(host, by_id.values(), policy)
+    the_plan = plan(host, by_id.values(), policy, host_aggregates)
     rows = [
         ServerDecision(
             move.server_id,
@@ -415,6 +465,9 @@ def dry_run(host: str, servers: Iterable[Server], policy: EvacuationPolicy) -> t
             move.tier,
             move.priority,
             move.wave,
+            move.hint,
+            move.hint_source,
+            move.hint_note,
         )
         for move in the_plan.moves
     ]

@@ -14,6 +14,15 @@ Completion is "on another host with no task in progress", not just "ACTIVE" (Nov
 server ACTIVE on the old host). Then the original power state is restored: Nova may leave the server
 stopped, or bring an ERROR server back running.
 
+Target hints (``MoveRecord.hint``, evacuate.hints): before the first request the runner resolves the
+hint to one host from fresh Nova state (``reserved``: the incident's reserved host, borrowed from
+``evacuate.reserved``) and writes it (``target_host``) with the REQUESTING step, before
+Nova is asked; Nova's scheduler still validates that host. When the hint cannot be met — no candidate
+host, a synchronous refusal of the host, or the scheduler ending the evacuation in ``error`` (the
+server stays ERROR on the source, Nova moved nothing) — the move falls back once to the scheduler's
+own choice: a ``target_hint_unmet`` event says why, the target is cleared, and the request is sent
+again without a host, after the same checks of Nova's records.
+
 Moves run wave by wave (``MoveRecord.wave``: tiers, and members of one anti-affinity group one after
 another): every move of a wave is final before the next wave starts; a wave that cannot finish now
 (stopping, or an error that leaves a move where it was) ends the run, and the next run resumes it.
@@ -33,8 +42,10 @@ from petguard.clock import Clock
 from petguard.compute import Compute, Migration
 from petguard.errors import NotFound, PetguardError, StaleEpoch, Temporary
 from petguard.evacuate.gate import TierGate, UnwiredProber
+from petguard.evacuate.hints import HintError, HintKind, parse_hint
 from petguard.evacuate.plan import PowerGoal, Server
 from petguard.evacuate.ready import Prober, ReadyPolicy
+from petguard.evacuate.reserved import ReservedPool
 from petguard.journal import MoveRecord, MoveStatus, Store
 
 LOG = logging.getLogger(__name__)
@@ -87,11 +98,13 @@ class Evacuator:
         policy: RunPolicy,
         stop: threading.Event | None = None,
         prober: Prober | None = None,
+        reserved: ReservedPool | None = None,
     ) -> None:
         self._compute = compute
         self._store = store
         self._clock = clock
         self._policy = policy
+        self._reserved = reserved  # the reserved failover hosts that a ``reserved`` hint borrows from
         # Set on SIGTERM: moves stop at their current journal step and resume after the restart.
         self._stop = stop or threading.Event()
         self._gate = TierGate(
@@ -167,12 +180,23 @@ class Evacuator:
         known = self._nova_already_has_it(move, server, since)
         if known is not None:
             return known
+        if self._target_refused(move, since):
+            # A crash after Nova took the targeted request, before the journal knew: the scheduler
+            # has refused the host since. Nova moved nothing: fall back, do not ask for it again.
+            return self._fall_back(move, f"Nova's scheduler refused {move.target_host}: {server.fault or 'no fault'}")
         if move.attempts >= self._policy.max_request_attempts:
             return self._fail(move, f"Nova did not take the evacuation after {move.attempts} attempts")
+        target = move.target_host
+        if target is None and self._follows_hint(move):
+            target, why_not = self._resolve(move)
+            if target is None:
+                move = self._fall_back(move, why_not)
         now = self._clock.now()
-        move = self._store.update_move(move.incident_id, move.server_id, MoveStatus.REQUESTING, now, count_attempt=True)
+        move = self._store.update_move(
+            move.incident_id, move.server_id, MoveStatus.REQUESTING, now, count_attempt=True, target_host=target
+        )
         try:
-            request_id = self._compute.evacuate(move.server_id)
+            request_id = self._compute.evacuate(move.server_id, host=target)
         except Temporary as exc:
             # The request may or may not have reached Nova: stay REQUESTING, check Nova again next.
             LOG.warning(
@@ -181,16 +205,74 @@ class Evacuator:
             self._clock.sleep(exc.delay)
             return move
         except PetguardError as exc:
+            if target is not None:
+                return self._fall_back(move, f"Nova refused the target host {target}: {exc}")
             return self._fail(move, f"Nova refused the evacuation: {exc}")
         LOG.info(
-            "%s: evacuation of %s (%s) accepted by Nova [%s]; next: follow it until it is on another host",
+            "%s: evacuation of %s (%s) to %s accepted by Nova [%s]; next: follow it until it is on another host",
             _who(move),
             move.server_name,
             move.server_id,
+            f"{target} (hint {move.hint}, validated by the scheduler)" if target else "the scheduler's choice",
             request_id,
         )
         return self._store.update_move(
             move.incident_id, move.server_id, MoveStatus.ACCEPTED, self._clock.now(), request_id=request_id
+        )
+
+    # -- target hints --------------------------------------------------------------------------------
+    @staticmethod
+    def _follows_hint(move: MoveRecord) -> bool:
+        """The move has a hint it has not given up on (a move falls back at most once)."""
+        return bool(move.hint) and not move.fell_back
+
+    def _resolve(self, move: MoveRecord) -> tuple[str | None, str]:
+        """The host the move's hint proposes now (fresh Nova state), or None and why not."""
+        try:
+            hint = parse_hint(move.hint)
+        except HintError as exc:  # the planner writes only valid hints; an edited journal may not
+            return None, f"hint {exc}"
+        if hint.kind is HintKind.RESERVED and (self._reserved is None or not self._reserved.hosts):
+            return None, "no reserved host free: none configured ([evacuation] reserved_hosts)"
+        try:
+            if hint.kind is HintKind.RESERVED:
+                assert self._reserved is not None
+                return self._reserved.borrow(move.incident_id, move.source_host)
+            candidates = self._compute.candidate_hosts(hint, move.source_host)
+        except (Temporary, StaleEpoch):
+            raise  # stay where the journal says; the next run resolves again (or another leader does)
+        except PetguardError as exc:
+            return None, f"cannot resolve hint {hint}: {exc}"
+        if not candidates:
+            return None, f"no host of {hint} is up, enabled and not forced down"
+        return candidates[0], ""
+
+    def _target_refused(self, move: MoveRecord, since: float) -> bool:
+        """The latest evacuation asked for the move's target host and Nova ended it failed."""
+        if move.target_host is None or move.fell_back:
+            return False
+        migration = self._latest_evacuation(move, since)
+        return migration is not None and migration.failed and migration.dest_host in (None, move.target_host)
+
+    def _fall_back(self, move: MoveRecord, why: str) -> MoveRecord:
+        """The hint cannot be met: say so, clear the target, and let the scheduler choose (once)."""
+        LOG.info(
+            "%s: target hint %s of %s cannot be met: %s; next: evacuate it to the scheduler's choice",
+            _who(move),
+            move.hint,
+            move.server_name,
+            why,
+        )
+        self._store.record_event(
+            move.source_host,
+            move.incident_id,
+            "target_hint_unmet",
+            f"{move.server_name} ({move.server_id}): hint {move.hint} ({move.hint_source}) not met: {why}; "
+            "using the scheduler's choice",
+            self._clock.now(),
+        )
+        return self._store.update_move(
+            move.incident_id, move.server_id, MoveStatus.REQUESTING, self._clock.now(), fall_back=True
         )
 
     def _nova_already_has_it(self, move: MoveRecord, server: Server, since: float) -> MoveRecord | None:
@@ -223,7 +305,9 @@ class Evacuator:
         # controller clock running ahead never hides the migration petguard itself asked for.
         floor = since - CLOCK_SKEW_ALLOWANCE
         mine = [m for m in self._compute.evacuations_from(move.source_host, floor) if m.server_id == move.server_id]
-        return max(mine, key=lambda m: m.created_at) if mine else None
+        # Nova stamps to the second: its growing integer id orders two migrations of the same second
+        # (the one a fallback sent right after the scheduler refused the target).
+        return max(mine, key=lambda m: (m.created_at, m.seq)) if mine else None
 
     # -- ACCEPTED: follow until it is on another host -----------------------------------------------
     def _follow(self, move: MoveRecord, since: float) -> MoveRecord:
@@ -243,6 +327,15 @@ class Evacuator:
                 move.incident_id, move.server_id, MoveStatus.ARRIVED, self._clock.now(), dest_host=server.host
             )
         migration = self._latest_evacuation(move, since)
+        refused = (migration is not None and migration.failed) or (
+            server.vm_state == "error" and (migration is None or not (migration.in_flight or migration.succeeded))
+        )
+        if refused and move.target_host is not None and not move.fell_back:
+            # Nova moved nothing (the evacuation failed on the scheduler): the hint is what failed.
+            what = f"migration {migration.id} ended {migration.status}" if migration else "the server is ERROR"
+            return self._fall_back(
+                move, f"Nova's scheduler refused {move.target_host} ({what}): {server.fault or 'no fault recorded'}"
+            )
         if migration is not None and migration.failed:
             return self._fail(
                 move,

@@ -43,6 +43,8 @@ from petguard.journal import (
     OperatorRequest,
     RequestKind,
     RequestStatus,
+    ReservedHost,
+    ReservedState,
     SkipRecord,
     TickRecord,
     Transition,
@@ -266,14 +268,52 @@ class SqlStore:
         dest_host: str | None = None,
         request_id: str | None = None,
         count_attempt: bool = False,
+        target_host: str | None = None,
+        fall_back: bool = False,
     ) -> MoveRecord:
         values: dict[str, Any] = {"status": status.value, "updated_at": at}
-        for column, value in (("reason", reason), ("dest_host", dest_host), ("request_id", request_id)):
+        given = (("reason", reason), ("dest_host", dest_host), ("request_id", request_id), ("target_host", target_host))
+        for column, value in given:
             if value is not None:
                 values[column] = value
         if count_attempt:
             values["attempts"] = m.moves.c.attempts + 1
+        if fall_back:
+            values["fell_back"] = True
+            values["target_host"] = None
         return self._write(lambda conn: _update_move(conn, incident_id, server_id, values), "update a move")
+
+    # -- reserved failover hosts ----------------------------------------------------------------
+    def reserved_hosts(self) -> list[ReservedHost]:
+        query = select(m.reserved_hosts).order_by(m.reserved_hosts.c.host)
+        return self._read(
+            lambda conn: [rows.reserved_from_row(r) for r in conn.execute(query).mappings()], "list reserved hosts"
+        )
+
+    def add_reserved_hosts(self, hosts: Sequence[str], at: float) -> None:
+        if hosts:
+            self._write(lambda conn: _add_reserved_hosts(conn, hosts, at), "add reserved hosts")
+
+    def borrow_reserved_host(self, host: str, incident_id: int, at: float) -> bool:
+        table = m.reserved_hosts
+        query = (
+            update(table)
+            .where(table.c.host == host, table.c.state == ReservedState.IDLE.value)
+            .values(state=ReservedState.BORROWING.value, incident_id=incident_id, updated_at=at)
+        )
+        return self._write(lambda conn: conn.execute(query).rowcount == 1, "borrow a reserved host")
+
+    def set_reserved_state(
+        self, host: str, incident_id: int, expected: ReservedState, new: ReservedState, at: float
+    ) -> bool:
+        table = m.reserved_hosts
+        holder = None if new is ReservedState.IDLE else incident_id
+        query = (
+            update(table)
+            .where(table.c.host == host, table.c.state == expected.value, table.c.incident_id == incident_id)
+            .values(state=new.value, incident_id=holder, updated_at=at)
+        )
+        return self._write(lambda conn: conn.execute(query).rowcount == 1, "change a reserved host's state")
 
     # -- audit trail ----------------------------------------------------------------------------
     def record_audit(self, actor: str, action: str, target: str | None, result: str, detail: str, at: float) -> None:
@@ -554,6 +594,22 @@ def _update_move(conn: Connection, incident_id: int, server_id: str, values: dic
             f"incident {incident_id} has no move of server {server_id}", incident=incident_id, server=server_id
         )
     return rows.move_from_row(conn.execute(select(m.moves).where(*key)).mappings().one())
+
+
+def _add_reserved_hosts(conn: Connection, hosts: Sequence[str], at: float) -> None:
+    table = m.reserved_hosts
+    known = set(conn.scalars(select(table.c.host).where(table.c.host.in_(list(hosts)))))
+    new = [{"host": h, "state": ReservedState.IDLE.value, "incident_id": None, "updated_at": at} for h in hosts]
+    new = [row for row in _unique_hosts(new) if row["host"] not in known]
+    if new:
+        conn.execute(insert(table), new)
+
+
+def _unique_hosts(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for row in values:
+        seen.setdefault(row["host"], row)
+    return list(seen.values())
 
 
 def _audit_from_row(row: rows.Row) -> AuditRecord:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 #: Deterministic constraint names, so later migrations can drop or alter them on every backend.
@@ -44,6 +45,8 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 NAME = 255
 #: Enum values (HostState, MoveStatus ...).
 ENUM = 32
+#: Short explanations kept with a default (VARCHAR: MySQL refuses a literal default on TEXT).
+NOTE = 1024
 
 #: Ever-growing audit tables get 64-bit ids; sqlite only autoincrements an INTEGER primary key.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -133,6 +136,23 @@ moves = Table(
     Column("updated_at", Double, nullable=False),
     Column("plan_order", Integer, nullable=False),
     Column("wave", Integer, nullable=False, server_default="0"),
+    # the operator's target hint (evacuate.hints) and what became of it
+    Column("hint", String(NAME), nullable=False, server_default=""),
+    Column("hint_source", String(NAME), nullable=False, server_default=""),
+    Column("hint_note", String(NOTE), nullable=False, server_default=""),
+    Column("target_host", String(NAME), nullable=True),
+    Column("fell_back", Boolean, nullable=False, server_default=false()),
+)
+
+#: Reserved failover hosts (evacuate.reserved): one row per host; a loan is a chain of compare-and-set
+#: UPDATEs (idle -> borrowing -> borrowed -> returning -> idle), so a host is never held twice.
+reserved_hosts = Table(
+    "reserved_hosts",
+    metadata,
+    Column("host", String(NAME), primary_key=True),
+    Column("state", String(ENUM), nullable=False),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=True),
+    Column("updated_at", Double, nullable=False),
 )
 
 skips = Table(

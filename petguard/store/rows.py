@@ -24,6 +24,8 @@ from petguard.journal import (
     MoveStatus,
     OperatorRequest,
     RequestKind,
+    ReservedHost,
+    ReservedState,
     SkipRecord,
     Transition,
 )
@@ -155,6 +157,11 @@ def move_to_row(incident_id: int, source_host: str, move: Move, order: int, at: 
         "updated_at": at,
         "plan_order": order,
         "wave": move.wave,
+        "hint": move.hint,
+        "hint_source": move.hint_source,
+        "hint_note": move.hint_note,
+        "target_host": None,
+        "fell_back": False,
     }
 
 
@@ -173,6 +180,11 @@ def move_from_row(row: Row) -> MoveRecord:
         request_id=row["request_id"],
         updated_at=row["updated_at"],
         wave=row["wave"],
+        hint=row["hint"],
+        hint_source=row["hint_source"],
+        hint_note=row["hint_note"],
+        target_host=row["target_host"],
+        fell_back=bool(row["fell_back"]),
     )
 
 
@@ -192,4 +204,13 @@ def skip_from_row(row: Row) -> SkipRecord:
         server_id=row["server_id"],
         server_name=row["server_name"],
         reason=row["reason"],
+    )
+
+
+def reserved_from_row(row: Row) -> ReservedHost:
+    return ReservedHost(
+        host=row["host"],
+        state=ReservedState(row["state"]),
+        incident_id=row["incident_id"],
+        updated_at=row["updated_at"],
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from petguard.store import migrate
+from petguard.store.api import SqlStore
 
 
 def _closed_port() -> int:
@@ -136,3 +137,30 @@ def test_daemon_serves_the_api_and_the_cli_talks_to_it(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_the_reserved_hint_without_reserved_hosts_is_a_clear_error(tmp_path: Path) -> None:
+    proc = _daemon(_config(tmp_path, extra="[evacuation]\nuse_reserved_hosts = true\n"))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "reserved_hosts is empty" in err and "Traceback" not in err
+
+
+def test_the_leader_keeps_the_reserved_hosts_in_the_journal(tmp_path: Path) -> None:
+    """Wiring: the reserved-host keeper runs on the leader with the acting store (its first tidy
+    writes the configured hosts, idle, before any Nova call)."""
+    conf = _config(tmp_path, extra="[evacuation]\nreserved_hosts = spare1, spare2\n")
+    proc = _daemon(conf)
+    url = f"sqlite:///{tmp_path}/journal.sqlite"
+    try:
+        deadline = time.monotonic() + 30
+        hosts: list[tuple[str, str]] = []
+        while time.monotonic() < deadline and len(hosts) < 2:
+            store = SqlStore(url)
+            hosts = [(r.host, r.state.value) for r in store.reserved_hosts()]
+            store.close()
+            time.sleep(0.2)
+        assert hosts == [("spare1", "idle"), ("spare2", "idle")]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0

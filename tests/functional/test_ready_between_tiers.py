@@ -184,9 +184,9 @@ def note_evacuate_times(compute: FakeCompute) -> dict[str, float]:
     asked: dict[str, float] = {}
     original: Callable[[str], str] = compute.evacuate
 
-    def evacuate(server_id: str) -> str:
+    def evacuate(server_id: str, host: str | None = None) -> str:
         asked[server_id] = time.monotonic()
-        return original(server_id)
+        return original(server_id, host)
 
     compute.evacuate = evacuate  # type: ignore[method-assign]
     return asked

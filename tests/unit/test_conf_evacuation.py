@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from oslo_config import cfg
 
 from petguard.conf import opts, policies
+from petguard.errors import ConfigError
+from petguard.evacuate.hints import HintKind, TargetHint
 from petguard.evacuate.plan import ClassPolicy, EvacuationPolicy
 from petguard.evacuate.ready import ReadyPolicy
 
@@ -39,3 +42,29 @@ def test_readiness_between_tiers_from_config() -> None:
         conf(tier_ready_timeout=60, tier_delay=15, ready_check_interval=0.5, ready_check_timeout=3)
     ).run.ready
     assert ready == ReadyPolicy(timeout=60.0, default_delay=15.0, interval=0.5, probe_timeout=3.0)
+
+
+def test_host_targets_become_hint_rules() -> None:
+    policy = policies.evacuation(
+        conf(host_targets=["cmp1=az:zone2", "aggregate:rack1=reserved"], reserved_hosts=["spare1"])
+    )
+    assert policy.hints.by_host == {"cmp1": TargetHint(HintKind.AZ, "zone2")}
+    assert policy.hints.by_aggregate == {"rack1": TargetHint(HintKind.RESERVED)}
+
+
+def test_a_bad_host_target_is_refused_with_every_bad_line_named() -> None:
+    with pytest.raises(ConfigError, match=r"host_targets: 'cmp1=foo': 'foo' is not .*'cmp2' is not SOURCE=HINT"):
+        policies.recovery(conf(host_targets=["cmp1=foo", "cmp2", "cmp3=reserved"]))
+
+
+def test_use_reserved_hosts_makes_reserved_the_default_hint() -> None:
+    c = conf(use_reserved_hosts=True, reserved_hosts=["spare1", "spare2"])
+    assert policies.evacuation(c).hints.default == TargetHint(HintKind.RESERVED)
+    assert policies.recovery(c).reserved_hosts == ("spare1", "spare2")
+    assert policies.evacuation(conf()).hints.default is None
+
+
+@pytest.mark.parametrize("options", [{"use_reserved_hosts": True}, {"host_targets": ["aggregate:rack1=reserved"]}])
+def test_the_reserved_hint_without_reserved_hosts_is_refused(options: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match="reserved_hosts is empty"):
+        policies.recovery(conf(**options))

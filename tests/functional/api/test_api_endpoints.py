@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from petguard.api.auth import sign
 from tests.functional.api.conftest import ALERT_TOKEN, HMAC_KEY, HOSTS, MAX_BODY, Api
+from tests.functional.store.store_builders import suspect_tick
 
 
 def error(response: httpx.Response) -> str:
@@ -38,9 +39,26 @@ def test_reads(api: Api) -> None:
     assert explained["subject"] == "host" and explained["state"] == "up" and explained["lines"]
     status = c.get("/v1/status").json()
     assert status["tick_ok"] is True and status["brake"]["engaged"] is False and status["leader"] is True
+    assert status["reserved_hosts"] == []
     assert c.get("/healthz").json()["ok"] is True
     document = c.get("/v1/openapi.json").json()
     assert "/v1/hosts/{name}/requests" in document["paths"]
+
+
+def test_status_shows_the_reserved_hosts_and_their_loans(api: Api) -> None:
+    api.tick()
+    store = api.harness.store
+    store.add_reserved_hosts(["spare1", "spare2"], 1.0)
+    store.save_tick(suspect_tick("cmp1"))  # an incident to hold the loan (the loop is not ticked again)
+    incident_id = store.load_hosts()["cmp1"].host.incident_id
+    assert incident_id is not None and store.borrow_reserved_host("spare2", incident_id, 2.0)
+
+    status = api.client.get("/v1/status").json()
+
+    assert status["reserved_hosts"] == [
+        {"host": "spare1", "state": "idle", "incident_id": None},
+        {"host": "spare2", "state": "borrowing", "incident_id": incident_id},
+    ]
 
 
 def test_not_found(api: Api) -> None:

@@ -84,3 +84,26 @@ def test_dry_run_shows_each_pets_readiness_and_malformed_readiness_metadata(api:
     assert "ready" not in lines["plain"]
     assert "ready check tcp" in lines["off"] and lines["off"].endswith("; not waited for: it comes back stopped")
     assert "waited" not in lines["db"]
+
+
+def test_the_dry_run_shows_each_moves_target_hint_and_where_it_comes_from(api: Api) -> None:
+    nova = api.compute
+    nova.add_server("fast", "cmp1", metadata={**PET, "petguard:target": "aggregate:fast"})
+    nova.add_server("typo", "cmp1", metadata={**PET, "petguard:target": "aggregat:fast"})
+    nova.add_server("plain", "cmp1", metadata=PET)
+    api.tick()
+
+    answer = api.client.get("/v1/explain/cmp1").json()
+
+    rows = {r["server_name"]: r for r in answer["if_failed"]}
+    assert (rows["fast"]["target_hint"], rows["fast"]["target_hint_source"]) == (
+        "aggregate:fast",
+        "metadata petguard:target",
+    )
+    assert rows["typo"]["target_hint"] == "" and "'aggregat:fast' is not" in rows["typo"]["target_hint_note"]
+    assert rows["plain"]["target_hint"] == "" and rows["plain"]["target_hint_note"] == ""
+    lines = "\n".join(answer["lines"])
+    assert "to target hint aggregate:fast (from metadata petguard:target)" in lines
+    assert "plain (plain-id): evacuate in wave 0 (tier 0, priority 0; boot_from_volume) to the scheduler's choice:" in (
+        lines
+    )

@@ -79,3 +79,32 @@ def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
     finally:
         store.close()
+
+
+def test_0006_upgrades_a_0005_database_with_moves_in_flight(db_url: URL) -> None:
+    """A journal written by the previous petguard (0005) keeps its moves: they get no hint, no
+    target and have not fallen back, and the runner reads them as before."""
+    migrate.upgrade(db_url, "0005")
+    engine = sqlalchemy.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("INSERT INTO incidents (id, host, opened_at, reason, outcome) "
+                                     "VALUES (1, 'cmp1', 10.0, 'down', '')"))  # fmt: skip
+        conn.execute(
+            sqlalchemy.text(
+                "INSERT INTO moves (incident_id, server_id, source_host, server_name, priority, power_goal, status, "
+                "attempts, reason, updated_at, plan_order, wave) "
+                "VALUES (1, 'srv-1', 'cmp1', 'pet-1', 0, 'running', 'accepted', 1, '', 11.0, 0, 2)"
+            )
+        )
+    engine.dispose()
+
+    migrate.upgrade(db_url)
+
+    store = SqlStore(db_url)
+    try:
+        [move] = store.moves(1)
+        assert (move.server_id, move.status.value, move.wave, move.attempts) == ("srv-1", "accepted", 2, 1)
+        assert (move.hint, move.hint_source, move.hint_note) == ("", "", "")
+        assert move.target_host is None and not move.fell_back
+    finally:
+        store.close()

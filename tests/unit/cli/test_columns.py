@@ -66,6 +66,11 @@ def test_status_is_flattened_and_readiness_sorted() -> None:
     assert columns.Readiness(flat["fence_readiness"]).human_readable() == "cmp1: ok\ncmp2: wrong password"
 
 
+def test_reserved_hosts_one_per_line_with_their_incident() -> None:
+    pool = [{"host": "spare1", "state": "borrowed", "incident_id": 4}, {"host": "spare2", "state": "idle"}]
+    assert columns.ReservedHosts(pool).human_readable() == "spare1: borrowed [incident 4]\nspare2: idle"
+
+
 @pytest.mark.parametrize(
     ("fields", "shape"),
     [

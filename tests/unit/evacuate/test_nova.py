@@ -27,6 +27,7 @@ from petguard.errors import (
     Temporary,
 )
 from petguard.evacuate import nova
+from petguard.evacuate.hints import HintKind, TargetHint
 from petguard.evacuate.plan import GroupPolicy
 
 HOST = "cmp1"
@@ -352,7 +353,7 @@ def test_evacuations_from(adapter, conn):
         {"migration_type": "evacuation", "source_compute": HOST, "changes-since": "2024-05-01T12:00:00Z"},
     )
     # m1 was updated after `since` but created before it: not part of this incident
-    assert migrations == [Migration("m2", "s1", HOST, "cmp2", "pre-migrating", 1714564810.0)]
+    assert migrations == [Migration("m2", "s1", HOST, "cmp2", "pre-migrating", 1714564810.0, seq=7)]
     assert migrations[0].in_flight
 
 
@@ -384,6 +385,77 @@ def test_evacuate_never_names_a_host_and_keeps_power_state(adapter, conn):
     assert adapter.evacuate("s1") == "req-evac"
 
     conn.compute.post.assert_called_once_with("/servers/s1/action", microversion="2.94", json={"evacuate": {}})
+
+
+def test_evacuate_to_a_proposed_host_sends_it_without_force(adapter, conn):
+    conn.compute.post.return_value = response(200, rid="req-evac")
+
+    assert adapter.evacuate("s1", host="cmp3") == "req-evac"
+
+    conn.compute.post.assert_called_once_with(
+        "/servers/s1/action", microversion="2.94", json={"evacuate": {"host": "cmp3"}}
+    )
+
+
+def _service_json(host: str, state: str = "up", status: str = "enabled", forced_down: bool = False) -> dict[str, Any]:
+    return {"id": f"svc-{host}", "host": host, "state": state, "status": status, "forced_down": forced_down}
+
+
+AGGREGATES = {
+    "aggregates": [
+        {"name": "fast", "hosts": ["cmp4", "cmp1", "cmp3", "cmp2", "cmp5"], "metadata": {}},
+        {"name": "zone2-agg", "hosts": ["cmp3"], "metadata": {"availability_zone": "zone2"}},
+    ]
+}
+SERVICES = {
+    "services": [
+        _service_json("cmp1", state="down", forced_down=True),  # the source
+        _service_json("cmp2", status="disabled"),
+        _service_json("cmp3"),
+        _service_json("cmp4"),
+        _service_json("cmp5", state="down"),
+    ]
+}
+
+
+def test_aggregates_of_a_host(adapter, conn):
+    conn.compute.get.return_value = response(body=AGGREGATES)
+
+    assert adapter.aggregates_of("cmp3") == frozenset({"fast", "zone2-agg"})
+    assert adapter.aggregates_of("cmp9") == frozenset()
+    assert conn.compute.get.call_args.args[0] == "/os-aggregates"
+
+
+def test_candidate_hosts_of_an_aggregate_are_usable_members_in_name_order(adapter, conn):
+    conn.compute.get.side_effect = [response(body=AGGREGATES), response(body=SERVICES)]
+
+    assert adapter.candidate_hosts(TargetHint(HintKind.AGGREGATE, "fast"), "cmp1") == ["cmp3", "cmp4"]
+
+
+def test_candidate_hosts_of_a_zone_come_from_the_zone_listing(adapter, conn):
+    zones = {
+        "availabilityZoneInfo": [
+            {"zoneName": "internal", "hosts": {"ctl": {"nova-scheduler": {}}}},
+            {"zoneName": "nova", "hosts": {"cmp1": {}, "cmp2": {}, "cmp4": {}, "cmp5": {}}},
+            {"zoneName": "zone2", "hosts": {"cmp3": {"nova-compute": {"active": True, "available": True}}}},
+        ]
+    }
+    conn.compute.get.side_effect = [response(body=zones), response(body=SERVICES)]
+
+    # the default zone is read from Nova, whatever it is called
+    assert adapter.candidate_hosts(TargetHint(HintKind.AZ, "nova"), "cmp1") == ["cmp4"]
+    conn.compute.get.side_effect = [response(body=zones), response(body=SERVICES)]
+    assert adapter.candidate_hosts(TargetHint(HintKind.AZ, "zone2"), "cmp1") == ["cmp3"]
+    assert conn.compute.get.call_args_list[0].args[0] == "/os-availability-zone/detail"
+
+
+def test_candidate_hosts_of_an_unknown_aggregate_asks_nothing_more(adapter, conn):
+    conn.compute.get.return_value = response(body=AGGREGATES)
+
+    assert adapter.candidate_hosts(TargetHint(HintKind.AGGREGATE, "nope"), "cmp1") == []
+    assert conn.compute.get.call_count == 1
+    assert adapter.candidate_hosts(TargetHint(HintKind.RESERVED), "cmp1") == []
+    assert conn.compute.get.call_count == 1
 
 
 def test_evacuate_while_source_up_is_conflict(adapter, conn):

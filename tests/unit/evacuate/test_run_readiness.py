@@ -57,9 +57,9 @@ class _Compute(FakeCompute):
         self.asked_at: dict[str, float] = {}
         self.unreadable = False
 
-    def evacuate(self, server_id: str) -> str:
+    def evacuate(self, server_id: str, host: str | None = None) -> str:
         self.asked_at[server_id] = self.clock.now()
-        return super().evacuate(server_id)
+        return super().evacuate(server_id, host)
 
     def get_server(self, server_id: str) -> Server:
         if self.unreadable:
@@ -187,10 +187,10 @@ def test_stopped_pets_and_failed_moves_are_not_checked() -> None:
     )
     original = w.compute.evacuate
 
-    def refuse(server_id: str) -> str:
+    def refuse(server_id: str, host: str | None = None) -> str:
         if server_id == "refused-id":
             raise NovaConflict("refused (fake)")
-        return original(server_id)
+        return original(server_id, host)
 
     w.compute.evacuate = refuse  # type: ignore[method-assign]
     w.run()

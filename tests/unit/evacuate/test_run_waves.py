@@ -45,10 +45,10 @@ class _Compute(FakeCompute):
             raise NovaUnavailable("nova flaps (fake)")
         return super().get_server(server_id)
 
-    def evacuate(self, server_id: str) -> str:
+    def evacuate(self, server_id: str, host: str | None = None) -> str:
         if server_id in self.refused:
             raise NovaConflict("refused (fake)")
-        return super().evacuate(server_id)
+        return super().evacuate(server_id, host)
 
 
 def setup(waves: dict[str, int]) -> tuple[_Compute, _Store]:

@@ -34,6 +34,9 @@ RECORDED_KINDS = (
         "evacuation_delayed",
         "tier_not_ready",
         "ready_check_invalid",
+        "target_hint_unmet",
+        "reserved_host_borrowed",
+        "reserved_host_returned",
         "restore_failed",
         "host_restored",
     }
