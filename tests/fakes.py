@@ -14,6 +14,9 @@ petguard (measured on a real Nova 34, see ../shared/notes/nova-lab.md):
   scheduler validates it later: a host that is down, disabled, in ``refuse_targets`` or holding a
   member of the server's anti-affinity group ends the migration ``error`` with the server ERROR on
   the source ("No valid host was found"); an unknown host or the source is refused at once;
+* ``late_group_check_bounces`` makes the destination's late server-group check refuse a server's
+  next evacuations (migration ``failed``, the server ERROR on the source, "Anti-affinity instance
+  group policy was violated."), as Nova does when its scheduler chose from a stale view;
 * host aggregates (``add_aggregate``, with an optional availability zone; hosts in no zone aggregate
   are in zone "nova") back ``aggregates_of`` and ``candidate_hosts``;
 * server groups (``add_group``) are attached to servers by ``servers_on`` only, as the adapter does;
@@ -103,6 +106,9 @@ class FakeCompute:
         self.timeline: list[tuple[str, str]] = []  # ("evacuate" | "arrived", server id), in order
         self.aggregates: dict[str, tuple[frozenset[str], str | None]] = {}  # name -> (hosts, zone)
         self.refuse_targets: set[str] = set()  # hosts the scheduler refuses as a requested target
+        # server id -> how many more of its evacuations the destination's late server-group check
+        # bounces (the scheduler chose from a stale view of where the group's members are)
+        self.late_group_check_bounces: dict[str, int] = {}
         self.evacuate_hosts: list[tuple[str, str | None]] = []  # (server id, host asked for), in order
 
     # -- test helpers -----------------------------------------------------------------------------
@@ -355,6 +361,18 @@ class FakeCompute:
                 fault="UnexpectedTaskStateError: double evacuation",
             )
             self._set_migration(evac, "failed", None)
+            evac.steps_left = 0
+            return
+        if evac.steps_left == 1 and self.late_group_check_bounces.get(server_id, 0) > 0:
+            self.late_group_check_bounces[server_id] -= 1
+            self.servers[server_id] = dataclasses.replace(
+                server,
+                vm_state="error",
+                status="ERROR",
+                task_state=None,
+                fault="Anti-affinity instance group policy was violated.",
+            )
+            self._set_migration(evac, "failed", self._pick_target(evac.migration.source_host))
             evac.steps_left = 0
             return
         if evac.steps_left == 1:

@@ -49,6 +49,7 @@ SEVERITY: dict[str, Severity] = {
     "restore_held": Severity.WARNING,
     "evacuation_delayed": Severity.WARNING,
     "target_hint_unmet": Severity.WARNING,
+    "evacuation_retried": Severity.WARNING,
     "brake_override": Severity.WARNING,
     "operator_fence": Severity.WARNING,
     "operator_confirm_fenced": Severity.WARNING,

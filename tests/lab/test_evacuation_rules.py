@@ -22,10 +22,11 @@ migrations, then the servers, in rounds; a migration created after a server arri
 first seen in the round that saw the arrival or a later one. The journal's waves and DONE times
 are checked as well.
 
-Known failure, a real one: the anti-affinity test fails now and then (1 run in 11 here) because
-petguard starts the second member as soon as the first is ACTIVE, before Nova's scheduler knows
-where the first one is; Nova sends both to one host and bounces the second (docs/lab.md,
-docs/evacuation.md "Not done yet").
+The second anti-affinity member can race Nova's scheduler (1 run in 11 before petguard handled
+it): petguard starts it as soon as the first is ACTIVE, before the scheduler knows where the first
+one is, and Nova may send both to one host and bounce the second. petguard then asks again
+(``evacuation_retried``, docs/evacuation.md "Server groups"); the test still requires distinct
+hosts and every move done, and prints whether a retry happened.
 
 The daemon is petguard-daemon of the venv (``petguard_proc``): with an editable install of another
 checkout, run with ``PYTHONPATH=<this worktree>`` so that the daemon runs the code under test.
@@ -135,14 +136,25 @@ class Failover:
     def events_about(self, kind: str, name: str) -> list[EventRecord]:
         return [e for e in self.events if e.kind == kind and e.message.startswith(f"{PREFIX}-{name} ")]
 
-    def assert_evacuated_once(self, name: str) -> None:
+    def assert_evacuated_once(self, name: str, may_bounce: bool = False) -> None:
+        """ACTIVE on another host through exactly one evacuation that moved it. With ``may_bounce``
+        (anti-affinity members), evacuations that Nova's late group check bounced before are
+        allowed, each one ``failed`` and answered by petguard's ``evacuation_retried``."""
         server = self.servers[name]
         where = f"{name}: {server['status']} on {host_of(server)} {server.get('fault', '')}; petguard's log: {self.log}"
         assert server["status"] == "ACTIVE" and server["OS-EXT-STS:task_state"] is None, where
         assert host_of(server) not in ("", self.victim), where
         migrations = self.migrations.get(name, [])
-        assert len(migrations) == 1, f"{name}: {migrations}"
-        assert migrations[0]["dest_compute"] == host_of(server), migrations
+        moved = [m for m in migrations if m["status"] not in ("failed", "error")]
+        bounced = [m for m in migrations if m["status"] in ("failed", "error")]
+        assert len(moved) == 1, f"{name}: {migrations}"
+        assert moved[0]["dest_compute"] == host_of(server), migrations
+        if may_bounce:
+            assert len(self.events_about("evacuation_retried", name)) == len(bounced), migrations
+            if bounced:
+                print(f"\n{name}: bounced {len(bounced)} time(s) by Nova's late group check, asked again")
+        else:
+            assert bounced == [], f"{name}: {migrations}"
         assert self.moves[name].status is MoveStatus.DONE, self.moves[name]
 
     def assert_left_on_victim(self, name: str, reason: Iterable[str]) -> None:
@@ -264,7 +276,7 @@ def failover(
 
 def test_anti_affinity_members_end_on_distinct_hosts_one_after_another(failover: Failover) -> None:
     for name in ("anti-1", "anti-2"):
-        failover.assert_evacuated_once(name)
+        failover.assert_evacuated_once(name, may_bounce=True)
     landed = {host_of(failover.servers[n]) for n in ("anti-1", "anti-2")}
     assert landed == failover.free_hosts, f"landed on {landed}, room only on {sorted(failover.free_hosts)}"
     first, second = sorted(("anti-1", "anti-2"), key=lambda n: failover.watcher.migration_round[n])
@@ -281,7 +293,7 @@ def test_tiers_finish_in_order(failover: Failover) -> None:
     tier0 = [n for n, m in failover.moves.items() if n != "tier1"]
     assert sorted(tier0) == ["anti-1", "anti-2", "local-lost", "tier0"], failover.moves
     for name in ["tier1", *tier0]:
-        failover.assert_evacuated_once(name)
+        failover.assert_evacuated_once(name, may_bounce=name.startswith("anti-"))
     failover.assert_started_after_arrival("tier1", tier0)
     assert failover.moves["tier1"].wave > max(failover.moves[n].wave for n in tier0), failover.moves
 

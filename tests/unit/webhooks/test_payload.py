@@ -35,6 +35,7 @@ RECORDED_KINDS = (
         "tier_not_ready",
         "ready_check_invalid",
         "target_hint_unmet",
+        "evacuation_retried",
         "reserved_host_borrowed",
         "reserved_host_returned",
         "restore_failed",
