@@ -20,16 +20,13 @@ from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.journal import MoveRecord, MoveStatus
 from petguard.store.api import SqlStore
 from tests.fakes import FakeClock, FakeCompute, _Evacuation
+from tests.functional.crashing import Crash, CrashingStore
 from tests.functional.harness import journal_url
 from tests.functional.store.store_builders import suspect_tick
 
 POLICY = RunPolicy(max_parallel=2, poll_interval=0.01, move_timeout=60)
 PET = {"petguard:pet": "true"}
 FAST = {**PET, "petguard:target": "aggregate:fast"}
-
-
-class Crash(BaseException):
-    """A SIGKILL stand-in: nothing in petguard catches it."""
 
 
 @dataclasses.dataclass
@@ -178,35 +175,15 @@ def test_a_synchronous_refusal_of_the_target_falls_back(world: World) -> None:
 # -- crashes ---------------------------------------------------------------------------------------
 
 
-class CrashingStore:
-    """The real store; raises ``Crash`` right after the chosen write (the write is committed)."""
-
-    def __init__(self, store: SqlStore, at: str) -> None:
-        self._store = store
-        self._at = at
-        self.armed = True
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def _maybe_crash(self, point: str) -> None:
-        if self.armed and point == self._at:
-            self.armed = False
-            raise Crash(point)
-
-    def update_move(self, incident_id: int, server_id: str, status: MoveStatus, at: float, **kw: Any) -> MoveRecord:
-        record = self._store.update_move(incident_id, server_id, status, at, **kw)
-        if kw.get("fall_back"):
-            self._maybe_crash("fell_back")
-        elif status is MoveStatus.REQUESTING and kw.get("count_attempt"):
-            self._maybe_crash("requesting_again" if record.fell_back else "requesting")
-        elif status is MoveStatus.ACCEPTED:
-            self._maybe_crash("accepted_again" if record.fell_back else "accepted")
-        return record
-
-    def record_event(self, host: str | None, incident_id: int | None, kind: str, message: str, at: float) -> None:
-        self._store.record_event(host, incident_id, kind, message, at)
-        self._maybe_crash(kind)
+class HintCrashingStore(CrashingStore):
+    def point_of(self, status: MoveStatus, record: MoveRecord, changes: dict[str, Any]) -> str | None:
+        if changes.get("fall_back"):
+            return "fell_back"
+        if status is MoveStatus.REQUESTING and changes.get("count_attempt"):
+            return "requesting_again" if record.fell_back else "requesting"
+        if status is MoveStatus.ACCEPTED:
+            return "accepted_again" if record.fell_back else "accepted"
+        return None
 
 
 class CrashingCompute:
@@ -252,7 +229,7 @@ def test_a_crash_after_any_step_resumes_with_exactly_one_further_evacuate(world:
     world.compute.refuse_targets = {"cmp3"}
     world.compute.add_server("pet", "cmp1", metadata=FAST)
     planned(world)
-    store = CrashingStore(world.store, point)
+    store = HintCrashingStore(world.store, point)
     compute = CrashingCompute(world.compute, point, world.store, world.incident_id)
     with pytest.raises(Crash):
         world.run(store, compute)
@@ -269,7 +246,7 @@ def test_a_crash_after_any_step_resumes_with_exactly_one_further_evacuate(world:
 def test_a_crash_before_nova_was_asked_sends_the_journaled_target(world: World) -> None:
     world.compute.add_server("pet", "cmp1", metadata=FAST)
     planned(world)
-    store = CrashingStore(world.store, "requesting")
+    store = HintCrashingStore(world.store, "requesting")
     with pytest.raises(Crash):
         world.run(store)
     assert world.move().target_host == "cmp3" and world.compute.evacuate_hosts == []

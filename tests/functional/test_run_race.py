@@ -19,16 +19,13 @@ from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.journal import MoveRecord, MoveStatus
 from petguard.store.api import SqlStore
 from tests.fakes import FakeClock, FakeCompute
+from tests.functional.crashing import Crash, CrashingStore
 from tests.functional.harness import journal_url
 from tests.functional.store.store_builders import suspect_tick
 
 POLICY = RunPolicy(max_parallel=2, poll_interval=0.01, move_timeout=60, max_request_attempts=3)
 PET = {"petguard:pet": "true"}
 BOUNCE = "Anti-affinity instance group policy was violated."
-
-
-class Crash(BaseException):
-    """A SIGKILL stand-in: nothing in petguard catches it."""
 
 
 @dataclasses.dataclass
@@ -99,33 +96,13 @@ def test_no_valid_host_is_final_at_once(world: World) -> None:
     assert world.retried() == []
 
 
-class CrashingStore:
-    """The real store; raises ``Crash`` right after the chosen write (the write is committed)."""
-
-    def __init__(self, store: SqlStore, at: str) -> None:
-        self._store = store
-        self._at = at
-        self.armed = True
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def _maybe_crash(self, point: str) -> None:
-        if self.armed and point == self._at:
-            self.armed = False
-            raise Crash(point)
-
-    def update_move(self, incident_id: int, server_id: str, status: MoveStatus, at: float, **kw: Any) -> MoveRecord:
-        record = self._store.update_move(incident_id, server_id, status, at, **kw)
-        if status is MoveStatus.REQUESTING and not kw.get("count_attempt") and record.attempts == 1:
-            self._maybe_crash("back_to_requesting")
-        elif status is MoveStatus.REQUESTING and record.attempts == 2:
-            self._maybe_crash("requesting_again")
-        return record
-
-    def record_event(self, host: str | None, incident_id: int | None, kind: str, message: str, at: float) -> None:
-        self._store.record_event(host, incident_id, kind, message, at)
-        self._maybe_crash(kind)
+class RetryCrashingStore(CrashingStore):
+    def point_of(self, status: MoveStatus, record: MoveRecord, changes: dict[str, Any]) -> str | None:
+        if status is not MoveStatus.REQUESTING:
+            return None
+        if not changes.get("count_attempt") and record.attempts == 1:
+            return "back_to_requesting"
+        return "requesting_again" if record.attempts == 2 else None
 
 
 class CrashingCompute:
@@ -157,7 +134,7 @@ class CrashingCompute:
 )
 def test_a_crash_at_any_step_of_a_retry_resumes_with_exactly_one_further_evacuate(world: World, point: str) -> None:
     world.compute.late_group_check_bounces["pet-id"] = 1
-    store = CrashingStore(world.store, point)
+    store = RetryCrashingStore(world.store, point)
     with pytest.raises(Crash):
         world.run(store, CrashingCompute(world.compute, point))
     world.run()  # the restarted controller: same journal, same Nova
