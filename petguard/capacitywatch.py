@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from petguard import capacity
 from petguard.capacity import CapacityReport, HostCapacity, Verdict
 from petguard.clock import Clock
+from petguard.duty import DutyThread
 from petguard.errors import PetguardError
 from petguard.evacuate.plan import EvacuationPolicy
 
@@ -33,7 +34,7 @@ RecordEvent = Callable[[str | None, int | None, str, str, float], None]
 NOT_CHECKED = "not checked yet"
 
 
-class CapacityWatch:
+class CapacityWatch(DutyThread):
     """Checks capacity in its own thread and remembers the last report.
 
     :param read: returns every host's facts; raises ``PetguardError`` when Nova or placement cannot be read.
@@ -41,6 +42,8 @@ class CapacityWatch:
     :param record_event: where alerts go (``Store.record_event``).
     :param interval: seconds between two checks (> 0; the composition root does not build a watch for 0).
     """
+
+    thread_name = "capacity-check"
 
     def __init__(
         self,
@@ -57,24 +60,12 @@ class CapacityWatch:
         self._clock = clock
         self._record_event = record_event
         self._interval = interval
-        self._stop = stop or threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(stop)
         self._lock = threading.Lock()
         self._report = CapacityReport.unknown(NOT_CHECKED)
         self._alerted: Verdict | None = None  # the verdict of the last alert sent (ok or short)
 
-    # -- the thread ------------------------------------------------------------------------------
-    def start(self) -> CapacityWatch:
-        self._thread = threading.Thread(target=self._run, name="capacity-check", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float | None = 30.0) -> None:
-        """Stop after the check in hand."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
+    # -- the thread (DutyThread runs _run) -------------------------------------------------------
     def _run(self) -> None:
         LOG.info("capacity check: every %.0f s, first one now", self._interval)
         while not self._stop.is_set():

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 from collections.abc import Sequence
 from typing import Protocol
 
 from petguard import health
 from petguard.clock import Clock
 from petguard.compute import Compute
+from petguard.duty import DutyThread
 from petguard.errors import NotFound, NovaUnavailable, PetguardError
 from petguard.evacuate.plan import Server
 from petguard.health import AgentEventRecord, Assessment, HealthPolicy, Intent, RestartHow, ServerHealth
@@ -56,8 +56,10 @@ class _NovaDown(Exception):
     """Nova could not be read: stop this run; the event is processed again next time."""
 
 
-class InstanceHealth:
+class InstanceHealth(DutyThread):
     """Runs the instance-health policy over the agents' events."""
+
+    thread_name = "instance-health"
 
     def __init__(
         self,
@@ -75,21 +77,9 @@ class InstanceHealth:
         self._policy = policy
         self._batch = batch
         self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
-    # -- its own lane ---------------------------------------------------------------------------
-    def start(self) -> InstanceHealth:
-        self._thread = threading.Thread(target=self._run, name="instance-health", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the event in hand."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
+    # -- its own lane (DutyThread runs _run) ----------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
             try:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from petguard import errors
 from petguard.clock import Clock
+from petguard.duty import DutyThread
 from petguard.fencing import base
 from petguard.fencing.child import scrub
 from petguard.fencing.procedure import PowerRunner, read_power
@@ -89,7 +90,7 @@ def targets_of(topologies: Mapping[str, base.FenceTopology]) -> list[_Target]:
     ]
 
 
-class Readiness:
+class Readiness(DutyThread):
     """Reads every fence device in turn, remembers the results, reports changes as events.
 
     :param topologies: the inventory (host → fence levels).
@@ -102,6 +103,8 @@ class Readiness:
     :param stop: ends the thread; pass the daemon's stop event, the one its ``SystemClock`` wakes
         from sleeps on, so SIGTERM is not delayed by a wait between two devices.
     """
+
+    thread_name = "fence-readiness"
 
     def __init__(
         self,
@@ -127,8 +130,7 @@ class Readiness:
         self._timeout = timeout
         self._results: dict[Key, DeviceReadiness] = {}
         self._lock = threading.Lock()
-        self._stop = stop or threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(stop)
 
     def set_topologies(self, topologies: Mapping[str, base.FenceTopology]) -> None:
         """Check a new inventory from the next device on (a reload); results of devices gone are dropped."""
@@ -138,18 +140,9 @@ class Readiness:
             self._targets, self._hosts = targets, sorted(topologies)
             self._results = {k: v for k, v in self._results.items() if k in keys}
 
-    # -- the thread ------------------------------------------------------------------------------
-    def start(self) -> Readiness:
-        """Check in a daemon thread until ``stop()``; returns self."""
-        self._thread = threading.Thread(target=self.run, name="fence-readiness", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop after the reading in hand (bounded by its timeout)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    # -- the thread (DutyThread runs _run) -------------------------------------------------------
+    def _run(self) -> None:
+        self.run()
 
     def run(self) -> None:
         """Cycle until stopped; a failure of one cycle is logged, never the end of the thread."""

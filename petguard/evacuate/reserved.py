@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from petguard.clock import Clock
 from petguard.compute import Compute
 from petguard.detect import ServiceRecord
+from petguard.duty import DutyThread
 from petguard.errors import NotFound, PetguardError, StaleEpoch, Temporary
 from petguard.journal import ReservedHost, ReservedState, Store
 
@@ -212,24 +213,15 @@ class ReservedPool:
         return all(m.status.final for m in self._store.moves(incident_id))
 
 
-class ReservedKeeper:
+class ReservedKeeper(DutyThread):
     """Runs ``ReservedPool.tidy`` on the leader: once when it starts leading, then every ``interval``."""
+
+    thread_name = "reserved-hosts"
 
     def __init__(self, pool: ReservedPool, interval: float) -> None:
         self._pool = pool
         self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> ReservedKeeper:
-        self._thread = threading.Thread(target=self._run, name="reserved-hosts", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        super().__init__()
 
     def _run(self) -> None:
         while not self._stop.is_set():
