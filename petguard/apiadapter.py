@@ -83,6 +83,9 @@ class StoreView:
     fence_readiness: Callable[[], Mapping[str, str]] = dict
     #: whether this controller leads (petguard.leadership); a single controller always does
     leading: Callable[[], bool] = lambda: True
+    #: seconds since this controller's last round with the coordination backend (None: none yet);
+    #: a follower does not tick, so this is what its /healthz judges
+    coordination_age: Callable[[], float | None] = lambda: None
     #: Nova, read-only, for the dry run of ``explain HOST`` (None: no dry run)
     compute: Compute | None = None
     evacuation: planning.EvacuationPolicy = dataclasses.field(default_factory=planning.EvacuationPolicy)
@@ -125,6 +128,8 @@ class StoreView:
         return self.store.audit_log(limit)
 
     def liveness(self) -> Liveness:
+        if not self.leading():
+            return self._follower_liveness()
         last = self.loop.last_ok_tick
         if last is None:
             return Liveness(False, "no tick has succeeded yet (starting, or Nova cannot be read)", None)
@@ -132,6 +137,25 @@ class StoreView:
         if age > limit:
             return Liveness(False, f"the last successful tick was {age:.1f} s ago (limit {limit:.1f} s)", last)
         return Liveness(True, f"the last tick succeeded {age:.1f} s ago", last)
+
+    def _follower_liveness(self) -> Liveness:
+        """A follower is healthy while it is in touch with the coordination backend: it is ready
+        to take over. It does not tick (only the leader does), so its last tick says nothing."""
+        age, limit = self.coordination_age(), HEALTHY_TICKS * self.tick_interval
+        if age is None:
+            return Liveness(False, "follower: no round with the coordination backend has succeeded yet", None)
+        if age > limit:
+            return Liveness(
+                False,
+                f"follower: the last round with the coordination backend was {age:.1f} s ago (limit {limit:.1f} s); "
+                "it could not take over",
+                self.loop.last_ok_tick,
+            )
+        return Liveness(
+            True,
+            f"follower: in touch with the coordination backend {age:.1f} s ago, ready to take over",
+            self.loop.last_ok_tick,
+        )
 
     def status(self) -> Status:
         live = self.liveness()
@@ -306,6 +330,7 @@ def start_api(
     metrics: Exposition | None = None,
     readiness: ReadinessView | None = None,
     leading: Callable[[], bool] | None = None,
+    coordination_age: Callable[[], float | None] | None = None,
     compute: Compute | None = None,
     capacity: Callable[[], CapacityReport] | None = None,
 ) -> ApiServer:
@@ -323,6 +348,8 @@ def start_api(
         view.fence_readiness = readiness.snapshot
     if leading is not None:
         view.leading = leading
+    if coordination_age is not None:
+        view.coordination_age = coordination_age
     if compute is not None:
         view.compute = compute
         view.evacuation = policies.evacuation(conf)

@@ -275,6 +275,7 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
             loop,
             set_log_level=lifecycle.set_log_level,
             leading=leader.leading,
+            coordination_age=lambda: leader.status().last_heartbeat_age,
             readiness=_LiveReadiness(duties),
             compute=compute,  # read-only: the dry run of `explain HOST`
             capacity=_LiveCapacity(duties, enabled=bool(capacity_duty)).report,

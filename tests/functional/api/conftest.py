@@ -34,6 +34,7 @@ class Api:
     client: httpx.Client
     metrics: Metrics
     levels: list[str]
+    view: StoreView
 
     def tick(self, n: int = 1) -> None:
         for _ in range(n):
@@ -85,7 +86,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
     try:
-        yield Api(harness, compute, client, metrics, levels)
+        yield Api(harness, compute, client, metrics, levels, view)
     finally:
         client.close()
         harness.close()

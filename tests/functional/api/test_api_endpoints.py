@@ -45,6 +45,24 @@ def test_reads(api: Api) -> None:
     assert "/v1/hosts/{name}/requests" in document["paths"]
 
 
+def test_a_follower_is_healthy_while_in_touch_with_the_coordination_backend(api: Api) -> None:
+    """A follower never ticks (only the leader does): its /healthz judges its coordination rounds."""
+    api.view.leading = lambda: False
+    rounds: list[float | None] = [None]
+    api.view.coordination_age = lambda: rounds[-1]
+    answer = api.client.get("/healthz")
+    assert answer.status_code == 503 and "no round with the coordination backend" in answer.json()["reason"]
+    rounds.append(0.4)
+    answer = api.client.get("/healthz")
+    assert answer.status_code == 200, answer.json()
+    assert answer.json()["reason"] == "follower: in touch with the coordination backend 0.4 s ago, ready to take over"
+    rounds.append(10.0)  # limit: 3 tick intervals of 1 s
+    answer = api.client.get("/healthz")
+    assert answer.status_code == 503 and "could not take over" in answer.json()["reason"]
+    api.view.leading = lambda: True  # leading again: the ticks count, and none succeeded yet
+    assert "no tick has succeeded yet" in api.client.get("/healthz").json()["reason"]
+
+
 def test_status_shows_the_reserved_hosts_and_their_loans(api: Api) -> None:
     api.tick()
     store = api.harness.store
