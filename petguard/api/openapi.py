@@ -219,7 +219,7 @@ OPERATIONS: tuple[tuple[str, str, str, list[Any], str | None, tuple[int, dict[st
     (
         "get",
         "/healthz",
-        "200 when the last tick succeeded within 3 tick intervals, else 503",
+        "200 when the last tick (a follower: its last coordination round) succeeded within 3 tick intervals, else 503",
         PUBLIC,
         None,
         (
