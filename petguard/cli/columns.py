@@ -61,6 +61,17 @@ class ReservedHosts(FormattableColumn[list[dict[str, Any]]]):
         )
 
 
+class Domains(FormattableColumn[list[dict[str, Any]]]):
+    """An agent's libvirt domains: how many, and how many in each state (``3: 2 running, 1 paused``)."""
+
+    def human_readable(self) -> str:
+        domains = self._value or []
+        counts: dict[str, int] = {}
+        for domain in domains:
+            counts[domain["state"]] = counts.get(domain["state"], 0) + 1
+        return f"{len(domains)}" + (": " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if counts else "")
+
+
 class Readiness(FormattableColumn[dict[str, str]]):
     """``{host: "ok" | "unknown" | why not}``, one host per line."""
 
@@ -178,6 +189,18 @@ STATUS = (
     Field("capacity_checked_at", "Capacity checked at", Time),
     Field("reserved_hosts", "Reserved hosts", ReservedHosts),
 )
+AGENT = (
+    Field("host", "Host"),
+    Field("last_heartbeat", "Last heartbeat", Time),
+    Field("interval", "Interval"),
+    Field("libvirt_connected", "Libvirt"),
+    Field("domains", "Domains", Domains),
+    Field("buffered", "Buffered"),
+    Field("dropped", "Dropped"),
+    Field("version", "Version"),
+    Field("sender", "Sender"),
+)
+
 AUDIT = (
     Field("id", "ID"),
     Field("at", "At", Time),

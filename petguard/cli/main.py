@@ -42,6 +42,7 @@ COMMANDS: dict[str, type[Command]] = {
     "event list": records.EventList,
     "request show": records.RequestShow,
     "audit list": records.AuditList,
+    "agent list": records.AgentList,
     "explain": records.Explain,
     "status": daemon.Status,
     "log-level": daemon.LogLevel,

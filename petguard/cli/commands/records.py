@@ -1,4 +1,4 @@
-"""Read-only commands over the daemon's journal: incidents, events, requests, audit, explain."""
+"""Read-only commands over the daemon's journal: incidents, events, requests, audit, agents, explain."""
 
 from __future__ import annotations
 
@@ -78,6 +78,13 @@ class RequestShow(ShowOne):
 
     def take_action(self, parsed_args: argparse.Namespace) -> Table:
         return one(self.api().get(f"/v1/requests/{parsed_args.id}")["request"], columns.REQUEST)
+
+
+class AgentList(Lister):
+    """List the petguard-agents on the compute nodes: each one's last heartbeat, libvirt connection and domains."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> Table:
+        return listing(self.api().get("/v1/agents")["agents"], columns.AGENT)
 
 
 class AuditList(Lister):

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from petguard.agent.events import DomainState, DomainSummary
+from petguard.health import AgentHeartbeat
 from petguard.hosts import HostState
 from tests.functional.cli.conftest import HOSTS, Daemon
 from tests.unit.cli.runner import run_cli, write_token
@@ -141,3 +143,20 @@ def test_unreachable_daemon(tmp_path: Path, url: str) -> None:
     assert result.code == 3
     assert result.err.startswith(f"petguard: cannot reach the petguard daemon at {url}: ")
     assert result.err.count("\n") == 1
+
+
+def test_agent_list(daemon: Daemon) -> None:
+    assert daemon.cli("agent", "list", "-f", "json").json() == []
+    domains = (
+        DomainSummary("u1", "db", DomainState.RUNNING),
+        DomainSummary("u2", "web", DomainState.RUNNING),
+        DomainSummary("u3", "hung", DomainState.PAUSED),
+    )
+    daemon.harness.store.record_heartbeat(
+        AgentHeartbeat("cmp1", "agent-cmp1", 1_700_000_000.0, 1_700_000_000.0, 5.0, True, domains, 2, 0, "0.1.0")
+    )
+    [agent] = daemon.cli("agent", "list", "-f", "json").json()
+    assert (agent["Host"], agent["Libvirt"], agent["Buffered"], agent["Version"]) == ("cmp1", True, 2, "0.1.0")
+    assert agent["Last heartbeat"] == 1_700_000_000.0 and len(agent["Domains"]) == 3
+    table = daemon.cli("agent", "list").out
+    assert "3: 1 paused, 2 running" in table and "2023-11-14 22:13:20Z" in table
