@@ -12,8 +12,11 @@ Rules kept here, where they can be read in one place:
   override), not dry-run, and no action already running for that host.
 * A FENCED host starts evacuating in the same tick; an EVACUATING or FENCING host whose action is not
   running (e.g. after a restart) gets its action again: actions resume from the journal.
-* The brake engages when ``detect.brake`` says so, and stays engaged until every watched host is UP
-  again, or an operator overrides it for a while.
+* The brake engages when ``detect.brake`` says so (many hosts down at once), or when
+  ``detect.fence_rate_brake`` does (hosts that would be fenced this tick, on top of the fences that
+  started within ``fence_rate_window``, exceed ``fence_rate_max``: a rolling failure). Either way it
+  stays engaged until every watched host is UP again, or an operator overrides it for a while: the
+  window sliding on alone fences nobody.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 
 from petguard import detect
-from petguard.detect import DetectionPolicy, Health, HostHealth, ServiceRecord, Signal, Verdict
+from petguard.detect import DetectionPolicy, FenceStart, Health, HostHealth, ServiceRecord, Signal, Verdict
 from petguard.errors import InvalidTransition
 from petguard.hosts import Host, HostEvent, HostState
 from petguard.journal import (
@@ -100,6 +103,8 @@ class TickInputs:
     requests: Sequence[OperatorRequest] = ()
     busy: frozenset[str] = frozenset()
     extra_signals: Sequence[Signal] = ()
+    #: fences the journal holds from the last ``fence_rate_window`` seconds (one read per tick)
+    recent_fences: Sequence[FenceStart] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -371,6 +376,8 @@ def _nova_down_agent_up(signals: Sequence[Signal]) -> bool:
 def _update_brake(tick: _Tick, health_now: Mapping[str, Health], policy: LoopPolicy) -> None:
     verdicts = {name: tick.hosts[name].health.verdict for name in health_now}
     computed = detect.brake(health_now, verdicts, policy.detection)
+    if not computed.engaged:
+        computed = _rate_brake(tick, policy.detection)
     stored = tick.brake
     if computed.engaged and not stored.engaged:
         tick.brake = BrakeState(True, computed.reason, tick.now, stored.override_until)
@@ -387,6 +394,17 @@ def _update_brake(tick: _Tick, health_now: Mapping[str, Health], policy: LoopPol
         message = "mass-failure brake released: every watched host is up again"
         tick.events.append((None, "brake_released", message))
         tick.log.append(message)
+
+
+def _rate_brake(tick: _Tick, policy: DetectionPolicy) -> detect.Brake:
+    """The fence rate limit for the hosts this tick would start fencing (``_follow_verdicts``' rule).
+
+    Fences started earlier in this tick (an operator's accepted fence request) count with the journal's.
+    """
+    to_fence = [name for name in tick.hosts if _due_for_fence(tick, name)]
+    started_now = [FenceStart(t.host, t.at) for t in tick.transitions if t.to_state is HostState.FENCING]
+    started = [*tick.inputs.recent_fences, *started_now]
+    return detect.fence_rate_brake(started, to_fence, len(tick.hosts), policy, tick.now)
 
 
 def _fencing_blocked(tick: _Tick, policy: LoopPolicy) -> str | None:
@@ -447,8 +465,15 @@ def _follow_verdicts(tick: _Tick, policy: LoopPolicy) -> None:
             if not _brake_speaks(tick):
                 tick.events.append((name, "suspect_cleared", f"up again ({health.detail}): a false alarm"))
             tick.log.append(f"{name}: up again ({health.detail}); incident closed as a false alarm")
-        elif state is HostState.SUSPECT and health.verdict is Verdict.FAILED and name not in tick.inputs.busy:
+        elif _due_for_fence(tick, name):
             _start_fence(tick, name, blocked)
+
+
+def _due_for_fence(tick: _Tick, name: str) -> bool:
+    """True for a host this tick fences unless something holds it: SUSPECT, FAILED, no lane running."""
+    record = tick.hosts[name]
+    state, verdict = record.host.state, record.health.verdict
+    return state is HostState.SUSPECT and verdict is Verdict.FAILED and name not in tick.inputs.busy
 
 
 def _brake_speaks(tick: _Tick) -> bool:
