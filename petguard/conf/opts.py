@@ -88,10 +88,11 @@ detection_opts: list[cfg.Opt] = [
         "nobody more is fenced until every host is up again or an operator runs `petguard brake "
         "override`: hosts failing one after another (a bad kernel update, a failing top-of-rack "
         "switch, a power feed dropping hosts every few minutes) have a common cause that fencing "
-        "does not cure, and each fence moves more pets onto the hosts that may fail next. 3 lets a "
-        "cloud of 20 to 200 hosts ride out independent hardware failures (a few a year per 100 "
-        "hosts, rarely two in one hour) and stops at the third in an hour, which is a pattern. "
-        "Operator fences count too. 0 turns the limit off.",
+        "does not cure, and each fence moves more pets onto the hosts that may fail next. 3 suits a "
+        "cloud of 20 to 200 hosts: independent hardware failures come a few a year per 100 hosts, so "
+        "even two in one hour are rare and a fourth is a pattern, and three hosts' pets are about "
+        "what the spare capacity of a small cloud (N+2, N+3) takes in. Operator fences count too. "
+        "0 turns the limit off.",
     ),
     cfg.FloatOpt(
         "fence_rate_window",
