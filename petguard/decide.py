@@ -11,7 +11,8 @@ Rules kept here, where they can be read in one place:
 * SUSPECT -> FENCING needs: verdict FAILED, no startup blackout, the brake open (or an operator
   override), not dry-run, and no action already running for that host.
 * A FENCED host starts evacuating in the same tick; an EVACUATING or FENCING host whose action is not
-  running (e.g. after a restart) gets its action again: actions resume from the journal.
+  running (e.g. after a restart) gets its action again: actions resume from the journal. The brake
+  holds a resumed fence, unless it holds only for the fence rate limit (which stops new fences).
 * The brake engages when ``detect.brake`` says so (many hosts down at once), or when
   ``detect.fence_rate_brake`` does (hosts that would be fenced this tick, on top of the fences that
   started within ``fence_rate_window``, exceed ``fence_rate_max``: a rolling failure). Either way it
@@ -135,6 +136,7 @@ class _Tick:
         self.warnings: list[str] = []
         self.brake = inputs.brake
         self.brake_changed = False
+        self.mass_failure = False  # detect.brake says so this tick (whatever engaged the stored brake)
 
     def host(self, name: str) -> Host:
         return self.hosts[name].host
@@ -376,6 +378,7 @@ def _nova_down_agent_up(signals: Sequence[Signal]) -> bool:
 def _update_brake(tick: _Tick, health_now: Mapping[str, Health], policy: LoopPolicy) -> None:
     verdicts = {name: tick.hosts[name].health.verdict for name in health_now}
     computed = detect.brake(health_now, verdicts, policy.detection)
+    tick.mass_failure = computed.engaged
     if not computed.engaged:
         computed = _rate_brake(tick, policy.detection)
     stored = tick.brake
@@ -434,14 +437,21 @@ def _brake_holds(tick: _Tick) -> str | None:
 def _action_held(tick: _Tick, action: Action, policy: LoopPolicy) -> str | None:
     """Why an action that a stored state asks for (e.g. resumed after a restart) must wait, or None.
 
-    Dry run never fences nor evacuates; the brake (guarantee 3) holds every fence, also one that a
-    restart or a crashed lane would repeat.
+    Dry run never fences nor evacuates. The mass-failure brake (guarantee 3) holds every fence, also
+    one that a restart or a crashed lane would repeat: in a control-plane outage that host may be
+    fine. The fence rate limit alone does not: it stops new fences, and a fence that started within
+    the limit is finished (guarantee 4: never abandon a started fence).
     """
     if policy.dry_run and action in (Action.FENCE, Action.EVACUATE):
         return f"dry run: would {action.value} now, but [DEFAULT] dry_run = true"
-    if action is Action.FENCE:
+    if action is Action.FENCE and not _only_rate_limited(tick):
         return _brake_holds(tick)
     return None
+
+
+def _only_rate_limited(tick: _Tick) -> bool:
+    """True when the brake holds for the fence rate limit and no mass failure is seen this tick."""
+    return tick.brake.reason.startswith(detect.RATE_LIMIT) and not tick.mass_failure
 
 
 def _follow_verdicts(tick: _Tick, policy: LoopPolicy) -> None:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from petguard.decide import Action, LoopPolicy, Outcome, TickDecision, TickInputs, decide
-from petguard.detect import DetectionPolicy, FenceStart, HostHealth, ServiceRecord, Verdict
+from petguard.detect import RATE_LIMIT, DetectionPolicy, FenceStart, HostHealth, ServiceRecord, Verdict
 from petguard.hosts import Host, HostEvent, HostState
 from petguard.journal import BrakeState, HostRecord, OperatorRequest, RequestKind
 
@@ -424,6 +424,36 @@ def test_operator_fence_follows_the_brake_rules_under_the_rate_limit() -> None:
     assert result == "refused" and "fence rate limit" in message and "override the brake" in message
 
 
+def test_a_fence_started_within_the_limit_is_finished_under_the_rate_brake() -> None:
+    """Guarantee 4: the rate limit stops new fences; a started one (resumed after a restart) goes on."""
+    sim = Sim([f"cmp{i}" for i in range(10)])
+    rolling_failure(sim, ["cmp1", "cmp2"])
+    sim.nova["cmp3"] = "down"
+    until_state(sim, "cmp3", S.FENCING)  # the third fence; then the daemon restarts: its lane is gone
+    sim.nova["cmp4"] = "down"
+    decisions = sim.run(20, busy={"cmp3"})
+    assert sim.brake.engaged and sim.brake.reason.startswith("fence rate limit")
+    assert all(("cmp4", Action.FENCE) not in d.actions for d in decisions)
+    assert ("cmp3", Action.FENCE) in sim.tick().actions  # not busy any more: resumed
+    assert not sim.events_of("fence_held", "cmp3")
+
+
+def test_a_mass_failure_under_the_rate_brake_holds_resumed_fences_too() -> None:
+    sim = Sim([f"cmp{i}" for i in range(10)])
+    rolling_failure(sim, ["cmp1", "cmp2"])
+    sim.nova["cmp3"] = "down"
+    until_state(sim, "cmp3", S.FENCING)
+    sim.nova["cmp4"] = "down"
+    sim.run(20, busy={"cmp3"})
+    assert sim.brake.reason.startswith("fence rate limit")
+    for name in ("cmp5", "cmp6", "cmp7"):  # now many at once: a mass failure as well
+        sim.nova[name] = "down"
+    sim.run(3, busy={"cmp3"})
+    decisions = sim.run(5)
+    assert all(("cmp3", Action.FENCE) not in d.actions for d in decisions)
+    assert len(sim.events_of("fence_held", "cmp3")) == 1
+
+
 def test_two_hosts_failing_together_beyond_the_limit_are_both_held() -> None:
     sim = Sim([f"cmp{i}" for i in range(10)])
     rolling_failure(sim, ["cmp1", "cmp2"])
@@ -745,6 +775,7 @@ def test_safety_properties_hold_for_any_history(policy: LoopPolicy, steps: list[
         for host, kind in s["requests"]:
             sim.request("*" if kind is RequestKind.BRAKE_OVERRIDE else host, kind)
         brake_before = sim.brake
+        fencing_before = {name: rec.host.state is S.FENCING for name, rec in sim.hosts.items()}
         decision = sim.tick(
             dt=s["dt"],
             outcomes=[Outcome(h, e, "lane") for h, e in s["outcomes"]],
@@ -762,7 +793,11 @@ def test_safety_properties_hold_for_any_history(policy: LoopPolicy, steps: list[
         overridden = brake.override_until is not None and sim.now < brake.override_until
         fences = [h for h, a in decision.actions if a is Action.FENCE]
         if brake.engaged and not overridden:
-            assert not fences, "FENCE while the brake is engaged"
+            assert not [t for t in decision.record.transitions if t.event is HostEvent.FENCE_STARTED]
+            if brake.reason.startswith(RATE_LIMIT):  # only fences that had started before go on
+                assert all(fencing_before.get(h) for h in fences), "new FENCE while the rate brake holds"
+            else:
+                assert not fences, "FENCE while the brake is engaged"
         automatic = [t for t in decision.record.transitions if t.event is HostEvent.FENCE_STARTED]
         rate_max = policy.detection.fence_rate_max
         if automatic and rate_max and not overridden:
