@@ -794,8 +794,10 @@ def test_safety_properties_hold_for_any_history(policy: LoopPolicy, steps: list[
         fences = [h for h, a in decision.actions if a is Action.FENCE]
         if brake.engaged and not overridden:
             assert not [t for t in decision.record.transitions if t.event is HostEvent.FENCE_STARTED]
-            if brake.reason.startswith(RATE_LIMIT):  # only fences that had started before go on
-                assert all(fencing_before.get(h) for h in fences), "new FENCE while the rate brake holds"
+            if brake.reason.startswith(RATE_LIMIT):  # only fences that started before the brake go on
+                by_operator = {t.host for t in decision.record.transitions if t.event is HostEvent.OPERATOR_FENCE}
+                started = {h for h, fencing in fencing_before.items() if fencing} | by_operator
+                assert set(fences) <= started, "new FENCE while the rate brake holds"
             else:
                 assert not fences, "FENCE while the brake is engaged"
         automatic = [t for t in decision.record.transitions if t.event is HostEvent.FENCE_STARTED]
