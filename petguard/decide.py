@@ -11,9 +11,13 @@ Rules kept here, where they can be read in one place:
 * SUSPECT -> FENCING needs: verdict FAILED, no startup blackout, the brake open (or an operator
   override), not dry-run, and no action already running for that host.
 * A FENCED host starts evacuating in the same tick; an EVACUATING or FENCING host whose action is not
-  running (e.g. after a restart) gets its action again: actions resume from the journal.
-* The brake engages when ``detect.brake`` says so, and stays engaged until every watched host is UP
-  again, or an operator overrides it for a while.
+  running (e.g. after a restart) gets its action again: actions resume from the journal. The brake
+  holds a resumed fence, unless it holds only for the fence rate limit (which stops new fences).
+* The brake engages when ``detect.brake`` says so (many hosts down at once), or when
+  ``detect.fence_rate_brake`` does (hosts that would be fenced this tick, on top of the fences that
+  started within ``fence_rate_window``, exceed ``fence_rate_max``: a rolling failure). Either way it
+  stays engaged until every watched host is UP again, or an operator overrides it for a while: the
+  window sliding on alone fences nobody.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 
 from petguard import detect
-from petguard.detect import DetectionPolicy, Health, HostHealth, ServiceRecord, Signal, Verdict
+from petguard.detect import DetectionPolicy, FenceStart, Health, HostHealth, ServiceRecord, Signal, Verdict
 from petguard.errors import InvalidTransition
 from petguard.hosts import Host, HostEvent, HostState
 from petguard.journal import (
@@ -100,6 +104,8 @@ class TickInputs:
     requests: Sequence[OperatorRequest] = ()
     busy: frozenset[str] = frozenset()
     extra_signals: Sequence[Signal] = ()
+    #: fences the journal holds from the last ``fence_rate_window`` seconds (one read per tick)
+    recent_fences: Sequence[FenceStart] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +136,7 @@ class _Tick:
         self.warnings: list[str] = []
         self.brake = inputs.brake
         self.brake_changed = False
+        self.mass_failure = False  # detect.brake says so this tick (whatever engaged the stored brake)
 
     def host(self, name: str) -> Host:
         return self.hosts[name].host
@@ -371,6 +378,9 @@ def _nova_down_agent_up(signals: Sequence[Signal]) -> bool:
 def _update_brake(tick: _Tick, health_now: Mapping[str, Health], policy: LoopPolicy) -> None:
     verdicts = {name: tick.hosts[name].health.verdict for name in health_now}
     computed = detect.brake(health_now, verdicts, policy.detection)
+    tick.mass_failure = computed.engaged
+    if not computed.engaged:
+        computed = _rate_brake(tick, policy.detection)
     stored = tick.brake
     if computed.engaged and not stored.engaged:
         tick.brake = BrakeState(True, computed.reason, tick.now, stored.override_until)
@@ -387,6 +397,17 @@ def _update_brake(tick: _Tick, health_now: Mapping[str, Health], policy: LoopPol
         message = "mass-failure brake released: every watched host is up again"
         tick.events.append((None, "brake_released", message))
         tick.log.append(message)
+
+
+def _rate_brake(tick: _Tick, policy: DetectionPolicy) -> detect.Brake:
+    """The fence rate limit for the hosts this tick would start fencing (``_follow_verdicts``' rule).
+
+    Fences started earlier in this tick (an operator's accepted fence request) count with the journal's.
+    """
+    to_fence = [name for name in tick.hosts if _due_for_fence(tick, name)]
+    started_now = [FenceStart(t.host, t.at) for t in tick.transitions if t.to_state is HostState.FENCING]
+    started = [*tick.inputs.recent_fences, *started_now]
+    return detect.fence_rate_brake(started, to_fence, len(tick.hosts), policy, tick.now)
 
 
 def _fencing_blocked(tick: _Tick, policy: LoopPolicy) -> str | None:
@@ -416,14 +437,21 @@ def _brake_holds(tick: _Tick) -> str | None:
 def _action_held(tick: _Tick, action: Action, policy: LoopPolicy) -> str | None:
     """Why an action that a stored state asks for (e.g. resumed after a restart) must wait, or None.
 
-    Dry run never fences nor evacuates; the brake (guarantee 3) holds every fence, also one that a
-    restart or a crashed lane would repeat.
+    Dry run never fences nor evacuates. The mass-failure brake (guarantee 3) holds every fence, also
+    one that a restart or a crashed lane would repeat: in a control-plane outage that host may be
+    fine. The fence rate limit alone does not: it stops new fences, and a fence that started within
+    the limit is finished (guarantee 4: never abandon a started fence).
     """
     if policy.dry_run and action in (Action.FENCE, Action.EVACUATE):
         return f"dry run: would {action.value} now, but [DEFAULT] dry_run = true"
-    if action is Action.FENCE:
+    if action is Action.FENCE and not _only_rate_limited(tick):
         return _brake_holds(tick)
     return None
+
+
+def _only_rate_limited(tick: _Tick) -> bool:
+    """True when the brake holds for the fence rate limit and no mass failure is seen this tick."""
+    return tick.brake.reason.startswith(detect.RATE_LIMIT) and not tick.mass_failure
 
 
 def _follow_verdicts(tick: _Tick, policy: LoopPolicy) -> None:
@@ -447,8 +475,15 @@ def _follow_verdicts(tick: _Tick, policy: LoopPolicy) -> None:
             if not _brake_speaks(tick):
                 tick.events.append((name, "suspect_cleared", f"up again ({health.detail}): a false alarm"))
             tick.log.append(f"{name}: up again ({health.detail}); incident closed as a false alarm")
-        elif state is HostState.SUSPECT and health.verdict is Verdict.FAILED and name not in tick.inputs.busy:
+        elif _due_for_fence(tick, name):
             _start_fence(tick, name, blocked)
+
+
+def _due_for_fence(tick: _Tick, name: str) -> bool:
+    """True for a host this tick fences unless something holds it: SUSPECT, FAILED, no lane running."""
+    record = tick.hosts[name]
+    state, verdict = record.host.state, record.health.verdict
+    return state is HostState.SUSPECT and verdict is Verdict.FAILED and name not in tick.inputs.busy
 
 
 def _brake_speaks(tick: _Tick) -> bool:

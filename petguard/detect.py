@@ -15,6 +15,10 @@ to produce ``Signal`` values; ``combine`` and ``assess`` do not change:
   and the counters as they are.
 * ``brake`` is the mass-failure brake (guarantee 3): when too many hosts look down at once, or
   (nearly) all of them do, as in a RabbitMQ or database outage, nobody is fenced.
+* ``fence_rate_brake`` is the same brake over time: when a host would be fenced but
+  ``fence_rate_max`` fences already started within ``fence_rate_window`` seconds (a rolling failure:
+  a bad kernel update, a failing top-of-rack switch, a power feed dropping hosts one by one), nobody
+  more is fenced.
 
 Nothing here does I/O, reads a clock or reads config: callers pass ``now`` and a policy.
 """
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 
 class Health(enum.StrEnum):
@@ -86,6 +90,10 @@ class DetectionPolicy:
     reason_marker: str = "petguard"
     #: A host's petguard agent is silent (DOWN) when its last heartbeat is older than this.
     agent_stale_after: float = 20.0
+    #: The brake engages when a host would be fenced while this many fences already started within
+    #: ``fence_rate_window`` seconds (0: no rate limit).
+    fence_rate_max: int = 3
+    fence_rate_window: float = 3600.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,3 +240,57 @@ def brake(
             f"{percent:.0f}% of hosts suspect at once (limit {policy.brake_max_percent:.0f}%): {', '.join(failing)}",
         )
     return Brake(False)
+
+
+#: Every rate-limit brake reason starts with this, so operators (and tests) can tell it from a mass failure.
+RATE_LIMIT = "fence rate limit"
+
+
+@dataclasses.dataclass(frozen=True)
+class FenceStart:
+    """A fence that started: a host entered FENCING (automatically or by an operator) at ``at``."""
+
+    host: str
+    at: float
+
+
+def fence_rate_brake(
+    started: Sequence[FenceStart],
+    to_fence: Sequence[str],
+    known_hosts: int,
+    policy: DetectionPolicy,
+    now: float,
+) -> Brake:
+    """Decide whether fencing ``to_fence`` now would exceed the fence rate limit (guarantee 3 over time).
+
+    ``started`` are the fences the journal holds (any age: only those within the last
+    ``fence_rate_window`` seconds count, including any started earlier in this tick); ``to_fence`` the
+    hosts that this tick would start fencing; ``known_hosts`` the number of compute hosts petguard knows
+    in any state. The brake is all or nothing, like the mass-failure brake: when the fences in the
+    window plus those about to start exceed ``fence_rate_max``, none of them starts. A cloud of one host
+    is never braked (nothing else could be failing with it), and ``fence_rate_max = 0`` turns the limit off.
+    """
+    if policy.fence_rate_max == 0 or not to_fence or known_hosts <= 1:
+        return Brake(False)
+    # A start stamped after ``now`` (a clock stepped back) still counts: it is recent, not old.
+    recent = sorted((f for f in started if f.at > now - policy.fence_rate_window), key=lambda f: f.at)
+    if len(recent) + len(to_fence) <= policy.fence_rate_max:
+        return Brake(False)
+    fenced = ", ".join(dict.fromkeys(f.host for f in recent)) or "none"
+    return Brake(
+        True,
+        f"{RATE_LIMIT}: {len(recent)} fences started in the last {_span(policy.fence_rate_window)} ({fenced}) "
+        f"and {', '.join(sorted(to_fence))} would be next (limit [detection] fence_rate_max = "
+        f"{policy.fence_rate_max} per fence_rate_window = {policy.fence_rate_window:.0f} s): a rolling failure "
+        "(kernel update, top-of-rack switch, power feed)? fencing nobody more until an operator looks; "
+        "`petguard brake override` to fence anyway",
+    )
+
+
+def _span(seconds: float) -> str:
+    """A window length as an operator reads it: "60 min", "2 h", "90 s"."""
+    if seconds >= 7200 and seconds % 3600 == 0:
+        return f"{seconds / 3600:.0f} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"

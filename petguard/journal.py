@@ -16,7 +16,7 @@ import enum
 from collections.abc import Sequence
 from typing import Protocol
 
-from petguard.detect import HostHealth, Signal
+from petguard.detect import FenceStart, HostHealth, Signal
 from petguard.evacuate.plan import Plan, PowerGoal
 from petguard.hosts import Host, HostEvent, HostState
 
@@ -269,6 +269,11 @@ class Store(Protocol):
 
     def transitions(self, host: str | None = None, limit: int = 200) -> list[Transition]:
         """The audit trail, oldest first within the newest ``limit``."""
+        ...
+
+    def fences_started(self, since: float) -> list[FenceStart]:
+        """Every transition into FENCING after ``since`` (automatic or an operator's), oldest first:
+        the fence rate limit counts them."""
         ...
 
     # -- the evacuation journal -----------------------------------------------------------------

@@ -3,8 +3,9 @@
 The loop is the only writer of host state. Each tick:
 
 1. observe: Nova's compute services in ONE call, outcomes reported by action lanes since the last
-   tick, pending operator requests, the stored hosts and brake. If Nova cannot be read, the tick
-   decides nothing (a controller that is cut off acts on nothing).
+   tick, pending operator requests, the stored hosts and brake, and the fences started within
+   ``fence_rate_window`` (one journal read, for the fence rate limit). If Nova cannot be read, the
+   tick decides nothing (a controller that is cut off acts on nothing).
 2. decide: ``decide.decide`` — pure.
 3. record: the whole decision in one store transaction, before anything is acted on.
 4. act: start each host's action on that host's own serial lane (one thread per busy host, hosts in
@@ -162,6 +163,7 @@ class Loop:
             requests=self._store.pending_requests(),
             busy=busy,
             extra_signals=[*alerts, *agents],
+            recent_fences=self._recent_fences(now),
         )
         decision = decide(inputs, self._policy)
         self._hosts = None  # if saving fails, the next tick starts again from the store
@@ -174,6 +176,14 @@ class Loop:
         self._start_actions(decision)
         self.last_ok_tick = inputs.now
         return TickReport(True, decision)
+
+    def _recent_fences(self, now: float) -> list[detect.FenceStart]:
+        """The fences started within the rate-limit window, from the journal (so the count survives a
+        restart and a change of leader); none read when the limit is off."""
+        detection = self._policy.detection
+        if detection.fence_rate_max == 0:
+            return []
+        return self._store.fences_started(since=now - detection.fence_rate_window)
 
     def _with_incident(self, line: str) -> str:
         """``host: text`` becomes ``host [incident N]: text`` when the host has an open incident, so

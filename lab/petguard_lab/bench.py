@@ -11,7 +11,8 @@ Two arms, each ``--runs`` times (default 5), each run with ``--pets`` pets (defa
 
 * **petguard**: ``petguard-daemon`` runs from this venv with a copy of the lab's petguard.conf
   (``$LAB/petguard/bench.conf``: its own journal ``bench.sqlite`` and log
-  ``$LAB/log/petguard-bench.log``, ``[detection] grace_period`` from ``--grace-period``, other
+  ``$LAB/log/petguard-bench.log``, ``[detection] grace_period`` from ``--grace-period``,
+  ``fence_rate_max = 0`` (every run fences a host: the rate limit would hold the 4th), other
   options from ``--petguard-option``).  The bench cuts the victim's power (``Lab.fail(host,
   "power")``) and reads the phases from petguard's log lines (millisecond timestamps) and the end
   from Nova's API: *detect* = power cut -> petguard decides to fence; *fence* = -> power read
@@ -365,7 +366,9 @@ class Bench:
 
     # ------------------------------------------------------------------ petguard arm
     def _petguard_overrides(self) -> dict[str, str]:
-        overrides = {"detection.grace_period": str(self.o.grace)}
+        # The bench fences the victim once per run, --runs times in a few minutes, on purpose: the
+        # fence rate limit (3 per hour by default) would hold the 4th run. --petguard-option wins.
+        overrides = {"detection.grace_period": str(self.o.grace), "detection.fence_rate_max": "0"}
         for text in self.o.petguard_options:
             section, key, value = parse_option(text)
             overrides[f"{section}.{key}"] = value

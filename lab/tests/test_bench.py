@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import types
 
 import pytest
 
@@ -87,6 +88,16 @@ def test_defaults_are_novas_heartbeats_20_pets_5_runs() -> None:
     assert bench.BenchOptions().grace == 20
     assert bench.BenchOptions(report_interval=2, service_down_time=10).grace == 6
     assert bench.BenchOptions(grace_period=30).grace == 30
+
+
+def test_the_bench_turns_the_fence_rate_limit_off_unless_told_otherwise() -> None:
+    """Every run fences the victim: 5 runs in a few minutes would meet the default 3 per hour."""
+    def overrides(*options: str) -> dict[str, str]:
+        holder = types.SimpleNamespace(o=bench.BenchOptions(petguard_options=options))
+        return bench.Bench._petguard_overrides(holder)  # type: ignore[arg-type]
+
+    assert overrides()["detection.fence_rate_max"] == "0"
+    assert overrides("detection.fence_rate_max=2")["detection.fence_rate_max"] == "2"
 
 
 def test_petguard_option_parsing() -> None:

@@ -45,6 +45,7 @@ def test_petguard_files(tmp_path: Path) -> None:
     conf = cfg.conf_file.read_text()
     assert f"clouds_file = {tmp_path}/clouds.yaml" in conf
     assert "grace_period = 12" in conf
+    assert "fence_rate_max = 10\nfence_rate_window = 600\n" in conf
     assert f"connection = sqlite:///{tmp_path}/petguard/petguard.sqlite" in conf
     inventory = cfg.inventory_file.read_text()
     assert "  cmp2:\n    bmc:\n      driver: ipmi\n      address: 127.0.0.1\n      port: 16232\n" \

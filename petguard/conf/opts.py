@@ -80,6 +80,28 @@ detection_opts: list[cfg.Opt] = [
         help="Mass-failure brake: fence nobody when more than this percentage of hosts "
         "are suspect at once (applies from two suspect hosts).",
     ),
+    cfg.IntOpt(
+        "fence_rate_max",
+        default=3,
+        help="Fence rate limit (the brake over time): at most this many fences may start within "
+        "fence_rate_window seconds. When a host would be fenced beyond that, the brake engages and "
+        "nobody more is fenced until every host is up again or an operator runs `petguard brake "
+        "override`: hosts failing one after another (a bad kernel update, a failing top-of-rack "
+        "switch, a power feed dropping hosts every few minutes) have a common cause that fencing "
+        "does not cure, and each fence moves more pets onto the hosts that may fail next. 3 suits a "
+        "cloud of 20 to 200 hosts: independent hardware failures come a few a year per 100 hosts, so "
+        "even two in one hour are rare and a fourth is a pattern, and three hosts' pets are about "
+        "what the spare capacity of a small cloud (N+2, N+3) takes in. Operator fences count too. "
+        "0 turns the limit off.",
+    ),
+    cfg.FloatOpt(
+        "fence_rate_window",
+        default=3600.0,
+        help="Seconds over which fence_rate_max counts fences that started (counted from the journal, "
+        "so a restart does not reset it). One hour covers a rolling update or a power feed failing "
+        "host by host, and is about how long an operator paged by the brake alert needs to look. "
+        "Must be more than 0.",
+    ),
     cfg.FloatOpt(
         "stale_fraction",
         default=0.8,

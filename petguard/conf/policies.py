@@ -17,7 +17,12 @@ from petguard.recovery import RecoveryPolicy
 
 
 def detection(conf: cfg.ConfigOpts) -> DetectionPolicy:
+    """The [detection] options as a policy.
+
+    :raises ConfigError: a negative ``fence_rate_max``, or a ``fence_rate_window`` that is not more than 0.
+    """
     d = conf.detection
+    _check_fence_rate(d.fence_rate_max, d.fence_rate_window)
     return DetectionPolicy(
         grace_period=d.grace_period,
         down_samples=d.down_samples,
@@ -27,7 +32,25 @@ def detection(conf: cfg.ConfigOpts) -> DetectionPolicy:
         stale_fraction=d.stale_fraction,
         stale_min_hosts=d.stale_min_hosts,
         agent_stale_after=d.agent_stale_after,
+        fence_rate_max=d.fence_rate_max,
+        fence_rate_window=d.fence_rate_window,
     )
+
+
+def _check_fence_rate(rate_max: int, window: float) -> None:
+    """:raises ConfigError: the fence rate limit options cannot be used, with what to set instead."""
+    if rate_max < 0:
+        raise ConfigError(
+            f"[detection] fence_rate_max = {rate_max}: use the number of fences that may start within "
+            "fence_rate_window (default 3), or 0 to turn the fence rate limit off",
+            option="[detection] fence_rate_max",
+        )
+    if window <= 0:
+        raise ConfigError(
+            f"[detection] fence_rate_window = {window:g}: use the seconds over which fence_rate_max fences "
+            "may start, more than 0 (default 3600); to turn the fence rate limit off, set fence_rate_max = 0",
+            option="[detection] fence_rate_window",
+        )
 
 
 def loop(conf: cfg.ConfigOpts) -> LoopPolicy:

@@ -27,10 +27,11 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from petguard.agent.events import DomainEvent
-from petguard.detect import Health, Signal
+from petguard.detect import FenceStart, Health, Signal
 from petguard.errors import NotFound, StaleEpoch
 from petguard.evacuate.plan import Plan
 from petguard.health import AgentEventRecord, AgentHeartbeat, ServerHealth
+from petguard.hosts import HostState
 from petguard.journal import (
     AlertRecord,
     AuditRecord,
@@ -238,6 +239,17 @@ class SqlStore:
         if host is not None:
             query = query.where(table.c.host == host)
         return self._read(lambda conn: _oldest_first(conn, query, rows.transition_from_row), "list transitions")
+
+    def fences_started(self, since: float) -> list[FenceStart]:
+        table = m.transitions
+        query = (
+            select(table.c.host, table.c.at)
+            .where(table.c.at > since, table.c.to_state == HostState.FENCING.value)
+            .order_by(table.c.at, table.c.id)
+        )
+        return self._read(
+            lambda conn: [FenceStart(r.host, r.at) for r in conn.execute(query)], "list the fences started"
+        )
 
     # -- the evacuation journal -----------------------------------------------------------------
     def record_plan(self, incident_id: int, plan: Plan, at: float) -> None:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from petguard.decide import Action, LoopPolicy, Outcome, TickDecision, TickInputs, decide
-from petguard.detect import DetectionPolicy, HostHealth, ServiceRecord, Verdict
+from petguard.detect import RATE_LIMIT, DetectionPolicy, FenceStart, HostHealth, ServiceRecord, Verdict
 from petguard.hosts import Host, HostEvent, HostState
 from petguard.journal import BrakeState, HostRecord, OperatorRequest, RequestKind
 
@@ -50,6 +50,7 @@ class Sim:
         self.pending: list[OperatorRequest] = []
         self.finished: dict[int, tuple[str, str]] = {}
         self.decisions: list[TickDecision] = []
+        self.fences: list[FenceStart] = []  # every transition into FENCING, as the journal keeps them
         self._next_request = 1
         self._next_incident = 100
 
@@ -85,6 +86,7 @@ class Sim:
             outcomes=tuple(outcomes),
             requests=tuple(self.pending),
             busy=frozenset(busy),
+            recent_fences=self.recent_fences(),
         )
         decision = decide(inputs, self.policy)
         assert decide(inputs, self.policy) == decision  # pure: same inputs, same decision
@@ -95,8 +97,14 @@ class Sim:
     def run(self, ticks: int, dt: float = 5.0, busy: Iterable[str] = ()) -> list[TickDecision]:
         return [self.tick(dt, busy=busy) for _ in range(ticks)]
 
+    def recent_fences(self) -> list[FenceStart]:
+        """What the loop reads from the journal: the fences started within the rate-limit window."""
+        since = self.now - self.policy.detection.fence_rate_window
+        return [f for f in self.fences if f.at > since]
+
     def save(self, decision: TickDecision) -> None:
         record = decision.record
+        self.fences.extend(FenceStart(t.host, t.at) for t in record.transitions if t.to_state is S.FENCING)
         for host_record in record.hosts:
             self.hosts[host_record.host.name] = host_record
         for name, reason in record.open_incidents:
@@ -306,13 +314,187 @@ def test_two_host_cloud_one_dies_is_fenced() -> None:
     assert not sim.brake.engaged
 
 
-def test_sequential_failures_are_each_fenced() -> None:
-    sim = Sim([f"cmp{i}" for i in range(10)])
+def test_sequential_failures_are_each_fenced_when_the_rate_limit_is_off() -> None:
+    policy = dataclasses.replace(POLICY, detection=dataclasses.replace(DETECTION, fence_rate_max=0))
+    sim = Sim([f"cmp{i}" for i in range(10)], policy=policy)
     sim.tick()
-    for name in ("cmp1", "cmp2", "cmp3", "cmp4"):
+    for name in ("cmp1", "cmp2", "cmp3", "cmp4", "cmp5"):
         sim.nova[name] = "down"
         until_state(sim, name, S.FENCING)
     assert not sim.brake.engaged
+
+
+# -- the fence rate limit (the brake over time) ------------------------------------------------------------
+
+TEN_MIN = 120  # ticks of 5 s
+
+
+def fence_and_evacuate(sim: Sim, name: str) -> None:
+    """``name`` dies, is fenced (the lane confirms) and its pets evacuated: it leaves the watched hosts."""
+    sim.nova[name] = "down"
+    until_state(sim, name, S.FENCING)
+    sim.tick(outcomes=[outcome(name, E.FENCE_CONFIRMED, "fence_confirmed")])
+    sim.tick(outcomes=[outcome(name, E.EVACUATION_FINISHED, "evacuation_finished")])
+    assert sim.state(name) is S.EVACUATED
+
+
+def rolling_failure(sim: Sim, names: Sequence[str]) -> None:
+    """One host after another, ten minutes apart, each fenced and evacuated (a rolling failure)."""
+    sim.tick()
+    for name in names:
+        fence_and_evacuate(sim, name)
+        sim.run(TEN_MIN)
+    assert not sim.brake.engaged
+
+
+def test_rolling_failure_fences_three_then_brakes_and_says_why() -> None:
+    sim = Sim([f"cmp{i}" for i in range(10)])
+    rolling_failure(sim, ["cmp1", "cmp2", "cmp3"])
+    sim.nova["cmp4"] = "down"
+    sim.run(20)
+    assert sim.hosts["cmp4"].health.verdict is Verdict.FAILED
+    assert sim.state("cmp4") is S.SUSPECT
+    assert sim.brake.engaged and sim.brake.reason.startswith("fence rate limit")
+    assert "3 fences started in the last 60 min (cmp1, cmp2, cmp3)" in sim.brake.reason
+    assert "cmp4 would be next" in sim.brake.reason
+    [engaged] = sim.events_of("brake_engaged")
+    assert engaged[0] is None and "fence rate limit" in engaged[2] and "`petguard brake override`" in engaged[2]
+    [held] = sim.events_of("fence_held", "cmp4")
+    assert "fence rate limit" in held[2]
+    fenced = [name for name, action in sim.all_actions() if action is Action.FENCE]
+    assert fenced == ["cmp1", "cmp2", "cmp3"]
+
+
+def test_rate_brake_does_not_release_when_the_window_slides_while_a_host_is_still_down() -> None:
+    sim = Sim([f"cmp{i}" for i in range(10)])
+    rolling_failure(sim, ["cmp1", "cmp2", "cmp3"])
+    sim.nova["cmp4"] = "down"
+    sim.run(12 * TEN_MIN)  # two hours: every fence left the window
+    assert not sim.recent_fences()
+    assert sim.brake.engaged and sim.state("cmp4") is S.SUSPECT
+    assert ("cmp4", Action.FENCE) not in sim.all_actions()
+    assert len(sim.events_of("brake_engaged")) == 1 and len(sim.events_of("fence_held", "cmp4")) == 1
+
+
+def test_after_the_window_with_every_host_up_fencing_works_again() -> None:
+    sim = Sim([f"cmp{i}" for i in range(10)])
+    rolling_failure(sim, ["cmp1", "cmp2", "cmp3"])
+    sim.nova["cmp4"] = "down"
+    sim.run(20)
+    sim.nova["cmp4"] = "up"  # it came back by itself: every watched host is up
+    sim.run(3)
+    assert not sim.brake.engaged and sim.events_of("brake_released")
+    # still inside the window: the next failure is braked again
+    sim.nova["cmp5"] = "down"
+    sim.run(20)
+    assert sim.brake.engaged and sim.state("cmp5") is S.SUSPECT
+    sim.nova["cmp5"] = "up"
+    sim.run(6 * TEN_MIN)  # the window passed with every host up
+    assert not sim.brake.engaged
+    sim.nova["cmp6"] = "down"
+    until_state(sim, "cmp6", S.FENCING)
+    assert not sim.brake.engaged
+
+
+def test_operator_override_lets_the_rate_braked_host_be_fenced() -> None:
+    sim = Sim([f"cmp{i}" for i in range(10)])
+    rolling_failure(sim, ["cmp1", "cmp2", "cmp3"])
+    sim.nova["cmp4"] = "down"
+    sim.run(20)
+    assert sim.brake.engaged
+    rid = sim.request("*", RequestKind.BRAKE_OVERRIDE, "checked: three unrelated disk failures")
+    decision = sim.tick()
+    assert sim.finished[rid][0] == "done"
+    assert decision.actions == (("cmp4", Action.FENCE),)
+
+
+def test_operator_fence_follows_the_brake_rules_under_the_rate_limit() -> None:
+    """Refused while the rate brake holds (override first); accepted while it is open, and it counts."""
+    sim = Sim([f"cmp{i}" for i in range(10)])
+    rolling_failure(sim, ["cmp1", "cmp2"])
+    rid = sim.request("cmp7", RequestKind.FENCE, "disk controller errors")
+    sim.tick()
+    assert sim.finished[rid][0] == "done" and sim.state("cmp7") is S.FENCING  # the third fence
+    sim.nova["cmp4"] = "down"
+    sim.run(20)
+    assert sim.brake.engaged and "(cmp1, cmp2, cmp7)" in sim.brake.reason
+    rid = sim.request("cmp8", RequestKind.FENCE, "also suspicious")
+    sim.tick()
+    result, message = sim.finished[rid]
+    assert result == "refused" and "fence rate limit" in message and "override the brake" in message
+
+
+def test_a_fence_started_within_the_limit_is_finished_under_the_rate_brake() -> None:
+    """Guarantee 4: the rate limit stops new fences; a started one (resumed after a restart) goes on."""
+    sim = Sim([f"cmp{i}" for i in range(10)])
+    rolling_failure(sim, ["cmp1", "cmp2"])
+    sim.nova["cmp3"] = "down"
+    until_state(sim, "cmp3", S.FENCING)  # the third fence; then the daemon restarts: its lane is gone
+    sim.nova["cmp4"] = "down"
+    decisions = sim.run(20, busy={"cmp3"})
+    assert sim.brake.engaged and sim.brake.reason.startswith("fence rate limit")
+    assert all(("cmp4", Action.FENCE) not in d.actions for d in decisions)
+    assert ("cmp3", Action.FENCE) in sim.tick().actions  # not busy any more: resumed
+    assert not sim.events_of("fence_held", "cmp3")
+
+
+def test_a_mass_failure_under_the_rate_brake_holds_resumed_fences_too() -> None:
+    sim = Sim([f"cmp{i}" for i in range(10)])
+    rolling_failure(sim, ["cmp1", "cmp2"])
+    sim.nova["cmp3"] = "down"
+    until_state(sim, "cmp3", S.FENCING)
+    sim.nova["cmp4"] = "down"
+    sim.run(20, busy={"cmp3"})
+    assert sim.brake.reason.startswith("fence rate limit")
+    for name in ("cmp5", "cmp6", "cmp7"):  # now many at once: a mass failure as well
+        sim.nova[name] = "down"
+    sim.run(3, busy={"cmp3"})
+    decisions = sim.run(5)
+    assert all(("cmp3", Action.FENCE) not in d.actions for d in decisions)
+    assert len(sim.events_of("fence_held", "cmp3")) == 1
+
+
+def test_two_hosts_failing_together_beyond_the_limit_are_both_held() -> None:
+    sim = Sim([f"cmp{i}" for i in range(10)])
+    rolling_failure(sim, ["cmp1", "cmp2"])
+    sim.nova["cmp4"] = sim.nova["cmp5"] = "down"
+    sim.run(20)
+    assert sim.brake.engaged and "cmp4, cmp5 would be next" in sim.brake.reason
+    assert sim.state("cmp4") is S.SUSPECT and sim.state("cmp5") is S.SUSPECT
+
+
+def test_fences_outside_the_window_do_not_count() -> None:
+    sim = Sim([f"cmp{i}" for i in range(10)])
+    sim.fences = [FenceStart(f"cmp{i}", sim.now - 3600.0 + 30.0) for i in (7, 8, 9)]  # leave it in 35 s
+    sim.tick()
+    sim.nova["cmp1"] = "down"
+    until_state(sim, "cmp1", S.FENCING)  # failed after 40 s: the three old fences are out of the window
+    assert not sim.brake.engaged
+    assert sim.now - 3600.0 >= sim.fences[0].at
+
+
+def test_fences_inside_the_window_count_from_the_journal() -> None:
+    """The count is the journal's (e.g. fences of an earlier run of the daemon), not this run's memory."""
+    sim = Sim([f"cmp{i}" for i in range(10)])
+    sim.fences = [FenceStart(f"cmp{i}", sim.now - 1800.0) for i in (7, 8, 9)]
+    sim.tick()
+    sim.nova["cmp1"] = "down"
+    sim.run(20)
+    assert sim.brake.engaged and sim.state("cmp1") is S.SUSPECT
+
+
+def test_single_host_cloud_is_never_braked_by_the_rate_limit() -> None:
+    sim = Sim(["cmp1"])
+    sim.tick()
+    for _ in range(5):
+        fence_and_evacuate(sim, "cmp1")
+        sim.request("cmp1", RequestKind.RESTORE)
+        sim.tick()
+        sim.nova["cmp1"] = "up"
+        sim.tick(outcomes=[outcome("cmp1", E.SERVICE_RESTORED)])
+        assert sim.state("cmp1") is S.UP
+    assert len(sim.recent_fences()) == 5
+    assert not sim.brake.engaged and not sim.events_of("brake_engaged")
 
 
 def test_brake_override_lets_fencing_proceed() -> None:
@@ -575,6 +757,8 @@ policies = st.builds(
         brake_max_hosts=st.integers(0, 3),
         brake_max_percent=st.sampled_from([0.0, 34.0, 60.0, 100.0]),
         stale_min_hosts=st.integers(1, 5),
+        fence_rate_max=st.integers(0, 3),
+        fence_rate_window=st.sampled_from([20.0, 3600.0]),
     ),
     startup_blackout=st.sampled_from([0.0, 30.0]),
     brake_override_s=st.sampled_from([10.0, 900.0]),
@@ -591,6 +775,7 @@ def test_safety_properties_hold_for_any_history(policy: LoopPolicy, steps: list[
         for host, kind in s["requests"]:
             sim.request("*" if kind is RequestKind.BRAKE_OVERRIDE else host, kind)
         brake_before = sim.brake
+        fencing_before = {name: rec.host.state is S.FENCING for name, rec in sim.hosts.items()}
         decision = sim.tick(
             dt=s["dt"],
             outcomes=[Outcome(h, e, "lane") for h, e in s["outcomes"]],
@@ -608,7 +793,17 @@ def test_safety_properties_hold_for_any_history(policy: LoopPolicy, steps: list[
         overridden = brake.override_until is not None and sim.now < brake.override_until
         fences = [h for h, a in decision.actions if a is Action.FENCE]
         if brake.engaged and not overridden:
-            assert not fences, "FENCE while the brake is engaged"
+            assert not [t for t in decision.record.transitions if t.event is HostEvent.FENCE_STARTED]
+            if brake.reason.startswith(RATE_LIMIT):  # only fences that started before the brake go on
+                by_operator = {t.host for t in decision.record.transitions if t.event is HostEvent.OPERATOR_FENCE}
+                started = {h for h, fencing in fencing_before.items() if fencing} | by_operator
+                assert set(fences) <= started, "new FENCE while the rate brake holds"
+            else:
+                assert not fences, "FENCE while the brake is engaged"
+        automatic = [t for t in decision.record.transitions if t.event is HostEvent.FENCE_STARTED]
+        rate_max = policy.detection.fence_rate_max
+        if automatic and rate_max and not overridden:
+            assert len(sim.recent_fences()) <= rate_max, "more fences started in the window than the rate limit"
         if policy.dry_run:
             assert not [a for _, a in decision.actions if a in (Action.FENCE, Action.EVACUATE)]
         if sim.now < sim.started_at + policy.startup_blackout:

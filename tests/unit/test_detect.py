@@ -1,4 +1,5 @@
-"""Detection: Nova's service record as a signal, folding signals, debouncing, and the mass-failure brake."""
+"""Detection: Nova's service record as a signal, folding signals, debouncing, the mass-failure brake and the
+fence rate limit."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Sequence
 import pytest
 
 from petguard.detect import (
+    RATE_LIMIT,
     DetectionPolicy,
+    FenceStart,
     Health,
     HostHealth,
     ServiceRecord,
@@ -17,6 +20,7 @@ from petguard.detect import (
     assess,
     brake,
     combine,
+    fence_rate_brake,
     nova_signal,
 )
 
@@ -390,3 +394,66 @@ def test_failed_verdicts_count_like_suspect() -> None:
     health, verdict = cloud(10, 3)
     verdict = {h: (V_FAIL if v is V_SUS else v) for h, v in verdict.items()}
     assert brake(health, verdict, POLICY).engaged
+
+
+# -- fence rate limit -----------------------------------------------------------------------------------
+
+NOW = 100_000.0
+HOUR = DetectionPolicy(fence_rate_max=3, fence_rate_window=3600.0)
+
+
+def starts(*ages: float) -> list[FenceStart]:
+    """Fences that started ``age`` seconds before NOW, on hosts old1, old2, ..."""
+    return [FenceStart(f"old{i}", NOW - age) for i, age in enumerate(ages, 1)]
+
+
+@pytest.mark.parametrize(
+    ("ages", "to_fence", "engaged", "why"),
+    [
+        ((), ["cmp1"], False, "no fence yet"),
+        ((600, 1200), ["cmp1"], False, "the third fence in an hour is allowed"),
+        ((600, 1200, 1800), ["cmp1"], True, "the fourth is not"),
+        ((600, 1200, 1800), [], False, "nobody to fence: nothing to brake"),
+        ((600, 1200), ["cmp1", "cmp2"], True, "two at once would make four: all or nothing"),
+        ((3600, 3700, 9000), ["cmp1"], False, "fences an hour old or older are out of the window"),
+        ((3599, 3600, 3700), ["cmp1"], False, "one in the window"),
+        ((-5, 10, 20), ["cmp1"], True, "a start stamped after now (clock stepped back) still counts"),
+    ],
+)
+def test_fence_rate_brake(ages: Sequence[float], to_fence: list[str], engaged: bool, why: str) -> None:
+    result = fence_rate_brake(starts(*ages), to_fence, 20, HOUR, NOW)
+    assert result.engaged is engaged, why
+    assert bool(result.reason) is engaged
+
+
+def test_fence_rate_limit_zero_is_off() -> None:
+    policy = DetectionPolicy(fence_rate_max=0)
+    assert not fence_rate_brake(starts(*range(1, 50)), ["cmp1"], 20, policy, NOW).engaged
+
+
+def test_a_single_host_cloud_is_never_rate_braked() -> None:
+    assert not fence_rate_brake(starts(60, 120, 180, 240), ["cmp1"], 1, HOUR, NOW).engaged
+    assert fence_rate_brake(starts(60, 120, 180, 240), ["cmp1"], 2, HOUR, NOW).engaged
+
+
+def test_rate_reason_names_the_fences_the_limit_and_the_way_out() -> None:
+    started = [FenceStart("cmp1", NOW - 1800), FenceStart("cmp2", NOW - 1200), FenceStart("cmp3", NOW - 600)]
+    result = fence_rate_brake(started, ["cmp4"], 20, HOUR, NOW)
+    assert result.reason.startswith(RATE_LIMIT)
+    assert "3 fences started in the last 60 min (cmp1, cmp2, cmp3)" in result.reason
+    assert "cmp4 would be next" in result.reason
+    assert "[detection] fence_rate_max = 3 per fence_rate_window = 3600 s" in result.reason
+    assert "`petguard brake override`" in result.reason
+
+
+def test_rate_reason_names_a_host_fenced_twice_once() -> None:
+    started = [FenceStart("cmp1", NOW - 300), FenceStart("cmp1", NOW - 200), FenceStart("cmp1", NOW - 100)]
+    result = fence_rate_brake(started, ["cmp2"], 2, HOUR, NOW)
+    assert "3 fences started in the last 60 min (cmp1)" in result.reason
+
+
+@pytest.mark.parametrize(("window", "text"), [(3600.0, "60 min"), (7200.0, "2 h"), (90.0, "90 s"), (600.0, "10 min")])
+def test_rate_reason_says_the_window_as_an_operator_reads_it(window: float, text: str) -> None:
+    policy = DetectionPolicy(fence_rate_max=1, fence_rate_window=window)
+    result = fence_rate_brake(starts(1), ["cmp1"], 20, policy, NOW)
+    assert f"in the last {text} " in result.reason

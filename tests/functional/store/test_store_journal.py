@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from petguard.detect import HostHealth, Verdict
+from petguard.detect import FenceStart, HostHealth, Verdict
 from petguard.errors import NotFound
 from petguard.evacuate.plan import Move, Plan, PowerGoal
 from petguard.hosts import HostEvent, HostState
@@ -138,6 +138,25 @@ def test_transitions_round_trip_oldest_first_within_limit(store: SqlStore) -> No
     assert store.transitions() == edges
     assert store.transitions(host="cmp1") == [edges[0], edges[2]]
     assert store.transitions(limit=2) == edges[1:]
+
+
+def test_fences_started_are_every_transition_into_fencing_after_since(store: SqlStore) -> None:
+    S, E = HostState, HostEvent
+    edges = [
+        Transition("cmp1", S.SUSPECT, S.FENCING, E.FENCE_STARTED, "grace", T0),
+        Transition("cmp2", S.UP, S.SUSPECT, E.SIGNALS_DOWN, "down", T0 + 1),
+        Transition("cmp1", S.FENCING, S.FENCED, E.FENCE_CONFIRMED, "off", T0 + 2),
+        Transition("cmp3", S.UP, S.FENCING, E.OPERATOR_FENCE, "operator", T0 + 3),
+        Transition("cmp2", S.SUSPECT, S.FENCING, E.FENCE_STARTED, "grace", T0 + 4),
+    ]
+    store.save_tick(tick([record("cmp1"), record("cmp2"), record("cmp3")], transitions=edges))
+    assert store.fences_started(since=T0 - 1) == [
+        FenceStart("cmp1", T0),
+        FenceStart("cmp3", T0 + 3),
+        FenceStart("cmp2", T0 + 4),
+    ]
+    assert store.fences_started(since=T0) == [FenceStart("cmp3", T0 + 3), FenceStart("cmp2", T0 + 4)]
+    assert store.fences_started(since=T0 + 4) == []
 
 
 # -- operator requests and the brake ----------------------------------------------------------------

@@ -1,0 +1,47 @@
+"""[detection] options become the DetectionPolicy the loop receives; the fence rate limit is checked."""
+
+from __future__ import annotations
+
+import pytest
+from oslo_config import cfg
+
+from petguard.conf import opts, policies
+from petguard.detect import DetectionPolicy
+from petguard.errors import ConfigError
+
+
+def conf(**detection: object) -> cfg.ConfigOpts:
+    c = cfg.ConfigOpts()
+    opts.register(c)
+    c([], project="petguard-test", default_config_files=[])
+    for name, value in detection.items():
+        c.set_override(name, value, group="detection")
+    return c
+
+
+def test_defaults_match_the_policy_defaults() -> None:
+    policy = policies.detection(conf())
+    assert policy == DetectionPolicy()
+    assert (policy.fence_rate_max, policy.fence_rate_window) == (3, 3600.0)
+
+
+def test_fence_rate_limit_from_config() -> None:
+    policy = policies.loop(conf(fence_rate_max=5, fence_rate_window=1800)).detection
+    assert (policy.fence_rate_max, policy.fence_rate_window) == (5, 1800.0)
+
+
+def test_fence_rate_max_zero_turns_the_limit_off() -> None:
+    assert policies.detection(conf(fence_rate_max=0)).fence_rate_max == 0
+
+
+@pytest.mark.parametrize("window", [0, -60])
+def test_a_window_that_is_not_positive_is_refused_with_what_to_do(window: int) -> None:
+    expected = r"\[detection\] fence_rate_window = -?\d+: .*more than 0 .*fence_rate_max = 0"
+    with pytest.raises(ConfigError, match=expected):
+        policies.detection(conf(fence_rate_window=window))
+
+
+def test_a_negative_rate_max_is_refused_with_what_to_do() -> None:
+    expected = r"\[detection\] fence_rate_max = -1: .*or 0 to turn the fence rate limit off"
+    with pytest.raises(ConfigError, match=expected):
+        policies.detection(conf(fence_rate_max=-1))
