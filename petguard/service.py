@@ -25,7 +25,6 @@ from petguard.clock import Clock, SystemClock
 from petguard.compute import Compute
 from petguard.conf import policies
 from petguard.decide import Action, LoopPolicy
-from petguard.errors import ConfigError
 from petguard.evacuate import nova, placement
 from petguard.evacuate.probe import NetworkProber
 from petguard.evacuate.ready import Prober
@@ -303,7 +302,6 @@ class _LiveReadiness:
 
 
 #: Below this, a capacity check (2 placement requests per host) would load the cloud for little news.
-MIN_CAPACITY_INTERVAL = 10.0
 
 
 def _capacity_duty(
@@ -311,17 +309,12 @@ def _capacity_duty(
 ) -> dict[str, Callable[[], Duty]]:
     """The capacity check as a leader duty, or nothing when ``[capacity] interval = 0``.
 
-    :raises ConfigError: an interval between 0 and ``MIN_CAPACITY_INTERVAL``.
+    :raises ConfigError: an interval between 0 and ``policies.MIN_CAPACITY_INTERVAL``.
     """
-    interval = conf.capacity.interval
+    interval = policies.capacity_interval(conf)
     if interval == 0:
         LOG.info("capacity check disabled ([capacity] interval = 0)")
         return {}
-    if interval < MIN_CAPACITY_INTERVAL:
-        raise ConfigError(
-            f"[capacity] interval = {interval:g}: use 0 (off) or at least {MIN_CAPACITY_INTERVAL:g} seconds; "
-            "each check reads Nova and placement (2 requests per host)"
-        )
     evacuation = policies.evacuation(conf)
     reserved = frozenset(conf.evacuation.reserved_hosts)
 

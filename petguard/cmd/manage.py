@@ -1,7 +1,8 @@
 """Entry point of petguard-manage: administration on the controller itself.
 
 * ``db upgrade`` — create or migrate the journal's schema.
-* ``config check`` — load config and inventory, check the database, Keystone and Nova, and read the
+* ``config check`` — load config and inventory, build every policy from the options (as the daemon does
+  at start), check the database, Keystone and Nova, and read the
   power state of every BMC (read-only); print what is wrong and how to fix it; non-zero on problems.
 * ``host list``, ``incident list|show``, and operator requests written straight into the journal
   (``request HOST maintenance-on|maintenance-off|confirm-fenced|restore``, ``brake-override``)
@@ -20,7 +21,7 @@ from collections.abc import Callable
 
 from oslo_config import cfg
 
-from petguard.conf import CONF, validate
+from petguard.conf import CONF, policies, validate
 from petguard.errors import PetguardError
 from petguard.evacuate import nova
 from petguard.fencing import inventory, loader, procedure
@@ -39,14 +40,21 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    problems = _check_database() + _check_nova() + _check_fencing()
+    problems = _check_policies() + _check_database() + _check_nova() + _check_fencing()
     if not problems:
-        print("configuration OK: database, Keystone, Nova and every fence device answered")
+        print("configuration OK: every option, database, Keystone, Nova and every fence device answered")
         return 0
     print(f"{len(problems)} problem(s):")
     for problem in problems:
         print(f"  - {problem}")
     return 1
+
+
+def _check_policies() -> list[str]:
+    problems = policies.check_all(CONF)
+    if not problems:
+        print("options: OK (detection, brake, fencing, evacuation, instance health, capacity)")
+    return problems
 
 
 def _check_database() -> list[str]:

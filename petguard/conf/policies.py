@@ -139,3 +139,35 @@ def instance_health(conf: cfg.ConfigOpts) -> HealthPolicy:
         max_event_age=h.max_event_age,
         selectors=tuple(conf.evacuation.pet_selectors),
     )
+
+
+#: The shortest ``[capacity] interval`` (seconds): each check reads Nova and placement (2 requests per host).
+MIN_CAPACITY_INTERVAL = 10.0
+
+
+def capacity_interval(conf: cfg.ConfigOpts) -> float:
+    """``[capacity] interval`` (0: the check is off).
+
+    :raises ConfigError: an interval between 0 and ``MIN_CAPACITY_INTERVAL``.
+    """
+    interval = float(conf.capacity.interval)
+    if 0 < interval < MIN_CAPACITY_INTERVAL:
+        raise ConfigError(
+            f"[capacity] interval = {interval:g}: use 0 (off) or at least {MIN_CAPACITY_INTERVAL:g} seconds; "
+            "each check reads Nova and placement (2 requests per host)",
+            option="[capacity] interval",
+        )
+    return interval
+
+
+def check_all(conf: cfg.ConfigOpts) -> list[str]:
+    """Build every policy once, as the daemon does at start; what is wrong with each (empty: all fine)."""
+    builders = (detection, loop, fencing, recovery, instance_health, capacity_interval)
+    problems: list[str] = []
+    for build in builders:
+        try:
+            build(conf)
+        except ConfigError as exc:
+            if str(exc) not in problems:  # loop() builds detection() again, recovery() evacuation()
+                problems.append(str(exc))
+    return problems

@@ -45,3 +45,18 @@ def test_a_negative_rate_max_is_refused_with_what_to_do() -> None:
     expected = r"\[detection\] fence_rate_max = -1: .*or 0 to turn the fence rate limit off"
     with pytest.raises(ConfigError, match=expected):
         policies.detection(conf(fence_rate_max=-1))
+
+
+def test_check_all_names_every_bad_option_as_the_daemon_would_at_start() -> None:
+    c = cfg.ConfigOpts()
+    opts.register(c)
+    c([], project="petguard-test", default_config_files=[])
+    assert policies.check_all(c) == []
+    c.set_override("fence_rate_window", 0, group="detection")
+    c.set_override("host_targets", ["cmp1=nowhere"], group="evacuation")
+    c.set_override("interval", 5, group="capacity")
+    problems = policies.check_all(c)
+    assert len(problems) == 3, problems
+    assert "fence_rate_window" in problems[0]
+    assert "'nowhere' is not" in problems[1]
+    assert "[capacity] interval = 5: use 0 (off) or at least 10" in problems[2]
