@@ -44,7 +44,7 @@ from petguard.evacuate import nova as nova_adapter
 from petguard.evacuate import placement
 from petguard.evacuate.plan import EvacuationPolicy
 from petguard.evacuate.reserved import returned_reason
-from petguard.journal import EventRecord, ReservedHost, ReservedState
+from petguard.journal import EventRecord, MoveRecord, ReservedHost, ReservedState
 from tests.lab.labkit import (
     PREFIX,
     TEST_OPTIONS,
@@ -111,6 +111,7 @@ class Failover:
     ids: Mapping[str, str]  # name (after PREFIX-) -> server id
     servers: Mapping[str, Mapping[str, Any]]  # name -> Nova's server after the evacuation
     migrations: Mapping[str, list[Mapping[str, Any]]]  # name -> its evacuation migrations from the victim
+    moves: Mapping[str, MoveRecord]  # name -> journal move
     reserved_seen: list[tuple[str, str | None]]  # R's (status, disabled reason) during the incident
     reserved_after: Mapping[str, Any]  # R's compute service once the victim is evacuated
     reserved_rows: Mapping[str, ReservedHost]  # the journal's reserved_hosts rows
@@ -131,6 +132,13 @@ class Failover:
         assert migrations[0]["dest_compute"] == host_of(server), migrations
         assert migrations[0]["status"] in ("done", "completed"), migrations
         return host_of(server)
+
+    def assert_asked_for(self, name: str, hint: str, target: str | None) -> None:
+        """petguard's journal: the move followed ``hint`` and asked Nova for ``target`` (None: it fell
+        back to the scheduler's choice). Nova's scheduler may pick the hinted host on its own, so where
+        the pet landed does not show on its own that the hint was followed."""
+        move = self.moves[name]
+        assert (move.hint, move.target_host, move.fell_back) == (hint, target, target is None), move
 
 
 def _specs() -> list[Spec]:
@@ -178,6 +186,7 @@ def failover(
         assert watcher.error is None, f"the service watcher stopped: {watcher.error!r}"
 
         names = {sid: name for name, sid in ids.items()}
+        incident_id = daemon.store.incidents(host=victim)[0].id
         migrations: dict[str, list[Mapping[str, Any]]] = {}
         for m in nova.evacuations(victim, since, ids.values()):
             migrations.setdefault(names[m["instance_uuid"]], []).append(m)
@@ -186,10 +195,11 @@ def failover(
             reserved=reserved,
             target=target,
             off=off,
-            incident_id=daemon.store.incidents(host=victim)[0].id,
+            incident_id=incident_id,
             ids=ids,
             servers={name: nova.server(sid) for name, sid in ids.items()},
             migrations=migrations,
+            moves={names[m.server_id]: m for m in daemon.store.moves(incident_id)},
             reserved_seen=list(watcher.seen),
             reserved_after=nova.service(reserved),
             reserved_rows={r.host: r for r in daemon.store.reserved_hosts()},
@@ -231,6 +241,7 @@ def test_reserved_host_enabled_used_and_returned(failover: Failover) -> None:
     # used: both pets that follow use_reserved_hosts are on it, each moved by one migration
     for name in ("res-1", "res-2"):
         assert failover.assert_evacuated_once(name) == failover.reserved, failover.servers[name]
+        failover.assert_asked_for(name, "reserved", failover.reserved)
     # returned in the journal, and said so
     row = failover.reserved_rows[failover.reserved]
     assert row.state is ReservedState.IDLE and row.incident_id is None, row
@@ -241,6 +252,7 @@ def test_reserved_host_enabled_used_and_returned(failover: Failover) -> None:
 
 def test_aggregate_hint_is_followed(failover: Failover) -> None:
     assert failover.assert_evacuated_once("agg") == failover.target, failover.servers["agg"]
+    failover.assert_asked_for("agg", f"aggregate:{PREFIX}-target", failover.target)
     assert failover.events_about("target_hint_unmet", "agg") == []
 
 
@@ -248,16 +260,17 @@ def test_aggregate_hint_is_followed(failover: Failover) -> None:
     ("name", "why"),
     [
         ("unmet-off", f"no host of aggregate:{PREFIX}-off is up, enabled and not forced down"),
-        ("unmet-nosuch", f"aggregate:{PREFIX}-nosuch"),
+        ("unmet-nosuch", f"Nova has no host aggregate named '{PREFIX}-nosuch'"),
     ],
 )
 def test_unmet_aggregate_hint_falls_back_to_the_scheduler_and_says_why(failover: Failover, name: str, why: str) -> None:
     landed = failover.assert_evacuated_once(name)
+    failover.assert_asked_for(name, f"aggregate:{PREFIX}-{name.removeprefix('unmet-')}", None)
     assert landed != failover.off, f"{name} landed on the disabled {failover.off}"
     events = failover.events_about("target_hint_unmet", name)
     assert len(events) == 1, [e.message for e in failover.events]
     assert why in events[0].message and "using the scheduler's choice" in events[0].message, events[0].message
-    # the fallback request named no host: Nova's scheduler chose
+    # the scheduler chose among the enabled hosts: the borrowed reserved host and the target host
     assert failover.migrations[name][0]["dest_compute"] in (failover.reserved, failover.target)
 
 
