@@ -587,8 +587,10 @@ class NovaCompute:
             )  # fmt: skip
             members = _zone_hosts(response.json().get("availabilityZoneInfo"), hint.name)
             if members is None:
-                # Nova lists a zone only while some host is in it
-                raise NotFound(f"Nova lists no availability zone named {hint.name!r} (or none of its hosts)")
+                raise NotFound(
+                    f"Nova lists no availability zone named {hint.name!r} "
+                    "(a zone is listed only while a compute is in it)"
+                )
         else:
             return []
         return usable_hosts(members, self.list_services(), source) if members else []

@@ -448,7 +448,7 @@ def test_candidate_hosts_of_a_zone_come_from_the_zone_listing(adapter, conn):
     assert adapter.candidate_hosts(TargetHint(HintKind.AZ, "zone2"), "cmp1") == ["cmp3"]
     assert conn.compute.get.call_args_list[0].args[0] == "/os-availability-zone/detail"
     conn.compute.get.side_effect = [response(body=zones)]
-    with pytest.raises(NotFound, match="Nova lists no availability zone named 'zone9' \\(or none of its hosts\\)"):
+    with pytest.raises(NotFound, match="Nova lists no availability zone named 'zone9'"):
         adapter.candidate_hosts(TargetHint(HintKind.AZ, "zone9"), "cmp1")
 
 
