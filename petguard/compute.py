@@ -122,7 +122,9 @@ class Compute(Protocol):
         """The hosts an ``aggregate:`` or ``az:`` hint could send a server of ``source`` to, best
         first: members of the aggregate / hosts of the availability zone whose compute service is
         up, enabled and not forced down, never ``source`` (``usable_hosts``). Empty for ``reserved``
-        (the reserved pool is the runner's, not Nova's)."""
+        (the reserved pool is the runner's, not Nova's).
+
+        :raises NotFound: Nova has no aggregate or availability zone of that name."""
         ...
 
     def start_server(self, server_id: str) -> str:

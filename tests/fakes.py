@@ -252,9 +252,13 @@ class FakeCompute:
         with self._lock:
             self._count("candidate_hosts")
             if hint.kind is HintKind.AGGREGATE:
-                members = set(self.aggregates.get(hint.name, (frozenset(), None))[0])
+                if hint.name not in self.aggregates:
+                    raise NotFound(f"Nova has no host aggregate named {hint.name!r} (fake)")
+                members = set(self.aggregates[hint.name][0])
             elif hint.kind is HintKind.AZ:
                 members = {h for h in self.services if self._zone_of(h) == hint.name}
+                if not members:
+                    raise NotFound(f"Nova lists no availability zone named {hint.name!r} (fake)")
             else:
                 return []
             return usable_hosts(members, self.list_services(), source)

@@ -317,13 +317,14 @@ def _migration(raw: Mapping[str, Any]) -> Migration:
     )
 
 
-def _zone_hosts(zones: object, zone: str) -> set[str]:
+def _zone_hosts(zones: object, zone: str) -> set[str] | None:
     """The hosts ``GET /os-availability-zone/detail`` lists in ``zone`` (computes outside every
-    zone aggregate are listed in Nova's default zone, so petguard need not know its name)."""
+    zone aggregate are listed in Nova's default zone, so petguard need not know its name); None
+    when Nova lists no zone of that name."""
     for entry in zones if isinstance(zones, list) else ():
         if isinstance(entry, dict) and entry.get("zoneName") == zone:
             return {str(h) for h in entry.get("hosts") or {}}
-    return set()
+    return None
 
 
 def _next_marker(links: object) -> str | None:
@@ -569,15 +570,27 @@ class NovaCompute:
     def candidate_hosts(self, hint: TargetHint, source: str) -> list[str]:
         """Hosts for an ``aggregate:``/``az:`` hint, in name order (one listing of aggregates or
         zones, one of compute services). Free memory is not weighed: that needs placement's
-        inventories and usages per host; the scheduler weighs when the hint falls back."""
+        inventories and usages per host; the scheduler weighs when the hint falls back.
+
+        :raises NotFound: Nova has no aggregate or zone of that name (a typo in a hint must not read
+            as "no host is up").
+        """
         if hint.kind is HintKind.AGGREGATE:
-            members = {str(h) for a in self._aggregates() if a.get("name") == hint.name for h in a.get("hosts") or ()}
+            named = [a for a in self._aggregates() if a.get("name") == hint.name]
+            if not named:
+                raise NotFound(f"Nova has no host aggregate named {hint.name!r}")
+            members: set[str] | None = {str(h) for a in named for h in a.get("hosts") or ()}
         elif hint.kind is HintKind.AZ:
             response = self._call(
                 "GET", "/os-availability-zone/detail", MICROVERSIONS["availability_zones"],
                 what="list availability zones",
             )  # fmt: skip
             members = _zone_hosts(response.json().get("availabilityZoneInfo"), hint.name)
+            if members is None:
+                raise NotFound(
+                    f"Nova lists no availability zone named {hint.name!r} "
+                    "(a zone is listed only while a compute is in it)"
+                )
         else:
             return []
         return usable_hosts(members, self.list_services(), source) if members else []

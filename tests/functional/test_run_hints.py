@@ -113,6 +113,17 @@ def test_no_candidate_falls_back_at_once_and_says_why(world: World) -> None:
     assert "no host of aggregate:fast is up, enabled and not forced down" in message
 
 
+def test_an_unknown_aggregate_falls_back_at_once_and_says_it_does_not_exist(world: World) -> None:
+    world.compute.add_server("pet", "cmp1", metadata={**PET, "petguard:target": "aggregate:fats"})
+    planned(world)
+    world.run()
+    assert world.compute.evacuate_hosts == [("pet-id", None)]
+    assert world.move().status is MoveStatus.DONE and world.move().fell_back
+    [message] = world.unmet()
+    assert "hint aggregate:fats (metadata petguard:target) not met" in message
+    assert "Nova has no host aggregate named 'fats'" in message and "is up" not in message
+
+
 @pytest.mark.parametrize("vm_state", ["active", "stopped"])
 def test_no_valid_host_on_the_target_falls_back_once_then_succeeds(world: World, vm_state: str) -> None:
     world.compute.refuse_targets = {"cmp3"}  # e.g. no room left: the scheduler refuses it, later

@@ -129,6 +129,29 @@ class Nova:
             assert response.status_code == 200, response.text
         return before
 
+    def create_aggregate(self, name: str, hosts: Iterable[str]) -> str:
+        """A host aggregate ``PREFIX-name`` (no availability zone) holding ``hosts``; returns its id."""
+        body = {"aggregate": {"name": f"{PREFIX}-{name}"}}
+        response = self.sdk.compute.post("/os-aggregates", json=body, microversion="2.41")
+        assert response.status_code == 200, response.text
+        aggregate_id = str(response.json()["aggregate"]["id"])
+        for host in hosts:
+            action = {"add_host": {"host": host}}
+            response = self.sdk.compute.post(f"/os-aggregates/{aggregate_id}/action", json=action, microversion="2.41")
+            assert response.status_code == 200, response.text
+        return aggregate_id
+
+    def delete_aggregates(self, prefix: str = PREFIX) -> None:
+        """Delete the aggregates named ``prefix*`` (Nova refuses to delete one that has hosts: empty it first)."""
+        for aggregate in self._get("/os-aggregates", "2.41")["aggregates"]:
+            if not str(aggregate["name"]).startswith(prefix):
+                continue
+            path = f"/os-aggregates/{aggregate['id']}"
+            for host in aggregate.get("hosts") or ():
+                self.sdk.compute.post(f"{path}/action", json={"remove_host": {"host": host}}, microversion="2.41")
+            response = self.sdk.compute.delete(path, microversion="2.41")
+            assert response.status_code == 200, response.text
+
     def delete_server_groups(self, prefix: str = PREFIX) -> None:
         for group in self._get("/os-server-groups?all_projects=True", "2.64")["server_groups"]:
             if str(group["name"]).startswith(prefix):
@@ -308,10 +331,11 @@ class Petguard:
 
 
 def delete_leftovers(sdk: openstack.connection.Connection, prefix: str = PREFIX) -> None:
-    """Remove what an interrupted earlier run left behind: servers, server groups, flavors and images
+    """Remove what an interrupted earlier run left behind: servers, server groups, aggregates, flavors and images
     named ``prefix*`` (this module's ``PREFIX``; the contract tests use ``pg-contract``)."""
     Nova(sdk).delete_servers(prefix)
     Nova(sdk).delete_server_groups(prefix)
+    Nova(sdk).delete_aggregates(prefix)
     for flavor in sdk.compute.flavors():
         if str(flavor.name).startswith(prefix):
             sdk.compute.delete_flavor(flavor.id, ignore_missing=True)

@@ -447,12 +447,17 @@ def test_candidate_hosts_of_a_zone_come_from_the_zone_listing(adapter, conn):
     conn.compute.get.side_effect = [response(body=zones), response(body=SERVICES)]
     assert adapter.candidate_hosts(TargetHint(HintKind.AZ, "zone2"), "cmp1") == ["cmp3"]
     assert conn.compute.get.call_args_list[0].args[0] == "/os-availability-zone/detail"
+    conn.compute.get.side_effect = [response(body=zones)]
+    with pytest.raises(NotFound, match="Nova lists no availability zone named 'zone9'"):
+        adapter.candidate_hosts(TargetHint(HintKind.AZ, "zone9"), "cmp1")
 
 
-def test_candidate_hosts_of_an_unknown_aggregate_asks_nothing_more(adapter, conn):
+def test_candidate_hosts_of_an_unknown_aggregate_is_not_found_and_asks_nothing_more(adapter, conn):
+    # a typo in a hint must not read as "no host of the aggregate is up" (seen in the lab)
     conn.compute.get.return_value = response(body=AGGREGATES)
 
-    assert adapter.candidate_hosts(TargetHint(HintKind.AGGREGATE, "nope"), "cmp1") == []
+    with pytest.raises(NotFound, match="Nova has no host aggregate named 'nope'"):
+        adapter.candidate_hosts(TargetHint(HintKind.AGGREGATE, "nope"), "cmp1")
     assert conn.compute.get.call_count == 1
     assert adapter.candidate_hosts(TargetHint(HintKind.RESERVED), "cmp1") == []
     assert conn.compute.get.call_count == 1
