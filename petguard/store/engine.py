@@ -7,6 +7,14 @@ instead of failing at once) and foreign keys; and it takes the write lock at the
 write transaction (``BEGIN IMMEDIATE``), so two writers queue on ``busy_timeout`` instead of
 deadlocking on a read-to-write lock upgrade, which no busy handler can resolve.
 
+For MariaDB/MySQL and PostgreSQL every session gets two server-side limits (``STALLED_TRANSACTION``):
+a transaction left open and idle is ended by the server, and a statement waits that long at most
+for a row lock. Every acting write starts by locking the ``meta`` epoch row; a controller frozen
+inside a write (SIGSTOP, a paused VM, a long GC stall) would otherwise hold that row until the
+database drops its connection (hours), and the next leader could never claim its epoch. petguard's
+own transactions last milliseconds; the ended one is rolled back, so the frozen controller wrote
+nothing. A sqlite journal has no server to do this: it is for a single controller.
+
 Library errors are mapped into petguard's tree here (``map_error``), once.
 """
 
@@ -23,6 +31,11 @@ from petguard.errors import ConfigError, Permanent, PetguardError, Temporary
 
 #: How long a sqlite writer waits for the lock before "database is locked" (seconds).
 SQLITE_BUSY_TIMEOUT = 5.0
+
+#: Seconds a database session may sit idle inside a transaction, and wait for a row lock, before the
+#: server ends it (MariaDB/MySQL, PostgreSQL). Well under ``[coordination] leader_timeout`` x 2, so a
+#: frozen leader's open transaction is gone by the time its successor claims the epoch.
+STALLED_TRANSACTION = 10.0
 
 #: Execution option naming a connection's transactions as writes (sqlite: ``BEGIN IMMEDIATE``).
 WRITE_OPTION = "petguard_write"
@@ -72,8 +85,11 @@ def check_sqlite_directory(url: URL) -> None:
         )
 
 
-def make_engine(url: str | URL, *, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> Engine:
-    """An engine for ``url`` with petguard's connection settings (``busy_timeout``: sqlite only).
+def make_engine(
+    url: str | URL, *, busy_timeout: float = SQLITE_BUSY_TIMEOUT, stalled_transaction: float = STALLED_TRANSACTION
+) -> Engine:
+    """An engine for ``url`` with petguard's connection settings (``busy_timeout``: sqlite only;
+    ``stalled_transaction``: MariaDB/MySQL and PostgreSQL).
 
     :raises ConfigError: bad URL, missing sqlite directory, or missing database driver.
     """
@@ -95,7 +111,47 @@ def make_engine(url: str | URL, *, busy_timeout: float = SQLITE_BUSY_TIMEOUT) ->
         ) from exc
     if is_sqlite(parsed):
         _configure_sqlite(engine, busy_timeout_ms=int(busy_timeout * 1000))
+    else:
+        _limit_stalled_transactions(engine, parsed.get_backend_name(), stalled_transaction)
     return engine
+
+
+def _session_limits(backend: str, seconds: float) -> list[str]:
+    """The statements that end a stalled transaction of this session (see the module docstring)."""
+    if backend == "postgresql":
+        ms = int(seconds * 1000)
+        return [f"SET idle_in_transaction_session_timeout = {ms}", f"SET lock_timeout = {ms}"]
+    if backend in ("mysql", "mariadb"):
+        # innodb_lock_wait_timeout takes whole seconds. idle_transaction_timeout is MariaDB's (10.3+;
+        # MySQL refuses it and keeps only the lock wait limit); not the _write_ variant: the epoch
+        # guard's UPDATE changes no value, so MariaDB does not count its transaction as a write.
+        whole = max(1, round(seconds))
+        return [
+            f"SET SESSION innodb_lock_wait_timeout = {whole}",
+            f"SET SESSION idle_transaction_timeout = {whole}",
+        ]
+    return []
+
+
+def _limit_stalled_transactions(engine: Engine, backend: str, seconds: float) -> None:
+    statements = _session_limits(backend, seconds)
+    if not statements:
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            for statement in statements:
+                try:
+                    cursor.execute(statement)
+                except Exception:  # a server without this setting keeps the others
+                    if "idle_transaction_timeout" not in statement:
+                        raise
+                    dbapi_connection.rollback()
+            dbapi_connection.commit()  # psycopg opens a transaction for SET: end it, keep the settings
+        finally:
+            cursor.close()
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

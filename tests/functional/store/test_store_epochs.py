@@ -6,15 +6,20 @@ alert gives a follower (requests, alerts, audit) are still taken."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 
 from petguard.errors import StaleEpoch
 from petguard.hosts import HostState
 from petguard.journal import AlertRecord, MoveStatus, RequestKind
 from petguard.leadership import NO_EPOCH
+from petguard.store import models
 from petguard.store.api import SqlStore
+from petguard.store.engine import make_engine
 from tests.functional.store.store_builders import plan, record, suspect_tick, tick
 
 
@@ -94,3 +99,33 @@ def test_a_superseded_leader_writes_no_action_and_a_follower_still_takes_inputs(
     finally:
         for store in (old, new, follower):
             store.close()
+
+
+def test_a_leader_frozen_inside_a_write_does_not_keep_the_next_from_claiming(backend: str, migrated_url: URL) -> None:
+    """A leader stopped (SIGSTOP, a paused VM) between the first statement of a write, which locks the
+    epoch row, and its commit: on MariaDB and PostgreSQL the server ends that transaction after the
+    stalled-transaction limit (2 s here), so the successor's claim goes through, and the frozen
+    leader's write is rolled back. (sqlite has no server to do this: a single controller only.)"""
+    if backend == "sqlite":
+        pytest.skip("a sqlite journal is for one controller: a frozen writer holds the file lock")
+    old = _open(migrated_url, NO_EPOCH)
+    seen = old.current_epoch()
+    old.claim_epoch(seen)
+    frozen_engine = make_engine(migrated_url, stalled_transaction=2.0)
+    frozen = frozen_engine.connect()
+    frozen.begin()
+    frozen.execute(update(models.meta).values(epoch=models.meta.c.epoch))  # as every acting write starts
+    # ... and the controller stops here, its transaction open
+    new = _open(migrated_url, NO_EPOCH)
+    started = time.monotonic()
+    try:
+        assert new.claim_epoch(seen + 1) == seen + 2
+        took = time.monotonic() - started
+        assert took < 9.0, f"the claim waited {took:.1f} s"
+        with pytest.raises(DBAPIError):  # the frozen controller wakes: its transaction is gone
+            frozen.execute(update(models.meta).values(epoch=models.meta.c.epoch))
+            frozen.commit()
+        assert new.current_epoch() == seen + 2
+    finally:
+        frozen.close()
+        frozen_engine.dispose()
