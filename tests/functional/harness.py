@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from petguard import service
 from petguard.clock import SystemClock
@@ -61,6 +62,14 @@ class Bmcs:
     def stop(self) -> None:
         for sim in self.sims.values():
             sim.stop()
+
+
+def powered_nova(bmcs: Bmcs, **kwargs: Any) -> FakeCompute:
+    """The in-memory Nova over the hosts of ``bmcs``: a compute lives while it is not ``dead`` and
+    its BMC keeps it powered (a fence that powers it off kills it, as in the lab)."""
+    nova = FakeCompute(list(bmcs.sims), **kwargs)
+    nova.is_alive = lambda host: host not in nova.dead and bmcs.sims[host].powered_on  # type: ignore[method-assign]
+    return nova
 
 
 class Harness:

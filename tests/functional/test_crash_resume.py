@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ from petguard.hosts import HostState
 from petguard.store.api import SqlStore
 from tests.fakes import FakeCompute
 from tests.functional.crash_daemon import COMPUTE_METHODS, NovaManager
-from tests.functional.harness import Bmcs, journal_url
+from tests.functional.harness import Bmcs, journal_url, powered_nova
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTS = ["cmp1", "cmp2", "cmp3"]
@@ -71,16 +70,9 @@ class _Nova:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-@pytest.fixture
-def bmcs(tmp_path: Path) -> Iterator[Bmcs]:
-    peers = Bmcs(tmp_path, HOSTS)
-    yield peers
-    peers.stop()
-
 
 def _compute(bmcs: Bmcs) -> FakeCompute:
-    nova = FakeCompute(HOSTS, evacuation_steps=4)
-    nova.is_alive = lambda host: host not in nova.dead and bmcs.sims[host].powered_on
+    nova = powered_nova(bmcs, evacuation_steps=4)
     for server_id, (state, _) in PETS.items():
         nova.add_server(server_id.removesuffix("-id"), "cmp1", vm_state=state, metadata={"petguard:pet": "true"})
     nova.add_server("cattle", "cmp1")

@@ -17,23 +17,16 @@ from petguard.fencing.base import FenceDevice
 from petguard.hosts import HostState
 from petguard.journal import MoveStatus, RequestKind
 from tests.fakes import FakeCompute
-from tests.functional.harness import Bmcs, Harness
+from tests.functional.harness import Bmcs, Harness, powered_nova
 
 HOSTS = ["cmp1", "cmp2", "cmp3", "cmp4"]
 PET = {"petguard:pet": "true"}
 
 
-@pytest.fixture
-def bmcs(tmp_path: Path) -> Iterator[Bmcs]:
-    peers = Bmcs(tmp_path, HOSTS)
-    yield peers
-    peers.stop()
-
 
 @pytest.fixture
 def compute(bmcs: Bmcs) -> FakeCompute:
-    nova = FakeCompute(HOSTS)
-    nova.is_alive = lambda host: host not in nova.dead and bmcs.sims[host].powered_on
+    nova = powered_nova(bmcs)
     nova.add_server("web-1", "cmp1", metadata=PET)
     nova.add_server("db-1", "cmp1", metadata={"HA_Enabled": "True", "petguard:priority": "10"})
     nova.add_server("batch-stopped", "cmp1", vm_state="stopped", metadata=PET)

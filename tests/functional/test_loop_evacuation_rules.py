@@ -3,7 +3,6 @@ server groups and tiers (docs/evacuation.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,23 +11,16 @@ from petguard.apiadapter import StoreView
 from petguard.hosts import HostState
 from petguard.journal import MoveStatus
 from tests.fakes import FakeCompute
-from tests.functional.harness import Bmcs, Harness
+from tests.functional.harness import Bmcs, Harness, powered_nova
 
 HOSTS = ["cmp1", "cmp2", "cmp3", "cmp4"]
 PET = {"petguard:pet": "true"}
 
 
-@pytest.fixture
-def bmcs(tmp_path: Path) -> Iterator[Bmcs]:
-    peers = Bmcs(tmp_path, HOSTS)
-    yield peers
-    peers.stop()
-
 
 @pytest.fixture
 def compute(bmcs: Bmcs) -> FakeCompute:
-    nova = FakeCompute(HOSTS, evacuation_steps=4)
-    nova.is_alive = lambda host: host not in nova.dead and bmcs.sims[host].powered_on
+    nova = powered_nova(bmcs, evacuation_steps=4)
     return nova
 
 

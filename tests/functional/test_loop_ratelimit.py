@@ -10,7 +10,6 @@ brake says why, the host's BMC is never called, and an operator's override lets 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from petguard.hosts import HostState
 from petguard.journal import RequestKind
 from tests.fakes import FakeCompute
-from tests.functional.harness import FAST_DETECTION, Bmcs, Harness, journal_url
+from tests.functional.harness import FAST_DETECTION, Bmcs, Harness, journal_url, powered_nova
 
 HOSTS = ["cmp1", "cmp2", "cmp3", "cmp4"]
 PET = {"petguard:pet": "true"}
@@ -26,17 +25,10 @@ PET = {"petguard:pet": "true"}
 RATE_LIMITED = dataclasses.replace(FAST_DETECTION, fence_rate_max=2, fence_rate_window=600.0)
 
 
-@pytest.fixture
-def bmcs(tmp_path: Path) -> Iterator[Bmcs]:
-    peers = Bmcs(tmp_path, HOSTS)
-    yield peers
-    peers.stop()
-
 
 @pytest.fixture
 def compute(bmcs: Bmcs) -> FakeCompute:
-    nova = FakeCompute(HOSTS)
-    nova.is_alive = lambda host: host not in nova.dead and bmcs.sims[host].powered_on
+    nova = powered_nova(bmcs)
     for host in ("cmp1", "cmp2", "cmp3"):
         nova.add_server(f"pet-on-{host}", host, metadata=PET)
     return nova

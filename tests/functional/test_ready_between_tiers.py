@@ -24,7 +24,7 @@ from petguard.evacuate.ready import ReadyPolicy, parse_ready_check
 from petguard.hosts import HostState
 from petguard.journal import MoveStatus
 from tests.fakes import FakeCompute
-from tests.functional.harness import FAST_RECOVERY, Bmcs, Harness
+from tests.functional.harness import FAST_RECOVERY, Bmcs, Harness, powered_nova
 
 HOSTS = ["cmp1", "cmp2", "cmp3"]
 PET = {"petguard:pet": "true"}
@@ -160,17 +160,10 @@ def test_http_goes_straight_to_the_pet_whatever_proxy_the_environment_names(
 # ------------------------------------------------------------------------------------- the whole loop
 
 
-@pytest.fixture
-def bmcs(tmp_path: Path) -> Iterator[Bmcs]:
-    peers = Bmcs(tmp_path, HOSTS)
-    yield peers
-    peers.stop()
-
 
 @pytest.fixture
 def compute(bmcs: Bmcs) -> FakeCompute:
-    nova = FakeCompute(HOSTS, evacuation_steps=4)
-    nova.is_alive = lambda host: host not in nova.dead and bmcs.sims[host].powered_on
+    nova = powered_nova(bmcs, evacuation_steps=4)
     return nova
 
 

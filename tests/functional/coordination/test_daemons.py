@@ -32,12 +32,12 @@ from tests.fakes import FakeCompute
 from tests.functional.coordination.conftest import journal
 from tests.functional.coordination.leader_daemon import COMPUTE_METHODS, LabManager
 from tests.functional.coordination.peers import Server
-from tests.functional.harness import Bmcs
+from tests.functional.harness import Bmcs, powered_nova
 
 ROOT = Path(__file__).resolve().parents[3]
 HOSTS = ["cmp1", "cmp2", "cmp3"]
 PETS = [f"pet-{n}" for n in range(6)]
-LEADER_TIMEOUT = 1.5  # the lock expires after 3 s
+LEADER_TIMEOUT = 3.0  # the lock expires after 6 s (1.5 s lost leases on a loaded 2-core machine)
 
 
 class Ledger:
@@ -142,17 +142,10 @@ def _elections(store: SqlStore) -> list[tuple[float, str, int]]:
     return found
 
 
-@pytest.fixture
-def bmcs(tmp_path: Path) -> Iterator[Bmcs]:
-    peers = Bmcs(tmp_path, HOSTS)
-    yield peers
-    peers.stop()
-
 
 @pytest.fixture
 def compute(bmcs: Bmcs) -> FakeCompute:
-    nova = FakeCompute(HOSTS, evacuation_steps=6)
-    nova.is_alive = lambda host: host not in nova.dead and bmcs.sims[host].powered_on
+    nova = powered_nova(bmcs, evacuation_steps=6)
     for name in PETS:
         nova.add_server(name, "cmp1", metadata={"petguard:pet": "true"})
     nova.add_server("cattle", "cmp1")
@@ -257,9 +250,10 @@ def test_a_paused_leader_is_replaced_and_on_waking_writes_nothing_and_steps_down
     _wait("the evacuation to be under way", lambda: _mid_evacuation(store), 60)
     os.kill(cluster.procs[leader].pid, signal.SIGSTOP)
     try:
-        # The lock expires after 2 * LEADER_TIMEOUT, a stalled transaction after 10 s; the rest is the
-        # follower's next campaign on a loaded 2-core machine.
-        _wait("the follower to lead", lambda: len(_elections(store)) == 2, 90)
+        # The lock expires after 2 * LEADER_TIMEOUT, a stalled transaction after 10 s. A follower
+        # whose claim waited for that transaction may find its lease run out meanwhile (6 s here):
+        # it steps down and claims again at once, so it can lead with more than one epoch.
+        _wait("the follower to lead", lambda: any(m == follower for _, m, _ in _elections(store)), 90)
         _wait("cmp1 evacuated", lambda: store.load_hosts()["cmp1"].host.state is HostState.EVACUATED, 60)
         events_before = len(store.events(limit=1000))
         moves_before = _incident_moves(store)
@@ -275,6 +269,13 @@ def test_a_paused_leader_is_replaced_and_on_waking_writes_nothing_and_steps_down
     assert not [n for n in cluster.lab.ledger.notes() if n[1] == leader and n[0] >= woke_at]
     assert _incident_moves(store) == moves_before
     new = [e for e in store.events(limit=1000)][events_before:]
-    assert all(e.kind in ("leader_lost",) for e in new), new
+    # Woken, the old leader may campaign again and win a NEW epoch fairly (seen under load on etcd,
+    # with the follower's lease lost meanwhile): that is leadership changing hands, not a stale write.
+    assert all(e.kind in ("leader_lost", "leader_elected") for e in new), new
     assert re.search(r"no successful heartbeat|no longer current|epoch is 2", cluster.log(leader))
-    assert _elections(store)[1][1] == follower
+    elections = _elections(store)
+    assert elections[1][1] == follower, elections  # the follower replaced the paused leader
+    follower_epochs = [e for _, m, e in elections if m == follower]
+    for at, member, epoch in elections[1:]:
+        if member == leader:  # only after it woke, and above every epoch the follower held
+            assert at >= woke_at and epoch > max(follower_epochs), elections
