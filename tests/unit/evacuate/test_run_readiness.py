@@ -18,34 +18,10 @@ from petguard.evacuate.ready import ProbeResult, ReadyCheck, ReadyPolicy
 from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.journal import MoveRecord, MoveStatus
 from tests.fakes import FakeClock, FakeCompute
+from tests.unit.evacuate.stubs import MovesStore
 
 READY = ReadyPolicy(timeout=120.0, default_delay=0.0, interval=2.0, probe_timeout=1.0)
 POLICY = RunPolicy(max_parallel=4, poll_interval=0.5, move_timeout=60, ready=READY)
-
-
-class _Store:
-    """Just enough of the journal for a few moves, with the events recorded."""
-
-    def __init__(self, moves: list[MoveRecord]) -> None:
-        self.rows = {m.server_id: m for m in moves}
-        self.events: list[tuple[str, str]] = []
-
-    def moves(self, incident_id: int) -> list[MoveRecord]:
-        return sorted(self.rows.values(), key=lambda m: (m.wave, -m.priority, m.server_name))
-
-    def update_move(
-        self, incident_id: int, server_id: str, status: MoveStatus, at: float, **fields: object
-    ) -> MoveRecord:
-        changes = {k: v for k, v in fields.items() if k in ("dest_host", "reason", "request_id") and v is not None}
-        move = dataclasses.replace(self.rows[server_id], status=status, updated_at=at, **changes)  # type: ignore[arg-type]
-        self.rows[server_id] = move
-        return move
-
-    def record_event(self, host: str | None, incident_id: int | None, kind: str, message: str, at: float) -> None:
-        self.events.append((kind, message))
-
-    def kinds(self) -> list[str]:
-        return [kind for kind, _ in self.events]
 
 
 class _Compute(FakeCompute):
@@ -92,7 +68,7 @@ class World:
     clock: FakeClock
     compute: _Compute
     prober: _Prober
-    store: _Store
+    store: MovesStore
     stop: threading.Event
 
     def run(self, policy: RunPolicy = POLICY) -> None:
@@ -120,7 +96,7 @@ def world(pets: dict[str, tuple[int, int, dict[str, str]]], stopped: frozenset[s
         moves.append(MoveRecord(1, f"{name}-id", name, 0, goal, MoveStatus.PLANNED, "cmp1", wave=wave))
     compute.dead.add("cmp1")
     compute.services["cmp1"].forced_down = True
-    return World(clock, compute, _Prober(clock), _Store(moves), threading.Event())
+    return World(clock, compute, _Prober(clock), MovesStore(moves), threading.Event())
 
 
 DB_CHECK = {"petguard:ready_check": "tcp:5432"}

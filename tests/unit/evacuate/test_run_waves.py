@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from petguard.errors import NovaConflict, NovaUnavailable
 from petguard.evacuate.plan import PowerGoal, Server
 from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.journal import MoveRecord, MoveStatus
 from tests.fakes import FakeClock, FakeCompute
+from tests.unit.evacuate.stubs import MovesStore
 
 POLICY = RunPolicy(max_parallel=4, poll_interval=0.01, move_timeout=60)
-
-
-class _Store:
-    """Just enough of the journal for a few moves."""
-
-    def __init__(self, moves: list[MoveRecord]) -> None:
-        self.rows = {m.server_id: m for m in moves}
-
-    def moves(self, incident_id: int) -> list[MoveRecord]:
-        return sorted(self.rows.values(), key=lambda m: (m.wave, -m.priority, m.server_name))
-
-    def update_move(
-        self, incident_id: int, server_id: str, status: MoveStatus, at: float, **fields: object
-    ) -> MoveRecord:
-        changes = {k: v for k, v in fields.items() if k in ("dest_host", "reason", "request_id") and v is not None}
-        move = dataclasses.replace(self.rows[server_id], status=status, updated_at=at, **changes)  # type: ignore[arg-type]
-        self.rows[server_id] = move
-        return move
-
-    def record_event(self, *args: object) -> None:
-        pass
 
 
 class _Compute(FakeCompute):
@@ -51,7 +29,7 @@ class _Compute(FakeCompute):
         return super().evacuate(server_id, host)
 
 
-def setup(waves: dict[str, int]) -> tuple[_Compute, _Store]:
+def setup(waves: dict[str, int]) -> tuple[_Compute, MovesStore]:
     compute = _Compute(["cmp1", "cmp2", "cmp3", "cmp4"], evacuation_steps=4)
     for name in waves:
         compute.add_server(name, "cmp1")
@@ -60,10 +38,10 @@ def setup(waves: dict[str, int]) -> tuple[_Compute, _Store]:
     moves = [
         MoveRecord(1, f"{n}-id", n, 0, PowerGoal.RUNNING, MoveStatus.PLANNED, "cmp1", wave=w) for n, w in waves.items()
     ]
-    return compute, _Store(moves)
+    return compute, MovesStore(moves)
 
 
-def run(compute: FakeCompute, store: _Store) -> None:
+def run(compute: FakeCompute, store: MovesStore) -> None:
     Evacuator(compute, store, FakeClock(), POLICY).run(1, since=0.0)  # type: ignore[arg-type]
 
 

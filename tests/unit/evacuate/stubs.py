@@ -1,0 +1,33 @@
+"""A journal stub for the runner's unit tests: just enough of ``Store`` for a few moves, with the
+events it was given (the functional tests use the real journal)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from petguard.journal import MoveRecord, MoveStatus
+
+
+class MovesStore:
+    """Just enough of the journal for a few moves, with the events recorded."""
+
+    def __init__(self, moves: list[MoveRecord]) -> None:
+        self.rows = {m.server_id: m for m in moves}
+        self.events: list[tuple[str, str]] = []
+
+    def moves(self, incident_id: int) -> list[MoveRecord]:
+        return sorted(self.rows.values(), key=lambda m: (m.wave, -m.priority, m.server_name))
+
+    def update_move(
+        self, incident_id: int, server_id: str, status: MoveStatus, at: float, **fields: object
+    ) -> MoveRecord:
+        changes = {k: v for k, v in fields.items() if k in ("dest_host", "reason", "request_id") and v is not None}
+        move = dataclasses.replace(self.rows[server_id], status=status, updated_at=at, **changes)  # type: ignore[arg-type]
+        self.rows[server_id] = move
+        return move
+
+    def record_event(self, host: str | None, incident_id: int | None, kind: str, message: str, at: float) -> None:
+        self.events.append((kind, message))
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.events]
