@@ -32,7 +32,7 @@ def test_a_heartbeat_is_stamped_with_the_controllers_time() -> None:
         ({"libvirt_connected": "yes"}, "must be a boolean"),
         ({"sent_at": "now"}, "must be a number"),
         ({"domains": [{"uuid": "u", "name": "n", "state": "exploded"}]}, "domains[0].'state'"),
-        ({"dropped": -1}, "non-negative"),
+        ({"dropped": -1}, "must be an integer from 0 to"),
         ({"extra": 1}, "unknown field"),
     ],
 )
