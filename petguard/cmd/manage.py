@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from oslo_config import cfg
 
+from petguard import redact
 from petguard.conf import CONF, policies, validate
 from petguard.errors import PetguardError
 from petguard.evacuate import nova
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         CONF([f"--config-file={f}" for f in args.config_file], project="petguard", default_config_files=None)
         validate(CONF)
     except cfg.Error as exc:
-        print(f"petguard-manage: configuration error: {exc}", file=sys.stderr)
+        print(f"petguard-manage: configuration error: {redact.config_error(exc)}", file=sys.stderr)
         return 2
     try:
         result: int = args.func(args)

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from petguard import errors
+from petguard import errors, redact
 from petguard.fencing import base
 
 LOG = logging.getLogger(__name__)
@@ -56,7 +56,6 @@ ERROR_CLASSES: Mapping[str, type[errors.PetguardError]] = {
 #: How much of a crashed child's stderr goes into the error message (characters, from the end).
 _STDERR_TAIL = 400
 
-_MASK = "***"
 
 
 class Op(enum.StrEnum):
@@ -194,7 +193,7 @@ def decode_reply(
     reply = _last_json_line(stdout)
     context: dict[str, object] = {"host": device.host, "driver": device.driver}
     if reply is None:
-        tail = scrub(stderr.strip()[-_STDERR_TAIL:], device.password)
+        tail = redact.text(stderr.strip(), device.password)[-_STDERR_TAIL:]  # masked before cut
         LOG.debug("fence child stderr for %s: %s", device.describe(), tail)
         cls: type[errors.PetguardError] = errors.FencingError
         if returncode is not None and returncode < 0:
@@ -208,7 +207,7 @@ def decode_reply(
         power = reply.get("power")
         return None if power is None else base.PowerState(power)
     error_cls = ERROR_CLASSES.get(str(reply.get("error")), errors.FencingError)
-    message = scrub(str(reply.get("message", "")), device.password)
+    message = redact.text(str(reply.get("message", "")), device.password)
     if issubclass(error_cls, errors.Temporary):
         raise error_cls(message, delay=float(reply.get("delay", 1.0)), **context)
     raise error_cls(message, **context)
@@ -223,11 +222,6 @@ def _last_json_line(stdout: str) -> dict[str, Any] | None:
         if isinstance(value, dict):
             return value
     return None
-
-
-def scrub(text: str, secret: str) -> str:
-    """Mask ``secret`` in ``text`` (defence in depth: messages are built without secrets)."""
-    return text.replace(secret, _MASK) if secret else text
 
 
 def serve(request_text: str) -> dict[str, Any]:
@@ -246,7 +240,7 @@ def serve(request_text: str) -> dict[str, Any]:
         return {
             "ok": False,
             "error": "FencingError",
-            "message": f"fence child failed: {type(exc).__name__}: {scrub(str(exc), password)}",
+            "message": f"fence child failed: {type(exc).__name__}: {redact.text(str(exc), password)}",
         }
 
 
@@ -255,7 +249,7 @@ def _error_reply(exc: errors.PetguardError, password: str) -> dict[str, Any]:
         (cls.__name__ for cls in type(exc).__mro__ if cls.__name__ in ERROR_CLASSES),
         "FencingError",
     )
-    reply: dict[str, Any] = {"ok": False, "error": name, "message": scrub(exc.message, password)}
+    reply: dict[str, Any] = {"ok": False, "error": name, "message": redact.text(exc.message, password)}
     if isinstance(exc, errors.Temporary):
         reply["delay"] = exc.delay
     return reply

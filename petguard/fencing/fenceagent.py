@@ -39,9 +39,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
-from petguard import errors
+from petguard import errors, redact
 from petguard.fencing import base
-from petguard.fencing.child import kill_group, scrub
+from petguard.fencing.child import kill_group
 
 #: Where fence-agents installs its programs (often not on a daemon's PATH).
 AGENT_DIRS: tuple[str, ...] = ("/usr/sbin", "/sbin", "/usr/local/sbin")
@@ -172,7 +172,7 @@ def agent_message(result: AgentResult, password: str) -> str:
     """The agent's own explanation: its last few Failed:/ERROR: lines, else its last lines; masked."""
     lines = [ln.strip() for ln in (result.stderr + "\n" + result.stdout).splitlines() if ln.strip()]
     wanted = [ln for ln in lines if ln.startswith(("Failed", "ERROR", "Error"))] or lines
-    return scrub(" | ".join(wanted[-_MESSAGE_LINES:]), password) or "no message"
+    return redact.text(" | ".join(wanted[-_MESSAGE_LINES:]), password) or "no message"
 
 
 def run_agent(device: base.FenceDevice, action: str, timeout: float) -> AgentResult:
