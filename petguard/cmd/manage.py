@@ -79,7 +79,7 @@ def _check_nova() -> list[str]:
 
 
 def _check_fencing() -> list[str]:
-    topologies, found = inventory.check_inventory(CONF.fencing.inventory_file)
+    topologies, found = inventory.check_inventory(CONF.fencing.inventory_file, CONF.fencing.enabled_drivers)
     problems = [f"[fencing] inventory: {p.message}" for p in found]
     enabled = list(CONF.fencing.enabled_drivers)
     runner = FenceRunner(functools.partial(loader.load_driver, enabled=enabled))
