@@ -445,6 +445,31 @@ api_opts: list[cfg.Opt] = [
         max=16777216,
         help="Largest request body the API accepts; larger ones are refused with 413.",
     ),
+    cfg.IntOpt(
+        "threads",
+        default=32,
+        min=2,
+        max=1024,
+        help="Worker threads of the API server. Each connection that is sending a request, however "
+        "slowly, holds one until [api] request_timeout; with fewer slow clients than threads, "
+        "/healthz and the CLI are not delayed at all (docs/api.md, 'Slow clients').",
+    ),
+    cfg.FloatOpt(
+        "client_timeout",
+        default=5.0,
+        min=0.5,
+        max=300,
+        help="Seconds one read from an API client may wait for more data; also how long an idle "
+        "keep-alive connection is kept.",
+    ),
+    cfg.FloatOpt(
+        "request_timeout",
+        default=10.0,
+        min=1,
+        max=600,
+        help="Seconds a client has to send one whole request (request line, headers and body). A "
+        "client that trickles bytes (a slowloris) is cut off then, with 408, and its thread freed.",
+    ),
 ]
 
 coordination_opts: list[cfg.Opt] = [
