@@ -236,7 +236,29 @@ evacuation_opts: list[cfg.Opt] = [
     cfg.BoolOpt("evacuate_locked", default=False, help="Evacuate pets that their owner locked."),
     cfg.IntOpt("max_parallel", default=4, min=1, max=64, help="Evacuations of one host in flight at once."),
     cfg.FloatOpt(
-        "move_timeout", default=600.0, min=10, help="Seconds one evacuation may take before it is declared failed."
+        "move_timeout",
+        default=600.0,
+        min=10,
+        help="Seconds one evacuation may take before it is declared failed (time spent waiting for the cloud "
+        "does not count: see cloud_wait_timeout).",
+    ),
+    cfg.FloatOpt(
+        "cloud_wait_timeout",
+        default=1800.0,
+        min=60,
+        help="Seconds an evacuation waits for a cloud that cannot answer now (Nova or Keystone unreachable or "
+        "5xx, a refused token, no other compute up in Nova's records, placement silent, MessagingTimeout) "
+        "before it is declared failed. A wait is never an attempt; the move asks again by itself when the "
+        "cloud answers (docs/evacuation.md, 'When the cloud cannot answer').",
+    ),
+    cfg.FloatOpt(
+        "stuck_after",
+        default=90.0,
+        min=30,
+        help="Seconds after Nova took an evacuation whose migration is still 'accepted' with no destination "
+        "before the move is flagged stuck (an evacuation_stuck event with the commands to recover it) and "
+        "gives its evacuation slot back. Keep it above Nova's rpc_response_timeout (60 s), which ends a "
+        "scheduling that merely waits.",
     ),
     cfg.FloatOpt(
         "restore_timeout",
