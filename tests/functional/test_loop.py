@@ -238,3 +238,27 @@ def test_restore_waits_until_the_host_cleaned_up_its_evacuated_guests(
     harness.store.submit_request("cmp1", RequestKind.RESTORE, "now", "test", 0.0)
     harness.run_until(lambda: harness.state("cmp1") is HostState.UP, timeout=30)
     assert all(m.status == "completed" for m in compute.migrations if m.source_host == "cmp1")
+
+
+@pytest.mark.fault(
+    "HOST-01",
+    guarantee="6",
+    injected="the fenced host is powered on and its nova-compute heartbeats in the middle of its evacuation",
+    expected="it stays forced down and disabled, the evacuation finishes, and one fenced_host_returned alert tells "
+    "the operator to restart nova-compute once every evacuation is final, then restore",
+)
+def test_a_fenced_host_that_comes_back_mid_evacuation_is_told_and_kept_out(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    compute.evacuation_steps = 12  # slow evacuations: the host returns while they run
+    compute.dead.add("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATING, timeout=40)
+    bmcs.sims["cmp1"].set_power(on=True)
+    compute.dead.discard("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=60)
+    returned = [e.message for e in harness.store.events(host="cmp1") if e.kind == "fenced_host_returned"]
+    assert len(returned) == 1
+    assert "restart nova-compute on cmp1" in returned[0] and "petguard host restore cmp1" in returned[0]
+    assert compute.services["cmp1"].forced_down and compute.services["cmp1"].status == "disabled"
+    assert all(n == 1 for n in compute.evacuate_calls.values())
