@@ -246,8 +246,13 @@ class Evacuator:
                 return current[0]
             try:
                 return self._step(current[0], since)
-            except Temporary as exc:  # any read or write of Nova that found it unreachable or failing
-                raise _CloudWait(f"Nova does not answer: {exc}", current[0]) from exc
+            except StaleEpoch:
+                raise
+            except PetguardError as exc:  # any read or write of Nova that found it unreachable or failing
+                verdict = judge_request_error(exc, unanswered="Nova does not answer")
+                if verdict.judgement is Judgement.WAIT:
+                    raise _CloudWait(verdict.reason, current[0]) from exc
+                raise
 
         def announce(state: tenacity.RetryCallState) -> None:
             assert state.outcome is not None
@@ -338,13 +343,18 @@ class Evacuator:
         try:
             services = self._compute.list_services()
             up = sum(1 for s in services if s.host != source_host and s.state == "up" and not s.forced_down)
-        except Temporary:
+        except StaleEpoch:
+            raise
+        except PetguardError:  # unreachable, 5xx, a refused token: nothing says the cloud can place now
             return CloudHealth(computes_up=None)
         try:
             self._compute.check_placement()
             placement = ""
         except Temporary as exc:
             placement = str(exc)
+        except PetguardError as exc:  # placement answered, but not to this question (policy, version)
+            LOG.debug("placement answered %s; counted as answering", exc)
+            placement = ""
         health = CloudHealth(computes_up=up, placement=placement)
         with self._lock:
             self._health_cache[source_host] = (self._clock.monotonic(), health)

@@ -222,3 +222,38 @@ def test_a_stuck_request_is_flagged_and_gives_its_slot_back() -> None:
     assert clock.now() - before < 5
     assert [kind for kind, _ in store.events].count("evacuation_stuck") == 1
     assert nova.evacuate_calls["lost-id"] == 1  # never sent twice by petguard
+
+
+def test_placement_that_refuses_the_question_does_not_hold_evacuations() -> None:
+    """A placement policy that forbids petguard's probe (403) is not an outage: nothing is held."""
+    nova, store, clock = incident(["a"])
+
+    def forbidden() -> str:
+        raise NovaError("ask placement whether it answers: HTTP 403 (fake)", status=403)
+
+    nova.check_placement = forbidden  # type: ignore[method-assign]
+    run(nova, store, clock)
+    assert_recovered_once(nova, store)
+    assert "waiting_for_cloud" not in store.kinds()
+
+
+@pytest.mark.fault(
+    "NOVA-09",
+    guarantee="4",
+    injected="Keystone refuses petguard's token (401) on the reads that follow an evacuation in flight",
+    expected="the move waits (announced) and follows the evacuation to the end when reads work again",
+)
+def test_a_refused_token_while_following_is_a_wait() -> None:
+    nova, store, clock = incident(["a"])
+    refusals = iter(range(4))
+    real_get = nova.get_server
+
+    def get_server(server_id: str):  # type: ignore[no-untyped-def]
+        if nova.evacuate_calls.get(server_id) and next(refusals, None) is not None:
+            raise NovaError("show server: Keystone refused to authenticate (fake)", status=401)
+        return real_get(server_id)
+
+    nova.get_server = get_server  # type: ignore[method-assign]
+    run(nova, store, clock)
+    assert_recovered_once(nova, store)
+    assert store.kinds().count("waiting_for_cloud") == 1
