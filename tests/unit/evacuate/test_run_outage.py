@@ -257,3 +257,34 @@ def test_a_refused_token_while_following_is_a_wait() -> None:
     run(nova, store, clock)
     assert_recovered_once(nova, store)
     assert store.kinds().count("waiting_for_cloud") == 1
+
+
+@pytest.mark.fault(
+    "NOVA-10",
+    guarantee="4",
+    injected="every evacuate request hangs in nova-api (RabbitMQ gone: its RPC cast waits), 4 moves in parallel",
+    expected="at most max_requests_in_flight (2) requests hang at once, so nova-api keeps workers for the loop's "
+    "reading of the compute services",
+)
+def test_hanging_requests_never_take_every_nova_api_worker() -> None:
+    import threading
+    import time
+
+    nova, store, clock = incident(["a", "b", "c", "d"])
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+    real_evacuate = nova.evacuate
+
+    def evacuate(server_id: str, host: str | None = None) -> str:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.05)  # a real wait: the other moves' threads run meanwhile
+        with lock:
+            in_flight[0] -= 1
+        return real_evacuate(server_id, host)
+
+    nova.evacuate = evacuate  # type: ignore[method-assign]
+    run(nova, store, clock, RunPolicy(max_parallel=4, poll_interval=1.0))
+    assert_recovered_once(nova, store)
+    assert most[0] == 2
