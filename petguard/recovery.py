@@ -173,6 +173,7 @@ class Recovery:
             self._clock.sleep(self._policy.poll_interval)
             return None
         outcome = self._evacuator.run(incident_id, since=incident.opened_at)
+        self._notice_return_after_run(host, incident_id, incident.opened_at)
         if outcome.unfinished:
             return None  # stopping: the moves resume from the journal after the restart
         self._give_back_reserved(host, incident_id)
@@ -233,6 +234,15 @@ class Recovery:
         )
         LOG.warning("%s: %s", _who(host, incident_id), text)
         self._store.record_event(host, incident_id, HOST_RETURNED_EVENT, text, self._clock.now())
+
+    def _notice_return_after_run(self, host: str, incident_id: int, opened_at: float) -> None:
+        """The host may have come back while the moves ran (one run can last minutes)."""
+        try:
+            self._notice_return(self._service(host), incident_id, opened_at)
+        except StaleEpoch:
+            raise
+        except PetguardError as exc:  # Nova unreadable now: the next run looks again
+            LOG.debug("%s: could not read the service after the run: %s", _who(host, incident_id), exc)
 
     def _plan(self, host: str, incident_id: int) -> None:
         servers = self._compute.servers_on(host)
