@@ -122,6 +122,9 @@ class Recovery:
         self._policy = policy
         self._reserved = reserved
         self._evacuator = Evacuator(compute, store, clock, policy.run, stop, prober=prober, reserved=reserved)
+        self._lock = threading.Lock()
+        # incident -> the fenced host's service updated_at last seen (None: never reported)
+        self._last_update: dict[int, float | None] = {}
 
     def _nova(self, call: Callable[[], str]) -> str:
         """A Nova call retried on temporary errors, with a policy built at call time."""
@@ -162,7 +165,8 @@ class Recovery:
             )
         incident = self._store.incident(incident_id)
         try:
-            self._take_out_of_service(host, incident_id, incident.opened_at)
+            self._take_out_of_service(host, incident_id)
+            self._notice_return(self._service(host), incident_id)
             if not self._store.moves(incident_id) and not self._store.skips(incident_id):
                 self._plan(host, incident_id)
         except PetguardError as exc:
@@ -173,7 +177,7 @@ class Recovery:
             self._clock.sleep(self._policy.poll_interval)
             return None
         outcome = self._evacuator.run(incident_id, since=incident.opened_at)
-        self._notice_return_after_run(host, incident_id, incident.opened_at)
+        self._notice_return_after_run(host, incident_id)
         if outcome.unfinished:
             return None  # stopping: the moves resume from the journal after the restart
         self._give_back_reserved(host, incident_id)
@@ -196,9 +200,8 @@ class Recovery:
                 exc,
             )
 
-    def _take_out_of_service(self, host: str, incident_id: int, opened_at: float) -> None:
+    def _take_out_of_service(self, host: str, incident_id: int) -> None:
         service = self._service(host)
-        self._notice_return(service, incident_id, opened_at)
         if not service.forced_down:
             request_id = self._nova(lambda: self._compute.force_down(service))
             LOG.info("%s: compute service forced down [%s]; next: disable it", _who(host, incident_id), request_id)
@@ -210,24 +213,28 @@ class Recovery:
                 "%s: compute service disabled [%s]; next: plan the evacuation", _who(host, incident_id), request_id
             )
 
-    def _notice_return(self, service: ServiceRecord, incident_id: int, opened_at: float) -> None:
+    def _notice_return(self, service: ServiceRecord, incident_id: int) -> None:
         """Tell the operator, once, that the fenced host's nova-compute heartbeats again mid-evacuation.
 
-        Its heartbeat was older than Nova's service_down_time plus petguard's grace when the incident
-        opened, so a newer one means the host was powered on again. It stays forced down and disabled
+        Nova's ``updated_at`` moves with every heartbeat but also with petguard's own force-down and
+        disable (found in the lab): the first reading after those writes is the baseline, and a later
+        one that is newer means the host's nova-compute reports again. It stays forced down and disabled
         (nothing is scheduled to it, restore waits); but its nova-compute cleaned up only the guests
         Nova had evacuated before it started, and with ``resume_guests_state_on_host_boot`` it may
         even have started some: the later ones need a restart of nova-compute once every evacuation
         is final (docs/operations.md, "A fenced host that comes back").
         """
-        if service.updated_at is None or service.updated_at <= opened_at:
-            return
+        with self._lock:
+            baseline = self._last_update.setdefault(incident_id, service.updated_at)
+            if service.updated_at is None or (baseline is not None and service.updated_at <= baseline):
+                return
+            self._last_update[incident_id] = service.updated_at
         if any(e.kind == HOST_RETURNED_EVENT for e in self._store.events(incident_id=incident_id)):
             return
         host = service.host
         text = (
-            f"nova-compute on {host} heartbeats again (last at {_iso(service.updated_at)}, the incident opened "
-            f"at {_iso(opened_at)}): the fenced host was powered on during its evacuation; it stays forced down "
+            f"nova-compute on {host} heartbeats again (at {_iso(service.updated_at)}, after petguard took it out "
+            f"of service): the fenced host was powered on during its evacuation; it stays forced down "
             f"and disabled; next: keep it powered off until every evacuation is final, or check that no "
             f"evacuated guest runs on it, then restart nova-compute on {host} so that Nova deletes the guests "
             f"evacuated from it, then `petguard host restore {host}`"
@@ -235,10 +242,10 @@ class Recovery:
         LOG.warning("%s: %s", _who(host, incident_id), text)
         self._store.record_event(host, incident_id, HOST_RETURNED_EVENT, text, self._clock.now())
 
-    def _notice_return_after_run(self, host: str, incident_id: int, opened_at: float) -> None:
+    def _notice_return_after_run(self, host: str, incident_id: int) -> None:
         """The host may have come back while the moves ran (one run can last minutes)."""
         try:
-            self._notice_return(self._service(host), incident_id, opened_at)
+            self._notice_return(self._service(host), incident_id)
         except StaleEpoch:
             raise
         except PetguardError as exc:  # Nova unreadable now: the next run looks again

@@ -116,6 +116,7 @@ class FakeCompute:
         # the next evacuations ending with this fault (nova-conductor's MessagingTimeout); requests
         # taken and then lost between nova-api and nova-conductor (migration 'accepted' for ever)
         self.placement_down = False
+        self.admin_updates: dict[str, float] = {}  # host -> when its service was last changed by an API call
         self.evacuate_errors: list[Exception] = []
         self.scheduler_faults: list[str] = []
         self.lose_requests: set[str] = set()
@@ -191,8 +192,8 @@ class FakeCompute:
                     state="up" if self._up(s.host) else "down",
                     status=s.status,
                     forced_down=s.forced_down,
-                    # a dead host's last heartbeat is from before anything the tests do (unknown here)
-                    updated_at=time.time() if self.alive(s.host) else None,
+                    # a dead host's record changes only with an operator's (petguard's) update, as in Nova
+                    updated_at=time.time() if self.alive(s.host) else self.admin_updates.get(s.host),
                     disabled_reason=s.disabled_reason,
                 )
                 for s in self.services.values()
@@ -220,6 +221,7 @@ class FakeCompute:
     def force_down(self, service: ServiceRecord) -> str:
         with self._lock:
             self._count("force_down")
+            self.admin_updates[service.host] = time.time()
             self.services[service.host].forced_down = True
             return self._req()
 
@@ -243,6 +245,7 @@ class FakeCompute:
                     "disable of a dead service that is not forced down blocks for 60 s: force it down first"
                 )
             svc = self.services[service.host]
+            self.admin_updates[service.host] = time.time() + 0.001
             svc.status, svc.disabled_reason = "disabled", reason
             return self._req()
 

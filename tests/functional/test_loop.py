@@ -325,3 +325,18 @@ def test_a_fenced_host_that_comes_back_mid_evacuation_is_told_and_kept_out(
     assert "restart nova-compute on cmp1" in returned[0] and "petguard host restore cmp1" in returned[0]
     assert compute.services["cmp1"].forced_down and compute.services["cmp1"].status == "disabled"
     assert all(n == 1 for n in compute.evacuate_calls.values())
+
+
+@pytest.mark.fault(
+    "HOST-02",
+    guarantee="-",
+    injected="Nova's updated_at of the fenced (still powered-off) host moves with petguard's own force-down and "
+    "disable",
+    expected="no fenced_host_returned alert: only a newer record after those writes counts as the host reporting",
+)
+def test_petguards_own_service_updates_are_not_a_return(harness: Harness, compute: FakeCompute) -> None:
+    _settle(harness)
+    compute.dead.add("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=40)
+    assert "cmp1" in compute.admin_updates  # the record did move
+    assert not [e for e in harness.store.events(host="cmp1") if e.kind == "fenced_host_returned"]
