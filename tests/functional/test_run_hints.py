@@ -221,7 +221,7 @@ class HintCrashingStore(CrashingStore):
     def point_of(self, status: MoveStatus, record: MoveRecord, changes: dict[str, Any]) -> str | None:
         if changes.get("fall_back"):
             return "fell_back"
-        if status is MoveStatus.REQUESTING and changes.get("count_attempt"):
+        if status is MoveStatus.REQUESTING and "target_host" in changes:  # the write before Nova is asked
             return "requesting_again" if record.fell_back else "requesting"
         if status is MoveStatus.ACCEPTED:
             return "accepted_again" if record.fell_back else "accepted"

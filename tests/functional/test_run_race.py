@@ -118,9 +118,10 @@ class RetryCrashingStore(CrashingStore):
     def point_of(self, status: MoveStatus, record: MoveRecord, changes: dict[str, Any]) -> str | None:
         if status is not MoveStatus.REQUESTING:
             return None
-        if not changes.get("count_attempt") and record.attempts == 1:
+        # attempts count the requests Nova took (written with ACCEPTED)
+        if "target_host" not in changes and "waiting" not in changes and record.attempts == 1:
             return "back_to_requesting"
-        return "requesting_again" if record.attempts == 2 else None
+        return "requesting_again" if "target_host" in changes and record.attempts == 1 else None
 
 
 class CrashingCompute:
