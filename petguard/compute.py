@@ -114,6 +114,12 @@ class Compute(Protocol):
         ``evacuations_from`` first."""
         ...
 
+    def check_placement(self) -> str:
+        """Ask placement whether it answers (its root document, read-only); returns the request id.
+
+        :raises NovaUnavailable: placement (or Keystone, to find it) does not answer."""
+        ...
+
     def aggregates_of(self, host: str) -> frozenset[str]:
         """The names of the host aggregates ``host`` is in."""
         ...

@@ -58,6 +58,8 @@ class MoveRecord:
     hint_note: str = ""  # why a hint that was asked for is not followed
     target_host: str | None = None  # the host asked for, written before Nova is asked (write-ahead)
     fell_back: bool = False  # the hint could not be met: the scheduler chooses (never falls back twice)
+    waiting: str = ""  # why the move waits for the cloud ("": it does not; evacuate.outage)
+    waiting_since: float | None = None  # when the current wait began (its deadline survives a restart)
 
 
 class ReservedState(enum.StrEnum):
@@ -302,9 +304,11 @@ class Store(Protocol):
         count_attempt: bool = False,
         target_host: str | None = None,
         fall_back: bool = False,
+        waiting: str | None = None,
     ) -> MoveRecord:
         """Set a move's status (and the given fields); returns the new row. ``fall_back`` clears the
-        target host and marks the move as fallen back to the scheduler's choice.
+        target host and marks the move as fallen back to the scheduler's choice. ``waiting``: why the
+        move waits for the cloud (``waiting_since`` keeps the moment the wait began), "" ends the wait.
 
         :raises petguard.errors.NotFound: no such move.
         """

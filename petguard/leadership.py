@@ -499,6 +499,9 @@ class LeaderCompute:
         self._leadership.require(f"evacuate {server_id}")
         return self._compute.evacuate(server_id, host)
 
+    def check_placement(self) -> str:
+        return self._compute.check_placement()
+
     def aggregates_of(self, host: str) -> frozenset[str]:
         return self._compute.aggregates_of(host)
 

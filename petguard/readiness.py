@@ -193,7 +193,7 @@ class Readiness(DutyThread):
             driver = self._lookup(device.driver)
             power = read_power(device, driver, self._runner, self._timeout)
         except errors.PetguardError as exc:
-            error = scrub(f"{type(exc).__name__}: {exc.message}", device.password)
+            error = scrub(f"{type(exc).__name__}: {exc.message}", *device.secrets())
         except Exception as exc:  # noqa: BLE001 - a driver bug must not stop readiness of the others
             error = f"unexpected {type(exc).__name__} while reading the power state"
         now = self._clock.now()

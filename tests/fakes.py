@@ -75,6 +75,7 @@ class _Evacuation:
     migration: Migration
     steps_left: int
     broken: bool = False
+    lost: bool = False  # nova-conductor never got it: no progress, ever
     requested_host: str | None = None
 
 
@@ -110,6 +111,14 @@ class FakeCompute:
         # bounces (the scheduler chose from a stale view of where the group's members are)
         self.late_group_check_bounces: dict[str, int] = {}
         self.evacuate_hosts: list[tuple[str, str | None]] = []  # (server id, host asked for), in order
+        # control-plane faults (evacuate.outage): placement silent; the next N evacuate requests
+        # answered with this error (nova-api's 500 while Keystone is down); the scheduler's step of
+        # the next evacuations ending with this fault (nova-conductor's MessagingTimeout); requests
+        # taken and then lost between nova-api and nova-conductor (migration 'accepted' for ever)
+        self.placement_down = False
+        self.evacuate_errors: list[Exception] = []
+        self.scheduler_faults: list[str] = []
+        self.lose_requests: set[str] = set()
 
     # -- test helpers -----------------------------------------------------------------------------
     def add_server(
@@ -243,6 +252,13 @@ class FakeCompute:
             svc.status, svc.disabled_reason = "enabled", None
             return self._req()
 
+    def check_placement(self) -> str:
+        with self._lock:
+            self._count("check_placement")
+            if self.placement_down:
+                raise NovaUnavailable("ask placement whether it answers: cannot reach the cloud (fake)")
+            return self._req()
+
     def aggregates_of(self, host: str) -> frozenset[str]:
         with self._lock:
             self._count("aggregates_of")
@@ -274,6 +290,8 @@ class FakeCompute:
                 raise NotFound(f"Compute host {host} could not be found. (HTTP 404) (fake)")
             if host == server.host:
                 raise NovaError("The target host can't be the same one. (HTTP 400) (fake)", status=400)
+            if self.evacuate_errors:
+                raise self.evacuate_errors.pop(0)
             self.evacuate_hosts.append((server_id, host))
             self.evacuate_calls[server_id] = self.evacuate_calls.get(server_id, 0) + 1
             if server_id in self.evacuations and self.evacuations[server_id].steps_left > 0:
@@ -288,6 +306,9 @@ class FakeCompute:
             migration = Migration(f"mig-{seq}", server_id, server.host, host, "accepted", time.time(), seq=seq)
             self.migrations.append(migration)
             self.evacuations[server_id] = _Evacuation(migration, self.evacuation_steps, requested_host=host)
+            if server_id in self.lose_requests:
+                self.lose_requests.discard(server_id)
+                self.evacuations[server_id].lost = True
             self.servers[server_id] = dataclasses.replace(server, task_state="rebuilding")
             if self.lose_evacuate_response:
                 raise NovaUnavailable("timed out waiting for Nova's reply (fake)")
@@ -332,6 +353,8 @@ class FakeCompute:
         evac.migration = new
 
     def _pick_target(self, source: str) -> str | None:
+        if self.placement_down:  # the scheduler's NoValidHost: "Placement API service is not responding"
+            return None
         candidates = sorted(
             h for h, s in self.services.items() if h != source and self._up(h) and s.status == "enabled"
         )
@@ -352,7 +375,7 @@ class FakeCompute:
 
     def _progress(self, server_id: str) -> None:
         evac = self.evacuations.get(server_id)
-        if evac is None or evac.steps_left <= 0:
+        if evac is None or evac.steps_left <= 0 or evac.lost:
             return
         evac.steps_left -= 1
         server = self.servers[server_id]
@@ -377,6 +400,14 @@ class FakeCompute:
                 fault="Anti-affinity instance group policy was violated.",
             )
             self._set_migration(evac, "failed", self._pick_target(evac.migration.source_host))
+            evac.steps_left = 0
+            return
+        if evac.steps_left == 1 and self.scheduler_faults:
+            fault = self.scheduler_faults.pop(0)
+            self.servers[server_id] = dataclasses.replace(
+                server, vm_state="error", status="ERROR", task_state=None, fault=fault
+            )
+            self._set_migration(evac, "error", None)
             evac.steps_left = 0
             return
         if evac.steps_left == 1:

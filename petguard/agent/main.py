@@ -104,6 +104,23 @@ def read_key(path: str) -> str:
     return next(iter(secrets.values()))
 
 
+def check_sender(sender: str, host: str) -> str:
+    """``sender`` if the controllers will let its key speak for ``host``.
+
+    :raises ConfigError: the key's name binds it to another host (or to none): every report would be
+        refused with 403.
+    """
+    bound = auth.bound_host(sender)
+    if bound != host:
+        speaks = f"host {bound!r}" if bound is not None else "no host (a bare, shared key)"
+        raise ConfigError(
+            f"[agent] sender = {sender!r} names a key that speaks for {speaks}, not for this host {host!r}: "
+            f"the controllers would refuse every report; give this host its own key and set "
+            f"sender = agent-{host} (its line in the controllers' [api] hmac_key_file: 'agent-{host} <key>')"
+        )
+    return sender
+
+
 def build(conf: cfg.ConfigOpts) -> Agent:
     """Wire the agent from ``[agent]``. :raises ConfigError:"""
     a = conf.agent
@@ -113,7 +130,7 @@ def build(conf: cfg.ConfigOpts) -> Agent:
     settings = ReportSettings(
         urls=tuple(a.controller_urls),
         host=a.host,
-        sender=a.sender or a.host,
+        sender=check_sender(a.sender or a.host, a.host),
         key=read_key(a.hmac_key_file),
         heartbeat_interval=a.heartbeat_interval,
         timeout=a.request_timeout,

@@ -20,8 +20,8 @@ agent_opts: list[cfg.Opt] = [
     ),
     cfg.StrOpt(
         "sender",
-        help="Sender name in X-Petguard-Sender (which key of the controllers' hmac_key_file to check the "
-        "signature with). Default: the host name.",
+        help="Sender name in X-Petguard-Sender: this key's name in the controllers' [api] hmac_key_file, "
+        "'agent-<host>' or '<host>' (a key speaks only for the host it is named after). Default: the host name.",
     ),
     cfg.StrOpt(
         "host",

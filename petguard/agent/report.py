@@ -7,9 +7,10 @@
   connection, a summary of the domains; never buffered: a heartbeat is only worth its freshness), and
   the event sender, which posts the buffer's oldest events in batches and removes them only after a
   controller answered 2xx, retrying with back-off (tenacity) while no controller accepts them.
-* Every request is signed like the API expects from agents (``docs/api.md``): HMAC-SHA256 over
-  ``timestamp + "." + body``, headers ``X-Petguard-Timestamp``, ``X-Petguard-Signature``,
-  ``X-Petguard-Sender``. Controller URLs are tried in order; the one that answered is tried first next.
+* Every request is signed like the API expects from agents (``docs/api.md``): HMAC-SHA256 over the
+  timestamp, method, path and body (``petguard.api.auth.signed_string``), headers
+  ``X-Petguard-Timestamp``, ``X-Petguard-Signature``, ``X-Petguard-Sender``; each try anew.
+  Controller URLs are tried in order; the one that answered is tried first next.
 """
 
 from __future__ import annotations
@@ -284,17 +285,10 @@ class Reporter:
     # -- HTTP -----------------------------------------------------------------------------------
     def _post(self, path: str, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
-        timestamp = f"{self._clock():.3f}"
-        headers = {
-            "Content-Type": "application/json",
-            "X-Petguard-Timestamp": timestamp,
-            "X-Petguard-Signature": auth.sign(self.settings.key, timestamp, body),
-            "X-Petguard-Sender": self.settings.sender,
-        }
         errors = []
         for url in list(self._urls):
             try:
-                response = self._client.post(url.rstrip("/") + path, content=body, headers=headers)
+                response = self._client.post(url.rstrip("/") + path, content=body, headers=self._signed(path, body))
             except httpx.HTTPError as exc:
                 errors.append(f"{url}: {type(exc).__name__}: {exc}")
                 continue
@@ -305,6 +299,18 @@ class Reporter:
                 return
             errors.append(f"{url}: HTTP {response.status_code}: {_error_message(response)}")
         raise Undelivered("; ".join(errors))
+
+    def _signed(self, path: str, body: bytes) -> dict[str, str]:
+        """Headers of one try, signed anew: a controller accepts each signature once, so a try at the next
+        URL (which may be the same controller by another name) must not reuse the last one. ``path`` is
+        the API path (``/v1/...``), without any prefix of the controller URL a proxy would strip."""
+        timestamp = f"{self._clock():.3f}"
+        return {
+            "Content-Type": "application/json",
+            "X-Petguard-Timestamp": timestamp,
+            "X-Petguard-Signature": auth.sign(self.settings.key, timestamp, "POST", path, body),
+            "X-Petguard-Sender": self.settings.sender,
+        }
 
     def _note_reachable(self, reachable: bool, why: str) -> None:
         if reachable == self._reachable:

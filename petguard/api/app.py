@@ -11,7 +11,10 @@ is ``docs/api.md`` (and ``docs/openapi.json``, served at ``/v1/openapi.json``).
   record alerts as evidence; every mutating request that authenticated is audited (who, what,
   target, result), also when it is refused.
 * Bodies are read up to ``max_body_bytes`` (413 beyond), before authentication, because an HMAC
-  signature covers the body.
+  signature covers the body (and the method and path). A body must be sent as ``application/json``
+  (415 otherwise). A signing key speaks only for its own host (``auth.check_speaks_for``, 403).
+* A 5xx answer never carries an error's text (it may hold a database's message): it gives an error
+  id, and the log has the details under that id.
 """
 
 from __future__ import annotations
@@ -29,7 +32,16 @@ import falcon
 
 from petguard.api import alerts as alert_parsing
 from petguard.api import wire
-from petguard.api.auth import Authenticator, Forbidden, Principal, Role, Unauthenticated, authorize
+from petguard.api.auth import (
+    AGENT_KEY_PREFIX,
+    Authenticator,
+    Forbidden,
+    Principal,
+    Role,
+    Unauthenticated,
+    authorize,
+    check_speaks_for,
+)
 from petguard.api.ports import Exposition, Inbox, View
 from petguard.errors import (
     ConfigError,
@@ -57,6 +69,10 @@ class BodyTooLarge(Permanent):
     """The request body is over ``max_body_bytes`` (answered with 413)."""
 
 
+class UnsupportedMediaType(Permanent):
+    """The request body is not declared ``application/json`` (answered with 415)."""
+
+
 #: petguard's errors as HTTP answers: (status, title). The most specific class of an error wins.
 ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     wire.InvalidBody: (400, "Bad Request"),
@@ -65,6 +81,7 @@ ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     NotFound: (404, "Not Found"),
     InvalidTransition: (409, "Conflict"),
     BodyTooLarge: (413, "Payload Too Large"),
+    UnsupportedMediaType: (415, "Unsupported Media Type"),
     StaleEpoch: (503, "Not the Leader"),
     Temporary: (503, "Service Unavailable"),
     ConfigError: (500, "Configuration Error"),
@@ -114,7 +131,7 @@ class _Context:
         """The authenticated caller. :raises Unauthenticated:"""
         headers = {name.lower(): value for name, value in req.headers.items()}
         try:
-            return self.auth.authenticate(headers, body)
+            return self.auth.authenticate(headers, body, method=req.method, path=req.path)
         except Unauthenticated as exc:
             LOG.warning("API %s %s from %s refused: %s", req.method, req.path, req.remote_addr, exc)
             raise
@@ -125,18 +142,14 @@ class _Context:
         authorize(principal, OPERATOR, f"read {req.path}")
         return principal
 
-    def agent(self, req: falcon.Request, body: bytes) -> Principal:
-        """A petguard agent: an HMAC-signed request. Accepted reports are not audited (they come every
-        few seconds from every host); a refused one is."""
-        principal = self.caller(req, body)
-        if principal.role not in AGENTS:
-            message = (
-                f"{principal.actor} may not {req.method} {req.path}: agents sign their requests with a key "
-                "from [api] hmac_key_file (X-Petguard-Timestamp, X-Petguard-Signature, X-Petguard-Sender)"
-            )
-            self.inbox.audit(principal.actor, "agent_report", None, "refused", message)
-            raise Forbidden(message)
-        return principal
+    @staticmethod
+    def json_body(req: falcon.Request, body: bytes) -> Any:
+        """The body's JSON value. :raises UnsupportedMediaType: not sent as JSON. :raises InvalidBody:"""
+        media_type = (req.content_type or "").partition(";")[0].strip().lower()
+        if media_type != JSON:
+            shown = media_type[:64] or "none"
+            raise UnsupportedMediaType(f"the request body must be JSON sent with 'Content-Type: {JSON}', not {shown!r}")
+        return wire.parse_json(body)
 
     def mutate(
         self,
@@ -145,8 +158,11 @@ class _Context:
         action: str,
         target: str | None,
         work: Callable[[Principal, bytes], tuple[Any, str]],
+        *,
+        audit_accepted: bool = True,
     ) -> Any:
-        """Authenticate, run ``work`` (-> (answer, audit detail)), and audit the result."""
+        """Authenticate, run ``work`` (-> (answer, audit detail)), and audit the result (an accepted
+        agent report is not audited: they come every few seconds from every host; a refused one is)."""
         body = self.read_body(req)
         principal = self.caller(req, body)
         try:
@@ -158,7 +174,8 @@ class _Context:
             message = str(exc) if isinstance(exc, PetguardError) else f"unexpected {type(exc).__name__}"
             self.inbox.audit(principal.actor, action, target, result, message)
             raise
-        self.inbox.audit(principal.actor, action, target, "accepted", detail)
+        if audit_accepted:
+            self.inbox.audit(principal.actor, action, target, "accepted", detail)
         return answer
 
 
@@ -204,7 +221,7 @@ class HostDetail(_Resource):
 class HostRequests(_Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         def work(principal: Principal, body: bytes) -> tuple[Any, str]:
-            kind, reason = wire.host_request(wire.parse_json(body))
+            kind, reason = wire.host_request(self.ctx.json_body(req, body))
             self.ctx.view.host(name)  # NotFound: 404 before anything is queued
             status = self.ctx.inbox.submit_request(name, kind, reason, principal.actor)
             return status, f"{kind.value} queued as request {status.request.id}: {reason}"
@@ -267,7 +284,7 @@ class Explain(_Resource):
 class BrakeOverride(_Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         def work(principal: Principal, body: bytes) -> tuple[Any, str]:
-            reason = wire.brake_override(wire.parse_json(body))
+            reason = wire.brake_override(self.ctx.json_body(req, body))
             status = self.ctx.inbox.submit_request("*", RequestKind.BRAKE_OVERRIDE, reason, principal.actor)
             return status, f"brake override queued as request {status.request.id}: {reason}"
 
@@ -298,7 +315,7 @@ class Status(_Resource):
 class LogLevel(_Resource):
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         def work(principal: Principal, body: bytes) -> tuple[Any, str]:
-            level = self.ctx.inbox.set_log_level(wire.log_level(wire.parse_json(body)))
+            level = self.ctx.inbox.set_log_level(wire.log_level(self.ctx.json_body(req, body)))
             return level, f"log level set to {level}"
 
         _json(resp, {"log_level": self.ctx.mutate(req, OPERATOR, "log_level", None, work)})
@@ -306,12 +323,20 @@ class LogLevel(_Resource):
 
 class Alerts(_Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        _json(resp, self.ctx.mutate(req, ALERT_SENDERS, "alerts", None, self._work), 202)
+        def work(principal: Principal, body: bytes) -> tuple[Any, str]:
+            return self._work(principal, self.ctx.json_body(req, body))
 
-    def _work(self, principal: Principal, body: bytes) -> tuple[Any, str]:
+        _json(resp, self.ctx.mutate(req, ALERT_SENDERS, "alerts", None, work), 202)
+
+    def _work(self, principal: Principal, payload: Any) -> tuple[Any, str]:
         view = self.ctx.view
-        parsed = alert_parsing.parse(wire.parse_json(body), self.ctx.settings.alerts, view.now(), principal.actor)
+        parsed = alert_parsing.parse(payload, self.ctx.settings.alerts, view.now(), principal.actor)
         known = {record.host.name for record in view.hosts()}
+        if _is_agent_key(principal, known):
+            # An agent's key speaks for its own host, also in alerts: evidence about another host
+            # from it is refused as a whole, nothing recorded.
+            for _, alert in parsed.accepted:
+                check_speaks_for(principal, alert.host, "post alerts")
         ignored: list[wire.IgnoredAlertJson] = [{"index": i.index, "reason": i.reason} for i in parsed.ignored]
         keep = []
         for index, alert in parsed.accepted:
@@ -331,24 +356,37 @@ class Alerts(_Resource):
         return answer, detail
 
 
+def _is_agent_key(principal: Principal, known_hosts: set[str]) -> bool:
+    """A signing key that belongs to one host's agent: named ``agent-<host>``, or after a host petguard
+    watches. Other signing keys (an alert sender's, a bare key) post alerts as evidence about any host."""
+    if principal.role is not Role.SIGNED or principal.host is None:
+        return False
+    return principal.name.startswith(AGENT_KEY_PREFIX) or principal.host in known_hosts
+
+
 class AgentHeartbeat(_Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = self.ctx.read_body(req)
-        principal = self.ctx.agent(req, body)
-        beat = wire.agent_heartbeat(wire.parse_json(body), principal.name, self.ctx.view.now())
-        self.ctx.inbox.record_heartbeat(beat)
-        answer: wire.AgentHeartbeatAcceptedJson = {"host": beat.host, "received_at": beat.at}
-        _json(resp, answer)
+        def work(principal: Principal, body: bytes) -> tuple[Any, str]:
+            beat = wire.agent_heartbeat(self.ctx.json_body(req, body), principal.name, self.ctx.view.now())
+            # Checked before anything is recorded: a key vouches only for its own host's life.
+            check_speaks_for(principal, beat.host, "send heartbeats")
+            self.ctx.inbox.record_heartbeat(beat)
+            answer: wire.AgentHeartbeatAcceptedJson = {"host": beat.host, "received_at": beat.at}
+            return answer, f"heartbeat of {beat.host}"
+
+        _json(resp, self.ctx.mutate(req, AGENTS, "agent_report", None, work, audit_accepted=False))
 
 
 class AgentEvents(_Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = self.ctx.read_body(req)
-        self.ctx.agent(req, body)
-        host, events = wire.agent_events(wire.parse_json(body))
-        new = self.ctx.inbox.record_agent_events(host, events)
-        answer: wire.AgentEventsAcceptedJson = {"accepted": new, "duplicates": len(events) - new}
-        _json(resp, answer, 202)
+        def work(principal: Principal, body: bytes) -> tuple[Any, str]:
+            host, events = wire.agent_events(self.ctx.json_body(req, body))
+            check_speaks_for(principal, host, "report domain events")
+            new = self.ctx.inbox.record_agent_events(host, events)
+            answer: wire.AgentEventsAcceptedJson = {"accepted": new, "duplicates": len(events) - new}
+            return answer, f"{new} event(s) of {host}"
+
+        _json(resp, self.ctx.mutate(req, AGENTS, "agent_report", None, work, audit_accepted=False), 202)
 
 
 class Agents(_Resource):
@@ -437,14 +475,18 @@ def _handle_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.H
 def _handle_error(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
     """petguard's errors through ``ERROR_STATUS``; anything else is a bug: logged, answered 500."""
     code, title = status_for(exc)
-    if isinstance(exc, PetguardError):
-        if code >= 500:
-            LOG.error("API %s %s failed: %s", req.method, req.path, exc)
+    if isinstance(exc, PetguardError) and code < 500:
         _error(resp, code, title, exc.message)
         return
-    request_id = uuid.uuid4().hex[:12]
-    LOG.exception("API %s %s failed unexpectedly (error id %s)", req.method, req.path, request_id)
-    _error(resp, 500, title, f"internal error {request_id}: see the daemon's log for that id")
+    # A 5xx's text may be a database's or a library's message: it goes to the log, never to the caller.
+    error_id = uuid.uuid4().hex[:12]
+    if isinstance(exc, PetguardError):
+        LOG.error("API %s %s failed (error id %s): %s", req.method, req.path, error_id, exc)
+        retry = "; try again shortly" if code == 503 else ""
+        _error(resp, code, title, f"{title.lower()} (error id {error_id}): the daemon's log says why{retry}")
+        return
+    LOG.exception("API %s %s failed unexpectedly (error id %s)", req.method, req.path, error_id)
+    _error(resp, 500, title, f"internal error {error_id}: see the daemon's log for that id")
 
 
 def make_app(

@@ -2,10 +2,14 @@
 
 * Operators (the CLI): ``Authorization: Bearer <token>``, tokens from ``[api] token_file``.
 * Alertmanager cannot sign: ``/v1/alerts`` also accepts a bearer token from ``[api] alert_token_file``.
-* Agents and alert senders that can sign: HMAC-SHA256 over ``timestamp + "." + body`` with a key from
-  ``[api] hmac_key_file``; headers ``X-Petguard-Timestamp`` (unix seconds, within ``max_skew``),
-  ``X-Petguard-Signature: sha256=<hex>`` and, when the file names several senders,
-  ``X-Petguard-Sender: <name>``.
+* Agents and alert senders that can sign: HMAC-SHA256 over ``signed_string`` (timestamp, method,
+  path and body, each on its own line) with a key from ``[api] hmac_key_file``; headers
+  ``X-Petguard-Timestamp`` (unix seconds, finite, within ``max_skew``), ``X-Petguard-Signature:
+  sha256=<hex>`` and, when the file names several senders, ``X-Petguard-Sender: <name>``. Each
+  signature is accepted once (``SeenSignatures``, per process): a replay within the window is 401.
+* A signing key speaks for one compute host, named by the key's name (``bound_host``): ``agent-cmp1``
+  or ``cmp1`` for host ``cmp1``. A bare key (no name in the file) speaks for no host: it may sign
+  alerts, which are evidence only, never an agent's heartbeat or events.
 
 Secret files hold one secret, or one ``NAME SECRET`` pair per line (``#`` starts a comment); the
 name is who the audit trail says acted. They must not be readable by group or others. Secrets are
@@ -17,18 +21,30 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import heapq
 import hmac
+import math
 import os
+import re
 import stat
+import threading
 from collections.abc import Callable, Mapping
 
-from petguard.errors import ConfigError, Permanent
+from petguard.errors import ConfigError, Permanent, Temporary
 
 SIGNATURE_HEADER = "x-petguard-signature"
 TIMESTAMP_HEADER = "x-petguard-timestamp"
 SENDER_HEADER = "x-petguard-sender"
 SIGNATURE_PREFIX = "sha256="
 MAX_SKEW = 300.0
+#: Signatures remembered at most (``SeenSignatures``); beyond that signed requests are refused (503)
+#: rather than forgetting one early, which would let it be replayed.
+MAX_SEEN = 500_000
+#: ``X-Petguard-Timestamp``: unix seconds, digits with at most 9 decimals (no sign, exponent, NaN, inf).
+TIMESTAMP_FORMAT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
+#: A key named ``agent-<host>`` speaks for ``<host>``; any other name but the bare key's speaks for the
+#: host of that name (``cmp1 <key>``, the convention of docs/agent.md before the prefix).
+AGENT_KEY_PREFIX = "agent-"
 #: Name given to the secret of a file that holds a single secret without a name.
 DEFAULT_NAMES = {"token": "operator", "alert": "alertmanager", "hmac": "agent"}
 
@@ -39,6 +55,10 @@ class Unauthenticated(Permanent):
 
 class Forbidden(Permanent):
     """Valid credentials that do not allow this request (answered with 403)."""
+
+
+class ReplayCacheFull(Temporary):
+    """Too many signatures within ``max_skew`` to remember them all (answered with 503)."""
 
 
 class Role(enum.StrEnum):
@@ -61,6 +81,79 @@ class Principal:
         prefix = {Role.OPERATOR: "", Role.ALERT_SENDER: "alert-token:", Role.SIGNED: "hmac:"}[self.role]
         return f"{prefix}{self.name}"
 
+    @property
+    def host(self) -> str | None:
+        """The compute host a signing key speaks for (``bound_host``); None for tokens and bare keys."""
+        return bound_host(self.name) if self.role is Role.SIGNED else None
+
+
+def bound_host(sender: str) -> str | None:
+    """The one compute host the key named ``sender`` may speak for; None: no host (a bare, shared key).
+
+    Pure. ``agent-cmp1`` -> ``cmp1``; ``cmp1`` -> ``cmp1``; the bare key's default name ``agent`` -> None.
+    Each name gives exactly one host, so a key never speaks for two.
+    """
+    if sender == DEFAULT_NAMES["hmac"]:
+        return None
+    if sender.startswith(AGENT_KEY_PREFIX):
+        return sender[len(AGENT_KEY_PREFIX) :] or None
+    return sender
+
+
+def check_speaks_for(principal: Principal, host: str, what: str) -> None:
+    """:raises Forbidden: ``principal`` is a signing key that may not speak for ``host``."""
+    own = principal.host
+    if own == host:
+        return
+    if own is None:
+        raise Forbidden(
+            f"{principal.actor} may not {what} for host {host!r}: this key is not bound to a host (a bare key "
+            "in [api] hmac_key_file may sign alerts only); give each agent its own key named after its host "
+            f"('agent-{host} <key>' in hmac_key_file, and sender = agent-{host} in the agent's [agent] section)"
+        )
+    raise Forbidden(
+        f"{principal.actor} may not {what} for host {host!r}: this key speaks for host {own!r} only; "
+        f"check the agent's [agent] host and sender (the key for {host!r} is named 'agent-{host}' or '{host}')"
+    )
+
+
+class SeenSignatures:
+    """The signatures accepted within the freshness window, each remembered until its timestamp is too
+    old to pass the skew check anyway. Thread-safe; one per process (one API server).
+
+    Not cachetools.TTLCache: that evicts live entries when full, which would let them be replayed.
+    """
+
+    def __init__(self, max_entries: int = MAX_SEEN) -> None:
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+        self._expiry: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._seen)
+
+    def first_time(self, signature: str, expires_at: float, now: float) -> bool:
+        """Remember ``signature`` until ``expires_at``; False when it was seen before (a replay).
+
+        :raises ReplayCacheFull: ``max_entries`` signatures are still within the window.
+        """
+        with self._lock:
+            while self._expiry and self._expiry[0][0] < now:
+                self._seen.discard(heapq.heappop(self._expiry)[1])
+            if signature in self._seen:
+                return False
+            if len(self._seen) >= self._max:
+                raise ReplayCacheFull(
+                    f"more than {self._max} signed requests within the freshness window: refusing more until "
+                    "older ones expire (is a sender looping?)",
+                    delay=5.0,
+                )
+            self._seen.add(signature)
+            heapq.heappush(self._expiry, (expires_at, signature))
+            return True
+
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class Authenticator:
@@ -71,6 +164,7 @@ class Authenticator:
     hmac_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
     now: Callable[[], float] = dataclasses.field(default=lambda: 0.0)
     max_skew: float = MAX_SKEW
+    seen: SeenSignatures = dataclasses.field(default_factory=SeenSignatures, compare=False)
 
     def __repr__(self) -> str:
         return (
@@ -78,14 +172,16 @@ class Authenticator:
             f"hmac_keys={sorted(self.hmac_keys)})"
         )
 
-    def authenticate(self, headers: Mapping[str, str], body: bytes) -> Principal:
-        """The caller, from its headers (names in lower case) and the raw body.
+    def authenticate(self, headers: Mapping[str, str], body: bytes, *, method: str, path: str) -> Principal:
+        """The caller, from its headers (names in lower case), the raw body, and the request's method and
+        path (which a signature covers).
 
-        :raises Unauthenticated: no credentials, or they do not verify (the message says which
-            header is wrong, never a secret).
+        :raises Unauthenticated: no credentials, or they do not verify, or a signed request seen before
+            (the message says which header is wrong, never a secret).
+        :raises ReplayCacheFull:
         """
         if headers.get(SIGNATURE_HEADER):
-            return self._signed(headers, body)
+            return self._signed(headers, Request(method, path, body))
         authorization = headers.get("authorization", "")
         if not authorization:
             raise Unauthenticated(
@@ -104,7 +200,7 @@ class Authenticator:
             return Principal(name, Role.ALERT_SENDER)
         raise Unauthenticated("the bearer token is not valid: use a token from [api] token_file")
 
-    def _signed(self, headers: Mapping[str, str], body: bytes) -> Principal:
+    def _signed(self, headers: Mapping[str, str], request: Request) -> Principal:
         sender = headers.get(SENDER_HEADER) or (next(iter(self.hmac_keys)) if len(self.hmac_keys) == 1 else "")
         key = self.hmac_keys.get(sender)
         if key is None:
@@ -113,12 +209,11 @@ class Authenticator:
                 "(set [api] hmac_key_file; with several keys send X-Petguard-Sender)"
             )
         timestamp = headers.get(TIMESTAMP_HEADER, "")
-        try:
-            sent_at = float(timestamp)
-        except ValueError:
-            raise Unauthenticated("X-Petguard-Timestamp is missing or not unix seconds") from None
-        skew = abs(self.now() - sent_at)
-        if skew > self.max_skew:
+        sent_at = parse_timestamp(timestamp)
+        now = self.now()
+        skew = abs(now - sent_at)
+        # Written so that a NaN can never pass: only a finite skew within the bound is fresh.
+        if not (math.isfinite(skew) and skew <= self.max_skew):
             raise Unauthenticated(
                 f"X-Petguard-Timestamp is {skew:.0f} s away from this controller's clock "
                 f"(at most {self.max_skew:.0f} s): check NTP on both sides, then send again"
@@ -126,25 +221,83 @@ class Authenticator:
         signature = headers.get(SIGNATURE_HEADER, "")
         if not signature.startswith(SIGNATURE_PREFIX):
             raise Unauthenticated("X-Petguard-Signature must be 'sha256=<hex digest>'")
-        expected = sign(key, timestamp, body)
+        expected = sign(key, timestamp, request.method, request.path, request.body)
         if not hmac.compare_digest(expected.encode(), signature.encode()):
-            raise Unauthenticated("the signature does not match the body: check the HMAC key and the timestamp")
+            raise Unauthenticated(_mismatch(key, timestamp, request, signature))
+        if not self.seen.first_time(expected, sent_at + self.max_skew, now):
+            raise Unauthenticated(
+                "this signed request was already received (a replay?): a signature is accepted once; "
+                "sign every request anew with the current time"
+            )
         return Principal(sender, Role.SIGNED)
 
 
-def sign(key: str, timestamp: str, body: bytes) -> str:
-    """The ``X-Petguard-Signature`` value of ``body`` sent at ``timestamp`` (for senders and tests)."""
-    digest = hmac.new(key.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What a signature covers besides the timestamp."""
+
+    method: str
+    path: str
+    body: bytes
+
+
+def parse_timestamp(value: str) -> float:
+    """``X-Petguard-Timestamp`` as unix seconds: digits, optionally a dot and up to 9 decimals.
+
+    :raises Unauthenticated: anything else (empty, signed, an exponent, NaN, inf, spaces ...).
+    """
+    if not TIMESTAMP_FORMAT.fullmatch(value):
+        raise Unauthenticated("X-Petguard-Timestamp is missing or not unix seconds (digits, e.g. 1714564989.123)")
+    return float(value)
+
+
+def signed_string(timestamp: str, method: str, path: str, body: bytes) -> bytes:
+    """What is signed: ``timestamp``, the method (upper case) and the API path (``/v1/...``, no query
+    string), one per line, then the raw body."""
+    return f"{timestamp}\n{method.upper()}\n{path}\n".encode() + body
+
+
+def sign(key: str, timestamp: str, method: str, path: str, body: bytes) -> str:
+    """The ``X-Petguard-Signature`` value of a request (for senders and tests)."""
+    digest = hmac.new(key.encode(), signed_string(timestamp, method, path, body), hashlib.sha256).hexdigest()
     return SIGNATURE_PREFIX + digest
 
 
-def authorize(principal: Principal, allowed: frozenset[Role], what: str) -> None:
-    """:raises Forbidden: ``principal``'s role may not do ``what``."""
-    if principal.role not in allowed:
-        raise Forbidden(
-            f"{principal.actor} may not {what}: this credential only allows posting alerts; "
-            "use an operator token from [api] token_file"
+def _mismatch(key: str, timestamp: str, request: Request, signature: str) -> str:
+    """Why a signature does not verify: a sender still signing the old string (timestamp.body, before
+    the method and path were covered) is told to upgrade; it is never accepted."""
+    old = hmac.new(key.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
+    if hmac.compare_digest((SIGNATURE_PREFIX + old).encode(), signature.encode()):
+        return (
+            "the signature covers only timestamp.body, the old signed string: upgrade the sender "
+            "(petguard-agent) so that it signs timestamp, method, path and body (docs/api.md)"
         )
+    return (
+        "the signature does not match the request: check the HMAC key, and sign timestamp, method, "
+        "path and body as docs/api.md says"
+    )
+
+
+#: What each role may do besides, said in a 403 (what the credential does allow).
+ALLOWS = {
+    Role.OPERATOR: "every operator request, not an agent's report",
+    Role.ALERT_SENDER: "only posting alerts (POST /v1/alerts)",
+    Role.SIGNED: "only posting alerts and its own host's agent reports (POST /v1/alerts, /v1/agent/*)",
+}
+
+
+def authorize(principal: Principal, allowed: frozenset[Role], what: str) -> None:
+    """:raises Forbidden: ``principal``'s role may not do ``what`` (the message says what it may do)."""
+    if principal.role in allowed:
+        return
+    if allowed == frozenset({Role.SIGNED}):
+        instead = (
+            "an agent's report must be signed with the host's own key from [api] hmac_key_file "
+            "(X-Petguard-Timestamp, X-Petguard-Signature, X-Petguard-Sender; docs/api.md)"
+        )
+    else:
+        instead = "use an operator token from [api] token_file"
+    raise Forbidden(f"{principal.actor} may not {what}: this credential allows {ALLOWS[principal.role]}; {instead}")
 
 
 def _match(secrets: Mapping[str, str], offered: str) -> str | None:

@@ -233,8 +233,8 @@ OPERATIONS: tuple[tuple[str, str, str, list[Any], str | None, tuple[int, dict[st
 
 ERRORS = {
     "400": "Invalid body or query (unknown fields are refused)",
-    "401": "No credentials, or they do not verify",
-    "403": "These credentials do not allow this request",
+    "401": "No credentials, or they do not verify (a stale or non-numeric timestamp, a signature seen before)",
+    "403": "These credentials do not allow this request (a signing key speaks only for its own host)",
     "404": "No such host, incident, request or path",
     "413": "The body is over [api] max_body_bytes",
 }
@@ -287,6 +287,7 @@ def _operation(
         responses["503"] = {"description": "Unhealthy: the body says why", "content": {"application/json": {}}}
     operation: dict[str, Any] = {"summary": summary, "security": security, "responses": responses}
     if body is not None:
+        responses["415"] = {"description": "The body is not sent as Content-Type: application/json", **error}
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
     if params:
         operation["parameters"] = params
@@ -332,7 +333,10 @@ def document() -> dict[str, Any]:
                     "type": "apiKey",
                     "in": "header",
                     "name": "X-Petguard-Signature",
-                    "description": "sha256=<hex HMAC-SHA256 of timestamp + '.' + body>, with X-Petguard-Timestamp",
+                    "description": "sha256=<hex HMAC-SHA256 of timestamp + '\\n' + METHOD + '\\n' + path + '\\n' "
+                    "+ body>, with X-Petguard-Timestamp (unix seconds, digits) and X-Petguard-Sender (the key's "
+                    "name); each signature is accepted once; a key named agent-<host> or <host> reports only "
+                    "for that host (docs/api.md)",
                 },
             },
         },

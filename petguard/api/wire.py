@@ -7,11 +7,16 @@ This module is the whole contract between the daemon's API (``petguard.api.app``
 
 Request bodies are validated strictly: a body must be a JSON object, unknown fields are refused, and
 every error says which field is wrong and what would be right (``InvalidBody``, answered with 400).
+Before any field is looked at, ``parse_json`` refuses what JSON or the journal cannot hold: NaN and
+Infinity, numbers that overflow a float, integers of more than ``MAX_INT_DIGITS`` digits, nesting
+deeper than ``MAX_DEPTH``, and strings with NUL or lone surrogates (no database stores them). Numbers
+must be finite and integers fit the journal's 64-bit columns (``number_field``, ``count_field``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
@@ -207,8 +212,6 @@ class StatusJson(TypedDict):
     fence_readiness: dict[str, str]
     log_level: str
     capacity: CapacityJson
-
-
     reserved_hosts: list[ReservedHostJson]
 
 
@@ -452,20 +455,80 @@ def error_json(code: int, title: str, message: str) -> ErrorJson:
 
 
 # -- request bodies ------------------------------------------------------------------------------------
-def parse_json(raw: bytes) -> Any:
-    """The JSON value of a request body.
+#: Longest integer literal accepted (Python refuses more than 4300 digits with a ValueError, and
+#: converting long ones is slow); every integer petguard accepts fits in 19 digits.
+MAX_INT_DIGITS = 20
+#: Deepest nesting of arrays and objects accepted (petguard's bodies nest 4 deep at most).
+MAX_DEPTH = 32
 
-    :raises InvalidBody: not UTF-8 JSON (the message says where it breaks).
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON value of a request body, with only finite numbers, bounded integers, shallow nesting
+    and strings every database can store.
+
+    :raises InvalidBody: not UTF-8 JSON (the message says where it breaks), or a value JSON or the
+        journal cannot hold (the message says which).
     """
     if not raw.strip():
         raise InvalidBody("the request body is empty: send a JSON object (Content-Type: application/json)")
     try:
-        return json.loads(raw)
+        value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int)
     except UnicodeDecodeError as exc:
         raise InvalidBody("the request body is not UTF-8 text: send a JSON object") from exc
     except json.JSONDecodeError as exc:
         where = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
         raise InvalidBody(f"the request body is not valid JSON ({where}): send a JSON object") from exc
+    except RecursionError:
+        raise InvalidBody(f"the request body nests arrays or objects too deeply: at most {MAX_DEPTH} levels") from None
+    _check_values(value)
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidBody(f"the request body holds {name}, which is not a JSON number: send finite numbers only")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidBody(f"the number {text[:32]} in the request body is too large: send finite numbers only")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise InvalidBody(
+            f"an integer in the request body has {len(text.lstrip('-'))} digits; at most {MAX_INT_DIGITS} are accepted"
+        )
+    return int(text)
+
+
+def _check_values(value: Any) -> None:
+    """Walk a parsed body (without recursion): depth, and every key and string storable.
+
+    :raises InvalidBody:
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            check_text(item, "a string in the request body")
+        elif isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise InvalidBody(f"the request body nests arrays or objects too deeply: at most {MAX_DEPTH} levels")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
+def check_text(value: str, label: str) -> str:
+    """``value`` if every database can store it. :raises InvalidBody: NUL, or a lone UTF-16 surrogate."""
+    if "\x00" in value:
+        raise InvalidBody(f"{label} holds a NUL character (\\u0000): remove it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidBody(f"{label} holds a lone UTF-16 surrogate (\\ud800-\\udfff): send valid Unicode") from None
+    return value
 
 
 def check_object(
@@ -495,7 +558,7 @@ def string_field(body: Mapping[str, Any], name: str, *, max_length: int = MAX_RE
         raise InvalidBody(f"field {label!r} must be a string, not {_json_type(value)}")
     if len(value) > max_length:
         raise InvalidBody(f"field {label!r} is {len(value)} characters long; at most {max_length} are accepted")
-    return value
+    return check_text(value, f"field {label!r}")
 
 
 def choice_field(body: Mapping[str, Any], name: str, choices: Sequence[str], what: str = "") -> str:
@@ -534,20 +597,39 @@ MAX_AGENT_EVENTS = 1000
 MAX_NAME = 255
 
 
-def number_field(body: Mapping[str, Any], name: str, what: str = "") -> float:
-    """A number field of ``body``; :raises InvalidBody:"""
+#: Latest time accepted from an agent (9999-12-31T23:59:59Z), in unix seconds.
+MAX_TIME = 253402300799.0
+#: Longest heartbeat interval accepted, in seconds (the agent allows 120).
+MAX_INTERVAL = 86400.0
+#: Largest count accepted (``buffered``, ``dropped``): fits every database's integer column.
+MAX_COUNT = 2**31 - 1
+
+
+def number_field(
+    body: Mapping[str, Any], name: str, what: str = "", *, low: float = 0.0, high: float = MAX_TIME
+) -> float:
+    """A finite number field of ``body`` from ``low`` to ``high``; :raises InvalidBody:"""
     value = body[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidBody(f"field {what}{name!r} must be a number, not {_json_type(value)}")
-    return float(value)
+    number = float(value)  # parse_json bounds integers to MAX_INT_DIGITS: this cannot overflow
+    if not (math.isfinite(number) and low <= number <= high):
+        raise InvalidBody(f"field {what}{name!r} must be a number from {low:g} to {high:g}, not {_short(value)}")
+    return number
 
 
 def count_field(body: Mapping[str, Any], name: str) -> int:
-    """A non-negative integer field; :raises InvalidBody:"""
+    """A non-negative integer field, at most ``MAX_COUNT``; :raises InvalidBody:"""
     value = body[name]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidBody(f"field {name!r} must be a non-negative integer, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise InvalidBody(f"field {name!r} must be an integer from 0 to {MAX_COUNT}, not {_short(value)}")
     return value
+
+
+def _short(value: Any) -> str:
+    """A value for an error message, cut short (a 20-digit integer or a long string is not echoed whole)."""
+    text = repr(value) if not isinstance(value, dict | list) else _json_type(value)
+    return text if len(text) <= 24 else text[:20] + "..."
 
 
 def list_field(body: Mapping[str, Any], name: str, max_items: int) -> list[Any]:
@@ -580,7 +662,7 @@ def agent_heartbeat(body: Any, sender: str, received_at: float) -> AgentHeartbea
         sender=sender,
         at=received_at,
         sent_at=number_field(body, "sent_at"),
-        interval=number_field(body, "interval"),
+        interval=number_field(body, "interval", low=0.001, high=MAX_INTERVAL),
         libvirt_connected=connected,
         domains=tuple(domains),
         buffered=count_field(body, "buffered") if "buffered" in body else 0,

@@ -415,8 +415,10 @@ api_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "hmac_key_file",
         help="File with the HMAC-SHA256 key(s) that agents and alert senders sign with (one key, or "
-        "'NAME KEY' lines, chosen by the X-Petguard-Sender header). Mode 0600 or stricter. Unset: no "
-        "signed requests.",
+        "'NAME KEY' lines, chosen by the X-Petguard-Sender header). A key's name binds it to one compute "
+        "host: 'agent-cmp1' (or 'cmp1') reports heartbeats and events for cmp1 only; a bare key (no name) "
+        "for no host, it may only sign alerts. Give each agent its own key. Mode 0600 or stricter. Unset: "
+        "no signed requests.",
     ),
     cfg.StrOpt(
         "alert_token_file",

@@ -186,7 +186,9 @@ def _library_error(exc: Exception, what: str) -> PetguardError:
     elif isinstance(exc, (ks_exc.ConnectionError, ks_exc.DiscoveryFailure)):
         err = NovaUnavailable(f"{what}: cannot reach the cloud: {detail}{suffix}", request_id=rid)
     elif isinstance(exc, ks_exc.Unauthorized | ks_exc.AuthPluginException | ks_exc.AuthorizationFailure):
-        err = NovaError(f"{what}: Keystone refused to authenticate: {detail}; {_AUTH_HINT}{suffix}", request_id=rid)
+        err = NovaError(
+            f"{what}: Keystone refused to authenticate: {detail}; {_AUTH_HINT}{suffix}", request_id=rid, status=401
+        )
     elif isinstance(exc, ks_exc.HttpError):
         status = exc.http_status or 0
         if status >= 500 or status in (408, 429):
@@ -483,6 +485,13 @@ class NovaCompute:
         check), with this module's error mapping and request-id logging: (JSON body, request id)."""
         response = self._call("GET", path, microversion, what=what, service=service)
         return response.json(), _request_id(response)
+
+    def check_placement(self) -> str:
+        """Ask placement whether it answers: one standard resource class, read from its database."""
+        response = self._call(
+            "GET", "/resource_classes/VCPU", "1.2", what="ask placement whether it answers", service="placement"
+        )
+        return _request_id(response)
 
     def get_server(self, server_id: str) -> Server:
         """One server, fresh. :raises NotFound: when Nova does not know it."""

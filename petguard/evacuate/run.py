@@ -28,6 +28,21 @@ violated": the scheduler chose from a stale view of where the group's members ar
 nothing, the server is ERROR on the source) is asked for again after ``race_retry_delay``, up to
 ``max_request_attempts`` requests in all, through the same checks of Nova's records.
 
+Waiting for the cloud (``evacuate.outage`` judges every setback in one place): when the cloud cannot
+answer now (Nova or Keystone unreachable or 5xx, a refused token, no other compute up in Nova's
+records, placement silent, a dependency failure inside Nova), the move is not failed and the wait is
+not an attempt: it records why (``MoveRecord.waiting``, an event ``waiting_for_cloud`` once per
+incident and wait), backs off (tenacity, up to ``wait_backoff_max``) and goes on when the cloud
+answers, always through the same checks of Nova's records, until ``cloud_wait_timeout`` from the
+start of the wait. No request is sent while the cloud cannot place a server. ``attempts`` counts the
+requests Nova took.
+
+Stuck requests: a move whose evacuation Nova took but never started (its migration still
+``accepted`` with no destination, ``stuck_after`` seconds after it was taken: a request lost between
+nova-api and nova-conductor) is flagged (``waiting`` "stuck: ...", an event ``evacuation_stuck``
+with the commands an operator needs) and stops holding an evacuation slot: each later run looks at
+it once and follows it again as soon as Nova moves it on.
+
 Moves run wave by wave (``MoveRecord.wave``: tiers, and members of one anti-affinity group one after
 another): every move of a wave is final before the next wave starts; a wave that cannot finish now
 (stopping, or an error that leaves a move where it was) ends the run, and the next run resumes it.
@@ -43,11 +58,21 @@ import dataclasses
 import logging
 import threading
 
+import tenacity
+
 from petguard.clock import Clock
 from petguard.compute import Compute, Migration
 from petguard.errors import NotFound, PetguardError, StaleEpoch, Temporary
 from petguard.evacuate.gate import TierGate, UnwiredProber
 from petguard.evacuate.hints import HintError, HintKind, parse_hint
+from petguard.evacuate.outage import (
+    CloudHealth,
+    Judgement,
+    Verdict,
+    judge_before_request,
+    judge_nothing_moved,
+    judge_request_error,
+)
 from petguard.evacuate.plan import PowerGoal, Server
 from petguard.evacuate.ready import Prober, ReadyPolicy
 from petguard.evacuate.reserved import ReservedPool
@@ -60,9 +85,8 @@ LOG = logging.getLogger(__name__)
 #: came back) that mistaking it for ours only delays that one move until its timeout, with an alert.
 CLOCK_SKEW_ALLOWANCE = 300.0
 
-#: Faults (lower case) of an evacuation that Nova's late server-group check on the destination refused:
-#: the scheduler chose from a stale view of where the group's members are. Nova moved nothing.
-SCHEDULING_RACE_FAULTS = ("group policy was violated",)
+#: How a stuck move's ``waiting`` begins (evacuate.outage waits never do).
+STUCK = "stuck: "
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +99,15 @@ class RunPolicy:
     max_request_attempts: int = 3
     #: seconds before a server bounced by Nova's late server-group check is asked for again
     race_retry_delay: float = 5.0
+    #: how long a move waits for the cloud to answer again before it is declared failed
+    cloud_wait_timeout: float = 1800.0
+    #: the longest back-off between two looks while waiting for the cloud
+    wait_backoff_max: float = 30.0
+    #: seconds after Nova took a request with its migration still ``accepted`` and no destination
+    #: before the move is flagged stuck (Nova's RPC timeout, 60 s, ends a slow scheduling before)
+    stuck_after: float = 90.0
+    #: seconds a reading of the cloud's health is reused by the moves of a run
+    health_ttl: float = 2.0
     ready: ReadyPolicy = ReadyPolicy()  # how a higher tier waits for the lower tiers' readiness
 
 
@@ -96,6 +129,19 @@ class RunOutcome:
 def _who(move: MoveRecord) -> str:
     """How log lines name a move's host: with its incident, so one incident reads as one story."""
     return f"{move.source_host} [incident {move.incident_id}]"
+
+
+class _CloudWait(Exception):
+    """A step found that the cloud cannot answer now; ``move`` is the journal row to wait with."""
+
+    def __init__(self, reason: str, move: MoveRecord) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.move = move
+
+
+class _Parked(Exception):
+    """A stuck move gives its evacuation slot back; the next run looks at it again."""
 
 
 class Evacuator:
@@ -121,6 +167,10 @@ class Evacuator:
         self._gate = TierGate(
             compute, store, clock, policy.ready, prober or UnwiredProber(), self._stop, policy.max_parallel
         )
+        self._lock = threading.Lock()
+        self._health_cache: dict[str, tuple[float, CloudHealth]] = {}  # source host -> (read at, health)
+        self._announced: dict[int, str] = {}  # incident -> the wait reason its event announced
+        self._waited: set[str] = set()  # moves whose last step waited for the cloud
 
     def run(self, incident_id: int, since: float) -> RunOutcome:
         """Drive every unfinished move of the incident to a final state.
@@ -176,7 +226,129 @@ class Evacuator:
             if self._clock.monotonic() > deadline:
                 self._fail(move, f"not finished after {self._policy.move_timeout:.0f} s ({move.status.value})")
                 return
-            move = self._step(move, since)
+            started = self._clock.monotonic()
+            try:
+                move = self._step_or_wait(move, since)
+            except _Parked:
+                return
+            with self._lock:
+                waited = move.server_id in self._waited
+                self._waited.discard(move.server_id)
+            if waited:  # time spent waiting for the cloud is not the move's own time
+                deadline += self._clock.monotonic() - started
+
+    def _step_or_wait(self, move: MoveRecord, since: float) -> MoveRecord:
+        """One step; while the cloud cannot answer, the same step again after a back-off (tenacity)."""
+        current = [move]
+
+        def step() -> MoveRecord:
+            if current[0].status.final:  # the wait's deadline failed it
+                return current[0]
+            try:
+                return self._step(current[0], since)
+            except Temporary as exc:  # any read or write of Nova that found it unreachable or failing
+                raise _CloudWait(f"Nova does not answer: {exc}", current[0]) from exc
+
+        def announce(state: tenacity.RetryCallState) -> None:
+            assert state.outcome is not None
+            wait = state.outcome.exception()
+            assert isinstance(wait, _CloudWait)
+            current[0] = self._waiting(wait.move, wait.reason)
+            with self._lock:
+                self._waited.add(current[0].server_id)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_CloudWait),
+            wait=tenacity.wait_exponential(multiplier=1, min=1, max=self._policy.wait_backoff_max),
+            stop=lambda state: self._stop.is_set() or current[0].status.final,
+            before_sleep=announce,
+            sleep=self._clock.sleep,
+            reraise=True,
+        )
+        try:
+            moved = retrying(step)
+        except _CloudWait:
+            return current[0]  # stopping, or the wait failed the move: the journal says where it is
+        if moved.waiting and not moved.waiting.startswith(STUCK):
+            moved = self._wait_over(moved)
+        return moved
+
+    # -- waiting for the cloud ---------------------------------------------------------------------
+    def _waiting(self, move: MoveRecord, reason: str) -> MoveRecord:
+        """Record that ``move`` waits for the cloud (why, since when); fail it past the wait's deadline."""
+        now = self._clock.now()
+        if move.waiting != reason or move.waiting_since is None:
+            move = self._store.update_move(move.incident_id, move.server_id, move.status, now, waiting=reason)
+        waited = now - (move.waiting_since if move.waiting_since is not None else now)
+        if waited > self._policy.cloud_wait_timeout:
+            return self._fail(
+                move,
+                f"the cloud did not answer for {waited:.0f} s ([evacuation] cloud_wait_timeout): {reason}",
+            )
+        with self._lock:
+            first = self._announced.get(move.incident_id) is None
+            self._announced[move.incident_id] = reason
+        if first:
+            LOG.warning(
+                "%s: evacuation of %s waits for the cloud: %s; next: ask again when it answers "
+                "(nothing is failed before %.0f s of waiting)",
+                _who(move),
+                move.server_name,
+                reason,
+                self._policy.cloud_wait_timeout,
+            )
+            self._store.record_event(
+                move.source_host,
+                move.incident_id,
+                "waiting_for_cloud",
+                f"waiting for the cloud: {reason} (first: {move.server_name} {move.server_id})",
+                now,
+            )
+        return move
+
+    def _wait_over(self, move: MoveRecord) -> MoveRecord:
+        """The cloud answered again: the move's wait ends (and the incident's, once)."""
+        waited = self._clock.now() - (move.waiting_since or self._clock.now())
+        move = self._store.update_move(move.incident_id, move.server_id, move.status, self._clock.now(), waiting="")
+        with self._lock:
+            announced = self._announced.pop(move.incident_id, None)
+        if announced is not None:
+            LOG.info(
+                "%s: the cloud answers again after %.0f s of waiting; next: the evacuation goes on",
+                _who(move),
+                waited,
+            )
+            self._store.record_event(
+                move.source_host,
+                move.incident_id,
+                "cloud_answers",
+                f"the cloud answers again after {waited:.0f} s: {announced}",
+                self._clock.now(),
+            )
+        return move
+
+    def _health(self, source_host: str, fresh: bool = False) -> CloudHealth:
+        """Can the cloud place a server now? Nova's compute services and placement, read at most every
+        ``health_ttl`` seconds for all the moves of a host; ``fresh`` to judge a failure Nova just
+        reported (a reading from before it would say nothing of its cause)."""
+        with self._lock:
+            cached = self._health_cache.get(source_host)
+        if not fresh and cached is not None and self._clock.monotonic() - cached[0] < self._policy.health_ttl:
+            return cached[1]
+        try:
+            services = self._compute.list_services()
+            up = sum(1 for s in services if s.host != source_host and s.state == "up" and not s.forced_down)
+        except Temporary:
+            return CloudHealth(computes_up=None)
+        try:
+            self._compute.check_placement()
+            placement = ""
+        except Temporary as exc:
+            placement = str(exc)
+        health = CloudHealth(computes_up=up, placement=placement)
+        with self._lock:
+            self._health_cache[source_host] = (self._clock.monotonic(), health)
+        return health
 
     def _step(self, move: MoveRecord, since: float) -> MoveRecord:
         if move.status in (MoveStatus.PLANNED, MoveStatus.REQUESTING):
@@ -191,10 +363,13 @@ class Evacuator:
         known = self._nova_already_has_it(move, server, since)
         if known is not None:
             return known
-        if self._target_refused(move, since):
+        if not move.waiting and self._target_refused(move, since):
             # A crash after Nova took the targeted request, before the journal knew: the scheduler
-            # has refused the host since. Nova moved nothing: fall back, do not ask for it again.
-            return self._fall_back(move, f"Nova's scheduler refused {move.target_host}: {server.fault or 'no fault'}")
+            # has refused the host since. Nova moved nothing: fall back, do not ask for it again
+            # (unless the cloud could not place anything then: evacuate.outage).
+            why = f"Nova's scheduler refused {move.target_host}: {server.fault or 'no fault'}"
+            self._hold_if_cloud_cannot_answer(move, server.fault)
+            return self._fall_back(move, why)
         if move.attempts >= self._policy.max_request_attempts:
             return self._fail(move, f"Nova did not take the evacuation after {move.attempts} attempts")
         target = move.target_host
@@ -202,23 +377,24 @@ class Evacuator:
             target, why_not = self._resolve(move)
             if target is None:
                 move = self._fall_back(move, why_not)
+        held = judge_before_request(self._health(move.source_host))
+        if held is not None:
+            raise _CloudWait(held.reason, move)
         now = self._clock.now()
         move = self._store.update_move(
-            move.incident_id, move.server_id, MoveStatus.REQUESTING, now, count_attempt=True, target_host=target
+            move.incident_id, move.server_id, MoveStatus.REQUESTING, now, target_host=target
         )
         try:
             request_id = self._compute.evacuate(move.server_id, host=target)
-        except Temporary as exc:
-            # The request may or may not have reached Nova: stay REQUESTING, check Nova again next.
-            LOG.warning(
-                "%s: evacuate %s: %s; checking Nova's records before any retry", _who(move), move.server_name, exc
-            )
-            self._clock.sleep(exc.delay)
-            return move
         except PetguardError as exc:
+            verdict = judge_request_error(exc)
+            if verdict.judgement is Judgement.WAIT:
+                # The request may or may not have reached Nova: stay REQUESTING; the next look checks
+                # Nova's records before anything is sent again.
+                raise _CloudWait(verdict.reason, move) from exc
             if target is not None:
                 return self._fall_back(move, f"Nova refused the target host {target}: {exc}")
-            return self._fail(move, f"Nova refused the evacuation: {exc}")
+            return self._fail(move, verdict.reason)
         LOG.info(
             "%s: evacuation of %s (%s) to %s accepted by Nova [%s]; next: follow it until it is on another host",
             _who(move),
@@ -228,8 +404,19 @@ class Evacuator:
             request_id,
         )
         return self._store.update_move(
-            move.incident_id, move.server_id, MoveStatus.ACCEPTED, self._clock.now(), request_id=request_id
+            move.incident_id,
+            move.server_id,
+            MoveStatus.ACCEPTED,
+            self._clock.now(),
+            request_id=request_id,
+            count_attempt=True,
         )
+
+    def _hold_if_cloud_cannot_answer(self, move: MoveRecord, fault: str) -> None:
+        """Raise a wait when Nova's last failure of the move came from a cloud that could not answer."""
+        verdict = judge_nothing_moved(fault, self._health(move.source_host, fresh=True), 0, 1)
+        if verdict.judgement is Judgement.WAIT:
+            raise _CloudWait(verdict.reason, move)
 
     # -- target hints --------------------------------------------------------------------------------
     @staticmethod
@@ -308,7 +495,9 @@ class Evacuator:
                 migration.status if migration else "-",
                 server.task_state,
             )
-            return self._store.update_move(move.incident_id, move.server_id, MoveStatus.ACCEPTED, now)
+            return self._store.update_move(
+                move.incident_id, move.server_id, MoveStatus.ACCEPTED, now, count_attempt=True
+            )
         return None
 
     def _latest_evacuation(self, move: MoveRecord, since: float) -> Migration | None:
@@ -326,62 +515,90 @@ class Evacuator:
             server = self._compute.get_server(move.server_id)
         except NotFound:
             return self._fail(move, "the server was deleted during its evacuation")
-        except Temporary as exc:
-            self._clock.sleep(exc.delay)
-            return move
-        if server.task_state is not None:
-            self._clock.sleep(self._policy.poll_interval)  # Nova is still working on it
-            return move
-        if server.host and server.host != move.source_host:
+        if server.host and server.host != move.source_host and server.task_state is None:
             LOG.info("%s: %s arrived on %s; next: restore its power state", _who(move), move.server_name, server.host)
             return self._store.update_move(
-                move.incident_id, move.server_id, MoveStatus.ARRIVED, self._clock.now(), dest_host=server.host
+                move.incident_id,
+                move.server_id,
+                MoveStatus.ARRIVED,
+                self._clock.now(),
+                dest_host=server.host,
+                waiting="",
             )
+        if server.task_state is not None or move.waiting.startswith(STUCK):
+            move = self._park_if_stuck(move, since)
+            self._clock.sleep(self._policy.poll_interval)  # Nova is still working on it
+            return move
         migration = self._latest_evacuation(move, since)
         refused = (migration is not None and migration.failed) or (
             server.vm_state == "error" and (migration is None or not (migration.in_flight or migration.succeeded))
         )
-        if refused and move.target_host is not None and not move.fell_back:
-            # Nova moved nothing (the evacuation failed on the scheduler): the hint is what failed.
-            what = f"migration {migration.id} ended {migration.status}" if migration else "the server is ERROR"
+        if not refused:
+            self._clock.sleep(self._policy.poll_interval)
+            return move
+        # Nova moved nothing: the server is still on the failed host and no evacuation is in flight.
+        what = f"migration {migration.id} ended {migration.status}" if migration else "the server is ERROR"
+        verdict = judge_nothing_moved(
+            server.fault, self._health(move.source_host, fresh=True), move.attempts, self._policy.max_request_attempts
+        )
+        if verdict.judgement is Judgement.WAIT:
+            # Judged once, now: the next look asks again through the checks of Nova's records.
+            move = self._store.update_move(
+                move.incident_id, move.server_id, MoveStatus.REQUESTING, self._clock.now(), waiting=verdict.reason
+            )
+            raise _CloudWait(f"{verdict.reason} ({what})", move)
+        if move.target_host is not None and not move.fell_back:
+            # the evacuation failed on the scheduler: the hint is what failed
             return self._fall_back(
                 move, f"Nova's scheduler refused {move.target_host} ({what}): {server.fault or 'no fault recorded'}"
             )
-        if refused and self._lost_a_scheduling_race(server) and move.attempts < self._policy.max_request_attempts:
-            return self._retry_after_race(move, migration, server)
-        if migration is not None and migration.failed:
-            return self._fail(
-                move,
-                f"evacuation migration {migration.id} ended {migration.status}: {server.fault or 'no fault recorded'}",
-            )
-        if server.vm_state == "error" and (migration is None or not (migration.in_flight or migration.succeeded)):
-            return self._fail(
-                move, f"Nova put the server in ERROR during evacuation: {server.fault or 'no fault recorded'}"
-            )
-        self._clock.sleep(self._policy.poll_interval)
-        return move
+        if verdict.judgement is Judgement.RETRY:
+            return self._ask_again(move, what, verdict)
+        return self._fail(move, f"evacuation {what}: {verdict.reason}")
 
-    @staticmethod
-    def _lost_a_scheduling_race(server: Server) -> bool:
-        """Nova's late server-group check on the destination refused the server (Nova moved nothing).
+    def _park_if_stuck(self, move: MoveRecord, since: float) -> MoveRecord:
+        """Give the slot back when Nova took the request but never started it (see the module doc)."""
+        if not move.waiting.startswith(STUCK) and self._clock.now() - move.updated_at < self._policy.stuck_after:
+            return move
+        migration = self._latest_evacuation(move, since)
+        if migration is not None and (migration.dest_host or migration.status != "accepted"):
+            if move.waiting.startswith(STUCK):  # Nova moves it on after all
+                LOG.info("%s: %s is no longer stuck (migration %s %s); following it", _who(move),
+                         move.server_name, migration.id, migration.status)  # fmt: skip
+                return self._store.update_move(
+                    move.incident_id, move.server_id, move.status, self._clock.now(), waiting=""
+                )
+            return move
+        if move.waiting.startswith(STUCK):
+            raise _Parked
+        taken = self._clock.now() - move.updated_at
+        what = f"migration {migration.id} still 'accepted' with no destination" if migration else "no migration"
+        reason = f"{STUCK}Nova took the request {taken:.0f} s ago and never started it ({what})"
+        commands = (
+            f"check that nova-conductor and nova-scheduler run; then `openstack server set --state error "
+            f"{move.server_id}` and `openstack --os-compute-api-version 2.68 server evacuate {move.server_id}`: "
+            "petguard follows the new request"
+        )
+        LOG.warning("%s: evacuation of %s %s; next: %s", _who(move), move.server_name, reason, commands)
+        self._store.update_move(move.incident_id, move.server_id, move.status, self._clock.now(), waiting=reason)
+        self._store.record_event(
+            move.source_host,
+            move.incident_id,
+            "evacuation_stuck",
+            f"{move.server_name} ({move.server_id}): {reason[len(STUCK):]}; the request was probably lost between "
+            f"nova-api and nova-conductor; {commands}",
+            self._clock.now(),
+        )
+        raise _Parked
 
-        The scheduler counts a group's members per host from a cache that the destination compute
-        updates after the previous member is already ACTIVE there, so the next member can be sent to
-        that host and bounced (1 run in 11 in the lab, docs/lab.md). Asked again a little later, the
-        scheduler knows; a NoValidHost without this message is not retried (no room stays no room).
-        """
-        return any(marker in server.fault.lower() for marker in SCHEDULING_RACE_FAULTS)
-
-    def _retry_after_race(self, move: MoveRecord, migration: Migration | None, server: Server) -> MoveRecord:
-        """Ask Nova again, after the scheduler had time to learn where the group's members are now."""
-        what = f"migration {migration.id} ended {migration.status}" if migration else "the server is ERROR"
+    def _ask_again(self, move: MoveRecord, what: str, verdict: Verdict) -> MoveRecord:
+        """Ask Nova again (Nova moved nothing), after the scheduler had time to learn where the group's
+        members are now (the late server-group check) or whatever failed had time to pass."""
         LOG.info(
-            "%s: Nova's late server-group check refused %s (%s: %s): nothing moved; next: ask again in %.0f s "
-            "(attempt %d of %d)",
+            "%s: %s (%s): nothing moved; next: ask again in %.0f s (attempt %d of %d)",
             _who(move),
-            move.server_name,
+            verdict.reason,
             what,
-            server.fault,
             self._policy.race_retry_delay,
             move.attempts + 1,
             self._policy.max_request_attempts,
@@ -390,7 +607,7 @@ class Evacuator:
             move.source_host,
             move.incident_id,
             "evacuation_retried",
-            f"{move.server_name} ({move.server_id}): {what}, {server.fault}; asked again "
+            f"{move.server_name} ({move.server_id}): {what}: {verdict.reason}; asked again "
             f"(attempt {move.attempts + 1} of {self._policy.max_request_attempts})",
             self._clock.now(),
         )

@@ -24,9 +24,26 @@ class PowerState(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+#: Words that make an option's value a secret when its name contains one (fence-agents'
+#: ``community``, ``snmp_priv_passwd``, ``secret_key``, ``apikey``, ``token`` ...). Matching too
+#: much only masks more; matching too little leaks (FENCE-09).
+SECRET_OPTION_WORDS: tuple[str, ...] = ("pass", "secret", "community", "token", "key", "credential")
+
+
+def is_secret_option(name: str) -> bool:
+    """Whether option ``name`` holds a secret (pure). ``no_password``-style flags do not: masking
+    their value ("1") would mask every 1 in a message."""
+    lowered = name.lower()
+    return not lowered.startswith("no_") and any(word in lowered for word in SECRET_OPTION_WORDS)
+
+
 @dataclasses.dataclass(frozen=True)
 class FenceDevice:
-    """One fence device of one host (a BMC, a PDU outlet ...). The password never appears in repr."""
+    """One fence device of one host (a BMC, a PDU outlet ...).
+
+    Neither the password nor the options appear in repr: options may hold secrets too (an SNMP
+    community, ``snmp_priv_passwd``); ``secrets()`` lists every value to mask in a message.
+    """
 
     host: str
     driver: str
@@ -34,11 +51,16 @@ class FenceDevice:
     port: int
     username: str
     password: str = dataclasses.field(repr=False)
-    options: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    options: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     def describe(self) -> str:
         """A log-safe one-line description (no secret)."""
         return f"{self.driver}://{self.username}@{self.address}:{self.port} (host {self.host})"
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret of the record: the password and each option value that names a secret."""
+        named = (value for key, value in self.options.items() if is_secret_option(key))
+        return tuple(value for value in (self.password, *named) if value)
 
 
 @dataclasses.dataclass(frozen=True)

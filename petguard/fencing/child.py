@@ -8,12 +8,20 @@ one that reports the fence failed. Both sides of the protocol live here:
   ``isolate = True`` it starts ``sys.executable -I -m petguard.fencing.child`` in its own process
   group, writes the request (device record *including the password*) as JSON on the child's stdin
   (never argv or the environment, which other users can read in /proc), and reads one JSON line
-  back. At ``timeout + hard_margin`` seconds it SIGKILLs the child's process group and raises
-  ``BmcUnreachable``. Drivers with ``isolate = False`` (the fake) run in-process.
+  back. At ``timeout + hard_margin`` seconds it SIGKILLs the child's process group, closes the pipes
+  without reading them to the end (a helper that left the group with ``setsid`` may hold them for
+  ever) and raises ``BmcUnreachable``: the call never outlives its deadline by more than
+  ``REAP_TIMEOUT`` (FENCE-07). Drivers with ``isolate = False`` (the fake) run in-process.
 * ``main()`` (child side): reads the request, imports only the driver's own module, runs the one
   operation and prints ``{"ok": true, "power": "off"}`` or
   ``{"ok": false, "error": "BmcAuthError", "message": "..."}``. The parent raises the same petguard
-  exception class again. No message that crosses the boundary contains the password.
+  exception class again. No message that crosses the boundary contains a secret of the record.
+
+The parent believes only a well-formed reply (``parse_reply``): stdout is exactly one JSON object
+with the keys and values above (power one of ``PowerState``'s values, a delay a number of seconds
+from 0 to ``MAX_REPLY_DELAY``), and a power reading counts only when the child then exited 0.
+Anything else, whatever bytes a broken or hijacked child prints, is a ``FencingError`` for that
+device, never a crash of the lane and never a reading (FENCE-04, FENCE-05, FENCE-06).
 
 Imports stay minimal on purpose: every fence call pays this module's import time in the child.
 """
@@ -55,6 +63,12 @@ ERROR_CLASSES: Mapping[str, type[errors.PetguardError]] = {
 
 #: How much of a crashed child's stderr goes into the error message (characters, from the end).
 _STDERR_TAIL = 400
+#: How much of a malformed reply goes into the error message (characters, from the start).
+_REPLY_EXCERPT = 200
+#: The longest retry delay a child may suggest (seconds); more is a malformed reply.
+MAX_REPLY_DELAY = 60.0
+#: Seconds to wait for a killed process to be reaped after its pipes are closed (FENCE-07).
+REAP_TIMEOUT = 0.5
 
 _MASK = "***"
 
@@ -118,48 +132,89 @@ class FenceRunner:
     def _run_in_child(
         self, driver: base.FenceDriver, device: base.FenceDevice, op: Op, timeout: float
     ) -> base.PowerState | None:
-        request = encode_request(driver, device, op, timeout)
+        request = encode_request(driver, device, op, timeout).encode()
         hard_deadline = timeout + self._hard_margin
         started = time.monotonic()
-        proc = subprocess.Popen(  # fixed argv, no shell, no secret in it
-            [self._python, "-I", "-m", "petguard.fencing.child"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group, so the kill takes any helpers too
-            close_fds=True,
-            text=True,
-        )
+        try:
+            proc = subprocess.Popen(  # fixed argv, no shell, no secret in it
+                [self._python, "-I", "-m", "petguard.fencing.child"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group, so the kill takes any helpers too
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise errors.FencingError(
+                f"fence child for {device.describe()} cannot be started with {self._python} "
+                f"({exc.strerror or exc}); check the petguard installation",
+                host=device.host,
+                driver=device.driver,
+            ) from exc
         LOG.debug("fence child %d started: %s on %s", proc.pid, op, device.describe())
         if self._on_spawn is not None:
             self._on_spawn(proc.pid)
-        try:
-            stdout, stderr = proc.communicate(request, timeout=hard_deadline)
-        except subprocess.TimeoutExpired:
-            kill_group(proc)
+        output = communicate(proc, request, hard_deadline)
+        if output is None:
             raise errors.BmcUnreachable(
                 f"fence child for {device.describe()} ({op}) gave no result within its hard "
-                f"deadline of {hard_deadline:.1f} s and was killed",
+                f"deadline of {hard_deadline:.1f} s {expired(proc)}",
                 host=device.host,
                 driver=device.driver,
-            ) from None
+            )
+        stdout, stderr = output
         LOG.debug(
             "fence child %d exited %s after %.3f s",
             proc.pid,
             proc.returncode,
             time.monotonic() - started,
         )
-        return decode_reply(stdout, stderr, proc.returncode, device)
+        return decode_reply(stdout, stderr, proc.returncode, device, op)
 
 
-def kill_group(proc: subprocess.Popen[str]) -> None:
-    """SIGKILL the child's whole process group and reap it (SIGKILL also ends a stopped process)."""
+def communicate(proc: subprocess.Popen[bytes], request: bytes, timeout: float) -> tuple[bytes, bytes] | None:
+    """Write ``request`` to ``proc`` and read its stdout and stderr to the end, within ``timeout``.
+
+    :returns: (stdout, stderr); None when the time ran out: then ``proc``'s process group has been
+        killed and its pipes closed (``kill_group``), so this never takes more than ``timeout +
+        REAP_TIMEOUT`` seconds, also when a helper outside the group holds the pipes (FENCE-07).
+    """
+    try:
+        return proc.communicate(request, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        return None
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group of ``proc``, close its pipes and reap it within ``REAP_TIMEOUT``.
+
+    The pipes are closed, not read to the end: a helper that left the group (``setsid``) may hold
+    them open for as long as it likes. ``proc`` is not reaped before the kill, so its pid (the
+    group's id) cannot have been reused by then. SIGKILL also ends a stopped process.
+    """
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    proc.communicate()
-    LOG.debug("fence child %d killed at its hard deadline", proc.pid)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+    try:
+        proc.wait(timeout=REAP_TIMEOUT)
+    except subprocess.TimeoutExpired:  # uninterruptible sleep: subprocess reaps it later
+        LOG.warning("process %d did not end within %.1f s of SIGKILL; left to be reaped later", proc.pid, REAP_TIMEOUT)
+    LOG.debug("process group %d killed at its deadline (exit %s)", proc.pid, proc.returncode)
+
+
+def expired(proc: subprocess.Popen[bytes]) -> str:
+    """How a process that ran out of time ended, to follow "within N s" (after ``kill_group``)."""
+    if proc.returncode is not None and proc.returncode != -signal.SIGKILL:
+        return (
+            f"(it had exited with code {proc.returncode}, but a process it started outside its "
+            "process group held its output open; the output was abandoned)"
+        )
+    return "and was killed"
 
 
 def _execute(
@@ -187,14 +242,45 @@ def encode_request(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """A well-formed success reply: the reading (``Op.POWER_STATE``) or None (``Op.POWER_OFF``)."""
+
+    power: base.PowerState | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """A well-formed error reply: the petguard error class, its message and its suggested delay."""
+
+    error: type[errors.PetguardError]
+    message: str
+    delay: float
+
+
+class MalformedReply(ValueError):
+    """The child's stdout is not one well-formed reply; the text says what is wrong with it."""
+
+
+_ANSWER_KEYS = frozenset({"ok", "power"})
+_FAILURE_KEYS = frozenset({"ok", "error", "message", "delay"})
+_POWER_VALUES = frozenset(state.value for state in base.PowerState)
+_DEFAULT_DELAY = 1.0
+
+
 def decode_reply(
-    stdout: str, stderr: str, returncode: int | None, device: base.FenceDevice
+    stdout: bytes, stderr: bytes, returncode: int | None, device: base.FenceDevice, op: Op
 ) -> base.PowerState | None:
-    """Turn the child's output back into a PowerState, None, or the petguard error it reported."""
-    reply = _last_json_line(stdout)
+    """Turn the child's output back into a PowerState, None, or the petguard error it reported.
+
+    Whatever the bytes and the exit code, this returns a reading only for a well-formed answer
+    from a child that exited 0, and otherwise raises a petguard error (FENCE-04..06).
+    """
+    secrets = device.secrets()
     context: dict[str, object] = {"host": device.host, "driver": device.driver}
-    if reply is None:
-        tail = scrub(stderr.strip()[-_STDERR_TAIL:], device.password)
+    text = decode_output(stdout).strip()
+    if not text:
+        tail = scrub(decode_output(stderr).strip()[-_STDERR_TAIL:], *secrets)
         LOG.debug("fence child stderr for %s: %s", device.describe(), tail)
         cls: type[errors.PetguardError] = errors.FencingError
         if returncode is not None and returncode < 0:
@@ -204,60 +290,129 @@ def decode_reply(
             + (f"; stderr ends with: {tail}" if tail else ""),
             **context,
         )
-    if reply.get("ok") is True:
-        power = reply.get("power")
-        return None if power is None else base.PowerState(power)
-    error_cls = ERROR_CLASSES.get(str(reply.get("error")), errors.FencingError)
-    message = scrub(str(reply.get("message", "")), device.password)
-    if issubclass(error_cls, errors.Temporary):
-        raise error_cls(message, delay=float(reply.get("delay", 1.0)), **context)
-    raise error_cls(message, **context)
+    try:
+        reply = parse_reply(text, op)
+    except MalformedReply as exc:
+        excerpt = scrub(text[:_REPLY_EXCERPT], *secrets)
+        raise errors.FencingError(
+            f"fence child for {device.describe()} ({op}) sent a malformed reply ({exc}; exit code "
+            f"{returncode}): {excerpt!r}; not a power reading: check that petguard is installed "
+            "the same way on this controller as the daemon",
+            **context,
+        ) from None
+    if isinstance(reply, Failure):
+        message = scrub(reply.message, *secrets)
+        if issubclass(reply.error, errors.Temporary):
+            raise reply.error(message, delay=reply.delay, **context)
+        raise reply.error(message, **context)
+    if returncode != 0:
+        raise errors.FencingError(
+            f"fence child for {device.describe()} ({op}) answered {reply.power or 'done'} but then "
+            f"exited with code {returncode}; not a power reading",
+            **context,
+        )
+    return reply.power
 
 
-def _last_json_line(stdout: str) -> dict[str, Any] | None:
-    for line in reversed(stdout.strip().splitlines()):
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
+def parse_reply(text: str, op: Op) -> Answer | Failure:
+    """The child's stdout (decoded, stripped) → one well-formed reply for ``op`` (pure).
+
+    :raises MalformedReply: anything else, saying what is wrong.
+    """
+    if "\n" in text:
+        raise MalformedReply("more than one line on stdout")
+    try:
+        reply = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except (ValueError, RecursionError) as exc:
+        if isinstance(exc, MalformedReply):
+            raise
+        raise MalformedReply(f"not JSON: {type(exc).__name__}") from None
+    if not isinstance(reply, dict):
+        raise MalformedReply("not a JSON object")
+    ok = reply.get("ok")
+    if ok is True:
+        return _answer(reply, op)
+    if ok is False:
+        return _failure(reply)
+    raise MalformedReply("'ok' is neither true nor false")
 
 
-def scrub(text: str, secret: str) -> str:
-    """Mask ``secret`` in ``text`` (defence in depth: messages are built without secrets)."""
-    return text.replace(secret, _MASK) if secret else text
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise MalformedReply("a key appears twice")
+    return dict(pairs)
+
+
+def _answer(reply: dict[str, Any], op: Op) -> Answer:
+    if not set(reply) <= _ANSWER_KEYS:
+        raise MalformedReply(f"unexpected keys {sorted(set(reply) - _ANSWER_KEYS)!r}")
+    power = reply.get("power")
+    if op is Op.POWER_OFF:
+        if power is not None:
+            raise MalformedReply("a power-off answer carries no power state")
+        return Answer(None)
+    if not isinstance(power, str) or power not in _POWER_VALUES:
+        raise MalformedReply(f"power is not one of {sorted(_POWER_VALUES)}")
+    return Answer(base.PowerState(power))
+
+
+def _failure(reply: dict[str, Any]) -> Failure:
+    if not set(reply) <= _FAILURE_KEYS:
+        raise MalformedReply(f"unexpected keys {sorted(set(reply) - _FAILURE_KEYS)!r}")
+    name, message = reply.get("error"), reply.get("message", "")
+    if not isinstance(name, str) or not isinstance(message, str):
+        raise MalformedReply("error and message must be strings")
+    delay = reply.get("delay", _DEFAULT_DELAY)
+    # bool is an int in Python; NaN fails the range check.
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_REPLY_DELAY:
+        raise MalformedReply(f"delay is not a number of seconds from 0 to {MAX_REPLY_DELAY:g}")
+    return Failure(ERROR_CLASSES.get(name, errors.FencingError), message, float(delay))
+
+
+def decode_output(raw: bytes) -> str:
+    """A child's or an agent's output as text: bytes that are not UTF-8 become U+FFFD, never an
+    exception (FENCE-10)."""
+    return raw.decode("utf-8", errors="replace")
+
+
+def scrub(text: str, *secrets: str) -> str:
+    """Mask every one of ``secrets`` in ``text`` (defence in depth: messages are built without
+    secrets); the longest first, so that one secret inside another leaves nothing of it."""
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, _MASK)
+    return text
 
 
 def serve(request_text: str) -> dict[str, Any]:
     """Child side, without the process plumbing: request JSON → reply dict. Never raises."""
-    password = ""
+    secrets: tuple[str, ...] = ()
     try:
         request = json.loads(request_text)
         device = _device_from(request["device"])
-        password = device.password
+        secrets = device.secrets()
         driver = _load_target(str(request["target"]))
         power = _execute(driver, device, Op(request["op"]), float(request["timeout"]))
         return {"ok": True, "power": None if power is None else str(power)}
     except errors.PetguardError as exc:
-        return _error_reply(exc, password)
+        return _error_reply(exc, *secrets)
     except Exception as exc:  # noqa: BLE001 - the boundary: every failure becomes a reply
         return {
             "ok": False,
             "error": "FencingError",
-            "message": f"fence child failed: {type(exc).__name__}: {scrub(str(exc), password)}",
+            "message": f"fence child failed: {type(exc).__name__}: {scrub(str(exc), *secrets)}",
         }
 
 
-def _error_reply(exc: errors.PetguardError, password: str) -> dict[str, Any]:
+def _error_reply(exc: errors.PetguardError, *secrets: str) -> dict[str, Any]:
     name = next(
         (cls.__name__ for cls in type(exc).__mro__ if cls.__name__ in ERROR_CLASSES),
         "FencingError",
     )
-    reply: dict[str, Any] = {"ok": False, "error": name, "message": scrub(exc.message, password)}
+    reply: dict[str, Any] = {"ok": False, "error": name, "message": scrub(exc.message, *secrets)}
     if isinstance(exc, errors.Temporary):
-        reply["delay"] = exc.delay
+        # Within what the parent accepts; max() also turns NaN into 0.
+        reply["delay"] = max(0.0, min(float(exc.delay), MAX_REPLY_DELAY))
     return reply
 
 

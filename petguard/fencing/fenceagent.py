@@ -5,11 +5,19 @@ PDUs, iLO, iDRAC, IPMI and dozens of other devices already have a fence agent (D
 on stdin, ``action=off`` to power off (the agent waits for the power to go off by itself) and
 ``action=status`` to read it back, which the procedure repeats until N consecutive OFF readings.
 
-Exit codes (fence-agents' ``fencing.py``): for ``status`` 0 = ON and 2 = OFF; for any action 1 =
-failure. The agent's own message (its last ``Failed:``/``ERROR:`` lines) goes into the error, with
-the password masked; a message about a timeout or a connection is a temporary failure (retried,
-read again until the deadline), any other failure (refused credentials, unknown plug) ends the
-level at once so the next level is tried.
+Evidence (fence-agents' ``fencing.py``, ``fence_action``): ``status`` prints ``Status: ON`` and
+exits 0, or prints ``Status: OFF`` and exits 2; every failure exits 1. Exit code 2 alone proves
+nothing: a shell syntax error, a missing script file (``python3: can't open file``) and argparse
+usage errors exit 2 too. So a reading is OFF only when the agent exited 2 *and* printed exactly one
+``Status:`` line on stdout, ``Status: OFF``; ON likewise needs exit 0 and ``Status: ON``. Anything
+else from ``status`` is not a reading but a ``FencingError`` (FENCE-01, FENCE-02, FENCE-03). Output
+is decoded leniently (an undecodable byte is replaced, never an exception out of the driver).
+
+The agent's own message (its last ``Failed:``/``ERROR:`` lines) goes into the error, with every
+secret of the record masked (the password and every option that names one, such as ``community``
+or ``snmp_priv_passwd``); a message about a timeout or a connection is a temporary failure
+(retried, read again until the deadline), any other failure (refused credentials, unknown plug)
+ends the level at once so the next level is tried.
 
 Secrets: the password is written to the agent's stdin only, never argv or the environment (other
 users can read both in /proc). The agent gets a minimal environment. Note that some agents pass it
@@ -18,7 +26,8 @@ on to their own helper on argv (fence_ipmilan runs ``ipmitool -P``): for IPMI pr
 
 The agent already is a separate process, so ``isolate`` is False: this driver runs in the daemon and
 enforces the hard deadline itself: the agent runs in its own process group, which is SIGKILLed at
-``timeout`` seconds (``petguard.fencing.child.kill_group``).
+``timeout`` seconds, its pipes closed and its exit waited for a bounded time, so a helper that left
+the group holding the agent's output cannot hold the lane (``petguard.fencing.child.communicate``).
 
 Device record: ``agent`` (name such as ``fence_apc_snmp``, looked up in ``/usr/sbin``, ``/sbin`` and
 PATH, or an absolute path), ``address`` (sent as ``ip``), ``port`` (``ipport``; 0 or left out: the
@@ -35,13 +44,13 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from petguard import errors
 from petguard.fencing import base
-from petguard.fencing.child import kill_group, scrub
+from petguard.fencing.child import communicate, decode_output, expired, scrub
 
 #: Where fence-agents installs its programs (often not on a daemon's PATH).
 AGENT_DIRS: tuple[str, ...] = ("/usr/sbin", "/sbin", "/usr/local/sbin")
@@ -54,6 +63,11 @@ _OPTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _TEMPORARY_WORDS: tuple[str, ...] = ("timed out", "timeout", "connection", "unable to connect", "no route")
 #: Exit codes of the fence-agent API.
 EXIT_SUCCESS, EXIT_FAILURE, EXIT_OFF = 0, 1, 2
+#: What ``status`` must print on stdout with each exit code for the reading to count (FENCE-01).
+STATUS_READINGS: Mapping[tuple[int, str], base.PowerState] = {
+    (EXIT_SUCCESS, "Status: ON"): base.PowerState.ON,
+    (EXIT_OFF, "Status: OFF"): base.PowerState.OFF,
+}
 #: Lines of the agent's output kept in an error message.
 _MESSAGE_LINES = 3
 #: Suggested wait before retrying after a temporary failure (seconds).
@@ -67,6 +81,11 @@ class AgentResult:
     returncode: int
     stdout: str
     stderr: str
+
+    @classmethod
+    def from_output(cls, returncode: int, stdout: bytes, stderr: bytes) -> AgentResult:
+        """From the raw pipes: bytes that are not UTF-8 are replaced, never an exception (FENCE-10)."""
+        return cls(returncode, decode_output(stdout), decode_output(stderr))
 
 
 class FenceAgentDriver(base.FenceDriver):
@@ -149,17 +168,45 @@ def encode_request(device: base.FenceDevice, action: str, timeout: float) -> str
 
 
 def status_from(result: AgentResult, device: base.FenceDevice) -> base.PowerState:
-    """Exit code of ``action=status`` → PowerState (0 ON, 2 OFF); 1 or anything else raises."""
-    if result.returncode == EXIT_SUCCESS:
-        return base.PowerState.ON
-    if result.returncode == EXIT_OFF:
-        return base.PowerState.OFF
-    raise failure_from(result, device, "status")
+    """``action=status`` → ON (exit 0 and ``Status: ON``) or OFF (exit 2 and ``Status: OFF``).
+
+    Positive evidence only (FENCE-01): exit 2 is also what a usage or syntax error exits with, so
+    the exit code and the agent's one ``Status:`` line must agree; anything else raises.
+
+    :raises petguard.errors.FencingError: exit code and output are not one of the two readings.
+    :raises petguard.errors.BmcUnreachable: the agent failed with a timeout or connection message.
+    """
+    if result.returncode not in (EXIT_SUCCESS, EXIT_OFF):
+        raise failure_from(result, device, "status")
+    state = STATUS_READINGS.get((result.returncode, status_line(result.stdout)))
+    if state is None:
+        raise not_a_reading(result, device)
+    return state
+
+
+def status_line(stdout: str) -> str:
+    """The agent's one ``Status:`` line on stdout, or "" when there is none or more than one."""
+    said = [ln.strip(" \t\r") for ln in stdout.split("\n") if ln.lstrip(" \t").startswith("Status:")]
+    return said[0] if len(said) == 1 else ""
+
+
+def not_a_reading(result: AgentResult, device: base.FenceDevice) -> errors.FencingError:
+    """The error for a ``status`` whose exit code and ``Status:`` line do not agree (pure)."""
+    expected = "Status: ON" if result.returncode == EXIT_SUCCESS else "Status: OFF"
+    return errors.FencingError(
+        f"fence agent {device.options.get('agent', '?')} for {device.describe()} exited "
+        f"{result.returncode} on 'action=status' without printing exactly one {expected!r} line, so "
+        f"it is not a power reading (exit 2 is also a usage or syntax error): "
+        f"{agent_message(result, device.secrets())}; run the agent by hand with these options "
+        "('fence_<name> -o status ...') and fix the inventory",
+        host=device.host,
+        driver=device.driver,
+    )
 
 
 def failure_from(result: AgentResult, device: base.FenceDevice, action: str) -> errors.PetguardError:
     """A failed agent run → BmcUnreachable (timeouts, connections: retry) or FencingError (the rest)."""
-    message = agent_message(result, device.password)
+    message = agent_message(result, device.secrets())
     where = f"fence agent {device.options.get('agent', '?')} for {device.describe()}"
     context: dict[str, object] = {"host": device.host, "driver": device.driver}
     text = f"{where} failed 'action={action}' (exit {result.returncode}): {message}"
@@ -168,15 +215,17 @@ def failure_from(result: AgentResult, device: base.FenceDevice, action: str) -> 
     return errors.FencingError(text + "; check the device's address, credentials and options", **context)
 
 
-def agent_message(result: AgentResult, password: str) -> str:
-    """The agent's own explanation: its last few Failed:/ERROR: lines, else its last lines; masked."""
+def agent_message(result: AgentResult, secrets: Sequence[str]) -> str:
+    """The agent's own explanation: its last few Failed:/ERROR: lines, else its last lines; every
+    secret of the record masked."""
     lines = [ln.strip() for ln in (result.stderr + "\n" + result.stdout).splitlines() if ln.strip()]
     wanted = [ln for ln in lines if ln.startswith(("Failed", "ERROR", "Error"))] or lines
-    return scrub(" | ".join(wanted[-_MESSAGE_LINES:]), password) or "no message"
+    return scrub(" | ".join(wanted[-_MESSAGE_LINES:]), *secrets) or "no message"
 
 
 def run_agent(device: base.FenceDevice, action: str, timeout: float) -> AgentResult:
-    """Run the agent once with ``action``; SIGKILL its process group at ``timeout`` seconds.
+    """Run the agent once with ``action``; SIGKILL its process group at ``timeout`` seconds and
+    return within ``timeout`` plus ``child.REAP_TIMEOUT`` whatever its helpers do (FENCE-08).
 
     :raises petguard.errors.BmcUnreachable: it did not finish in time.
     :raises petguard.errors.ConfigError: the agent cannot be found or started.
@@ -198,24 +247,21 @@ def run_agent(device: base.FenceDevice, action: str, timeout: float) -> AgentRes
             env=_environment(),
             start_new_session=True,  # its own process group: the kill takes its helpers too
             close_fds=True,
-            text=True,
         )
     except OSError as exc:
         raise errors.ConfigError(
             f"fence agent {executable} cannot be started ({exc.strerror or exc})", host=device.host
         ) from exc
-    try:
-        stdout, stderr = proc.communicate(encode_request(device, action, timeout), timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(proc)
+    output = communicate(proc, encode_request(device, action, timeout).encode(), timeout)
+    if output is None:
         raise errors.BmcUnreachable(
             f"fence agent {executable} for {device.describe()} did not finish 'action={action}' "
-            f"within {timeout:.1f} s and was killed",
+            f"within {timeout:.1f} s {expired(proc)}",
             delay=_RETRY_DELAY,
             host=device.host,
             driver=device.driver,
-        ) from None
-    return AgentResult(proc.returncode, stdout, stderr)
+        )
+    return AgentResult.from_output(proc.returncode, *output)
 
 
 def _environment() -> Mapping[str, str]:

@@ -282,8 +282,13 @@ class SqlStore:
         count_attempt: bool = False,
         target_host: str | None = None,
         fall_back: bool = False,
+        waiting: str | None = None,
     ) -> MoveRecord:
         values: dict[str, Any] = {"status": status.value, "updated_at": at}
+        if waiting is not None:
+            # a wait keeps the moment it began across its retries; "" ends it
+            values["waiting"] = waiting
+            values["waiting_since"] = func.coalesce(m.moves.c.waiting_since, at) if waiting else None
         given = (("reason", reason), ("dest_host", dest_host), ("request_id", request_id), ("target_host", target_host))
         for column, value in given:
             if value is not None:

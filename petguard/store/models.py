@@ -142,6 +142,9 @@ moves = Table(
     Column("hint_note", String(NOTE), nullable=False, server_default=""),
     Column("target_host", String(NAME), nullable=True),
     Column("fell_back", Boolean, nullable=False, server_default=false()),
+    # a move waiting for the cloud (evacuate.outage): why ("" when not waiting) and since when
+    Column("waiting", String(NOTE), nullable=False, server_default=""),
+    Column("waiting_since", Double, nullable=True),
 )
 
 #: Reserved failover hosts (evacuate.reserved): one row per host; a loan is a chain of compare-and-set

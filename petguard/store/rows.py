@@ -162,6 +162,8 @@ def move_to_row(incident_id: int, source_host: str, move: Move, order: int, at: 
         "hint_note": move.hint_note,
         "target_host": None,
         "fell_back": False,
+        "waiting": "",
+        "waiting_since": None,
     }
 
 
@@ -185,6 +187,8 @@ def move_from_row(row: Row) -> MoveRecord:
         hint_note=row["hint_note"],
         target_host=row["target_host"],
         fell_back=bool(row["fell_back"]),
+        waiting=row["waiting"],
+        waiting_since=row["waiting_since"],
     )
 
 

@@ -88,6 +88,7 @@ class Harness:
         dry_run: bool = False,
         url: str | None = None,
         enabled_drivers: tuple[str, ...] = ("ipmi", "fake"),
+        child_python: str | None = None,
     ) -> None:
         self.url = url or journal_url(tmp_path)
         self.store = SqlStore(self.url)
@@ -95,7 +96,8 @@ class Harness:
         self.stop_event = threading.Event()
         self.clock = SystemClock(self.stop_event)
         lookup = functools.partial(loader.load_driver, enabled=list(enabled_drivers))
-        fence = service.make_fence(devices, FenceRunner(lookup), lookup, fence_policy, self.clock)
+        runner = FenceRunner(lookup) if child_python is None else FenceRunner(lookup, python=child_python)
+        fence = service.make_fence(devices, runner, lookup, fence_policy, self.clock)
         policy = LoopPolicy(detection=detection, startup_blackout=startup_blackout, dry_run=dry_run)
         self.loop = service.assemble(compute, self.store, fence, self.clock, policy, recovery, self.stop_event)
 

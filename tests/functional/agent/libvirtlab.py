@@ -63,6 +63,9 @@ class Libvirtd:
         (etc / "libvirtd.conf").write_text(
             f'unix_sock_dir = "{self.sock_dir}"\n'
             'auth_unix_rw = "none"\nauth_unix_ro = "none"\n'
+            # Read-write for root only, as the libvirt group (or polkit's manage rule) gates it on a
+            # compute node; read-only for anyone (test_libvirt_readonly.py: the agent needs no more).
+            'unix_sock_rw_perms = "0700"\nunix_sock_ro_perms = "0777"\n'
             f'log_outputs = "3:file:{self.base}/libvirtd.log"\n'
         )
         (etc / "qemu.conf").write_text(

@@ -178,14 +178,15 @@ def test_events_are_stored_once_and_only_signed_agents_may_report(controller: Co
     assert client.post("/v1/agent/events", content=body, headers={"Authorization": "Bearer op-token-agent-tests"}
                        ).status_code == 403
     stamp = f"{time.time():.3f}"
-    wrong = {"X-Petguard-Timestamp": stamp, "X-Petguard-Signature": auth.sign("wrong", stamp, body),
-             "X-Petguard-Sender": "cmp1"}
-    assert client.post("/v1/agent/events", content=body, headers=wrong).status_code == 401
-    right = dict(wrong, **{"X-Petguard-Signature": auth.sign(HMAC_KEY, stamp, body)})
-    assert client.post("/v1/agent/events", content=body, headers=right).status_code == 202
+    path = "/v1/agent/events"
+    wrong = {"X-Petguard-Timestamp": stamp, "X-Petguard-Signature": auth.sign("wrong", stamp, "POST", path, body),
+             "X-Petguard-Sender": "cmp1", "Content-Type": "application/json"}
+    assert client.post(path, content=body, headers=wrong).status_code == 401
+    right = dict(wrong, **{"X-Petguard-Signature": auth.sign(HMAC_KEY, stamp, "POST", path, body)})
+    assert client.post(path, content=body, headers=right).status_code == 202
     bad = b'{"host": "cmp1", "events": [{"id": "x", "at": 1, "domain_uuid": "u", "domain_name": "n", ' \
           b'"kind": "watchdog", "detail": "explode"}]}'
-    signed = dict(wrong, **{"X-Petguard-Signature": auth.sign(HMAC_KEY, stamp, bad)})
+    signed = dict(wrong, **{"X-Petguard-Signature": auth.sign(HMAC_KEY, stamp, "POST", path, bad)})
     answer = client.post("/v1/agent/events", content=bad, headers=signed)
     assert answer.status_code == 400 and "explode" in answer.json()["error"]["message"]
 

@@ -23,6 +23,8 @@ from tests.functional.harness import FAST_RECOVERY, Harness
 TOKEN = "op-token-functional"
 ALERT_TOKEN = "alert-token-functional"
 HMAC_KEY = "hmac-key-functional"
+#: Keys bound to one host each (docs/agent.md): ``agent-<host>``, and the older ``<host>`` naming.
+HOST_KEYS = {"agent-cmp1": "cmp1-key-functional", "cmp3": "cmp3-key-functional"}
 HOSTS = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5"]
 MAX_BODY = 64 * 1024
 
@@ -76,7 +78,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
     auth = Authenticator(
         tokens={"alice": TOKEN},
         alert_tokens={"alertmanager": ALERT_TOKEN},
-        hmac_keys={"agent": HMAC_KEY},
+        hmac_keys={"agent": HMAC_KEY, **HOST_KEYS},
         now=harness.clock.now,
     )
     app = make_app(view, inbox, auth, metrics, ApiSettings(max_body_bytes=MAX_BODY))

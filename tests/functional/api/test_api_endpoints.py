@@ -145,20 +145,23 @@ def test_authentication_and_authorization(api: Api) -> None:
     assert anonymous.get("/healthz").status_code == 200 and anonymous.get("/metrics").status_code == 200
     as_alerts = {"Authorization": f"Bearer {ALERT_TOKEN}"}
     forbidden = anonymous.post("/v1/hosts/cmp1/requests", json={"kind": "fence", "reason": "x"}, headers=as_alerts)
-    assert forbidden.status_code == 403 and "only allows posting alerts" in error(forbidden)
+    assert forbidden.status_code == 403 and "allows only posting alerts" in error(forbidden)
     assert anonymous.get("/v1/hosts", headers=as_alerts).status_code == 403
     unsigned = anonymous.post("/v1/alerts", json={"alerts": []})
     assert unsigned.status_code == 401
     body = json.dumps({"alerts": [{"host": "cmp1", "kind": "node_down", "status": "firing"}]}).encode()
     stamp = str(int(time.time()))
-    signed = {"X-Petguard-Timestamp": stamp, "X-Petguard-Signature": sign(HMAC_KEY, stamp, body)}
+    signed = {"X-Petguard-Timestamp": stamp, "X-Petguard-Sender": "agent", "Content-Type": "application/json",
+              "X-Petguard-Signature": sign(HMAC_KEY, stamp, "POST", "/v1/alerts", body)}
     assert anonymous.post("/v1/alerts", content=body, headers=signed).status_code == 202
-    tampered = {**signed, "X-Petguard-Signature": sign(HMAC_KEY, stamp, body + b" ")}
+    tampered = {**signed, "X-Petguard-Signature": sign(HMAC_KEY, stamp, "POST", "/v1/alerts", body + b" ")}
     assert anonymous.post("/v1/alerts", content=body, headers=tampered).status_code == 401
     old = str(int(time.time()) - 600)
-    stale = {"X-Petguard-Timestamp": old, "X-Petguard-Signature": sign(HMAC_KEY, old, body)}
+    stale = {**signed, "X-Petguard-Timestamp": old,
+             "X-Petguard-Signature": sign(HMAC_KEY, old, "POST", "/v1/alerts", body)}
     assert "away from this controller's clock" in error(anonymous.post("/v1/alerts", content=body, headers=stale))
-    assert anonymous.post("/v1/alerts", content=body, headers=as_alerts).status_code == 202
+    as_alerts_json = {**as_alerts, "Content-Type": "application/json"}
+    assert anonymous.post("/v1/alerts", content=body, headers=as_alerts_json).status_code == 202
     assert audit(api) == [
         ("alert-token:alertmanager", "host_request", "cmp1", "refused"),
         ("hmac:agent", "alerts", None, "accepted"),
@@ -171,8 +174,8 @@ def test_invalid_input_changes_nothing(api: Api) -> None:
     c = api.client
     cases = [
         c.post("/v1/hosts/cmp1/requests", json={"kind": "fence", "reason": "x", "force": True}),
-        c.post("/v1/hosts/cmp1/requests", content=b"{not json"),
-        c.post("/v1/hosts/cmp1/requests", content=b""),
+        c.post("/v1/hosts/cmp1/requests", content=b"{not json", headers={"Content-Type": "application/json"}),
+        c.post("/v1/hosts/cmp1/requests", content=b"", headers={"Content-Type": "application/json"}),
         c.post("/v1/alerts", json={"alerts": [{"host": "cmp1", "kind": "k", "status": "maybe"}]}),
         c.post("/v1/alerts", json={"alerts": "cmp1"}),
         c.get("/v1/events", params={"limit": "0"}),

@@ -45,3 +45,17 @@ def test_service_asks_for_notify_watchdog_and_a_dedicated_user() -> None:
         "ExecReload=/bin/kill -HUP $MAINPID",
     ):
         assert line in text
+
+
+@pytest.mark.fault(
+    "AGENT-05",
+    guarantee="8",
+    injected="the agent's unit adds the libvirt group (read-write libvirt, about root) and shows it other processes",
+    expected="no SupplementaryGroups; ProtectProc=invisible; StateDirectoryMode=0750; the unit still verifies",
+)
+def test_the_agent_runs_without_the_libvirt_group_and_sees_only_its_processes() -> None:
+    lines = [line.strip() for line in (UNITS / "petguard-agent.service").read_text().splitlines()]
+    settings = [line for line in lines if line and not line.startswith("#")]
+    assert not [line for line in settings if line.startswith("SupplementaryGroups=")]
+    for line in ("ProtectProc=invisible", "StateDirectoryMode=0750", "User=petguard", "NoNewPrivileges=yes"):
+        assert line in settings

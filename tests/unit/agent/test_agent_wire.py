@@ -32,7 +32,7 @@ def test_a_heartbeat_is_stamped_with_the_controllers_time() -> None:
         ({"libvirt_connected": "yes"}, "must be a boolean"),
         ({"sent_at": "now"}, "must be a number"),
         ({"domains": [{"uuid": "u", "name": "n", "state": "exploded"}]}, "domains[0].'state'"),
-        ({"dropped": -1}, "non-negative"),
+        ({"dropped": -1}, "must be an integer from 0 to"),
         ({"extra": 1}, "unknown field"),
     ],
 )
@@ -49,3 +49,21 @@ def test_events_are_parsed_and_checked() -> None:
         wire.agent_events({"host": "cmp1", "events": [dict(item, kind="lifecycle")]})
     with pytest.raises(wire.InvalidBody, match="at most 1000"):
         wire.agent_events({"host": "cmp1", "events": [item] * 1001})
+
+
+@pytest.mark.fault(
+    "AGENT-06",
+    guarantee="8",
+    injected="an agent configured with a sender whose key speaks for another host, or a bare shared key",
+    expected="the agent refuses to start, saying which key to create and which sender to set",
+)
+def test_the_agent_refuses_a_sender_that_cannot_speak_for_its_host() -> None:
+    from petguard.agent.main import check_sender
+    from petguard.errors import ConfigError
+
+    assert check_sender("agent-cmp1", "cmp1") == "agent-cmp1"
+    assert check_sender("cmp1", "cmp1") == "cmp1"
+    with pytest.raises(ConfigError, match="speaks for host 'cmp2', not for this host 'cmp1'.*sender = agent-cmp1"):
+        check_sender("agent-cmp2", "cmp1")
+    with pytest.raises(ConfigError, match="no host \\(a bare, shared key\\)"):
+        check_sender("agent", "cmp1")

@@ -55,7 +55,8 @@ def test_events_are_signed_and_removed_only_after_a_2xx_with_failover(tmp_path: 
         seen.append(str(request.url))
         if request.url.host == "down":
             return httpx.Response(503, json={"error": {"message": "not the leader"}})
-        checker.authenticate({k.lower(): v for k, v in request.headers.items()}, request.content)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        checker.authenticate(headers, request.content, method=request.method, path=request.url.path)
         return httpx.Response(202, json={"accepted": len(json.loads(request.content)["events"]), "duplicates": 0})
 
     buffer = Buffer(tmp_path / "b.sqlite", 100)
@@ -68,6 +69,28 @@ def test_events_are_signed_and_removed_only_after_a_2xx_with_failover(tmp_path: 
     buffer.put(ev(9))
     reporter.flush_once()
     assert seen[-1] == "http://up/v1/agent/events", "the controller that answered is tried first"
+
+
+def test_each_try_is_signed_anew_over_the_api_path(tmp_path: Path) -> None:
+    """A controller accepts a signature once: the next URL (maybe the same controller by another name,
+    or behind a proxy that strips a prefix) gets a fresh signature over the API path."""
+    checker = Authenticator(hmac_keys={"cmp1": "k3y"}, max_skew=1e12)
+    answers: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        path = request.url.path.removeprefix("/petguard")  # what the proxy forwards
+        checker.authenticate(headers, request.content, method=request.method, path=path)
+        answers.append(503 if request.url.host == "vip" else 202)
+        return httpx.Response(answers[-1], json={"accepted": 1, "duplicates": 0})
+
+    buffer = Buffer(tmp_path / "b.sqlite", 100)
+    buffer.put(ev(1))
+    clock = iter(float(n) for n in range(100))
+    reporter = Reporter(settings("http://vip/petguard", "http://ctl1/petguard"), buffer,
+                        lambda: AgentStatus(True, ()), transport=httpx.MockTransport(handler),
+                        clock=lambda: next(clock))
+    assert reporter.flush_once() == 1 and answers == [503, 202]
 
 
 def test_nothing_leaves_the_buffer_while_no_controller_accepts(tmp_path: Path) -> None:

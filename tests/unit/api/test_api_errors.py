@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any, cast
 
+import httpx
 import pytest
 
 from petguard import errors
 from petguard.api import app, openapi
-from petguard.api.auth import Forbidden, Unauthenticated
+from petguard.api.auth import Authenticator, Forbidden, Unauthenticated, sign
 from petguard.api.wire import InvalidBody
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -25,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[3]
         (errors.NotFound("x"), 404),
         (errors.InvalidTransition("x"), 409),
         (app.BodyTooLarge("x"), 413),
+        (app.UnsupportedMediaType("x"), 415),
         (errors.StaleEpoch("x"), 503),
         (errors.NovaUnavailable("x"), 503),  # a Temporary
         (errors.Temporary("x"), 503),
@@ -59,3 +62,46 @@ def test_every_route_of_the_app_is_documented() -> None:
         methods = {m[3:] for m in dir(resource) if m.startswith("on_")}
         assert methods == set(document["paths"][path]) - {"parameters"}, path
     assert len(documented) == len(app.ROUTES)
+
+
+class _FailingJournal:
+    """The app's View and Inbox seams, whose writes fail the way the journal did with a NaN."""
+
+    def now(self) -> float:
+        return 1_800_000_000.0
+
+    def hosts(self) -> list[Any]:
+        return []
+
+    def audit(self, *args: object) -> None:
+        pass
+
+    def record_heartbeat(self, beat: object) -> None:
+        raise errors.Permanent("the database refused to record: NOT NULL constraint failed: agent_hosts.sent_at")
+
+
+@pytest.mark.fault(
+    "INPUT-04",
+    guarantee="8",
+    injected="the journal fails a write with its own error text (sqlite's NOT NULL constraint message)",
+    expected="500 with an error id only; the text goes to the log, never to the caller",
+)
+def test_a_5xx_never_echoes_the_error_text(caplog: pytest.LogCaptureFixture) -> None:
+    journal = _FailingJournal()
+    auth = Authenticator(hmac_keys={"agent-cmp1": "k"}, now=journal.now)
+    wsgi = app.make_app(cast(Any, journal), cast(Any, journal), auth, cast(Any, None))
+    body = json.dumps({"host": "cmp1", "sent_at": 1.0, "interval": 5, "libvirt_connected": True, "domains": []})
+    stamp = "1800000000"
+    headers = {
+        "Content-Type": "application/json",
+        "X-Petguard-Timestamp": stamp,
+        "X-Petguard-Sender": "agent-cmp1",
+        "X-Petguard-Signature": sign("k", stamp, "POST", "/v1/agent/heartbeat", body.encode()),
+    }
+    with httpx.Client(transport=httpx.WSGITransport(app=wsgi), base_url="http://petguard") as client:
+        answer = client.post("/v1/agent/heartbeat", content=body, headers=headers)
+    assert answer.status_code == 500
+    message = answer.json()["error"]["message"]
+    assert "NOT NULL" not in answer.text and "database" not in answer.text and "error id" in message
+    error_id = message.split("error id ")[1].split(")")[0]
+    assert f"error id {error_id}" in caplog.text and "NOT NULL constraint failed" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -135,3 +136,60 @@ def test_int_param() -> None:
     assert wire.int_param("incident", "12") == 12
     with pytest.raises(InvalidBody, match="query parameter 'incident' must be an integer id"):
         wire.int_param("incident", "abc")
+
+
+@pytest.mark.fault(
+    "INPUT-01",
+    guarantee="8",
+    injected="a signed heartbeat with deep nesting, a 5000-digit integer, 1e400, NaN, Infinity, buffered 10**30",
+    expected="400 naming what is wrong, no database text, nothing recorded (each used to give 500)",
+)
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"[" * 50_000 + b"]" * 50_000, "nests arrays or objects too deeply: at most 32 levels"),
+        (b"[" * 40 + b"]" * 40, "nests arrays or objects too deeply"),
+        (b'{"a": ' + b"9" * 5000 + b"}", "has 5000 digits; at most 20"),
+        (b'{"a": -' + b"9" * 21 + b"}", "has 21 digits"),
+        (b'{"a": 1e400}', "the number 1e400 in the request body is too large"),
+        (b'{"a": -1e309}', "too large"),
+        (b'{"a": NaN}', "holds NaN, which is not a JSON number"),
+        (b'{"a": [Infinity]}', "holds Infinity"),
+        (b'{"a": -Infinity}', "holds -Infinity"),
+        (b'{"a": "x\\u0000"}', "NUL character"),
+        (b'{"\\ud83d": 1}', "lone UTF-16 surrogate"),
+    ],
+)
+def test_parse_json_refuses_what_the_journal_cannot_hold(raw: bytes, message: str) -> None:
+    with pytest.raises(InvalidBody, match=re.escape(message)):
+        wire.parse_json(raw)
+
+
+def test_parse_json_keeps_what_it_can() -> None:
+    assert wire.parse_json(b'{"a": [1e308, -5, 12345678901234567890, "\\ud83d\\ude00", 0.5]}') == {
+        "a": [1e308, -5, 12345678901234567890, "\U0001f600", 0.5]
+    }
+    nested: Any = 1
+    for _ in range(31):
+        nested = [nested]
+    assert wire.parse_json(json.dumps(nested).encode()) == nested
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [(0, True), (1.5, True), (wire.MAX_TIME, True), (-0.1, False), (wire.MAX_TIME * 2, False),
+     (float("nan"), False), (float("inf"), False), (True, False), ("1", False), (10**19, False)],
+)
+def test_number_field_is_finite_and_in_range(value: Any, ok: bool) -> None:
+    if ok:
+        assert wire.number_field({"at": value}, "at") == float(value)
+    else:
+        with pytest.raises(InvalidBody, match="'at' must be a number"):
+            wire.number_field({"at": value}, "at")
+
+
+@pytest.mark.parametrize("value", [-1, wire.MAX_COUNT + 1, 10**30, 1.0, True, None])
+def test_count_field_fits_a_database_integer(value: Any) -> None:
+    with pytest.raises(InvalidBody, match=r"'buffered' must be an integer from 0 to 2147483647") as caught:
+        wire.count_field({"buffered": value}, "buffered")
+    assert len(str(caught.value)) < 120, "a huge value is not echoed whole"

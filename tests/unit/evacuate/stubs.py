@@ -8,6 +8,22 @@ import dataclasses
 from petguard.journal import MoveRecord, MoveStatus
 
 
+def apply_update(move: MoveRecord, status: MoveStatus, at: float, fields: dict[str, object]) -> MoveRecord:
+    """What the journal's ``update_move`` does to a row (store/api.py), for the stubs."""
+    changes: dict[str, object] = {
+        k: v for k, v in fields.items() if k in ("dest_host", "reason", "request_id", "target_host") and v is not None
+    }
+    if fields.get("count_attempt"):
+        changes["attempts"] = move.attempts + 1
+    if fields.get("fall_back"):
+        changes.update(fell_back=True, target_host=None)
+    waiting = fields.get("waiting")
+    if isinstance(waiting, str):
+        changes["waiting"] = waiting
+        changes["waiting_since"] = (move.waiting_since if move.waiting_since is not None else at) if waiting else None
+    return dataclasses.replace(move, status=status, updated_at=at, **changes)  # type: ignore[arg-type]
+
+
 class MovesStore:
     """Just enough of the journal for a few moves, with the events recorded."""
 
@@ -21,8 +37,7 @@ class MovesStore:
     def update_move(
         self, incident_id: int, server_id: str, status: MoveStatus, at: float, **fields: object
     ) -> MoveRecord:
-        changes = {k: v for k, v in fields.items() if k in ("dest_host", "reason", "request_id") and v is not None}
-        move = dataclasses.replace(self.rows[server_id], status=status, updated_at=at, **changes)  # type: ignore[arg-type]
+        move = apply_update(self.rows[server_id], status, at, fields)
         self.rows[server_id] = move
         return move
 

@@ -8,6 +8,7 @@ from petguard.evacuate.plan import PowerGoal
 from petguard.evacuate.run import CLOCK_SKEW_ALLOWANCE, Evacuator, RunPolicy
 from petguard.journal import MoveRecord, MoveStatus
 from tests.fakes import FakeClock, FakeCompute
+from tests.unit.evacuate.stubs import apply_update
 
 
 class _Store:
@@ -23,8 +24,7 @@ class _Store:
     def update_move(
         self, incident_id: int, server_id: str, status: MoveStatus, at: float, **fields: object
     ) -> MoveRecord:
-        changes = {k: v for k, v in fields.items() if k in ("dest_host", "reason", "request_id") and v is not None}
-        self.move = dataclasses.replace(self.move, status=status, updated_at=at, **changes)  # type: ignore[arg-type]
+        self.move = apply_update(self.move, status, at, fields)
         return self.move
 
     def record_event(self, *args: object) -> None:

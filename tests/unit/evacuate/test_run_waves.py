@@ -9,7 +9,7 @@ from petguard.journal import MoveRecord, MoveStatus
 from tests.fakes import FakeClock, FakeCompute
 from tests.unit.evacuate.stubs import MovesStore
 
-POLICY = RunPolicy(max_parallel=4, poll_interval=0.01, move_timeout=60)
+POLICY = RunPolicy(max_parallel=4, poll_interval=0.01, move_timeout=60, stuck_after=30)
 
 
 class _Compute(FakeCompute):
@@ -76,13 +76,14 @@ def test_the_fake_sees_members_in_flight_together() -> None:
 
 def test_an_unfinished_wave_holds_the_next_waves_until_the_next_run() -> None:
     compute, store = setup({"flaky": 0, "ok": 0, "later": 1})
-    compute.unreadable = frozenset({"flaky-id"})
+    compute.lose_requests = {"flaky-id"}  # Nova took it and never started it: stuck, parked
     run(compute, store)
     assert store.rows["ok-id"].status is MoveStatus.DONE
     assert not store.rows["flaky-id"].status.final
     assert "later-id" not in compute.evacuate_calls  # the order is kept: tier 1 waits
-    compute.unreadable = frozenset()
-    run(compute, store)  # the next run resumes the wave, then goes on
+    compute.evacuations["flaky-id"].lost = False  # Nova moves it on after all
+    for _ in range(4):  # a parked move gets one look per run: the fake Nova moves on with each look
+        run(compute, store)  # the next runs resume the wave, then go on
     assert all(m.status is MoveStatus.DONE for m in store.rows.values())
     assert compute.evacuate_calls == {"flaky-id": 1, "ok-id": 1, "later-id": 1}
 

@@ -7,7 +7,8 @@ import pytest
 
 from petguard import errors
 from petguard.fencing import fenceagent
-from petguard.fencing.base import FenceDevice, PowerState
+from petguard.fencing.base import FenceDevice, PowerState, is_secret_option
+from petguard.fencing.child import scrub
 from petguard.fencing.fenceagent import AgentResult
 
 SECRET = "pw-Zq8-never-logged"
@@ -101,3 +102,139 @@ def test_an_agent_that_is_not_installed_is_a_config_error() -> None:
 
 def test_the_driver_is_not_isolated_it_runs_a_child_itself() -> None:
     assert fenceagent.FenceAgentDriver.isolate is False
+
+
+# -- positive evidence (FENCE-01, FENCE-02) -------------------------------------------------------
+
+USAGE = "ERROR: Failed: unknown option\nERROR: Please use '-h' for usage\n"
+
+
+@pytest.mark.fault(
+    "FENCE-01",
+    guarantee="1",
+    injected="a fence agent's status exits 2 without 'Status: OFF' (usage error, shell syntax error)",
+    expected="not a reading: the level fails, AWAITING_CONFIRM with an alert, nothing evacuated",
+)
+@pytest.mark.parametrize(
+    ("stdout", "stderr"),
+    [
+        ("", USAGE),
+        ("", "/usr/sbin/fence_x: 3: Syntax error: \"then\" unexpected\n"),
+        ("", "python3: can't open file '/usr/sbin/fence_x': [Errno 2] No such file or directory\n"),
+        ("usage: fence_x [-h] [--plug PLUG]\n", "fence_x: error: unrecognized arguments\n"),
+    ],
+    ids=["fail_usage", "sh-syntax-error", "no-script-file", "argparse"],
+)
+def test_exit_2_without_status_off_is_not_a_reading(stdout: str, stderr: str) -> None:
+    with pytest.raises(errors.FencingError) as caught:
+        fenceagent.status_from(AgentResult(2, stdout, stderr), DEVICE)
+
+    assert not isinstance(caught.value, errors.Temporary)  # the level ends now, the next one is tried
+    assert "without printing exactly one 'Status: OFF' line" in str(caught.value)
+    assert "not a power reading" in str(caught.value)
+
+
+@pytest.mark.fault(
+    "FENCE-02",
+    guarantee="1",
+    injected="a fence agent's exit code and its Status line disagree, or it prints several Status lines",
+    expected="not a reading: a FencingError that ends the level",
+)
+@pytest.mark.parametrize(
+    ("code", "stdout"),
+    [
+        (0, "Status: OFF\n"),
+        (2, "Status: ON\n"),
+        (0, ""),
+        (2, "Status: OFF\nStatus: ON\n"),
+        (2, "Status: OFF\nStatus: OFF\n"),
+        (2, "Status: off\n"),
+        (2, "Status:OFF\n"),
+        (2, "Power Status: OFF\n"),
+    ],
+)
+def test_exit_code_and_status_line_must_agree(code: int, stdout: str) -> None:
+    with pytest.raises(errors.FencingError, match="not a power reading"):
+        fenceagent.status_from(AgentResult(code, stdout, ""), DEVICE)
+
+
+def test_status_lines_as_fence_agents_print_them() -> None:
+    """fencing.py: ``print("Status: " + status.upper())``; logging goes to stderr."""
+    noisy = AgentResult(2, "Status: OFF\r\n", "WARNING:root:Parse error: Ignoring unknown option 'x=1'\n")
+
+    assert fenceagent.status_from(noisy, DEVICE) is PowerState.OFF
+    assert fenceagent.status_from(AgentResult(0, "  Status: ON\n", ""), DEVICE) is PowerState.ON
+
+
+@pytest.mark.fault(
+    "FENCE-10",
+    guarantee="4",
+    injected="a fence agent or child prints bytes that are not UTF-8",
+    expected="decoded with replacement: an error or a reading, never an exception out of the call",
+)
+def test_undecodable_output_is_replaced_not_raised() -> None:
+    result = AgentResult.from_output(2, b"\xffStatus: OFF\xfe\n", b"ERROR: \xc3\x28 bad\n")
+
+    with pytest.raises(errors.FencingError, match="not a power reading"):
+        fenceagent.status_from(result, DEVICE)
+    assert fenceagent.status_from(AgentResult.from_output(2, b"Status: OFF\n", b"\xff"), DEVICE) is PowerState.OFF
+
+
+# -- secrets in options (FENCE-09) -----------------------------------------------------------------
+
+COMMUNITY, PRIV = "comm-Hq83-private", "priv-Zk29-never-seen"
+SNMP = FenceDevice(
+    "cmp1",
+    "fenceagent",
+    "pdu-3.mgmt",
+    0,
+    "apc",
+    SECRET,
+    {"agent": "fence_apc_snmp", "plug": "7", "community": COMMUNITY, "snmp_priv_passwd": PRIV},
+)
+
+
+@pytest.mark.fault(
+    "FENCE-09",
+    guarantee="7",
+    injected="a fence agent echoes its SNMP community and privacy password (options) in its failure",
+    expected="both are masked in the reason and the events; repr of the device shows neither",
+)
+def test_secret_options_are_masked_in_agent_failures_and_hidden_from_repr() -> None:
+    echo = f"Failed: snmpget -v3 -c {COMMUNITY} -X {PRIV} -A {SECRET} pdu-3.mgmt timed out\n"
+
+    error = fenceagent.failure_from(AgentResult(1, "", echo), SNMP, "off")
+
+    for text in (str(error), repr(SNMP), str(SNMP)):
+        assert COMMUNITY not in text and PRIV not in text and SECRET not in text, text
+    assert "-c *** -X *** -A ***" in str(error)
+    with pytest.raises(errors.FencingError) as caught:
+        fenceagent.status_from(AgentResult(2, "", f"ERROR: bad community {COMMUNITY}\n"), SNMP)
+    assert COMMUNITY not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("community", True),
+        ("snmp_priv_passwd", True),
+        ("secret_key", True),
+        ("access_key", True),
+        ("apikey", True),
+        ("token", True),
+        ("passwd_script", True),  # a path: masking it costs nothing
+        ("plug", False),
+        ("lanplus", False),
+        ("snmp_version", False),
+        ("no_password", False),  # a flag: its "1" must not mask every 1 in a message
+    ],
+)
+def test_which_options_are_secrets(name: str, secret: bool) -> None:
+    assert is_secret_option(name) is secret
+
+
+def test_a_device_lists_its_secrets_longest_masked_first() -> None:
+    device = FenceDevice(**{**SNMP.__dict__, "options": {"community": "abc", "snmp_priv_passwd": "abcdef"}})
+
+    assert device.secrets() == (SECRET, "abc", "abcdef")
+    assert scrub("x abcdef y abc", *device.secrets()) == "x *** y ***"

@@ -35,7 +35,7 @@ def clean_registry() -> Iterator[None]:
 def round_trip(op: child.Op) -> PowerState | None:
     request = child.encode_request(FakeDriver(), DEVICE, op, 3.0)
     reply = child.serve(request)
-    return child.decode_reply(json.dumps(reply) + "\n", "", 0, DEVICE)
+    return child.decode_reply((json.dumps(reply) + "\n").encode(), b"", 0, DEVICE, op)
 
 
 def test_request_names_the_driver_class_and_carries_the_record() -> None:
@@ -80,7 +80,7 @@ def test_temporary_errors_keep_their_delay() -> None:
 
     assert reply == {"ok": False, "error": "BmcUnreachable", "message": "slow", "delay": 2.5}
     with pytest.raises(errors.BmcUnreachable) as caught:
-        child.decode_reply(json.dumps(reply), "", 0, DEVICE)
+        child.decode_reply(json.dumps(reply).encode(), b"", 0, DEVICE, child.Op.POWER_OFF)
     assert caught.value.delay == 2.5
 
 
@@ -118,7 +118,7 @@ def test_messages_are_scrubbed_of_the_password() -> None:
     leaky = json.dumps({"ok": False, "error": "FencingError", "message": f"bad {SECRET} here"})
 
     with pytest.raises(errors.FencingError) as caught:
-        child.decode_reply(leaky, "", 0, DEVICE)
+        child.decode_reply(leaky.encode(), b"", 0, DEVICE, child.Op.POWER_STATE)
 
     assert SECRET not in str(caught.value)
     assert "***" in str(caught.value)
@@ -126,7 +126,7 @@ def test_messages_are_scrubbed_of_the_password() -> None:
 
 def test_no_reply_is_a_fencing_error_with_a_scrubbed_stderr_tail() -> None:
     with pytest.raises(errors.FencingError) as caught:
-        child.decode_reply("", f"Traceback ... {SECRET}\nImportError: boom", 1, DEVICE)
+        child.decode_reply(b"", f"Traceback ... {SECRET}\nImportError: boom".encode(), 1, DEVICE, child.Op.POWER_STATE)
 
     assert "exited with code 1" in str(caught.value) and "boom" in str(caught.value)
     assert SECRET not in str(caught.value)
@@ -134,13 +134,16 @@ def test_no_reply_is_a_fencing_error_with_a_scrubbed_stderr_tail() -> None:
 
 def test_a_child_killed_by_a_signal_is_worth_retrying() -> None:
     with pytest.raises(errors.BmcUnreachable):
-        child.decode_reply("", "", -9, DEVICE)
+        child.decode_reply(b"", b"", -9, DEVICE, child.Op.POWER_STATE)
 
 
-def test_library_noise_before_the_reply_is_ignored() -> None:
-    noise = 'some library print\n{"ok": true, "power": "off"}\n'
+def test_anything_besides_the_reply_on_stdout_is_malformed() -> None:
+    # The child keeps fd 1 for its reply alone (_claim_stdout): a second line means the protocol
+    # broke, and a reading is believed only from a well-formed reply.
+    noise = b'some library print\n{"ok": true, "power": "off"}\n'
 
-    assert child.decode_reply(noise, "", 0, DEVICE) is PowerState.OFF
+    with pytest.raises(errors.FencingError, match="malformed reply .more than one line"):
+        child.decode_reply(noise, b"", 0, DEVICE, child.Op.POWER_STATE)
 
 
 def test_the_fake_runs_in_process() -> None:
@@ -149,3 +152,92 @@ def test_the_fake_runs_in_process() -> None:
 
     # Popen is refused by the unit-test guard: this proves no child was started.
     assert runner.run("fake", DEVICE, child.Op.POWER_STATE, 1.0) is PowerState.OFF
+
+
+# -- a reply is believed only when well-formed (FENCE-04, FENCE-05) ----------------------------
+
+FENCE_04 = pytest.mark.fault(
+    "FENCE-04",
+    guarantee="4",
+    injected="a fence child replies power 'Off' or delay 'soon' (malformed)",
+    expected="a FencingError for that device: the level fails, AWAITING_CONFIRM with an alert, no crashed lane",
+)
+
+
+@FENCE_04
+@pytest.mark.parametrize(
+    ("reply", "op", "words"),
+    [
+        ('{"ok": true, "power": "Off"}', child.Op.POWER_STATE, "power is not one of"),
+        ('{"ok": true, "power": "OFF"}', child.Op.POWER_STATE, "power is not one of"),
+        ('{"ok": true}', child.Op.POWER_STATE, "power is not one of"),
+        ('{"ok": true, "power": ["off"]}', child.Op.POWER_STATE, "power is not one of"),
+        ('{"ok": true, "power": "off"}', child.Op.POWER_OFF, "a power-off answer carries no power state"),
+        ('{"ok": true, "power": "off", "error": "x"}', child.Op.POWER_STATE, "unexpected keys"),
+        ('{"ok": true, "power": "on", "power": "off"}', child.Op.POWER_STATE, "a key appears twice"),
+        ('{"ok": "yes", "power": "off"}', child.Op.POWER_STATE, "'ok' is neither true nor false"),
+        ('{"ok": 1, "power": "off"}', child.Op.POWER_STATE, "'ok' is neither true nor false"),
+        ('{"ok": false, "error": "BmcUnreachable", "delay": "soon"}', child.Op.POWER_OFF, "delay is not"),
+        ('{"ok": false, "error": "BmcUnreachable", "delay": NaN}', child.Op.POWER_OFF, "delay is not"),
+        ('{"ok": false, "error": "BmcUnreachable", "delay": -1}', child.Op.POWER_OFF, "delay is not"),
+        ('{"ok": false, "error": "BmcUnreachable", "delay": 1e400}', child.Op.POWER_OFF, "delay is not"),
+        ('{"ok": false, "error": "BmcUnreachable", "delay": true}', child.Op.POWER_OFF, "delay is not"),
+        ('{"ok": false, "error": ["x"]}', child.Op.POWER_OFF, "must be strings"),
+        ('["ok", true]', child.Op.POWER_STATE, "not a JSON object"),
+        ('{"ok": true, "power": "off"', child.Op.POWER_STATE, "not JSON"),
+        ("[" * 100_000, child.Op.POWER_STATE, "not JSON"),
+    ],
+)
+def test_a_malformed_reply_is_a_fencing_error(reply: str, op: child.Op, words: str) -> None:
+    with pytest.raises(errors.FencingError) as caught:
+        child.decode_reply(reply.encode(), b"", 0, DEVICE, op)
+
+    assert type(caught.value) is errors.FencingError
+    assert "malformed reply" in str(caught.value) and words in str(caught.value)
+    assert caught.value.context == {"host": "cmp1", "driver": "fake"}
+
+
+@FENCE_04
+def test_a_malformed_reply_is_not_echoed_with_a_secret() -> None:
+    leaky = json.dumps({"ok": True, "power": SECRET}).encode()
+
+    with pytest.raises(errors.FencingError) as caught:
+        child.decode_reply(leaky, b"", 0, DEVICE, child.Op.POWER_STATE)
+
+    assert SECRET not in str(caught.value) and "***" in str(caught.value)
+
+
+@pytest.mark.fault(
+    "FENCE-05",
+    guarantee="1",
+    injected="a fence child prints an OFF reply, then exits non-zero or is killed",
+    expected="not a reading: an error, never one of the OFF readings that confirm",
+)
+@pytest.mark.parametrize("code", [1, 2, -9, -15, None])
+def test_an_off_reply_from_a_child_that_then_failed_is_not_a_reading(code: int | None) -> None:
+    with pytest.raises(errors.FencingError, match=f"answered off but then exited with code {code}"):
+        child.decode_reply(b'{"ok": true, "power": "off"}\n', b"", code, DEVICE, child.Op.POWER_STATE)
+
+
+@pytest.mark.fault(
+    "FENCE-10",
+    guarantee="4",
+    injected="a fence agent or child prints bytes that are not UTF-8",
+    expected="decoded with replacement: an error or a reading, never an exception out of the call",
+)
+def test_undecodable_child_output_is_an_error_not_an_exception() -> None:
+    with pytest.raises(errors.FencingError, match="malformed reply"):
+        child.decode_reply(b'{"ok": true, "power": "of\xff"}', b"\xfe", 0, DEVICE, child.Op.POWER_STATE)
+    with pytest.raises(errors.FencingError, match="stderr ends with: \ufffd"):
+        child.decode_reply(b"", b"\xfe", 1, DEVICE, child.Op.POWER_STATE)
+
+
+def test_secret_options_never_cross_the_boundary() -> None:
+    device = FenceDevice(**{**DEVICE.__dict__, "options": {"community": "comm-Hq83-private"}})
+    request = json.loads(child.encode_request(FakeDriver(), device, child.Op.POWER_OFF, 1.0))
+    request["target"] = "petguard.fencing.no_such_module_comm-Hq83-private:Driver"
+
+    reply = child.serve(json.dumps(request))
+
+    assert "comm-Hq83-private" not in json.dumps(reply)
+    assert "comm-Hq83-private" not in repr(device)

@@ -1,0 +1,156 @@
+"""Nova said no, or the cloud cannot answer now: the one place an evacuation's setback is judged (pure).
+
+An evacuation that did not happen is one of three things, and petguard must never mistake the second
+for the first (that is how pets were given up while Keystone, nova-conductor, placement or RabbitMQ was
+briefly down, docs/evacuation.md "When the cloud cannot answer"):
+
+* **final** — Nova refused for a reason that will not change by waiting: a 4xx with a reason, or
+  NoValidHost while other computes are up and placement answers ("no room stays no room");
+* **wait** — the cloud cannot answer now: an unreachable or 5xx API, a refused token, a dependency
+  failure inside Nova (``MessagingTimeout``, placement not responding, a database error), or a
+  NoValidHost while no other compute is up in Nova's records or placement does not answer. A wait is
+  never an attempt: the move backs off and asks again when the cloud answers, up to
+  ``[evacuation] cloud_wait_timeout``, always after the checks of Nova's records that keep it exactly
+  once;
+* **retry** — Nova moved nothing for a reason that asking again may cure (the late server-group check
+  bounced it, or a failure nobody recognises while the cloud looks healthy): asked again, counted
+  against ``max_request_attempts``.
+
+The cloud's health is read, not guessed from Nova's fault text: ``CloudHealth`` is what the runner saw
+of Nova's compute services and of placement itself when the setback was first seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+from petguard.errors import PetguardError, Temporary
+
+#: Faults (lower case) of an evacuation that Nova's late server-group check on the destination refused:
+#: the scheduler chose from a stale view of where the group's members are. Nova moved nothing.
+SCHEDULING_RACE_FAULTS = ("group policy was violated",)
+
+#: Faults (lower case) that say a part of the control plane failed while Nova handled the request:
+#: RPC to the scheduler timed out (conductor or scheduler restarted, RabbitMQ gone), placement or the
+#: database did not answer, a service could not reach Keystone or Neutron.
+DEPENDENCY_FAULTS = (
+    "messagingtimeout",
+    "timed out waiting for a reply",
+    "placement api service is not responding",
+    "placement service",
+    "dbconnectionerror",
+    "connection refused",
+    "connectfailure",
+    "unable to establish connection",
+    "service unavailable",
+    "gateway timeout",
+    "amqp",
+)
+
+#: Faults (lower case) of a scheduler that found no host.
+NO_VALID_HOST_FAULTS = ("no valid host", "novalidhost")
+
+
+class Judgement(enum.Enum):
+    FINAL = "final"  # Nova said no: fail the move (or fall back from its target hint)
+    WAIT = "wait"  # the cloud cannot answer now: back off, not an attempt
+    RETRY = "retry"  # nothing moved; asking again may cure it: counted against max_request_attempts
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    judgement: Judgement
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CloudHealth:
+    """What the runner saw of the cloud's ability to place a server (from Nova's and placement's answers).
+
+    ``computes_up``: nova-compute services other than the failed host that Nova reports up and that
+    are not forced down (enabled or not: a disabled compute still proves heartbeats flow);
+    None when Nova's service list could not be read. ``placement``: "" when placement answered,
+    else why not.
+    """
+
+    computes_up: int | None
+    placement: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self.computes_up) and not self.placement
+
+    def problem(self) -> str:
+        """Why the cloud cannot place a server now ("" when healthy)."""
+        if self.computes_up is None:
+            return "Nova's compute services cannot be read"
+        if self.computes_up == 0:
+            return (
+                "no other nova-compute is up in Nova's records (their heartbeats are stale: "
+                "RabbitMQ or Nova's database down?)"
+            )
+        if self.placement:
+            return f"placement does not answer ({self.placement})"
+        return ""
+
+
+def _has(fault: str, markers: tuple[str, ...]) -> bool:
+    lowered = fault.lower()
+    return any(marker in lowered for marker in markers)
+
+
+def lost_scheduling_race(fault: str) -> bool:
+    """Nova's late server-group check on the destination refused the server (Nova moved nothing)."""
+    return _has(fault, SCHEDULING_RACE_FAULTS)
+
+
+def judge_nothing_moved(fault: str, health: CloudHealth, attempts: int, max_attempts: int) -> Verdict:
+    """An evacuation Nova ended with the server still on the failed host (its migration failed or the
+    server is ERROR there, nothing in flight): final, wait, or ask again?
+
+    ``attempts`` is how many requests Nova has taken for this move so far.
+    """
+    shown = fault or "no fault recorded"
+    if _has(fault, DEPENDENCY_FAULTS):
+        return Verdict(Judgement.WAIT, f"Nova could not finish the request for want of a dependency: {shown}")
+    if not health.healthy:
+        return Verdict(Judgement.WAIT, f"{health.problem()}; Nova's answer then: {shown}")
+    if lost_scheduling_race(fault):
+        if attempts < max_attempts:
+            return Verdict(Judgement.RETRY, f"Nova's late server-group check refused it: {shown}")
+        return Verdict(Judgement.FINAL, f"Nova's late server-group check refused it {attempts} times: {shown}")
+    if _has(fault, NO_VALID_HOST_FAULTS):
+        return Verdict(
+            Judgement.FINAL,
+            f"no host can take it while {health.computes_up} other compute(s) are up and placement answers: {shown}",
+        )
+    if attempts < max_attempts:
+        return Verdict(Judgement.RETRY, f"Nova moved nothing: {shown}")
+    return Verdict(Judgement.FINAL, f"Nova moved nothing after {attempts} request(s): {shown}")
+
+
+def judge_request_error(exc: PetguardError) -> Verdict:
+    """Nova's synchronous answer to an evacuate request that it did not take: wait, or final?
+
+    Temporary errors (unreachable, timeouts, 5xx: e.g. nova-api's call to Neutron failing while
+    Keystone is down) are a wait; so is a 401 (Keystone refused petguard's token or credentials:
+    while Keystone recovers, or until an operator fixes the credentials, with an alert). Any other
+    refusal (4xx) is final.
+    """
+    if isinstance(exc, Temporary):
+        return Verdict(Judgement.WAIT, f"Nova did not take the request: {exc}")
+    if exc.context.get("status") == 401:
+        return Verdict(Judgement.WAIT, f"Keystone refused petguard's credentials: {exc}")
+    return Verdict(Judgement.FINAL, f"Nova refused the evacuation: {exc}")
+
+
+def judge_before_request(health: CloudHealth) -> Verdict | None:
+    """Hold a request the cloud cannot place now (a WAIT), or None to send it.
+
+    Sending into a cloud whose computes all look down only earns a NoValidHost, and during a RabbitMQ
+    outage the request may be dropped between nova-api and nova-conductor.
+    """
+    if health.healthy:
+        return None
+    return Verdict(Judgement.WAIT, health.problem())

@@ -1,0 +1,224 @@
+"""The runner never gives a pet up while the cloud is merely down (evacuate.outage, docs/evacuation.md).
+
+Each test stops a part of the control plane in the in-memory Nova while an incident's moves run: the
+pets must all be recovered when it returns, each with exactly one evacuation Nova carried out, and
+the wait must have been announced. Controls: a real refusal (NoValidHost in a healthy cloud) is still
+final at once, and a wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from petguard.errors import NovaError, NovaUnavailable
+from petguard.evacuate.plan import PowerGoal
+from petguard.evacuate.run import STUCK, Evacuator, RunPolicy
+from petguard.journal import MoveRecord, MoveStatus
+from tests.fakes import FakeClock, FakeCompute
+from tests.unit.evacuate.stubs import MovesStore
+
+POLICY = RunPolicy(max_parallel=2, poll_interval=1.0, move_timeout=600, stuck_after=90, cloud_wait_timeout=1800)
+
+
+class _Nova(FakeCompute):
+    """The in-memory Nova with outages that end at a moment of the fake clock."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(["cmp1", "cmp2", "cmp3", "cmp4"], evacuation_steps=3)
+        self.clock = clock
+        self.computes_down_until = 0.0  # every other compute's heartbeat stale (RabbitMQ, Nova's DB)
+        self.placement_down_until = 0.0
+        self.is_alive = lambda host: host != "cmp1" and self.clock.now() >= self.computes_down_until
+
+    def check_placement(self) -> str:
+        self.placement_down = self.clock.now() < self.placement_down_until
+        return super().check_placement()
+
+    def get_server(self, server_id: str):  # type: ignore[no-untyped-def]
+        self.placement_down = self.clock.now() < self.placement_down_until
+        return super().get_server(server_id)
+
+
+def incident(names: list[str]) -> tuple[_Nova, MovesStore, FakeClock]:
+    clock = FakeClock(start=1_000.0)
+    nova = _Nova(clock)
+    for name in names:
+        nova.add_server(name, "cmp1", metadata={"petguard:pet": "true"})
+    nova.services["cmp1"].forced_down = True
+    moves = [MoveRecord(1, f"{n}-id", n, 0, PowerGoal.RUNNING, MoveStatus.PLANNED, "cmp1") for n in names]
+    return nova, MovesStore(moves), clock
+
+
+def run(nova: FakeCompute, store: MovesStore, clock: FakeClock, policy: RunPolicy = POLICY) -> None:
+    Evacuator(nova, store, clock, policy).run(1, since=0.0)  # type: ignore[arg-type]
+
+
+def assert_recovered_once(nova: FakeCompute, store: MovesStore) -> None:
+    for move in store.rows.values():
+        assert move.status is MoveStatus.DONE, move
+        assert nova.servers[move.server_id].host not in (None, "cmp1")
+        done = [m for m in nova.migrations if m.server_id == move.server_id and m.status == "done"]
+        assert len(done) == 1, (move.server_id, nova.migrations)
+        assert move.waiting == "" and move.waiting_since is None
+
+
+@pytest.mark.fault(
+    "NOVA-01",
+    guarantee="4",
+    injected="nova-api answers every evacuate with HTTP 500 for a while (Keystone down: its call to Neutron fails)",
+    expected="a wait, not an attempt: every pet recovered once when it answers again; the wait announced",
+)
+def test_a_500_from_nova_api_is_a_wait_not_an_attempt() -> None:
+    nova, store, clock = incident(["a", "b"])
+    nova.evacuate_errors = [NovaUnavailable("evacuate: HTTP 500: ConnectFailure (fake)", status=500)] * 8
+    run(nova, store, clock)
+    assert_recovered_once(nova, store)
+    assert all(m.attempts == 1 for m in store.rows.values())  # 8 refusals, one request Nova took each
+    assert store.kinds().count("waiting_for_cloud") == 1 and store.kinds().count("cloud_answers") == 1
+    assert "evacuation_failed" not in store.kinds()
+
+
+@pytest.mark.fault(
+    "NOVA-02",
+    guarantee="4",
+    injected="Keystone refuses petguard's token (HTTP 401) on the evacuate requests for a while",
+    expected="a wait with an announcement, not a failure; the pets recovered once Keystone accepts it again",
+)
+def test_a_refused_token_is_a_wait() -> None:
+    nova, store, clock = incident(["a"])
+    nova.evacuate_errors = [NovaError("evacuate: Keystone refused to authenticate (fake)", status=401)] * 3
+    run(nova, store, clock)
+    assert_recovered_once(nova, store)
+    assert "Keystone refused" in store.events[0][1]
+
+
+@pytest.mark.fault(
+    "NOVA-03",
+    guarantee="4",
+    injected="nova-conductor's call to the scheduler times out (MessagingTimeout): migration failed, server ERROR "
+    "on the dead host",
+    expected="a wait: asked again after Nova's records show nothing moved; exactly one successful evacuation",
+)
+def test_a_messaging_timeout_is_asked_again_not_final() -> None:
+    nova, store, clock = incident(["a", "b"])
+    nova.scheduler_faults = ["MessagingTimeout: Timed out waiting for a reply to message ID 1f2e (fake)"]
+    run(nova, store, clock)
+    assert_recovered_once(nova, store)
+    assert sum(nova.evacuate_calls.values()) == 3  # one of them twice: the first ended failed
+
+
+@pytest.mark.fault(
+    "NOVA-04",
+    guarantee="4",
+    injected="placement stopped mid-evacuation: the scheduler answers NoValidHost, placement does not answer "
+    "petguard either",
+    expected="NoValidHost judged a wait (placement silent), not 'no room'; every pet recovered once placement is "
+    "back",
+)
+def test_no_valid_host_while_placement_is_silent_is_a_wait() -> None:
+    nova, store, clock = incident(["a", "b", "c"])
+    nova.placement_down_until = clock.now() + 2  # down when the scheduler runs, back 2 s later... and
+    nova.evacuation_steps = 2
+    run(nova, store, clock)
+    assert_recovered_once(nova, store)
+    assert "placement" in store.events[0][1]
+
+
+@pytest.mark.fault(
+    "NOVA-05",
+    guarantee="4",
+    injected="every other compute looks down in Nova (RabbitMQ stopped) when the fence is confirmed, for 40 s",
+    expected="no evacuation request is sent while no compute is up; all sent once they are, each recovered once",
+)
+def test_requests_are_held_while_no_other_compute_is_up() -> None:
+    nova, store, clock = incident(["a", "b"])
+    back = clock.now() + 40
+    nova.computes_down_until = back
+    sent_at: list[float] = []
+    real_evacuate = nova.evacuate
+
+    def evacuate(server_id: str, host: str | None = None) -> str:
+        sent_at.append(clock.now())
+        return real_evacuate(server_id, host)
+
+    nova.evacuate = evacuate  # type: ignore[method-assign]
+    run(nova, store, clock)
+    assert_recovered_once(nova, store)
+    assert sent_at and min(sent_at) >= back
+    assert "no other nova-compute is up" in store.events[0][1]
+
+
+@pytest.mark.fault(
+    "NOVA-06",
+    guarantee="4",
+    injected="a NoValidHost produced while every other compute looked down (RabbitMQ back, computes not yet "
+    "reported), judged after they came back",
+    expected="judged when first seen (a wait), so the request is sent again once computes are up; no pet lost",
+)
+def test_no_valid_host_seen_during_the_outage_is_judged_then() -> None:
+    nova, store, clock = incident(["a"])
+    nova.evacuation_steps = 2
+    real_evacuate = nova.evacuate
+
+    def evacuate(server_id: str, host: str | None = None) -> str:
+        request = real_evacuate(server_id, host)
+        if nova.evacuate_calls[server_id] == 1:  # the computes' heartbeats go stale right after it is taken
+            nova.computes_down_until = clock.now() + 30
+        return request
+
+    nova.evacuate = evacuate  # type: ignore[method-assign]
+    run(nova, store, clock)
+    assert_recovered_once(nova, store)
+    assert nova.evacuate_calls["a-id"] == 2
+
+
+def test_no_valid_host_in_a_healthy_cloud_is_still_final() -> None:
+    """Control: no room stays no room; nothing waits for ever."""
+    nova, store, clock = incident(["a"])
+    for host in ("cmp2", "cmp3", "cmp4"):
+        nova.services[host].status = "disabled"  # up (heartbeats flow) but nobody takes servers
+    run(nova, store, clock)
+    move = store.rows["a-id"]
+    assert move.status is MoveStatus.FAILED
+    assert "no host can take it" in move.reason
+    assert nova.evacuate_calls["a-id"] == 1
+
+
+@pytest.mark.fault(
+    "NOVA-07",
+    guarantee="4",
+    injected="Nova answers 5xx to every evacuate for longer than [evacuation] cloud_wait_timeout",
+    expected="the move fails only then, with a reason naming the option; the wait was announced before",
+)
+def test_a_wait_has_a_deadline() -> None:
+    nova, store, clock = incident(["a"])
+    nova.evacuate_errors = [NovaUnavailable("evacuate: HTTP 503 (fake)", status=503)] * 1000
+    run(nova, store, clock, RunPolicy(poll_interval=1.0, cloud_wait_timeout=300))
+    move = store.rows["a-id"]
+    assert move.status is MoveStatus.FAILED
+    assert "cloud_wait_timeout" in move.reason
+    assert store.kinds()[0] == "waiting_for_cloud"
+    assert 300 <= clock.now() - 1_000.0 <= 300 + 2 * POLICY.wait_backoff_max
+
+
+@pytest.mark.fault(
+    "NOVA-08",
+    guarantee="4",
+    injected="a request lost between nova-api and nova-conductor: migration 'accepted' with no destination for ever",
+    expected="flagged stuck after stuck_after with an evacuation_stuck event naming the commands; it gives its "
+    "slot back, so the other pets are recovered",
+)
+def test_a_stuck_request_is_flagged_and_gives_its_slot_back() -> None:
+    nova, store, clock = incident(["lost", "b", "c"])
+    nova.lose_requests = {"lost-id"}
+    run(nova, store, clock, RunPolicy(max_parallel=1, poll_interval=1.0, stuck_after=90))
+    assert store.rows["b-id"].status is MoveStatus.DONE and store.rows["c-id"].status is MoveStatus.DONE
+    lost = store.rows["lost-id"]
+    assert lost.status is MoveStatus.ACCEPTED and lost.waiting.startswith(STUCK)
+    stuck = [text for kind, text in store.events if kind == "evacuation_stuck"]
+    assert len(stuck) == 1 and "openstack server set --state error lost-id" in stuck[0]
+    before = clock.now()
+    run(nova, store, clock)  # a later run looks once and does not hold a slot
+    assert clock.now() - before < 5
+    assert [kind for kind, _ in store.events].count("evacuation_stuck") == 1
+    assert nova.evacuate_calls["lost-id"] == 1  # never sent twice by petguard
