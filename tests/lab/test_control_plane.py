@@ -42,12 +42,13 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(600)]
 BACK_WITHIN = 60
 #: Power cut -> fence confirmed: Nova's service_down_time (10) + 2 ticks + grace_period (6) + fence.
 FENCE_TIMEOUT = 120
-#: The event kind with which petguard announces that it waits for the cloud rather than counting an
-#: attempt. TODO(coordinator, issue 15): set it to the kind petguard records (e.g. "waiting_for_cloud")
-#: once main has it; the test then asserts it was recorded during the outage. Baseline: petguard does not
-#: see every outage (nova-conductor or nova-scheduler killed at the fence: Nova queues the requests and
-#: nothing fails), so it may have to be asserted only where a call failed (the log's WARNINGs).
-WAITING_EVENT: str | None = None
+#: How petguard announces that it waits for the cloud rather than counting attempts: the evacuator's
+#: ``waiting_for_cloud`` (then ``cloud_answers``), or ``evacuation_delayed`` when the host could not even be
+#: forced down yet (nova-api or the database gone).
+WAITING_EVENTS = frozenset({"waiting_for_cloud", "evacuation_delayed"})
+#: Outages petguard does not see when they start at the fence: nova-api accepts the requests and Nova queues
+#: them in RabbitMQ until the service is back (shorter than the conductor's 60 s RPC timeout).
+QUEUED_BY_NOVA = frozenset({"nova-conductor", "nova-scheduler"})
 
 #: component -> (fault id, stopped with SIGKILL as in the issue's report, what the outage breaks)
 COMPONENTS: Mapping[str, tuple[str, bool, str]] = {
@@ -129,6 +130,11 @@ def test_control_plane_outage_inside_an_incident(
     victim, others = hosts
     specs = [pet(f"p{i}", priority=i) for i in range(6)] + [pet("off", stopped=True), Spec("plain")]
     ids = boot(nova, *assets, victim, specs)
+    if component == "keystone":
+        # As in production, where incidents are rare: nova-api's cache of Neutron's extensions (10 min) is
+        # cold, so its first evacuate needs Keystone. Warm (an evacuation minutes before), Keystone is not missed.
+        lab.stop_component("nova-api")
+        lab.start_component("nova-api")
     petguard.start()
 
     since = time.time()
@@ -176,5 +182,7 @@ def test_control_plane_outage_inside_an_incident(
             assert move.status.value == "done" and move.dest_host == host_of(servers[spec.name]), move
     kinds = [e.kind for e in petguard.events()]
     assert "evacuation_finished" in kinds and "evacuation_failed" not in kinds, kinds
-    if WAITING_EVENT is not None:
-        assert WAITING_EVENT in kinds, kinds
+    if moment == "fence" and outage < 60 and component not in QUEUED_BY_NOVA:
+        assert WAITING_EVENTS & set(kinds), f"the wait was not announced: {kinds}"
+    if "waiting_for_cloud" in kinds:
+        assert "cloud_answers" in kinds, kinds
