@@ -113,7 +113,8 @@ def _print_status(status: dict[str, object]) -> None:
             how = proc["control_plane_stop"]
             note = (f"  (control-plane stop, {how.get('signal')} at "
                     f"{time.strftime('%H:%M:%S', time.localtime(how.get('at', 0)))})")
-        print(f"{proc['name']:<22} {proc['pid'] or '-':>8} {alive:<8} {proc['port']:<10}{note}".rstrip())
+        line = f"{proc['name']:<22} {proc['pid'] or '-':>8} {alive:<8} {proc['port']:<10}{note}"
+        print(line.rstrip())
     print()
     print(f"{'COMPUTE':<8} {'SERVICE':<8} {'STATUS':<9} {'FORCED_DOWN':<12} "
           f"{'BMC PORT':<9} {'POWER':<6} BMC MODE")
