@@ -310,7 +310,14 @@ def settings(conf: cfg.ConfigOpts) -> tuple[ApiSettings, ServerSettings]:
         max_body_bytes=api.max_body_bytes,
         alerts=AlertPolicy(host_labels=tuple(api.alert_host_labels), ttl=api.alert_ttl),
     )
-    return app_settings, ServerSettings(bind=api.bind, socket=api.socket)
+    server_settings = ServerSettings(
+        bind=api.bind,
+        socket=api.socket,
+        threads=api.threads,
+        client_timeout=api.client_timeout,
+        request_timeout=api.request_timeout,
+    )
+    return app_settings, server_settings
 
 
 class ReadinessView(Protocol):

@@ -26,11 +26,10 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 
-from petguard import errors
+from petguard import errors, redact
 from petguard.clock import Clock
 from petguard.duty import DutyThread
 from petguard.fencing import base
-from petguard.fencing.child import scrub
 from petguard.fencing.procedure import PowerRunner, read_power
 
 LOG = logging.getLogger(__name__)
@@ -193,7 +192,7 @@ class Readiness(DutyThread):
             driver = self._lookup(device.driver)
             power = read_power(device, driver, self._runner, self._timeout)
         except errors.PetguardError as exc:
-            error = scrub(f"{type(exc).__name__}: {exc.message}", *device.secrets())
+            error = redact.text(f"{type(exc).__name__}: {exc.message}", *device.secrets())
         except Exception as exc:  # noqa: BLE001 - a driver bug must not stop readiness of the others
             error = f"unexpected {type(exc).__name__} while reading the power state"
         now = self._clock.now()

@@ -17,6 +17,7 @@ the action finds its progress in the journal and in Nova's records.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import threading
 from collections.abc import Callable
@@ -39,6 +40,10 @@ from petguard.journal import Store
 LOG = logging.getLogger(__name__)
 
 
+def _iso(at: float) -> str:
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _who(host: str, incident_id: int | None) -> str:
     """How log lines name a host during an incident (the loop's lines read the same)."""
     return host if incident_id is None else f"{host} [incident {incident_id}]"
@@ -48,6 +53,8 @@ def _who(host: str, incident_id: int | None) -> str:
 PETGUARD_MARKER = "petguard"
 #: The journal event that keeps an operator's own disable across an incident.
 OPERATOR_DISABLE_EVENT = "service_disabled_before"
+#: The journal event (and alert) of a fenced host whose nova-compute heartbeats again mid-incident.
+HOST_RETURNED_EVENT = "fenced_host_returned"
 
 
 class FenceResult(NamedTuple):
@@ -155,7 +162,7 @@ class Recovery:
             )
         incident = self._store.incident(incident_id)
         try:
-            self._take_out_of_service(host, incident_id)
+            self._take_out_of_service(host, incident_id, incident.opened_at)
             if not self._store.moves(incident_id) and not self._store.skips(incident_id):
                 self._plan(host, incident_id)
         except PetguardError as exc:
@@ -166,6 +173,7 @@ class Recovery:
             self._clock.sleep(self._policy.poll_interval)
             return None
         outcome = self._evacuator.run(incident_id, since=incident.opened_at)
+        self._notice_return_after_run(host, incident_id, incident.opened_at)
         if outcome.unfinished:
             return None  # stopping: the moves resume from the journal after the restart
         self._give_back_reserved(host, incident_id)
@@ -188,8 +196,9 @@ class Recovery:
                 exc,
             )
 
-    def _take_out_of_service(self, host: str, incident_id: int) -> None:
+    def _take_out_of_service(self, host: str, incident_id: int, opened_at: float) -> None:
         service = self._service(host)
+        self._notice_return(service, incident_id, opened_at)
         if not service.forced_down:
             request_id = self._nova(lambda: self._compute.force_down(service))
             LOG.info("%s: compute service forced down [%s]; next: disable it", _who(host, incident_id), request_id)
@@ -200,6 +209,40 @@ class Recovery:
             LOG.info(
                 "%s: compute service disabled [%s]; next: plan the evacuation", _who(host, incident_id), request_id
             )
+
+    def _notice_return(self, service: ServiceRecord, incident_id: int, opened_at: float) -> None:
+        """Tell the operator, once, that the fenced host's nova-compute heartbeats again mid-evacuation.
+
+        Its heartbeat was older than Nova's service_down_time plus petguard's grace when the incident
+        opened, so a newer one means the host was powered on again. It stays forced down and disabled
+        (nothing is scheduled to it, restore waits); but its nova-compute cleaned up only the guests
+        Nova had evacuated before it started, and with ``resume_guests_state_on_host_boot`` it may
+        even have started some: the later ones need a restart of nova-compute once every evacuation
+        is final (docs/operations.md, "A fenced host that comes back").
+        """
+        if service.updated_at is None or service.updated_at <= opened_at:
+            return
+        if any(e.kind == HOST_RETURNED_EVENT for e in self._store.events(incident_id=incident_id)):
+            return
+        host = service.host
+        text = (
+            f"nova-compute on {host} heartbeats again (last at {_iso(service.updated_at)}, the incident opened "
+            f"at {_iso(opened_at)}): the fenced host was powered on during its evacuation; it stays forced down "
+            f"and disabled; next: keep it powered off until every evacuation is final, or check that no "
+            f"evacuated guest runs on it, then restart nova-compute on {host} so that Nova deletes the guests "
+            f"evacuated from it, then `petguard host restore {host}`"
+        )
+        LOG.warning("%s: %s", _who(host, incident_id), text)
+        self._store.record_event(host, incident_id, HOST_RETURNED_EVENT, text, self._clock.now())
+
+    def _notice_return_after_run(self, host: str, incident_id: int, opened_at: float) -> None:
+        """The host may have come back while the moves ran (one run can last minutes)."""
+        try:
+            self._notice_return(self._service(host), incident_id, opened_at)
+        except StaleEpoch:
+            raise
+        except PetguardError as exc:  # Nova unreadable now: the next run looks again
+            LOG.debug("%s: could not read the service after the run: %s", _who(host, incident_id), exc)
 
     def _plan(self, host: str, incident_id: int) -> None:
         servers = self._compute.servers_on(host)
@@ -241,13 +284,19 @@ class Recovery:
                 alert="restore_failed",
             )
         if not self._wait_cleaned_up(host, incident_id):
+            heartbeating = any(e.kind == HOST_RETURNED_EVENT for e in self._store.events(incident_id=incident_id))
+            next_step = (
+                f"its nova-compute started before these evacuations were final and cleans up only at start: "
+                f"restart nova-compute on {host}, then restore again"
+                if heartbeating
+                else "power the host on, start nova-compute, then restore again"
+            )
             return Outcome(
                 host,
                 HostEvent.RESTORE_FAILED,
                 f"restore refused: nova-compute on {host} has not cleaned up the guests evacuated from it "
                 f"within {self._policy.restore_timeout:.0f} s (Nova keeps their migrations 'done' until it "
-                "does, and refuses to un-force the host meanwhile); power the host on, start nova-compute, "
-                "then restore again",
+                f"does, and refuses to un-force the host meanwhile); {next_step}",
                 alert="restore_failed",
             )
         service = self._service(host)

@@ -224,7 +224,7 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
     journal = SqlStore(conf.database.connection)
     acting = SqlStore(conf.database.connection, epoch=election.NO_EPOCH)
     compute = nova.connect(conf.nova.cloud, conf.nova.clouds_file, conf.nova.timeout)
-    fences = inventory.load_inventory(conf.fencing.inventory_file)
+    fences = inventory.load_inventory(conf.fencing.inventory_file, conf.fencing.enabled_drivers)
     lookup = functools.partial(loader.load_driver, enabled=list(conf.fencing.enabled_drivers))
     runner = FenceRunner(lookup)
     capacity_duty = _capacity_duty(conf, compute, journal, clock)

@@ -191,7 +191,8 @@ class FakeCompute:
                     state="up" if self._up(s.host) else "down",
                     status=s.status,
                     forced_down=s.forced_down,
-                    updated_at=time.time(),
+                    # a dead host's last heartbeat is from before anything the tests do (unknown here)
+                    updated_at=time.time() if self.alive(s.host) else None,
                     disabled_reason=s.disabled_reason,
                 )
                 for s in self.services.values()

@@ -4,17 +4,31 @@
 0660, so that the daemon's group may use it) when ``settings.socket`` is set; ``stop()`` closes it
 and joins the thread. Binding happens in ``start()``, so an address in use is a ``ConfigError`` at
 start-up, not a silent thread death.
+
+Slow clients (SLOW-01, SLOW-02): cheroot hands a connection to a worker thread as soon as its first
+bytes arrive, and the worker then blocks reading the rest of the request; a client that sends half
+its headers and a byte now and then (a slowloris) resets cheroot's per-read ``timeout`` for ever and
+holds that thread. So every request here also has a whole-request deadline (``request_timeout``:
+request line, headers and body must all arrive within it, else the connection gets a 408 or is
+closed), enforced by the socket reader under cheroot (``_DeadlineReader``), and the pool has enough
+threads (``threads``) that a handful of slow clients leave others free. Measured on 127.0.0.1 in
+docs/api.md ("Slow clients").
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import os
+import socket
 import stat
 import threading
+import time
 from typing import Any
 
+from cheroot import makefile as cheroot_makefile
+from cheroot import server as cheroot_server
 from cheroot import wsgi
 
 from petguard.errors import ConfigError
@@ -31,7 +45,13 @@ class ServerSettings:
 
     bind: str = DEFAULT_BIND
     socket: str | None = None
-    threads: int = 4
+    #: Worker threads: each connection busy with a request (or being sent one slowly) holds one.
+    threads: int = 32
+    #: Seconds one read from a client may wait for data (cheroot's ``timeout``; also how long an
+    #: idle keep-alive connection is kept).
+    client_timeout: float = 5.0
+    #: Seconds a client has to send one whole request (line, headers and body), however it trickles.
+    request_timeout: float = 10.0
     shutdown_timeout: float = 5.0
 
 
@@ -75,8 +95,16 @@ class ApiServer:
         address: Any = settings.socket if settings.socket else parse_bind(settings.bind)
         if settings.socket:
             _remove_stale_socket(settings.socket)
-        server = wsgi.Server(address, self._app, numthreads=settings.threads, server_name="petguard")
-        server.shutdown_timeout = settings.shutdown_timeout
+        server = _Server(
+            address,
+            self._app,
+            numthreads=settings.threads,
+            server_name="petguard",
+            # cheroot's stubs say int; it takes any number of seconds
+            timeout=settings.client_timeout,  # type: ignore[arg-type]
+            shutdown_timeout=settings.shutdown_timeout,  # type: ignore[arg-type]
+        )
+        server.request_timeout = settings.request_timeout
         try:
             server.prepare()
         except OSError as exc:
@@ -87,7 +115,13 @@ class ApiServer:
         self._server = server
         self._thread = threading.Thread(target=server.serve, name="api", daemon=True)
         self._thread.start()
-        LOG.info("HTTP API listening on %s", self.address)
+        LOG.info(
+            "HTTP API listening on %s (%d threads, %g s per read, %g s per request)",
+            self.address,
+            settings.threads,
+            settings.client_timeout,
+            settings.request_timeout,
+        )
         return self
 
     def stop(self) -> None:
@@ -113,3 +147,69 @@ def _remove_stale_socket(path: str) -> None:
     if not stat.S_ISSOCK(info.st_mode):
         raise ConfigError(f"[api] socket = {path} exists and is not a socket: remove it or choose another path")
     os.unlink(path)
+
+
+class _DeadlineSocketIO(socket.SocketIO):
+    """A socket's raw reader that refuses to wait past a deadline (None: no deadline).
+
+    Each read waits at most the socket's own timeout and never beyond the deadline, so a client
+    trickling bytes cannot keep one request's reads going for ever.
+    """
+
+    def __init__(self, sock: socket.socket, read_timeout: float | None) -> None:
+        super().__init__(sock, "rb")
+        self._sock_ref = sock
+        self._read_timeout = read_timeout
+        self.deadline: float | None = None
+
+    def readinto(self, buffer: Any) -> int | None:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out")  # cheroot's wording: answered 408 or closed quietly
+            self._sock_ref.settimeout(left if self._read_timeout is None else min(left, self._read_timeout))
+        try:
+            return super().readinto(buffer)
+        finally:  # the response is written on the same socket: give it the normal timeout back
+            self._sock_ref.settimeout(self._read_timeout)
+
+
+class _DeadlineReader(cheroot_makefile.StreamReader):
+    """cheroot's buffered socket reader over a ``_DeadlineSocketIO``."""
+
+    def __init__(self, sock: socket.socket, read_timeout: float | None, bufsize: int = io.DEFAULT_BUFFER_SIZE) -> None:
+        self.raw_reader = _DeadlineSocketIO(sock, read_timeout)
+        # StreamReader's own __init__ builds a plain SocketIO; its base (the _pyio BufferedReader,
+        # as cheroot uses) is set up directly over the deadline-keeping one instead.
+        super(cheroot_makefile.StreamReader, self).__init__(self.raw_reader, bufsize)
+        self.bytes_read = 0
+
+
+class _Request(cheroot_server.HTTPRequest):
+    """A request whose reading (line, headers, body) must end within the server's request_timeout."""
+
+    def parse_request(self) -> None:
+        reader = getattr(self.conn, "rfile", None)
+        if isinstance(reader, _DeadlineReader):
+            reader.raw_reader.deadline = time.monotonic() + self.server.request_timeout
+        super().parse_request()
+
+
+class _Connection(cheroot_server.HTTPConnection):
+    """cheroot's connection with a deadline-keeping reader (plain sockets; no TLS here)."""
+
+    RequestHandlerClass = _Request
+
+    def __init__(
+        self, http_server: Any, sock: socket.socket, makefile_factory: Any = cheroot_makefile.MakeFile
+    ) -> None:
+        super().__init__(http_server, sock, makefile_factory)
+        if makefile_factory is cheroot_makefile.MakeFile:
+            self.rfile = _DeadlineReader(sock, http_server.timeout, self.rbufsize)
+
+
+class _Server(wsgi.Server):
+    """cheroot's WSGI server with the deadline-keeping connections."""
+
+    ConnectionClass = _Connection
+    request_timeout: float = 10.0

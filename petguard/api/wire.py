@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
@@ -471,6 +472,7 @@ def parse_json(raw: bytes) -> Any:
     """
     if not raw.strip():
         raise InvalidBody("the request body is empty: send a JSON object (Content-Type: application/json)")
+    _check_depth(raw)
     try:
         value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int)
     except UnicodeDecodeError as exc:
@@ -482,6 +484,27 @@ def parse_json(raw: bytes) -> Any:
         raise InvalidBody(f"the request body nests arrays or objects too deeply: at most {MAX_DEPTH} levels") from None
     _check_values(value)
     return value
+
+
+#: The tokens that matter to nesting, left to right in one pass: a JSON string (escapes included; an
+#: unterminated one runs to the end, so no quote is scanned twice) or a bracket.
+_NESTING_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*+"?|[\[\]{}]', re.DOTALL)
+
+
+def _check_depth(raw: bytes) -> None:
+    """Refuse deep nesting before the parser sees it: a RecursionError inside the C parser leaves
+    CPython 3.11's recursion accounting wrong (a later ``ast.parse`` fails with "AST constructor
+    recursion depth mismatch"), so the parser must never get that deep.
+
+    :raises InvalidBody:
+    """
+    depth = 0
+    for token in _NESTING_TOKENS.findall(raw):
+        if token[:1] == b'"':
+            continue
+        depth += 1 if token in (b"[", b"{") else -1
+        if depth > MAX_DEPTH:
+            raise InvalidBody(f"the request body nests arrays or objects too deeply: at most {MAX_DEPTH} levels")
 
 
 def _no_constant(name: str) -> Any:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from oslo_config import cfg
 
+from petguard import redact
 from petguard.conf import CONF, policies, validate
 from petguard.errors import PetguardError
 from petguard.evacuate import nova
@@ -78,7 +79,7 @@ def _check_nova() -> list[str]:
 
 
 def _check_fencing() -> list[str]:
-    topologies, found = inventory.check_inventory(CONF.fencing.inventory_file)
+    topologies, found = inventory.check_inventory(CONF.fencing.inventory_file, CONF.fencing.enabled_drivers)
     problems = [f"[fencing] inventory: {p.message}" for p in found]
     enabled = list(CONF.fencing.enabled_drivers)
     runner = FenceRunner(functools.partial(loader.load_driver, enabled=enabled))
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         CONF([f"--config-file={f}" for f in args.config_file], project="petguard", default_config_files=None)
         validate(CONF)
     except cfg.Error as exc:
-        print(f"petguard-manage: configuration error: {exc}", file=sys.stderr)
+        print(f"petguard-manage: configuration error: {redact.config_error(exc)}", file=sys.stderr)
         return 2
     try:
         result: int = args.func(args)

@@ -23,3 +23,4 @@ def validate(conf: cfg.ConfigOpts) -> None:
         section = conf if group is None else conf[group]
         for option in options:
             getattr(section, option.dest)
+

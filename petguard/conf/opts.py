@@ -236,7 +236,29 @@ evacuation_opts: list[cfg.Opt] = [
     cfg.BoolOpt("evacuate_locked", default=False, help="Evacuate pets that their owner locked."),
     cfg.IntOpt("max_parallel", default=4, min=1, max=64, help="Evacuations of one host in flight at once."),
     cfg.FloatOpt(
-        "move_timeout", default=600.0, min=10, help="Seconds one evacuation may take before it is declared failed."
+        "move_timeout",
+        default=600.0,
+        min=10,
+        help="Seconds one evacuation may take before it is declared failed (time spent waiting for the cloud "
+        "does not count: see cloud_wait_timeout).",
+    ),
+    cfg.FloatOpt(
+        "cloud_wait_timeout",
+        default=1800.0,
+        min=60,
+        help="Seconds an evacuation waits for a cloud that cannot answer now (Nova or Keystone unreachable or "
+        "5xx, a refused token, no other compute up in Nova's records, placement silent, MessagingTimeout) "
+        "before it is declared failed. A wait is never an attempt; the move asks again by itself when the "
+        "cloud answers (docs/evacuation.md, 'When the cloud cannot answer').",
+    ),
+    cfg.FloatOpt(
+        "stuck_after",
+        default=90.0,
+        min=30,
+        help="Seconds after Nova took an evacuation whose migration is still 'accepted' with no destination "
+        "before the move is flagged stuck (an evacuation_stuck event with the commands to recover it) and "
+        "gives its evacuation slot back. Keep it above Nova's rpc_response_timeout (60 s), which ends a "
+        "scheduling that merely waits.",
     ),
     cfg.FloatOpt(
         "restore_timeout",
@@ -444,6 +466,31 @@ api_opts: list[cfg.Opt] = [
         min=1024,
         max=16777216,
         help="Largest request body the API accepts; larger ones are refused with 413.",
+    ),
+    cfg.IntOpt(
+        "threads",
+        default=32,
+        min=2,
+        max=1024,
+        help="Worker threads of the API server. Each connection that is sending a request, however "
+        "slowly, holds one until [api] request_timeout; with fewer slow clients than threads, "
+        "/healthz and the CLI are not delayed at all (docs/api.md, 'Slow clients').",
+    ),
+    cfg.FloatOpt(
+        "client_timeout",
+        default=5.0,
+        min=0.5,
+        max=300,
+        help="Seconds one read from an API client may wait for more data; also how long an idle "
+        "keep-alive connection is kept.",
+    ),
+    cfg.FloatOpt(
+        "request_timeout",
+        default=10.0,
+        min=1,
+        max=600,
+        help="Seconds a client has to send one whole request (request line, headers and body). A "
+        "client that trickles bytes (a slowloris) is cut off then, with 408, and its thread freed.",
     ),
 ]
 

@@ -119,9 +119,21 @@ def hint_rules(conf: cfg.ConfigOpts) -> HintRules:
 
 def recovery(conf: cfg.ConfigOpts) -> RecoveryPolicy:
     e = conf.evacuation
+    if e.stuck_after >= e.move_timeout:
+        raise ConfigError(
+            f"[evacuation] stuck_after ({e.stuck_after:g} s) must be below move_timeout ({e.move_timeout:g} s): "
+            "a lost request would be declared failed before it is flagged stuck; lower stuck_after",
+            option="[evacuation] stuck_after",
+        )
     return RecoveryPolicy(
         evacuation=evacuation(conf),
-        run=RunPolicy(max_parallel=e.max_parallel, move_timeout=e.move_timeout, ready=ready(conf)),
+        run=RunPolicy(
+            max_parallel=e.max_parallel,
+            move_timeout=e.move_timeout,
+            cloud_wait_timeout=e.cloud_wait_timeout,
+            stuck_after=e.stuck_after,
+            ready=ready(conf),
+        ),
         restore_timeout=e.restore_timeout,
         reserved_hosts=tuple(e.reserved_hosts),
     )

@@ -9,8 +9,10 @@ Glance through the SDK's image proxy.
 Errors are mapped once, in ``_error_for`` (HTTP answers, table ``_STATUS_ERRORS``) and
 ``_library_error`` (keystoneauth / SDK exceptions), always chained with ``from`` and always carrying
 Nova's request id in ``context['request_id']`` and in the message. Messages never contain passwords
-or tokens: keystoneauth's and Nova's messages hold neither, and ``_redact`` scrubs anything that
-looks like one anyway.
+or tokens: keystoneauth's and Nova's messages hold neither, and ``_redact`` (``petguard.redact``)
+scrubs anything that looks like one anyway. A clouds.yaml that is not valid YAML is said so by line
+and column before openstacksdk reads it (the SDK would skip it, log PyYAML's text, and report the
+cloud as not found).
 
 Nova behaviours relied on (measured on Nova 34, see docs/nova.md): force a service down before
 disabling it (a disable against a dead but "up" compute blocks 60 s); evacuate without ``force`` (a
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
@@ -34,7 +35,9 @@ import keystoneauth1.session
 import openstack.config
 import openstack.connection
 import openstack.exceptions
+import yaml
 
+from petguard import redact
 from petguard.compute import Compute, Migration, usable_hosts
 from petguard.detect import ServiceRecord
 from petguard.errors import (
@@ -98,13 +101,6 @@ _IMAGE_CORE_ATTRS: Final = frozenset(
 
 _REQUEST_ID_HEADERS: Final = ("x-openstack-request-id", "x-compute-request-id")
 _AUTH_HINT: Final = "check the auth section of the cloud in clouds.yaml (auth_url, user, project, password)"
-#: Fernet/JWS-ish tokens and key=value secrets, scrubbed from any text that reaches a message.
-_SECRET_RE: Final = re.compile(
-    r"(gAAAAA[\w\-=]{20,})|((?:password|token|secret|credential)[\"']?\s*[:=]\s*[\"']?)[^\s,\"'}]+",
-    re.IGNORECASE,
-)
-
-
 class _Response(Protocol):
     """The part of ``requests.Response`` the adapter reads."""
 
@@ -124,8 +120,8 @@ class _Response(Protocol):
 
 
 def _redact(text: str) -> str:
-    """Remove anything that looks like a token or a password from ``text``."""
-    return _SECRET_RE.sub(lambda m: "***" if m.group(1) else f"{m.group(2)}***", text)
+    """Remove anything that looks like a token or a password from ``text`` (``petguard.redact``)."""
+    return redact.text(text)
 
 
 def _request_id(response: _Response) -> str:
@@ -681,6 +677,8 @@ def connect(cloud: str, clouds_file: str | None = None, timeout: float = 30.0) -
 
     :raises ConfigError: the file or the cloud does not exist, or its auth section is incomplete.
     """
+    if clouds_file:
+        _check_yaml(clouds_file, cloud)
     try:
         config = openstack.config.OpenStackConfig(config_files=[clouds_file] if clouds_file else None)
         region = config.get_one(cloud=cloud, api_timeout=timeout)
@@ -695,6 +693,25 @@ def connect(cloud: str, clouds_file: str | None = None, timeout: float = 30.0) -
     if not isinstance(conn.session, keystoneauth1.session.Session):  # pragma: no cover - SDK invariant
         raise ConfigError(f"cloud {cloud!r}: openstacksdk did not build a keystoneauth session", cloud=cloud)
     return NovaCompute(conn, cloud=cloud)
+
+
+def _check_yaml(clouds_file: str, cloud: str) -> None:
+    """Refuse a clouds.yaml PyYAML cannot read, saying where and what, never the line (SECRET-01).
+
+    :raises ConfigError: the file is not valid YAML (a file that cannot be read is left to the SDK).
+    """
+    try:
+        with open(clouds_file, encoding="utf-8") as handle:
+            yaml.safe_load(handle)
+    except OSError:
+        return
+    except (yaml.YAMLError, ValueError) as exc:
+        raise ConfigError(
+            f"{clouds_file} is not valid YAML at {redact.yaml_error(exc)}; fix the syntax there "
+            "(quote a password that holds ':', '#', '*', '&', '!' or starts with a quote)",
+            cloud=cloud,
+            clouds_file=clouds_file,
+        ) from None  # not chained: PyYAML's own text quotes the line, the password with it
 
 
 if TYPE_CHECKING:  # mypy proves NovaCompute satisfies the Compute Protocol

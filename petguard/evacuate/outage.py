@@ -130,7 +130,7 @@ def judge_nothing_moved(fault: str, health: CloudHealth, attempts: int, max_atte
     return Verdict(Judgement.FINAL, f"Nova moved nothing after {attempts} request(s): {shown}")
 
 
-def judge_request_error(exc: PetguardError) -> Verdict:
+def judge_request_error(exc: PetguardError, unanswered: str = "Nova did not take the request") -> Verdict:
     """Nova's synchronous answer to an evacuate request that it did not take: wait, or final?
 
     Temporary errors (unreachable, timeouts, 5xx: e.g. nova-api's call to Neutron failing while
@@ -139,7 +139,7 @@ def judge_request_error(exc: PetguardError) -> Verdict:
     refusal (4xx) is final.
     """
     if isinstance(exc, Temporary):
-        return Verdict(Judgement.WAIT, f"Nova did not take the request: {exc}")
+        return Verdict(Judgement.WAIT, f"{unanswered}: {exc}")
     if exc.context.get("status") == 401:
         return Verdict(Judgement.WAIT, f"Keystone refused petguard's credentials: {exc}")
     return Verdict(Judgement.FINAL, f"Nova refused the evacuation: {exc}")

@@ -108,6 +108,10 @@ class RunPolicy:
     stuck_after: float = 90.0
     #: seconds a reading of the cloud's health is reused by the moves of a run
     health_ttl: float = 2.0
+    #: evacuate requests in flight to nova-api at once: when RabbitMQ is down each one hangs in a
+    #: nova-api worker until its RPC cast gives up (30 s in the lab), and the loop's one reading of
+    #: the compute services queued behind them and timed out (the lab's nova-api has 4 workers)
+    max_requests_in_flight: int = 2
     ready: ReadyPolicy = ReadyPolicy()  # how a higher tier waits for the lower tiers' readiness
 
 
@@ -168,6 +172,7 @@ class Evacuator:
             compute, store, clock, policy.ready, prober or UnwiredProber(), self._stop, policy.max_parallel
         )
         self._lock = threading.Lock()
+        self._requests = threading.BoundedSemaphore(policy.max_requests_in_flight)
         self._health_cache: dict[str, tuple[float, CloudHealth]] = {}  # source host -> (read at, health)
         self._announced: dict[int, str] = {}  # incident -> the wait reason its event announced
         self._waited: set[str] = set()  # moves whose last step waited for the cloud
@@ -246,8 +251,13 @@ class Evacuator:
                 return current[0]
             try:
                 return self._step(current[0], since)
-            except Temporary as exc:  # any read or write of Nova that found it unreachable or failing
-                raise _CloudWait(f"Nova does not answer: {exc}", current[0]) from exc
+            except StaleEpoch:
+                raise
+            except PetguardError as exc:  # any read or write of Nova that found it unreachable or failing
+                verdict = judge_request_error(exc, unanswered="Nova does not answer")
+                if verdict.judgement is Judgement.WAIT:
+                    raise _CloudWait(verdict.reason, current[0]) from exc
+                raise
 
         def announce(state: tenacity.RetryCallState) -> None:
             assert state.outcome is not None
@@ -338,13 +348,18 @@ class Evacuator:
         try:
             services = self._compute.list_services()
             up = sum(1 for s in services if s.host != source_host and s.state == "up" and not s.forced_down)
-        except Temporary:
+        except StaleEpoch:
+            raise
+        except PetguardError:  # unreachable, 5xx, a refused token: nothing says the cloud can place now
             return CloudHealth(computes_up=None)
         try:
             self._compute.check_placement()
             placement = ""
         except Temporary as exc:
             placement = str(exc)
+        except PetguardError as exc:  # placement answered, but not to this question (policy, version)
+            LOG.debug("placement answered %s; counted as answering", exc)
+            placement = ""
         health = CloudHealth(computes_up=up, placement=placement)
         with self._lock:
             self._health_cache[source_host] = (self._clock.monotonic(), health)
@@ -385,7 +400,8 @@ class Evacuator:
             move.incident_id, move.server_id, MoveStatus.REQUESTING, now, target_host=target
         )
         try:
-            request_id = self._compute.evacuate(move.server_id, host=target)
+            with self._requests:  # never every nova-api worker: the loop's own reading must get through
+                request_id = self._compute.evacuate(move.server_id, host=target)
         except PetguardError as exc:
             verdict = judge_request_error(exc)
             if verdict.judgement is Judgement.WAIT:

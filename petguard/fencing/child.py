@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from petguard import errors
+from petguard import errors, redact
 from petguard.fencing import base
 
 LOG = logging.getLogger(__name__)
@@ -70,7 +70,6 @@ MAX_REPLY_DELAY = 60.0
 #: Seconds to wait for a killed process to be reaped after its pipes are closed (FENCE-07).
 REAP_TIMEOUT = 0.5
 
-_MASK = "***"
 
 
 class Op(enum.StrEnum):
@@ -280,7 +279,7 @@ def decode_reply(
     context: dict[str, object] = {"host": device.host, "driver": device.driver}
     text = decode_output(stdout).strip()
     if not text:
-        tail = scrub(decode_output(stderr).strip()[-_STDERR_TAIL:], *secrets)
+        tail = redact.text(decode_output(stderr).strip(), *secrets)[-_STDERR_TAIL:]  # masked before cut
         LOG.debug("fence child stderr for %s: %s", device.describe(), tail)
         cls: type[errors.PetguardError] = errors.FencingError
         if returncode is not None and returncode < 0:
@@ -293,7 +292,7 @@ def decode_reply(
     try:
         reply = parse_reply(text, op)
     except MalformedReply as exc:
-        excerpt = scrub(text[:_REPLY_EXCERPT], *secrets)
+        excerpt = redact.text(text[:_REPLY_EXCERPT], *secrets)
         raise errors.FencingError(
             f"fence child for {device.describe()} ({op}) sent a malformed reply ({exc}; exit code "
             f"{returncode}): {excerpt!r}; not a power reading: check that petguard is installed "
@@ -301,7 +300,7 @@ def decode_reply(
             **context,
         ) from None
     if isinstance(reply, Failure):
-        message = scrub(reply.message, *secrets)
+        message = redact.text(reply.message, *secrets)
         if issubclass(reply.error, errors.Temporary):
             raise reply.error(message, delay=reply.delay, **context)
         raise reply.error(message, **context)
@@ -376,13 +375,6 @@ def decode_output(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
-def scrub(text: str, *secrets: str) -> str:
-    """Mask every one of ``secrets`` in ``text`` (defence in depth: messages are built without
-    secrets); the longest first, so that one secret inside another leaves nothing of it."""
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, _MASK)
-    return text
-
 
 def serve(request_text: str) -> dict[str, Any]:
     """Child side, without the process plumbing: request JSON → reply dict. Never raises."""
@@ -400,7 +392,7 @@ def serve(request_text: str) -> dict[str, Any]:
         return {
             "ok": False,
             "error": "FencingError",
-            "message": f"fence child failed: {type(exc).__name__}: {scrub(str(exc), *secrets)}",
+            "message": f"fence child failed: {type(exc).__name__}: {redact.text(str(exc), *secrets)}",
         }
 
 
@@ -409,7 +401,7 @@ def _error_reply(exc: errors.PetguardError, *secrets: str) -> dict[str, Any]:
         (cls.__name__ for cls in type(exc).__mro__ if cls.__name__ in ERROR_CLASSES),
         "FencingError",
     )
-    reply: dict[str, Any] = {"ok": False, "error": name, "message": scrub(exc.message, *secrets)}
+    reply: dict[str, Any] = {"ok": False, "error": name, "message": redact.text(exc.message, *secrets)}
     if isinstance(exc, errors.Temporary):
         # Within what the parent accepts; max() also turns NaN into 0.
         reply["delay"] = max(0.0, min(float(exc.delay), MAX_REPLY_DELAY))

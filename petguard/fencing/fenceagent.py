@@ -48,9 +48,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from petguard import errors
+from petguard import errors, redact
 from petguard.fencing import base
-from petguard.fencing.child import communicate, decode_output, expired, scrub
+from petguard.fencing.child import communicate, decode_output, expired
 
 #: Where fence-agents installs its programs (often not on a daemon's PATH).
 AGENT_DIRS: tuple[str, ...] = ("/usr/sbin", "/sbin", "/usr/local/sbin")
@@ -220,7 +220,7 @@ def agent_message(result: AgentResult, secrets: Sequence[str]) -> str:
     secret of the record masked."""
     lines = [ln.strip() for ln in (result.stderr + "\n" + result.stdout).splitlines() if ln.strip()]
     wanted = [ln for ln in lines if ln.startswith(("Failed", "ERROR", "Error"))] or lines
-    return scrub(" | ".join(wanted[-_MESSAGE_LINES:]), *secrets) or "no message"
+    return redact.text(" | ".join(wanted[-_MESSAGE_LINES:]), *secrets) or "no message"
 
 
 def run_agent(device: base.FenceDevice, action: str, timeout: float) -> AgentResult:

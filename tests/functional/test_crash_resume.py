@@ -113,6 +113,14 @@ def _wait(predicate: object, timeout: float, what: str) -> None:
 
 
 @pytest.mark.parametrize("crash_at", CRASH_POINTS)
+@pytest.mark.fault(
+    "PG-01",
+    guarantee="2",
+    injected="petguard-daemon SIGKILLed after each of 11 steps of an incident (fence started .. a move done), then "
+    "restarted",
+    expected="every pet on another host, evacuated exactly once, in its original power state; the host off and forced "
+    "down",
+)
 def test_sigkill_at_any_step_then_restart_evacuates_each_pet_exactly_once(
     tmp_path: Path, bmcs: Bmcs, crash_at: str
 ) -> None:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from petguard.store import migrate
 from petguard.store.api import SqlStore
@@ -59,6 +60,12 @@ def _daemon(conf: Path) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.fault(
+    "DET-10",
+    guarantee="3",
+    injected="Nova's API unreachable (nothing listens) while petguard-daemon runs",
+    expected="each tick decides nothing ('deciding nothing this tick'); SIGTERM still exits 0",
+)
 def test_unreachable_nova_decides_nothing_and_sigterm_exits_cleanly(tmp_path: Path) -> None:
     proc = _daemon(_config(tmp_path))
     log = tmp_path / "daemon.log"
@@ -72,6 +79,12 @@ def test_unreachable_nova_decides_nothing_and_sigterm_exits_cleanly(tmp_path: Pa
     assert "stopped" in text
 
 
+@pytest.mark.fault(
+    "PG-10",
+    guarantee="-",
+    injected="petguard-daemon started on a journal that was never migrated",
+    expected="exit 2 naming `petguard-manage db upgrade`",
+)
 def test_unmigrated_journal_is_refused_with_the_fix(tmp_path: Path) -> None:
     proc = _daemon(_config(tmp_path, migrated=False))
     _, err = proc.communicate(timeout=30)
@@ -79,6 +92,12 @@ def test_unmigrated_journal_is_refused_with_the_fix(tmp_path: Path) -> None:
     assert "petguard-manage db upgrade" in err
 
 
+@pytest.mark.fault(
+    "OP-10",
+    guarantee="-",
+    injected="petguard.conf with an option value of the wrong type (tick_interval = fast)",
+    expected="petguard-daemon exits 2 naming the option, no traceback",
+)
 def test_bad_option_value_is_a_clear_error(tmp_path: Path) -> None:
     proc = _daemon(_config(tmp_path, extra="tick_interval = fast\n"))
     _, err = proc.communicate(timeout=30)
@@ -139,6 +158,12 @@ def test_daemon_serves_the_api_and_the_cli_talks_to_it(tmp_path: Path) -> None:
         assert proc.wait(timeout=30) == 0
 
 
+@pytest.mark.fault(
+    "GRP-16",
+    guarantee="-",
+    injected="[evacuation] use_reserved_hosts = true with reserved_hosts empty",
+    expected="petguard-daemon exits 2 saying reserved_hosts is empty, no traceback",
+)
 def test_the_reserved_hint_without_reserved_hosts_is_a_clear_error(tmp_path: Path) -> None:
     proc = _daemon(_config(tmp_path, extra="[evacuation]\nuse_reserved_hosts = true\n"))
     _, err = proc.communicate(timeout=30)

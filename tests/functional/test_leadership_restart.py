@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from oslo_config import cfg
 
 from petguard import leadership
@@ -28,6 +29,13 @@ class _EpochStore:
         return seen + 1
 
 
+@pytest.mark.fault(
+    "CTL-10",
+    guarantee="5",
+    injected="a controller SIGKILLed leaves its member id in the coordination backend and is restarted under the same "
+    "id",
+    expected="it leads again (it used to retry forever)",
+)
 def test_restarted_controller_with_the_same_member_id_leads_again(tmp_path: Path) -> None:
     url = f"file://{tmp_path}/coordination"
     previous = textwrap.dedent(f"""

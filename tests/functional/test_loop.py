@@ -52,6 +52,12 @@ def _settle(harness: Harness) -> None:
     harness.run_until(lambda: set(harness.store.load_hosts()) == set(HOSTS), timeout=5)
 
 
+@pytest.mark.fault(
+    "DET-01",
+    guarantee="1",
+    injected="only nova-compute dies; the host keeps its power",
+    expected="petguard cuts its power through the BMC, then each pet is evacuated once",
+)
 def test_host_death_fences_then_evacuates_pets_exactly_once(harness: Harness, compute: FakeCompute, bmcs: Bmcs) -> None:
     _settle(harness)
     compute.dead.add("cmp1")  # nova-compute stops heartbeating; the host is still powered
@@ -89,6 +95,12 @@ def test_host_death_fences_then_evacuates_pets_exactly_once(harness: Harness, co
     assert all(compute.evacuate_calls[s] == 1 for s in pets)
 
 
+@pytest.mark.fault(
+    "BMCX-01",
+    guarantee="1",
+    injected="total power loss; the BMC still answers, reporting off",
+    expected="fence confirmed by the OFF readings; the pets evacuated",
+)
 def test_power_loss_with_bmc_reporting_off_is_confirmed(harness: Harness, compute: FakeCompute, bmcs: Bmcs) -> None:
     _settle(harness)
     bmcs.sims["cmp2"].set_power(on=False)  # total power loss, the BMC still answers "off"
@@ -96,6 +108,12 @@ def test_power_loss_with_bmc_reporting_off_is_confirmed(harness: Harness, comput
     assert compute.servers["elsewhere-id"].host not in ("cmp2", None)
 
 
+@pytest.mark.fault(
+    "BMCX-02",
+    guarantee="1",
+    injected="an IPMI BMC accepts power-off but keeps reporting ON (stuck_on)",
+    expected="never confirmed: the host goes to AWAITING_CONFIRM and nothing is evacuated",
+)
 def test_bmc_that_keeps_reporting_on_ends_awaiting_confirm_and_nothing_moves(
     harness: Harness, compute: FakeCompute, bmcs: Bmcs
 ) -> None:
@@ -115,6 +133,12 @@ def test_bmc_that_keeps_reporting_on_ends_awaiting_confirm_and_nothing_moves(
     assert compute.evacuate_calls.get("web-1-id") == 1
 
 
+@pytest.mark.fault(
+    "BMCX-03",
+    guarantee="1",
+    injected="petguard's BMC password is wrong (the BMC refuses the login)",
+    expected="AWAITING_CONFIRM, nothing evacuated, the host keeps its power",
+)
 def test_wrong_bmc_password_never_evacuates(tmp_path: Path, compute: FakeCompute, bmcs: Bmcs) -> None:
     devices = dict(bmcs.devices)
     good = devices["cmp1"]
@@ -132,6 +156,13 @@ def test_wrong_bmc_password_never_evacuates(tmp_path: Path, compute: FakeCompute
         harness.close()
 
 
+@pytest.mark.fault(
+    "BRAKE-01",
+    guarantee="3",
+    injected="every compute stops heartbeating at once, as in a RabbitMQ outage",
+    expected="brake engaged, nobody fenced, nothing evacuated; when they heartbeat again every host is up and the "
+    "brake released",
+)
 def test_mass_failure_fences_nobody(harness: Harness, compute: FakeCompute, bmcs: Bmcs) -> None:
     _settle(harness)
     compute.dead.update(HOSTS)  # every heartbeat stops at once: a RabbitMQ outage
@@ -146,6 +177,12 @@ def test_mass_failure_fences_nobody(harness: Harness, compute: FakeCompute, bmcs
     assert all(harness.state(h) is HostState.UP for h in HOSTS)
 
 
+@pytest.mark.fault(
+    "DET-02",
+    guarantee="6",
+    injected="the fenced, evacuated host is powered on again and its nova-compute heartbeats",
+    expected="it stays forced down and disabled until an operator's restore; then it is up and enabled",
+)
 def test_restore_keeps_host_out_until_operator_returns_it(harness: Harness, compute: FakeCompute, bmcs: Bmcs) -> None:
     _settle(harness)
     compute.dead.add("cmp1")
@@ -163,6 +200,12 @@ def test_restore_keeps_host_out_until_operator_returns_it(harness: Harness, comp
     assert harness.store.load_hosts()["cmp1"].host.incident_id is None
 
 
+@pytest.mark.fault(
+    "OP-03",
+    guarantee="1",
+    injected="an operator's fence request for a healthy host",
+    expected="fenced and read OFF before anything moves; its pets evacuated once",
+)
 def test_operator_fence_of_a_healthy_host_is_confirmed_before_anything_moves(
     harness: Harness, compute: FakeCompute, bmcs: Bmcs
 ) -> None:
@@ -175,6 +218,13 @@ def test_operator_fence_of_a_healthy_host_is_confirmed_before_anything_moves(
     assert "fence requested by test" in incident.reason
 
 
+@pytest.mark.fault(
+    "GRP-04",
+    guarantee="4",
+    injected="every other compute disabled when the host fails, room added later",
+    expected="every move FAILED with evacuation_failed; an operator's evacuate request moves each pet exactly once "
+    "more",
+)
 def test_failed_moves_are_retried_when_the_operator_reruns_the_evacuation(
     harness: Harness, compute: FakeCompute, bmcs: Bmcs
 ) -> None:
@@ -203,6 +253,12 @@ def test_failed_moves_are_retried_when_the_operator_reruns_the_evacuation(
     assert compute.servers["web-1-id"].host in ("cmp2", "cmp3", "cmp4")
 
 
+@pytest.mark.fault(
+    "OP-04",
+    guarantee="6",
+    injected="the host was disabled by an operator (own reason) before it failed",
+    expected="after restore it is un-forced but stays disabled with the operator's reason",
+)
 def test_restore_gives_back_an_operators_own_disable(harness: Harness, compute: FakeCompute, bmcs: Bmcs) -> None:
     _settle(harness)
     compute.services["cmp1"].status = "disabled"
@@ -219,6 +275,13 @@ def test_restore_gives_back_an_operators_own_disable(harness: Harness, compute: 
     assert (service.status, service.disabled_reason) == ("disabled", "draining for a BIOS update (ticket 4711)")
 
 
+@pytest.mark.fault(
+    "OP-05",
+    guarantee="6",
+    injected="restore requested while the fenced host is still off",
+    expected="restore_failed saying it must clean up first, the host stays forced down; a restore once it is on goes "
+    "through",
+)
 def test_restore_waits_until_the_host_cleaned_up_its_evacuated_guests(
     harness: Harness, compute: FakeCompute, bmcs: Bmcs
 ) -> None:
@@ -238,3 +301,27 @@ def test_restore_waits_until_the_host_cleaned_up_its_evacuated_guests(
     harness.store.submit_request("cmp1", RequestKind.RESTORE, "now", "test", 0.0)
     harness.run_until(lambda: harness.state("cmp1") is HostState.UP, timeout=30)
     assert all(m.status == "completed" for m in compute.migrations if m.source_host == "cmp1")
+
+
+@pytest.mark.fault(
+    "HOST-01",
+    guarantee="6",
+    injected="the fenced host is powered on and its nova-compute heartbeats in the middle of its evacuation",
+    expected="it stays forced down and disabled, the evacuation finishes, and one fenced_host_returned alert tells "
+    "the operator to restart nova-compute once every evacuation is final, then restore",
+)
+def test_a_fenced_host_that_comes_back_mid_evacuation_is_told_and_kept_out(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    compute.evacuation_steps = 12  # slow evacuations: the host returns while they run
+    compute.dead.add("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATING, timeout=40)
+    bmcs.sims["cmp1"].set_power(on=True)
+    compute.dead.discard("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=60)
+    returned = [e.message for e in harness.store.events(host="cmp1") if e.kind == "fenced_host_returned"]
+    assert len(returned) == 1
+    assert "restart nova-compute on cmp1" in returned[0] and "petguard host restore cmp1" in returned[0]
+    assert compute.services["cmp1"].forced_down and compute.services["cmp1"].status == "disabled"
+    assert all(n == 1 for n in compute.evacuate_calls.values())

@@ -34,6 +34,12 @@ def _fail_cmp1(tmp_path: Path, compute: FakeCompute, bmcs: Bmcs) -> tuple[Harnes
     return harness, incident_id
 
 
+@pytest.mark.fault(
+    "GRP-05",
+    guarantee="2",
+    injected="members of a hard anti-affinity group on the failed host",
+    expected="one at a time, the next only after the previous arrived; every one moved by exactly one evacuation",
+)
 def test_anti_affinity_members_are_evacuated_one_after_another(
     tmp_path: Path, compute: FakeCompute, bmcs: Bmcs
 ) -> None:
@@ -57,6 +63,12 @@ def test_anti_affinity_members_are_evacuated_one_after_another(
         harness.close()
 
 
+@pytest.mark.fault(
+    "GRP-06",
+    guarantee="4",
+    injected="a hard affinity group whose members are all on the failed host",
+    expected="reported as left behind (naming the group and NoValidHost), never sent to Nova",
+)
 def test_a_hard_affinity_group_on_the_dead_host_is_reported_and_not_touched(
     tmp_path: Path, compute: FakeCompute, bmcs: Bmcs
 ) -> None:

@@ -69,6 +69,12 @@ def test_a_follower_reads_nothing_and_writes_nothing(url: str, compute: FakeComp
     loop.shutdown()
 
 
+@pytest.mark.fault(
+    "CTL-05",
+    guarantee="5",
+    injected="another controller claims a newer epoch in the journal while this one leads",
+    expected="it steps down, saying its epoch is no longer current",
+)
 def test_a_stale_epoch_in_a_tick_steps_down(url: str, compute: FakeCompute, stores: list[SqlStore]) -> None:
     old = _store(stores, url, epoch=0)
     loop = _loop(old, compute)
@@ -83,6 +89,12 @@ def test_a_stale_epoch_in_a_tick_steps_down(url: str, compute: FakeCompute, stor
     loop.shutdown()
 
 
+@pytest.mark.fault(
+    "CTL-05",
+    guarantee="5",
+    injected="another controller claims a newer epoch in the journal while this one leads",
+    expected="it steps down, saying its epoch is no longer current",
+)
 def test_a_stale_epoch_in_a_lane_steps_down(url: str, compute: FakeCompute, stores: list[SqlStore]) -> None:
     reasons: list[str] = []
     lane_ran = threading.Event()
@@ -105,6 +117,12 @@ def test_a_stale_epoch_in_a_lane_steps_down(url: str, compute: FakeCompute, stor
     loop.shutdown()
 
 
+@pytest.mark.fault(
+    "CTL-11",
+    guarantee="5",
+    injected="another leader put a host in maintenance in the journal; then the host stops heartbeating",
+    expected="after reset() the loop decides from the journal: the host stays in maintenance",
+)
 def test_reset_reloads_what_another_leader_wrote(url: str, compute: FakeCompute, stores: list[SqlStore]) -> None:
     loop = _loop(_store(stores, url), compute)
     assert loop.tick().ok

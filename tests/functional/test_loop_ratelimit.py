@@ -39,6 +39,13 @@ def _fail_and_recover(harness: Harness, compute: FakeCompute, host: str) -> None
     harness.run_until(lambda: harness.state(host) is HostState.EVACUATED, timeout=40)
 
 
+@pytest.mark.fault(
+    "BRAKE-04",
+    guarantee="3",
+    injected="a rolling failure with petguard-daemon restarted between the fences",
+    expected="the next failed host is not fenced (the count comes from the journal), its BMC never called; an "
+    "operator's brake override lets it be fenced",
+)
 def test_rate_limit_holds_across_a_daemon_restart(tmp_path: Path, compute: FakeCompute, bmcs: Bmcs) -> None:
     url = journal_url(tmp_path)
     first = Harness(tmp_path, compute, bmcs.devices, detection=RATE_LIMITED, url=url)

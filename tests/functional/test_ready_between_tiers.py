@@ -139,6 +139,12 @@ def test_http_to_a_port_nobody_listens_on(tcp: LateTcpListener) -> None:
     assert not answered and detail.startswith("ConnectError")
 
 
+@pytest.mark.fault(
+    "GRP-18",
+    guarantee="4",
+    injected="a pet's HTTP ready check accepts the connection and never answers",
+    expected="not ready after the probe timeout (under 2 s)",
+)
 def test_http_to_a_server_that_never_answers_times_out(tcp: LateTcpListener) -> None:
     tcp.sock.listen(4)  # the kernel accepts the connection; nobody ever reads the request
     started = time.monotonic()
@@ -225,6 +231,13 @@ def test_tier_1_starts_only_once_tier_0_answers(
         h.close()
 
 
+@pytest.mark.fault(
+    "GRP-17",
+    guarantee="4",
+    injected="a tier-0 pet whose ready check never answers (its port refuses)",
+    expected="tier 1 starts after the readiness timeout with a tier_not_ready event naming the pet and why; every pet "
+    "DONE",
+)
 def test_a_pet_that_never_answers_holds_the_next_tier_only_until_the_timeout(
     tmp_path: Path, compute: FakeCompute, bmcs: Bmcs, tcp: LateTcpListener
 ) -> None:

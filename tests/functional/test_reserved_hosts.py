@@ -83,6 +83,13 @@ def world(tmp_path: Path) -> Iterator[World]:
     store.close()
 
 
+@pytest.mark.fault(
+    "GRP-12",
+    guarantee="4",
+    injected="a host fails with pets that ask for a reserved failover host (disabled in Nova by the operator)",
+    expected="one reserved host enabled for the incident, the pets moved onto it once each, then disabled again with "
+    "petguard's reason and idle",
+)
 def test_a_reserved_host_is_enabled_used_and_returned(world: World) -> None:
     nova = world.compute
     nova.add_server("pet", "cmp1", metadata=RESERVED)
@@ -111,6 +118,13 @@ def test_one_reserved_host_per_incident_for_all_its_reserved_pets(world: World) 
     assert world.loans()["spare2"] == (ReservedState.IDLE, None)
 
 
+@pytest.mark.fault(
+    "GRP-13",
+    guarantee="4",
+    injected="three hosts fail at once with two reserved hosts",
+    expected="each of the first two incidents borrows its own; the third gets none, with a reason naming who holds "
+    "each",
+)
 def test_a_host_is_never_lent_to_two_incidents_and_none_free_falls_back(world: World) -> None:
     pool = world.pool()
     first, second, third = world.incident("cmp1"), world.incident("cmp2"), world.incident("cmp3")
@@ -122,6 +136,12 @@ def test_a_host_is_never_lent_to_two_incidents_and_none_free_falls_back(world: W
     assert why == "no reserved host free (spare1 is borrowed by incident 1; spare2 is borrowed by incident 2)"
 
 
+@pytest.mark.fault(
+    "GRP-14",
+    guarantee="4",
+    injected="every reserved host is down when a reserved pet must move",
+    expected="the scheduler's choice, a target_hint_unmet naming why, nothing enabled",
+)
 def test_a_reserved_pet_with_no_host_free_goes_to_the_scheduler_and_says_so(world: World) -> None:
     world.compute.dead.update(SPARES)  # both spares are down
     world.compute.add_server("pet", "cmp1", metadata=RESERVED)
@@ -212,6 +232,13 @@ CRASHES = [
 
 
 @pytest.mark.parametrize(("where", "point"), CRASHES)
+@pytest.mark.fault(
+    "PG-04",
+    guarantee="2",
+    injected="a reserved host's loan or return left half done by a crash (after each journal write and Nova call)",
+    expected="the resume path (tidy) finishes it: the pet on the spare at most once, the spare disabled again with "
+    "petguard's reason and idle once the incident is over",
+)
 def test_a_crash_at_any_step_of_a_loan_is_finished_by_the_resume_path(world: World, where: str, point: str) -> None:
     world.compute.add_server("pet", "cmp1", metadata=RESERVED)
     incident_id = world.fail("cmp1")
@@ -262,6 +289,13 @@ class _OnlyForSpares(CrashingCompute):
         (ReservedState.BORROWED, True, ReservedState.IDLE, False),  # over: given back
         (ReservedState.RETURNING, False, ReservedState.IDLE, False),  # finish the return
     ],
+)
+@pytest.mark.fault(
+    "PG-04",
+    guarantee="2",
+    injected="a reserved host's loan or return left half done by a crash (after each journal write and Nova call)",
+    expected="the resume path (tidy) finishes it: the pet on the spare at most once, the spare disabled again with "
+    "petguard's reason and idle once the incident is over",
 )
 def test_tidy_finishes_each_half_state(
     world: World, state: ReservedState, moves_final: bool, expected: ReservedState, enabled: bool

@@ -99,6 +99,13 @@ def test_a_config_hint_by_aggregate_of_the_failed_host(world: World) -> None:
     assert world.move().hint_source == "[evacuation] host_targets aggregate:rack1"
 
 
+@pytest.mark.fault(
+    "GRP-07",
+    guarantee="4",
+    injected="a pet's aggregate hint whose every host is disabled",
+    expected="evacuated once by the scheduler's choice; one target_hint_unmet saying no host of the aggregate is up, "
+    "enabled and not forced down",
+)
 def test_no_candidate_falls_back_at_once_and_says_why(world: World) -> None:
     for host in ("cmp3", "cmp4"):
         world.compute.services[host].status = "disabled"
@@ -113,6 +120,12 @@ def test_no_candidate_falls_back_at_once_and_says_why(world: World) -> None:
     assert "no host of aggregate:fast is up, enabled and not forced down" in message
 
 
+@pytest.mark.fault(
+    "GRP-08",
+    guarantee="4",
+    injected="a pet's aggregate hint naming an aggregate Nova does not have",
+    expected="evacuated once by the scheduler's choice; one target_hint_unmet saying Nova has no such aggregate",
+)
 def test_an_unknown_aggregate_falls_back_at_once_and_says_it_does_not_exist(world: World) -> None:
     world.compute.add_server("pet", "cmp1", metadata={**PET, "petguard:target": "aggregate:fats"})
     planned(world)
@@ -125,6 +138,12 @@ def test_an_unknown_aggregate_falls_back_at_once_and_says_it_does_not_exist(worl
 
 
 @pytest.mark.parametrize("vm_state", ["active", "stopped"])
+@pytest.mark.fault(
+    "GRP-09",
+    guarantee="4",
+    injected="the scheduler refuses the hinted target host (NoValidHost there)",
+    expected="falls back once to the scheduler's choice and succeeds, in the pet's power state; one target_hint_unmet",
+)
 def test_no_valid_host_on_the_target_falls_back_once_then_succeeds(world: World, vm_state: str) -> None:
     world.compute.refuse_targets = {"cmp3"}  # e.g. no room left: the scheduler refuses it, later
     world.compute.add_server("pet", "cmp1", metadata=FAST, vm_state=vm_state)
@@ -145,6 +164,12 @@ class _NoValidHostAnywhere(FakeCompute):
         return None
 
 
+@pytest.mark.fault(
+    "GRP-10",
+    guarantee="4",
+    injected="NoValidHost on the hinted target and everywhere else",
+    expected="one fallback only, then FAILED; a later run does not ask again",
+)
 def test_a_move_falls_back_only_once(tmp_path: Path, world: World) -> None:
     compute = _NoValidHostAnywhere(["cmp1", "cmp2", "cmp3"], evacuation_steps=3)
     compute.add_aggregate("fast", ["cmp3"])
@@ -169,6 +194,12 @@ class _HostGoneSinceListing(FakeCompute):
         return ["cmp-gone"]
 
 
+@pytest.mark.fault(
+    "GRP-11",
+    guarantee="4",
+    injected="Nova refuses the target host synchronously (it no longer knows it)",
+    expected="falls back to the scheduler's choice, DONE; target_hint_unmet says Nova refused the host",
+)
 def test_a_synchronous_refusal_of_the_target_falls_back(world: World) -> None:
     compute = _HostGoneSinceListing(["cmp1", "cmp2"], evacuation_steps=3)
     compute.dead.add("cmp1")
@@ -236,6 +267,14 @@ CRASH_POINTS = [
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
+@pytest.mark.fault(
+    "PG-03",
+    guarantee="2",
+    injected="petguard crashes after each of 8 steps of a targeted move and its fallback, then runs again on the same "
+    "journal",
+    expected="exactly one further evacuate, the journal naming the target before Nova is asked, never two in flight; "
+    "the move DONE",
+)
 def test_a_crash_after_any_step_resumes_with_exactly_one_further_evacuate(world: World, point: str) -> None:
     world.compute.refuse_targets = {"cmp3"}
     world.compute.add_server("pet", "cmp1", metadata=FAST)

@@ -63,6 +63,12 @@ def world(tmp_path: Path) -> Iterator[World]:
     store.close()
 
 
+@pytest.mark.fault(
+    "GRP-01",
+    guarantee="2",
+    injected="Nova's late server-group check bounces an evacuation once (the scheduler chose from a stale view)",
+    expected="asked again after race_retry_delay with evacuation_retried; it arrives, two evacuate calls in all",
+)
 def test_a_server_bounced_by_the_late_group_check_is_asked_for_again_and_arrives(world: World) -> None:
     world.compute.late_group_check_bounces["pet-id"] = 1
     started = world.clock.now()
@@ -77,6 +83,12 @@ def test_a_server_bounced_by_the_late_group_check_is_asked_for_again_and_arrives
     assert world.clock.now() - started >= POLICY.race_retry_delay  # the scheduler gets time to learn
 
 
+@pytest.mark.fault(
+    "GRP-02",
+    guarantee="2",
+    injected="Nova's late server-group check bounces every attempt",
+    expected="FAILED after max_request_attempts, not asked again by a later run",
+)
 def test_bounced_every_time_it_fails_after_max_request_attempts(world: World) -> None:
     world.compute.late_group_check_bounces["pet-id"] = 99
     world.run()
@@ -87,6 +99,12 @@ def test_bounced_every_time_it_fails_after_max_request_attempts(world: World) ->
     assert len(world.retried()) == POLICY.max_request_attempts - 1
 
 
+@pytest.mark.fault(
+    "GRP-03",
+    guarantee="4",
+    injected="no room anywhere: every other compute disabled (NoValidHost)",
+    expected="the move FAILED at once, with the reason, no retry",
+)
 def test_no_valid_host_is_final_at_once(world: World) -> None:
     for host in ("cmp2", "cmp3"):
         world.compute.services[host].status = "disabled"  # no room anywhere stays no room
@@ -131,6 +149,13 @@ class CrashingCompute:
         "requesting_again",  # the attempt is counted, Nova not asked yet
         "evacuate_again_sent",  # Nova took the second request, the journal does not know
     ],
+)
+@pytest.mark.fault(
+    "PG-02",
+    guarantee="2",
+    injected="petguard crashes at each of 4 steps of the retry of a bounced evacuation, then runs again on the same "
+    "journal",
+    expected="exactly one further evacuate, never two in flight; the move DONE",
 )
 def test_a_crash_at_any_step_of_a_retry_resumes_with_exactly_one_further_evacuate(world: World, point: str) -> None:
     world.compute.late_group_check_bounces["pet-id"] = 1

@@ -41,6 +41,24 @@ def cli(lab: Lab, *args: str) -> dict[str, object] | list[object] | str:
     return done.stdout
 
 
+@pytest.mark.fault(
+    "OP-02",
+    guarantee="-",
+    injected="nova-compute dies on a host in maintenance",
+    expected="nothing fenced or evacuated; up again after the heal and maintenance off",
+)
+@pytest.mark.fault(
+    "BMCX-02",
+    guarantee="1",
+    injected="an IPMI BMC accepts power-off but keeps reporting ON (stuck_on)",
+    expected="never confirmed: the host goes to AWAITING_CONFIRM and nothing is evacuated",
+)
+@pytest.mark.fault(
+    "OP-01",
+    guarantee="1",
+    injected="an operator's confirm-fenced on a host in AWAITING_CONFIRM (its fence could not be confirmed)",
+    expected="nothing is evacuated before it; its pets are evacuated after it",
+)
 def test_cli_maintenance_confirm_fenced_and_restore(
     lab: Lab, nova: Nova, petguard: Petguard, assets: tuple[str, str], hosts: tuple[str, list[str]]
 ) -> None:

@@ -274,6 +274,12 @@ def failover(
         nova.instance_quota(quota)
 
 
+@pytest.mark.fault(
+    "GRP-05",
+    guarantee="2",
+    injected="members of a hard anti-affinity group on the failed host",
+    expected="one at a time, the next only after the previous arrived; every one moved by exactly one evacuation",
+)
 def test_anti_affinity_members_end_on_distinct_hosts_one_after_another(failover: Failover) -> None:
     for name in ("anti-1", "anti-2"):
         failover.assert_evacuated_once(name, may_bounce=True)
@@ -284,6 +290,12 @@ def test_anti_affinity_members_end_on_distinct_hosts_one_after_another(failover:
     assert failover.moves[first].wave < failover.moves[second].wave, failover.moves
 
 
+@pytest.mark.fault(
+    "GRP-06",
+    guarantee="4",
+    injected="a hard affinity group whose members are all on the failed host",
+    expected="reported as left behind (naming the group and NoValidHost), never sent to Nova",
+)
 def test_hard_affinity_group_on_the_failed_host_is_reported_not_evacuated(failover: Failover) -> None:
     for name in ("aff-1", "aff-2"):
         failover.assert_left_on_victim(name, ["hard affinity server group", f"{PREFIX}-aff", "NoValidHost"])

@@ -139,6 +139,13 @@ def test_servers_on_and_get_server(adapter: nova.NovaCompute, boot: Callable[...
     assert sid not in {s.id for s in adapter.servers_on("no-such-host")}
 
 
+@pytest.mark.fault(
+    "LAB-03",
+    guarantee="-",
+    injected="Nova asked for an unknown server (404) and to evacuate a server whose compute is alive (409 'still in "
+    "use')",
+    expected="NotFound and NovaConflict, each carrying Nova's request id",
+)
 def test_errors_carry_request_ids(adapter: nova.NovaCompute, boot: Callable[..., str], hosts: Any) -> None:
     victim, _ = hosts
     with pytest.raises(NotFound) as missing:

@@ -45,6 +45,21 @@ RECOVERY_TIMEOUT = 120
 # ------------------------------------------------------------------------------------ power loss
 
 
+@pytest.mark.fault(
+    "LAB-01",
+    guarantee="2",
+    injected="power cut through the host's BMC (real Nova, 4 servers: pets, a stopped pet, a masakari-tagged one, a "
+    "non-pet)",
+    expected="every pet on another host in its power state through exactly one evacuation migration, the non-pet "
+    "untouched, the host forced down and disabled with petguard's reason",
+)
+@pytest.mark.fault(
+    "LAB-05",
+    guarantee="6",
+    injected="restore requested in the same breath as the power comes back, before the host's first heartbeat",
+    expected="petguard waits for the heartbeat, then un-forces and enables it; a server booted pinned to it goes "
+    "ACTIVE",
+)
 def test_power_loss_pets_evacuated_exactly_once(
     lab: Lab, nova: Nova, petguard: Petguard, assets: tuple[str, str], hosts: tuple[str, list[str]]
 ) -> None:
@@ -91,6 +106,12 @@ def _assert_schedulable(nova: Nova, assets: tuple[str, str], host: str) -> None:
 # ------------------------------------------------------------------- nova-compute dies, power on
 
 
+@pytest.mark.fault(
+    "DET-01",
+    guarantee="1",
+    injected="only nova-compute dies; the host keeps its power",
+    expected="petguard cuts its power through the BMC, then each pet is evacuated once",
+)
 def test_dead_compute_on_live_power_never_evacuated_before_power_is_off(
     lab: Lab, nova: Nova, petguard: Petguard, assets: tuple[str, str], hosts: tuple[str, list[str]]
 ) -> None:
@@ -146,6 +167,13 @@ def test_dead_compute_on_live_power_never_evacuated_before_power_is_off(
 # -------------------------------------------------------------------------------- RabbitMQ outage
 
 
+@pytest.mark.fault(
+    "BRAKE-01",
+    guarantee="3",
+    injected="every compute stops heartbeating at once, as in a RabbitMQ outage",
+    expected="brake engaged, nobody fenced, nothing evacuated; when they heartbeat again every host is up and the "
+    "brake released",
+)
 def test_rabbitmq_outage_fences_nobody(
     lab: Lab, nova: Nova, petguard: Petguard, assets: tuple[str, str], hosts: tuple[str, list[str]]
 ) -> None:
@@ -193,6 +221,18 @@ def test_rabbitmq_outage_fences_nobody(
 # ------------------------------------------------------------------------ BMC refuses petguard
 
 
+@pytest.mark.fault(
+    "BMCX-03",
+    guarantee="1",
+    injected="petguard's BMC password is wrong (the BMC refuses the login)",
+    expected="AWAITING_CONFIRM, nothing evacuated, the host keeps its power",
+)
+@pytest.mark.fault(
+    "OP-01",
+    guarantee="1",
+    injected="an operator's confirm-fenced on a host in AWAITING_CONFIRM (its fence could not be confirmed)",
+    expected="nothing is evacuated before it; its pets are evacuated after it",
+)
 def test_wrong_bmc_password_waits_for_operator_then_confirm_fenced(
     lab: Lab, nova: Nova, petguard: Petguard, assets: tuple[str, str], hosts: tuple[str, list[str]], tmp_path: Path
 ) -> None:
@@ -236,6 +276,13 @@ def test_wrong_bmc_password_waits_for_operator_then_confirm_fenced(
 # ----------------------------------------------------------------- daemon killed mid-evacuation
 
 
+@pytest.mark.fault(
+    "LAB-04",
+    guarantee="2",
+    injected="petguard-daemon SIGKILLed just after Nova shows the first evacuation migration (7 pets), then restarted",
+    expected="the restarted daemon finishes: each pet moved by exactly one evacuation migration, the host held forced "
+    "down",
+)
 def test_daemon_sigkilled_mid_evacuation_resumes_exactly_once(
     lab: Lab, nova: Nova, petguard: Petguard, assets: tuple[str, str], hosts: tuple[str, list[str]]
 ) -> None:
@@ -268,6 +315,12 @@ def test_daemon_sigkilled_mid_evacuation_resumes_exactly_once(
 # ------------------------------------------------------------------- fenced host powered back on
 
 
+@pytest.mark.fault(
+    "DET-02",
+    guarantee="6",
+    injected="the fenced, evacuated host is powered on again and its nova-compute heartbeats",
+    expected="it stays forced down and disabled until an operator's restore; then it is up and enabled",
+)
 def test_fenced_host_powered_on_stays_out_until_restore(
     lab: Lab, nova: Nova, petguard: Petguard, assets: tuple[str, str], hosts: tuple[str, list[str]]
 ) -> None:

@@ -229,6 +229,13 @@ def _in_service(service: Mapping[str, Any]) -> bool:
     return service["state"] == "up" and service["status"] == "enabled" and not service["forced_down"]
 
 
+@pytest.mark.fault(
+    "GRP-12",
+    guarantee="4",
+    injected="a host fails with pets that ask for a reserved failover host (disabled in Nova by the operator)",
+    expected="one reserved host enabled for the incident, the pets moved onto it once each, then disabled again with "
+    "petguard's reason and idle",
+)
 def test_reserved_host_enabled_used_and_returned(failover: Failover) -> None:
     # enabled during the incident, in Nova's own record, then disabled again with petguard's reason
     seen = failover.reserved_seen
@@ -259,8 +266,28 @@ def test_aggregate_hint_is_followed(failover: Failover) -> None:
 @pytest.mark.parametrize(
     ("name", "why"),
     [
-        ("unmet-off", f"no host of aggregate:{PREFIX}-off is up, enabled and not forced down"),
-        ("unmet-nosuch", f"Nova has no host aggregate named '{PREFIX}-nosuch'"),
+        pytest.param(
+            "unmet-off",
+            f"no host of aggregate:{PREFIX}-off is up, enabled and not forced down",
+            marks=pytest.mark.fault(
+                "GRP-07",
+                guarantee="4",
+                injected="a pet's aggregate hint whose every host is disabled",
+                expected="evacuated once by the scheduler's choice; one target_hint_unmet saying no host of the "
+                "aggregate is up, enabled and not forced down",
+            ),
+        ),
+        pytest.param(
+            "unmet-nosuch",
+            f"Nova has no host aggregate named '{PREFIX}-nosuch'",
+            marks=pytest.mark.fault(
+                "GRP-08",
+                guarantee="4",
+                injected="a pet's aggregate hint naming an aggregate Nova does not have",
+                expected="evacuated once by the scheduler's choice; one target_hint_unmet saying Nova has no such "
+                "aggregate",
+            ),
+        ),
     ],
 )
 def test_unmet_aggregate_hint_falls_back_to_the_scheduler_and_says_why(failover: Failover, name: str, why: str) -> None:
@@ -306,6 +333,13 @@ def _wait_verdict(lab: Lab, verdict: Verdict, after: float) -> dict[str, Any]:
     return wait_for(f"petguard status capacity {verdict.value}", reached, 3 * CAPACITY_INTERVAL + 30, interval=0.5)
 
 
+@pytest.mark.fault(
+    "GRP-19",
+    guarantee="4",
+    injected="every other compute disabled: the pets on a host no longer fit anywhere",
+    expected="capacity short (naming the host, pets and missing resources), a capacity_short event once; ok and "
+    "capacity_ok once room is back",
+)
 def test_capacity_check_flips_when_the_lab_is_too_small(
     lab: Lab, nova: Nova, petguard: Petguard, assets: tuple[str, str], hosts: tuple[str, list[str]]
 ) -> None:

@@ -34,6 +34,12 @@ class _Second(Petguard):
         self.conf.write_text(text)
 
 
+@pytest.mark.fault(
+    "CTL-01",
+    guarantee="2",
+    injected="the leading petguard-daemon SIGKILLed in the middle of an evacuation, another controller running",
+    expected="another controller leads with a newer epoch and finishes it; each pet evacuated exactly once",
+)
 def test_leader_killed_during_recovery_the_other_controller_finishes_exactly_once(
     lab: Lab, nova: Nova, petguard: Petguard, assets: tuple[str, str], hosts: tuple[str, list[str]], tmp_path: Path
 ) -> None:

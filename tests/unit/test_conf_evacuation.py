@@ -68,3 +68,15 @@ def test_use_reserved_hosts_makes_reserved_the_default_hint() -> None:
 def test_the_reserved_hint_without_reserved_hosts_is_refused(options: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match="reserved_hosts is empty"):
         policies.recovery(conf(**options))
+
+
+def test_cloud_waits_and_stuck_requests_from_config() -> None:
+    run = policies.recovery(conf(cloud_wait_timeout=600.0, stuck_after=120.0)).run
+    assert (run.cloud_wait_timeout, run.stuck_after) == (600.0, 120.0)
+    defaults = policies.recovery(conf()).run
+    assert (defaults.cloud_wait_timeout, defaults.stuck_after) == (1800.0, 90.0)
+
+
+def test_stuck_after_must_be_below_move_timeout() -> None:
+    with pytest.raises(ConfigError, match=r"stuck_after \(700 s\) must be below move_timeout \(600 s\)"):
+        policies.recovery(conf(stuck_after=700.0))

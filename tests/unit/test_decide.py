@@ -228,6 +228,12 @@ def test_restored_host_gets_a_fresh_grace_period() -> None:
     assert ("cmp1", Action.FENCE) not in sim.all_actions()
 
 
+@pytest.mark.fault(
+    "OP-01",
+    guarantee="1",
+    injected="an operator's confirm-fenced on a host in AWAITING_CONFIRM (its fence could not be confirmed)",
+    expected="nothing is evacuated before it; its pets are evacuated after it",
+)
 def test_fence_failure_waits_for_the_operator() -> None:
     sim = Sim(["cmp1", "cmp2", "cmp3"])
     sim.tick()
@@ -249,6 +255,12 @@ def test_fence_failure_waits_for_the_operator() -> None:
     assert sim.events_of("operator_confirm_fenced", "cmp1")
 
 
+@pytest.mark.fault(
+    "DET-04",
+    guarantee="-",
+    injected="a host down for less than the grace period, then up again",
+    expected="SUSPECT then UP, the incident closed as false_alarm, no action",
+)
 def test_flaky_host_recovers_before_grace_and_incident_closes_as_false_alarm() -> None:
     sim = Sim(["cmp1", "cmp2", "cmp3"])
     sim.tick()
@@ -263,6 +275,12 @@ def test_flaky_host_recovers_before_grace_and_incident_closes_as_false_alarm() -
     assert not sim.all_actions()
 
 
+@pytest.mark.fault(
+    "DET-03",
+    guarantee="1",
+    injected="a host's signals flap between down and up, never down for a whole grace period",
+    expected="never judged failed, never fenced",
+)
 def test_flapping_host_is_never_fenced() -> None:
     sim = Sim(["cmp1", "cmp2", "cmp3"])
     sim.tick()
@@ -279,6 +297,12 @@ def test_flapping_host_is_never_fenced() -> None:
 
 
 @pytest.mark.parametrize(("size", "dead"), [(3, 3), (10, 3), (10, 10), (2, 2)])
+@pytest.mark.fault(
+    "BRAKE-02",
+    guarantee="3",
+    injected="several hosts go down at once (3 of 3, 3 of 10, 10 of 10, 2 of 2)",
+    expected="brake engaged once, no fence, one fence_held per host; released only when every host is up again",
+)
 def test_mass_failure_brakes_and_nobody_is_fenced(size: int, dead: int) -> None:
     names = [f"cmp{i:02d}" for i in range(size)]
     sim = Sim(names)
@@ -347,6 +371,13 @@ def rolling_failure(sim: Sim, names: Sequence[str]) -> None:
     assert not sim.brake.engaged
 
 
+@pytest.mark.fault(
+    "BRAKE-03",
+    guarantee="3",
+    injected="hosts fail one after another, more than fence_rate_max within fence_rate_window (a rolling failure)",
+    expected="the first fence_rate_max are fenced; then the brake, its reason naming the fences, the limit, the next "
+    "host and `petguard brake override`",
+)
 def test_rolling_failure_fences_three_then_brakes_and_says_why() -> None:
     sim = Sim([f"cmp{i}" for i in range(10)])
     rolling_failure(sim, ["cmp1", "cmp2", "cmp3"])
@@ -454,6 +485,12 @@ def test_a_mass_failure_under_the_rate_brake_holds_resumed_fences_too() -> None:
     assert len(sim.events_of("fence_held", "cmp3")) == 1
 
 
+@pytest.mark.fault(
+    "BRAKE-05",
+    guarantee="3",
+    injected="two hosts fail together when the rate limit leaves room for one fence",
+    expected="both are held, the brake naming both as next",
+)
 def test_two_hosts_failing_together_beyond_the_limit_are_both_held() -> None:
     sim = Sim([f"cmp{i}" for i in range(10)])
     rolling_failure(sim, ["cmp1", "cmp2"])
@@ -526,6 +563,12 @@ def test_brake_override_expires() -> None:
     assert sim.brake.engaged and not sim.all_actions()
 
 
+@pytest.mark.fault(
+    "BRAKE-06",
+    guarantee="3",
+    injected="a host stored in FENCING (a restart, a crashed lane) while the brake is engaged",
+    expected="not fenced again, one fence_held; fenced once an operator overrides the brake",
+)
 def test_no_fence_resumes_while_the_brake_is_engaged() -> None:
     """A host stored in FENCING (restart, crashed lane) is not fenced again while the brake holds."""
     names = [f"cmp{i}" for i in range(10)]
@@ -547,6 +590,12 @@ def test_no_fence_resumes_while_the_brake_is_engaged() -> None:
 # -- holds: startup blackout, dry run, busy lanes ----------------------------------------------------
 
 
+@pytest.mark.fault(
+    "PG-06",
+    guarantee="3",
+    injected="petguard restarted: a host fails within the startup blackout",
+    expected="not fenced during the blackout, said once; fenced after it",
+)
 def test_startup_blackout_holds_fencing_and_says_so_once() -> None:
     policy = dataclasses.replace(POLICY, startup_blackout=120.0)
     sim = Sim(["cmp1", "cmp2", "cmp3"], policy=policy)
@@ -614,6 +663,12 @@ def test_busy_suspect_host_is_not_fenced() -> None:
         (S.FENCED, Action.EVACUATE),
     ],
 )
+@pytest.mark.fault(
+    "PG-05",
+    guarantee="2",
+    injected="petguard restarted with a host stored mid-action (FENCING, FENCED, EVACUATING, RESTORING)",
+    expected="the action of that state is resumed once, not while its lane is busy",
+)
 def test_restart_resumes_the_action_of_a_stored_state(state: HostState, action: Action) -> None:
     sim = Sim(["cmp1", "cmp2", "cmp3"])
     store_host(sim, "cmp1", state)
@@ -648,6 +703,13 @@ def test_restart_starts_nothing_for_settled_states(state: HostState) -> None:
         (S.AWAITING_CONFIRM, RequestKind.RESTORE),
     ],
 )
+@pytest.mark.fault(
+    "OP-06",
+    guarantee="-",
+    injected="an operator request that does not fit the host's state (confirm-fenced on an up host, restore while "
+    "evacuating, ...)",
+    expected="refused with '<request> refused: host <h> is <state>', no transition",
+)
 def test_illegal_request_is_refused_with_a_clear_message(state: HostState, kind: RequestKind) -> None:
     sim = Sim(["cmp1", "cmp2", "cmp3"])
     store_host(sim, "cmp1", state, verdict=Verdict.UP)
@@ -660,6 +722,12 @@ def test_illegal_request_is_refused_with_a_clear_message(state: HostState, kind:
     assert not [t for t in decision.record.transitions if t.event.value == kind.value]
 
 
+@pytest.mark.fault(
+    "OP-07",
+    guarantee="-",
+    injected="an operator request for a host Nova does not know",
+    expected="refused: unknown host, not a nova-compute host",
+)
 def test_unknown_host_request_is_refused() -> None:
     sim = Sim(["cmp1"])
     rid = sim.request("nope", RequestKind.MAINTENANCE_ON)
@@ -667,6 +735,12 @@ def test_unknown_host_request_is_refused() -> None:
     assert sim.finished[rid] == ("refused", "unknown host 'nope': not a nova-compute host")
 
 
+@pytest.mark.fault(
+    "OP-08",
+    guarantee="-",
+    injected="maintenance on for a suspect host (an incident open), which stays down",
+    expected="MAINTENANCE, the incident closed as maintenance, never fenced while down; up after maintenance off",
+)
 def test_maintenance_on_and_off() -> None:
     sim = Sim(["cmp1", "cmp2", "cmp3"])
     sim.tick()
@@ -684,6 +758,12 @@ def test_maintenance_on_and_off() -> None:
     assert sim.state("cmp1") is S.UP and sim.hosts["cmp1"].health.verdict is Verdict.UP
 
 
+@pytest.mark.fault(
+    "OP-09",
+    guarantee="4",
+    injected="maintenance on for a host in AWAITING_CONFIRM",
+    expected="MAINTENANCE, the incident closed as maintenance",
+)
 def test_awaiting_confirm_host_can_leave_through_maintenance() -> None:
     sim = Sim(["cmp1", "cmp2", "cmp3"])
     iid = store_host(sim, "cmp1", S.AWAITING_CONFIRM)
@@ -706,6 +786,12 @@ def test_new_host_appears_up() -> None:
     assert "cmp9" in {r.host.name for r in decision.record.hosts}
 
 
+@pytest.mark.fault(
+    "DET-12",
+    guarantee="-",
+    injected="a suspect host's service disappears from Nova's list for 50 ticks",
+    expected="it stays as it was, the time without a signal does not count toward the grace period, no action",
+)
 def test_host_missing_from_nova_stays_as_it_is() -> None:
     sim = Sim(["cmp1", "cmp2", "cmp3"])
     sim.tick()
@@ -768,6 +854,14 @@ policies = st.builds(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policy=policies, steps=st.lists(step, min_size=1, max_size=40))
+@pytest.mark.fault(
+    "DET-11",
+    guarantee="1",
+    injected="any history of Nova states, lane outcomes, operator requests and busy lanes, with any detection policy "
+    "(hypothesis)",
+    expected="EVACUATING only from FENCED, FENCED only from a confirmed fence, no new fence while braked, "
+    "rate-limited, in the blackout, dry run or while Nova says up",
+)
 def test_safety_properties_hold_for_any_history(policy: LoopPolicy, steps: list[dict]) -> None:  # type: ignore[type-arg]
     sim = Sim(NAMES, policy=policy, started_at=1000.0)
     for s in steps:

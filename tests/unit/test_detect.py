@@ -251,12 +251,24 @@ def test_describe_says_how_long() -> None:
     assert HostHealth().describe(0.0) == "healthy"
 
 
+@pytest.mark.fault(
+    "DET-03",
+    guarantee="1",
+    injected="a host's signals flap between down and up, never down for a whole grace period",
+    expected="never judged failed, never fenced",
+)
 def test_flapping_before_suspect_never_fails() -> None:
     """down/up/down/up...: the down streak resets on every UP, so the host never becomes SUSPECT."""
     samples = [(float(t), D if t % 2 == 0 else U) for t in range(0, 600, 5)]
     assert set(verdicts(samples)) == {V_UP}
 
 
+@pytest.mark.fault(
+    "DET-03",
+    guarantee="1",
+    injected="a host's signals flap between down and up, never down for a whole grace period",
+    expected="never judged failed, never fenced",
+)
 def test_flapping_suspect_host_is_never_failed() -> None:
     """A suspect host that heartbeats now and then is alive: every UP restarts the grace period.
 

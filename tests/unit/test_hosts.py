@@ -117,6 +117,12 @@ def test_awaiting_confirm_only_left_by_operator_events() -> None:
 
 
 @pytest.mark.parametrize("event", [e for e in HostEvent if e not in OPERATOR_EVENTS])
+@pytest.mark.fault(
+    "DET-14",
+    guarantee="4",
+    injected="any automatic event (heartbeats back, a lane outcome) on a host in AWAITING_CONFIRM",
+    expected="refused by the lifecycle table: only an operator's event moves it",
+)
 def test_awaiting_confirm_ignores_every_automatic_event(event: HostEvent) -> None:
     with pytest.raises(InvalidTransition):
         Host("cmp1", S.AWAITING_CONFIRM).apply(event, at=0.0)
@@ -139,6 +145,13 @@ def test_up_never_reachable_from_evacuated_except_via_restoring() -> None:
 
 
 @pytest.mark.parametrize("state", [S.FENCED, S.EVACUATING, S.EVACUATED])
+@pytest.mark.fault(
+    "DET-13",
+    guarantee="6",
+    injected="any event (heartbeats back, a lane outcome) on a host petguard holds down (FENCED, EVACUATING, "
+    "EVACUATED)",
+    expected="the lifecycle table has no way to UP or MAINTENANCE but through RESTORING",
+)
 def test_held_down_states_never_reach_up_without_restoring(state: HostState) -> None:
     """Guarantee 6: once petguard holds a host down, only a restore returns it to service."""
     assert S.UP not in reachable_without(state, S.RESTORING)

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from petguard.agent.events import DomainEvent, DomainState, DomainSummary, EventKind
 from petguard.agent.report import AgentStatus, Buffer
@@ -38,6 +39,12 @@ def send(controller: Controller, tmp_path: Path, host: str, events: list[DomainE
     assert len(buffer) == 0
 
 
+@pytest.mark.fault(
+    "DET-08",
+    guarantee="-",
+    injected="nova-compute dies while the host's petguard-agent keeps sending signed heartbeats",
+    expected="never fenced; one nova_compute_down alert telling to restart nova-compute",
+)
 def test_heartbeat_fresh_and_nova_down_never_fences_and_alerts_once(controller: Controller, tmp_path: Path) -> None:
     harness = controller.harness
     status = AgentStatus(True, (DomainSummary(UUID, "pet1", DomainState.RUNNING),))
@@ -59,6 +66,12 @@ def test_heartbeat_fresh_and_nova_down_never_fences_and_alerts_once(controller: 
     assert agents[0]["host"] == "cmp1" and agents[0]["domains"][0]["uuid"] == UUID
 
 
+@pytest.mark.fault(
+    "DET-09",
+    guarantee="1",
+    injected="the host dies: its agent falls silent (stale), then Nova says down",
+    expected="the host is fenced (BMC power OFF); no nova_compute_down alert",
+)
 def test_heartbeat_stale_and_nova_down_fences(controller: Controller, tmp_path: Path) -> None:
     harness = controller.harness
     harness.loop._policy = harness.loop._policy.__class__(  # agents go stale after 0.5 s in this test

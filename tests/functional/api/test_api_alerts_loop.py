@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from petguard.fencing import fake
 from petguard.fencing.base import PowerState
 from petguard.hosts import HostState
@@ -14,6 +16,12 @@ from tests.functional.api.conftest import Api
 FIRING = {"alerts": [{"host": "cmp1", "kind": "node_down", "status": "firing", "summary": "ping fails"}]}
 
 
+@pytest.mark.fault(
+    "DET-05",
+    guarantee="8",
+    injected="a firing node-down alert for a host that Nova sees up",
+    expected="no fence: the host stays up, its BMC is never called",
+)
 def test_an_alert_alone_never_fences(api: Api) -> None:
     api.tick()
     assert api.client.post("/v1/alerts", json=FIRING).status_code == 202
@@ -23,6 +31,12 @@ def test_an_alert_alone_never_fences(api: Api) -> None:
     assert fake.REGISTRY.get(api.harness_device("cmp1")).calls == []
 
 
+@pytest.mark.fault(
+    "DET-06",
+    guarantee="8",
+    injected="a node-down alert for a host forced down in Nova by someone else (an operator)",
+    expected="never fenced (Nova's signal is uncertain); the host's detail names the alert",
+)
 def test_an_alert_on_a_host_forced_down_by_someone_else_never_fences(api: Api) -> None:
     api.tick()
     api.compute.services["cmp1"].forced_down = True  # an operator did it: Nova's signal is uncertain
@@ -48,6 +62,12 @@ def test_an_alert_plus_nova_down_fences_then_evacuates(api: Api) -> None:
     assert time.time() - api.harness.loop.last_ok_tick < 5  # type: ignore[operator]
 
 
+@pytest.mark.fault(
+    "DET-07",
+    guarantee="8",
+    injected="a node-down alert for a host whose service Nova no longer lists (the alert is the only signal)",
+    expected="never fenced, the host stays up",
+)
 def test_an_alert_as_the_only_signal_never_fences(api: Api) -> None:
     """Nova no longer lists the host's service: the alert is the only voice, and it is not enough."""
     api.tick()

@@ -190,12 +190,24 @@ def mariadb_journal() -> Iterator[str]:
     _drop_database("mysql", url)
 
 
+@pytest.mark.fault(
+    "CTL-01",
+    guarantee="2",
+    injected="the leading petguard-daemon SIGKILLed in the middle of an evacuation, another controller running",
+    expected="another controller leads with a newer epoch and finishes it; each pet evacuated exactly once",
+)
 def test_three_daemons_one_acts_and_a_killed_leader_is_finished_by_the_next(
     cluster: Cluster, compute: FakeCompute
 ) -> None:
     _kill_the_leader_mid_evacuation(cluster, compute, ("ctl1", "ctl2", "ctl3"))
 
 
+@pytest.mark.fault(
+    "CTL-01",
+    guarantee="2",
+    injected="the leading petguard-daemon SIGKILLed in the middle of an evacuation, another controller running",
+    expected="another controller leads with a newer epoch and finishes it; each pet evacuated exactly once",
+)
 def test_two_daemons_on_a_mariadb_journal_hand_over_an_evacuation(
     cluster: Cluster, compute: FakeCompute, mariadb_journal: str
 ) -> None:
@@ -232,6 +244,12 @@ def _kill_the_leader_mid_evacuation(cluster: Cluster, compute: FakeCompute, memb
     store.close()
 
 
+@pytest.mark.fault(
+    "CTL-02",
+    guarantee="5",
+    injected="the leader SIGSTOPped mid-evacuation (MariaDB journal), woken after the follower finished",
+    expected="the follower leads and finishes; the woken leader writes nothing, asks Nova nothing and steps down",
+)
 def test_a_paused_leader_is_replaced_and_on_waking_writes_nothing_and_steps_down(
     cluster: Cluster, compute: FakeCompute, mariadb_journal: str
 ) -> None:

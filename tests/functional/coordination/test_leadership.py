@@ -81,6 +81,12 @@ def test_exactly_one_of_three_leads_and_holds_the_newest_epoch(peers: Peers) -> 
     assert kinds == ["leader_elected"]
 
 
+@pytest.mark.fault(
+    "CTL-03",
+    guarantee="5",
+    injected="the leader leaves (stops) while another controller runs",
+    expected="the other leads with a newer epoch",
+)
 def test_a_leader_that_leaves_is_replaced_with_a_newer_epoch(peers: Peers) -> None:
     for name in ("ctl1", "ctl2"):
         peers.add(name)
@@ -94,6 +100,13 @@ def test_a_leader_that_leaves_is_replaced_with_a_newer_epoch(peers: Peers) -> No
     print(f"orderly handover: {took:.2f} s")
 
 
+@pytest.mark.fault(
+    "CTL-04",
+    guarantee="5",
+    injected="the coordination backend (etcd, Redis) stops answering the leader",
+    expected="it stops acting within leader_timeout (Nova calls refused with NotLeading) and leads again with a newer "
+    "epoch when it is back",
+)
 def test_a_lost_backend_stops_the_leader_within_leader_timeout(peers: Peers, server: Server) -> None:
     member = peers.add("ctl1")
     _wait("ctl1 to lead", member.leading, 10)
@@ -112,6 +125,12 @@ def test_a_lost_backend_stops_the_leader_within_leader_timeout(peers: Peers, ser
     assert member.epoch == 2
 
 
+@pytest.mark.fault(
+    "CTL-05",
+    guarantee="5",
+    injected="another controller claims a newer epoch in the journal while this one leads",
+    expected="it steps down, saying its epoch is no longer current",
+)
 def test_a_newer_epoch_in_the_journal_makes_the_leader_step_down(peers: Peers) -> None:
     member = peers.add("ctl1")
     _wait("ctl1 to lead", member.leading, 10)

@@ -30,7 +30,7 @@ def test_load_with_a_password_file(tmp_path: Path, caplog: pytest.LogCaptureFixt
         ),
     )
 
-    devices = inventory.load_inventory(source)
+    devices = inventory.load_inventory(source, ["ipmi"])
 
     assert devices["cmp1"].levels[0][0].password == "s3cret"
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -40,7 +40,7 @@ def test_load_with_a_password_file(tmp_path: Path, caplog: pytest.LogCaptureFixt
 
 def test_missing_inventory_file(tmp_path: Path) -> None:
     with pytest.raises(errors.ConfigError) as caught:
-        inventory.load_inventory(tmp_path / "nope.yaml")
+        inventory.load_inventory(tmp_path / "nope.yaml", ["ipmi"])
 
     assert "nope.yaml cannot be read (No such file or directory)" in str(caught.value)
 
@@ -56,7 +56,7 @@ def test_every_error_is_in_one_config_error(tmp_path: Path) -> None:
     )
 
     with pytest.raises(errors.ConfigError) as caught:
-        inventory.load_inventory(source)
+        inventory.load_inventory(source, ["ipmi"])
 
     message = str(caught.value)
     assert "has 2 error(s)" in message

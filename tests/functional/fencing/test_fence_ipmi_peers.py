@@ -54,6 +54,12 @@ def test_power_off_is_confirmed_by_reading_back(
     )
 
 
+@pytest.mark.fault(
+    "BMCX-04",
+    guarantee="1",
+    injected="a wrong password to an IPMI BMC (ipmi_sim, pyghmi)",
+    expected="not fenced within 1.5 s, the reason says the credentials were refused; no power-off sent",
+)
 def test_wrong_password_is_not_fenced_and_fast(
     bmc: Peer, runner: FenceRunner, clock: SystemClock
 ) -> None:
@@ -65,11 +71,23 @@ def test_wrong_password_is_not_fenced_and_fast(
     assert bmc.powered_on and "set power 0" not in bmc.calls()
 
 
+@pytest.mark.fault(
+    "BMCX-05",
+    guarantee="1",
+    injected="an IPMI user name the BMC does not know",
+    expected="BmcAuthError",
+)
 def test_unknown_user_is_an_auth_error(bmc: Peer, runner: FenceRunner) -> None:
     with pytest.raises(errors.BmcAuthError, match="Unauthorized name"):
         runner.run("ipmi", device_for(bmc.port, user="nobody"), Op.POWER_STATE, 2.0)
 
 
+@pytest.mark.fault(
+    "BMCX-06",
+    guarantee="4",
+    injected="nothing listens at the IPMI BMC's address",
+    expected="not fenced, ending within the fence deadline",
+)
 def test_nothing_listening_ends_within_the_deadline(
     runner: FenceRunner, clock: SystemClock
 ) -> None:
@@ -82,6 +100,12 @@ def test_nothing_listening_ends_within_the_deadline(
     assert time.monotonic() - started < FAST.deadline + FAST.attempt_timeout + 1.5
 
 
+@pytest.mark.fault(
+    "BMCX-02",
+    guarantee="1",
+    injected="an IPMI BMC accepts power-off but keeps reporting ON (stuck_on)",
+    expected="never confirmed: the host goes to AWAITING_CONFIRM and nothing is evacuated",
+)
 def test_stuck_on_is_never_confirmed_and_goes_to_awaiting_confirm(
     bmc: Peer, runner: FenceRunner, clock: SystemClock
 ) -> None:
@@ -100,6 +124,12 @@ def test_stuck_on_is_never_confirmed_and_goes_to_awaiting_confirm(
         host.apply(hosts.HostEvent.EVACUATION_STARTED, 0.0)
 
 
+@pytest.mark.fault(
+    "BMCX-07",
+    guarantee="1",
+    injected="the BMC refuses the power-off command",
+    expected="not confirmed: a FencingError, at once (under 1.5 s)",
+)
 def test_device_refusing_power_off_ends_at_once(
     bmc: Peer, runner: FenceRunner, clock: SystemClock
 ) -> None:
@@ -113,6 +143,12 @@ def test_device_refusing_power_off_ends_at_once(
 
 
 @pytest.mark.parametrize("hang", ["paused_ipmi_sim", "blackhole"])
+@pytest.mark.fault(
+    "BMCX-08",
+    guarantee="4",
+    injected="a hung BMC: ipmi_sim SIGSTOPped, or a port that swallows every packet",
+    expected="BmcUnreachable within the call's timeout plus 1 s",
+)
 def test_a_hung_bmc_gives_unreachable_in_time(
     hang: str, peers: StartPeer, blackhole: Blackhole, runner: FenceRunner
 ) -> None:
@@ -130,6 +166,12 @@ def test_a_hung_bmc_gives_unreachable_in_time(
     assert time.monotonic() - started < 1.0 + 1.0  # timeout + hard margin
 
 
+@pytest.mark.fault(
+    "PG-09",
+    guarantee="4",
+    injected="petguard's own fence child SIGSTOPped (wedged) during a call",
+    expected="killed at the hard deadline and reaped; BmcUnreachable",
+)
 def test_a_wedged_child_is_killed_at_the_hard_deadline(blackhole: Blackhole) -> None:
     children: list[int] = []
 

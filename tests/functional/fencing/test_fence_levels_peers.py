@@ -119,6 +119,12 @@ def test_redfish_fence_is_confirmed_by_reading_off_back(
     assert elapsed < 3.0
 
 
+@pytest.mark.fault(
+    "BMCX-09",
+    guarantee="1",
+    injected="a Redfish system accepts ForceOff and never applies it (sushy-tools)",
+    expected="never confirmed: every reading ON, the reason says it still reports ON",
+)
 def test_redfish_accepted_but_stuck_on_is_not_confirmed(
     redfish_bmc: SushyEmulator, systems: dict[str, Any], runner: FenceRunner, lookup: Callable[[str], Any]
 ) -> None:
@@ -135,8 +141,26 @@ def test_redfish_accepted_but_stuck_on_is_not_confirmed(
 @pytest.mark.parametrize(
     ("changes", "words"),
     [
-        ({"password": "wrong-password"}, "refused the credentials"),
-        ({"options": {"scheme": "http", "system": "/redfish/v1/Systems/no-such"}}, "no ComputerSystem at"),
+        pytest.param(
+            {"password": "wrong-password"},
+            "refused the credentials",
+            marks=pytest.mark.fault(
+                "BMCX-10",
+                guarantee="1",
+                injected="a wrong password to a Redfish BMC (sushy-tools)",
+                expected="not fenced, at once, the reason says the credentials were refused, without the password",
+            ),
+        ),
+        pytest.param(
+            {"options": {"scheme": "http", "system": "/redfish/v1/Systems/no-such"}},
+            "no ComputerSystem at",
+            marks=pytest.mark.fault(
+                "BMCX-11",
+                guarantee="1",
+                injected="a Redfish device naming a system the BMC does not have",
+                expected="not fenced, at once, the reason says there is no ComputerSystem there",
+            ),
+        ),
     ],
 )
 def test_redfish_refusals_end_at_once_without_the_password(
@@ -156,6 +180,12 @@ def test_redfish_refusals_end_at_once_without_the_password(
     assert SECRET not in outcome.reason and "wrong-password" not in outcome.reason
 
 
+@pytest.mark.fault(
+    "BMCX-12",
+    guarantee="4",
+    injected="nothing listens at the Redfish BMC's port",
+    expected="BmcUnreachable within 1 s (no sushy retries)",
+)
 def test_redfish_not_listening_is_unreachable_in_milliseconds(lookup: Callable[[str], Any]) -> None:
     device = FenceDevice("cmp1", "redfish", "127.0.0.1", free_tcp_port(), USER, SECRET, {"scheme": "http"})
     started = time.monotonic()
@@ -189,6 +219,12 @@ def test_fence_ipmilan_fences_ipmi_sim(ipmi_sim: IpmiSim, runner: FenceRunner, l
 
 
 @needs_fence_agents
+@pytest.mark.fault(
+    "BMCX-13",
+    guarantee="1",
+    injected="fence_ipmilan run with a wrong password against ipmi_sim",
+    expected="a FencingError (exit 1) without the password; the host keeps its power",
+)
 def test_fence_ipmilan_wrong_password_fails_fast_and_masked(ipmi_sim: IpmiSim, lookup: Callable[[str], Any]) -> None:
     device = agent_device(ipmi_sim, password="not-the-password")
 
@@ -201,6 +237,12 @@ def test_fence_ipmilan_wrong_password_fails_fast_and_masked(ipmi_sim: IpmiSim, l
 
 
 @needs_fence_agents
+@pytest.mark.fault(
+    "BMCX-14",
+    guarantee="4",
+    injected="a fence agent that would wait 20 s (nothing listens at its BMC)",
+    expected="killed at its 1 s timeout",
+)
 def test_fence_agent_hard_timeout_kills_the_agent(tmp_path: Path, lookup: Callable[[str], Any]) -> None:
     hole_port = free_tcp_port()  # nothing listens: fence_ipmilan would wait 20 s by itself
     device = FenceDevice(
@@ -218,6 +260,13 @@ def test_fence_agent_hard_timeout_kills_the_agent(tmp_path: Path, lookup: Callab
 
 
 @needs_fence_agents
+@pytest.mark.fault(
+    "BMCX-15",
+    guarantee="1",
+    injected="level 1's device refuses the credentials (fence_ipmilan, wrong password), level 2 is a working Redfish "
+    "BMC",
+    expected="level 2 confirms OFF; level 1 cut nothing; the failure reason without the password",
+)
 def test_a_level_refusing_credentials_falls_to_the_next(
     ipmi_sim: IpmiSim,
     redfish_bmc: SushyEmulator,
@@ -242,6 +291,13 @@ def test_a_level_refusing_credentials_falls_to_the_next(
     assert elapsed < 3.0
 
 
+@pytest.mark.fault(
+    "BMCX-16",
+    guarantee="4",
+    injected="every fence level fails: IPMI refuses the credentials, the Redfish system stays ON",
+    expected="AWAITING_CONFIRM with an alert and one fence_level_failed per level, nothing evacuated, no password in "
+    "any event",
+)
 def test_every_level_failing_ends_awaiting_confirm_with_an_alert(
     tmp_path: Path, ipmi_sim: IpmiSim, redfish_bmc: SushyEmulator, systems: dict[str, Any]
 ) -> None:
@@ -280,6 +336,13 @@ def test_every_level_failing_ends_awaiting_confirm_with_an_alert(
 
 
 @needs_fence_agents
+@pytest.mark.fault(
+    "BMCX-17",
+    guarantee="4",
+    injected="before any failure: one device with a wrong password, one nobody listens on (readiness checks)",
+    expected="the snapshot names BmcAuthError and BmcUnreachable, one event each (not repeated), one 'works again' "
+    "when fixed; nothing powered off",
+)
 def test_readiness_over_real_peers(
     tmp_path: Path,
     ipmi_sim: IpmiSim,

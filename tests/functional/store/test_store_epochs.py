@@ -27,6 +27,12 @@ def _open(url: URL, epoch: int | None = None) -> SqlStore:
     return SqlStore(url, epoch=epoch)
 
 
+@pytest.mark.fault(
+    "CTL-06",
+    guarantee="5",
+    injected="four controllers claim the same epoch at the same instant (sqlite, MariaDB, PostgreSQL)",
+    expected="exactly one wins; the others get StaleEpoch",
+)
 def test_concurrent_claims_of_one_epoch_have_exactly_one_winner(migrated_url: URL) -> None:
     stores = [_open(migrated_url, NO_EPOCH) for _ in range(4)]
     seen = stores[0].current_epoch()
@@ -54,6 +60,12 @@ def test_concurrent_claims_of_one_epoch_have_exactly_one_winner(migrated_url: UR
             store.close()
 
 
+@pytest.mark.fault(
+    "CTL-08",
+    guarantee="5",
+    injected="a controller that has not claimed an epoch writes a tick",
+    expected="StaleEpoch, nothing written until it claims",
+)
 def test_an_acting_store_writes_nothing_before_it_claims(migrated_url: URL) -> None:
     acting = _open(migrated_url, NO_EPOCH)
     try:
@@ -68,6 +80,12 @@ def test_an_acting_store_writes_nothing_before_it_claims(migrated_url: URL) -> N
         acting.close()
 
 
+@pytest.mark.fault(
+    "CTL-07",
+    guarantee="5",
+    injected="a superseded leader (an older epoch) keeps writing to the journal",
+    expected="every write it tries is refused with StaleEpoch; the newer leader's journal is unchanged",
+)
 def test_a_superseded_leader_writes_no_action_and_a_follower_still_takes_inputs(migrated_url: URL) -> None:
     old, new, follower = _open(migrated_url, NO_EPOCH), _open(migrated_url, NO_EPOCH), _open(migrated_url)
     try:
@@ -101,6 +119,13 @@ def test_a_superseded_leader_writes_no_action_and_a_follower_still_takes_inputs(
             store.close()
 
 
+@pytest.mark.fault(
+    "CTL-09",
+    guarantee="5",
+    injected="a leader frozen inside a journal write, holding the epoch row (MariaDB, PostgreSQL)",
+    expected="the server ends the stalled transaction: the successor claims within 9 s, the frozen write is rolled "
+    "back",
+)
 def test_a_leader_frozen_inside_a_write_does_not_keep_the_next_from_claiming(backend: str, migrated_url: URL) -> None:
     """A leader stopped (SIGSTOP, a paused VM) between the first statement of a write, which locks the
     epoch row, and its commit: on MariaDB and PostgreSQL the server ends that transaction after the

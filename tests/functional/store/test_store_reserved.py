@@ -58,6 +58,12 @@ def test_a_loan_walks_its_states_by_compare_and_set(store: SqlStore) -> None:
     assert not store.borrow_reserved_host("unknown", two, 6.0)
 
 
+@pytest.mark.fault(
+    "GRP-15",
+    guarantee="5",
+    injected="four incidents borrow the same reserved host at the same instant",
+    expected="exactly one wins",
+)
 def test_two_concurrent_borrowers_of_one_host_have_exactly_one_winner(store: SqlStore, migrated_url: URL) -> None:
     incidents = _incidents(store, "cmp1", "cmp2", "cmp3", "cmp4")
     store.add_reserved_hosts(["spare1"], 1.0)
@@ -83,6 +89,12 @@ def test_two_concurrent_borrowers_of_one_host_have_exactly_one_winner(store: Sql
             borrower.close()
 
 
+@pytest.mark.fault(
+    "CTL-07",
+    guarantee="5",
+    injected="a superseded leader (an older epoch) keeps writing to the journal",
+    expected="every write it tries is refused with StaleEpoch; the newer leader's journal is unchanged",
+)
 def test_a_deposed_leader_borrows_and_returns_nothing(migrated_url: URL) -> None:
     old, new = SqlStore(migrated_url, epoch=NO_EPOCH), SqlStore(migrated_url, epoch=NO_EPOCH)
     try:

@@ -57,6 +57,12 @@ POISONS: dict[str, tuple[Callable[[TickRecord], TickRecord], type[Exception]]] =
 
 
 @pytest.mark.parametrize("poison", sorted(POISONS))
+@pytest.mark.fault(
+    "PG-07",
+    guarantee="2",
+    injected="a tick's journal write fails late (an unknown incident, request or host, a row breaking NOT NULL)",
+    expected="nothing of the tick is written",
+)
 def test_save_tick_is_all_or_nothing(store: SqlStore, poison: str) -> None:
     store.save_tick(tick([record("cmp1")]))
     request_id = store.submit_request("cmp1", RequestKind.MAINTENANCE_ON, "swap", "alice", T0)
@@ -133,6 +139,12 @@ def test_update_move_counts_every_attempt_under_concurrency(open_store: Callable
     assert len(store.events(incident_id=incident_id, limit=1000)) == 1 + rounds * 9
 
 
+@pytest.mark.fault(
+    "CTL-07",
+    guarantee="5",
+    injected="a superseded leader (an older epoch) keeps writing to the journal",
+    expected="every write it tries is refused with StaleEpoch; the newer leader's journal is unchanged",
+)
 def test_a_newer_epoch_refuses_writes_from_an_older_one(migrated_url: URL) -> None:
     old_leader, new_leader = SqlStore(migrated_url, epoch=0), SqlStore(migrated_url)
     try:
@@ -163,6 +175,13 @@ def _hold_write_lock(path: str, seconds: float, held: threading.Event) -> None:
         conn.close()
 
 
+@pytest.mark.fault(
+    "PG-08",
+    guarantee="-",
+    injected="another process holds the sqlite journal's write lock for longer than busy_timeout",
+    expected="the write is retried until the lock is released; past the retries a temporary StoreUnavailable, readers "
+    "not blocked",
+)
 def test_sqlite_lock_is_waited_out_and_retried(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/petguard.sqlite"
     migrate.upgrade(url)
@@ -179,6 +198,13 @@ def test_sqlite_lock_is_waited_out_and_retried(tmp_path: Path) -> None:
         store.close()
 
 
+@pytest.mark.fault(
+    "PG-08",
+    guarantee="-",
+    injected="another process holds the sqlite journal's write lock for longer than busy_timeout",
+    expected="the write is retried until the lock is released; past the retries a temporary StoreUnavailable, readers "
+    "not blocked",
+)
 def test_sqlite_lock_that_outlasts_the_retries_is_a_temporary_error(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/petguard.sqlite"
     migrate.upgrade(url)

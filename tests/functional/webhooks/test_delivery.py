@@ -77,6 +77,13 @@ def test_events_are_delivered_in_order_with_valid_signatures(store: SqlStore, re
     assert store.webhook_cursor("ops", 0.0).last_event_id == ids[-1]
 
 
+@pytest.mark.fault(
+    "HOOK-01",
+    guarantee="4",
+    injected="one webhook receiver answers 503 for two rounds, another works",
+    expected="the working one gets everything; the failing one backs off (doubling), keeps its cursor, then gets "
+    "every event in order",
+)
 def test_receiver_down_backs_off_keeps_its_cursor_and_others_go_on(
     store: SqlStore, receivers: list[HttpReceiver]
 ) -> None:
@@ -106,6 +113,12 @@ def test_receiver_down_backs_off_keeps_its_cursor_and_others_go_on(
     assert store.webhook_cursor("ops", clock.now()).attempts == 0
 
 
+@pytest.mark.fault(
+    "HOOK-02",
+    guarantee="4",
+    injected="a webhook receiver answers 500, then the dispatcher is replaced (a restart)",
+    expected="the backoff is kept in the journal: not tried again before it ends, then delivered",
+)
 def test_backoff_survives_a_new_dispatcher(store: SqlStore, receivers: list[HttpReceiver]) -> None:
     http = _start(receivers)
     http.fail = [500, 500]
@@ -120,6 +133,12 @@ def test_backoff_survives_a_new_dispatcher(store: SqlStore, receivers: list[Http
     assert Dispatcher(store, ops, clock, FAST).deliver_once() == 1
 
 
+@pytest.mark.fault(
+    "HOOK-03",
+    guarantee="4",
+    injected="the webhook dispatcher stopped mid-delivery while events keep coming, then started again",
+    expected="every event delivered in order, none skipped, none twice, every signature valid",
+)
 def test_no_alert_lost_or_repeated_across_a_restart(store: SqlStore, receivers: list[HttpReceiver]) -> None:
     http = _start(receivers)
     ops = [Receiver("ops", http.url, secret=KEY)]
@@ -142,6 +161,12 @@ def test_no_alert_lost_or_repeated_across_a_restart(store: SqlStore, receivers: 
     assert all(http.verify(item) for item in http.received)
 
 
+@pytest.mark.fault(
+    "HOOK-04",
+    guarantee="4",
+    injected="a webhook receiver's port closed, then listening again",
+    expected="the ConnectError recorded on its cursor; every event delivered once it is back",
+)
 def test_port_closed_then_back(store: SqlStore, receivers: list[HttpReceiver]) -> None:
     http = _start(receivers)
     ops = [Receiver("ops", http.url, secret=KEY)]

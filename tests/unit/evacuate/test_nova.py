@@ -655,3 +655,37 @@ def test_connect_unknown_cloud_is_config_error(tmp_path):
         nova.connect("nope", str(clouds), timeout=5)
 
     assert "nope" in str(info.value) and "sekrit" not in str(info.value)
+
+
+@pytest.mark.fault(
+    "SECRET-02",
+    guarantee="7",
+    injected="a Keystone password with spaces and commas in a Nova or Keystone error text",
+    expected="the whole password is masked, not only up to the first space or comma",
+)
+def test_a_password_with_spaces_in_a_nova_error_is_masked_whole(adapter, conn):
+    body = {"badRequest": {"message": "bad auth password: 'Keystone Pw,With Spaces' for admin"}}
+    conn.compute.get.return_value = response(400, body=body)
+
+    with pytest.raises(NovaError) as info:
+        adapter.list_services()
+
+    assert "Pw" not in str(info.value) and "Spaces" not in str(info.value)
+    assert "Pw" not in repr(info.value.context)
+
+
+@pytest.mark.fault(
+    "SECRET-01",
+    guarantee="7",
+    injected="a YAML syntax error on an inline password: line (inventory, clouds.yaml)",
+    expected="the error gives line, column and the problem; neither the line nor the password",
+)
+def test_a_clouds_yaml_syntax_error_is_said_without_the_password(tmp_path, caplog):
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(CLOUDS.replace("password: sekrit-password", "password: *sekrit-password"))
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(ConfigError) as info:
+        nova.connect("lab", str(clouds), timeout=5)
+
+    assert "line 7, column" in str(info.value) and "not valid YAML" in str(info.value)
+    assert "sekrit" not in str(info.value) and "sekrit" not in caplog.text

@@ -222,3 +222,69 @@ def test_a_stuck_request_is_flagged_and_gives_its_slot_back() -> None:
     assert clock.now() - before < 5
     assert [kind for kind, _ in store.events].count("evacuation_stuck") == 1
     assert nova.evacuate_calls["lost-id"] == 1  # never sent twice by petguard
+
+
+def test_placement_that_refuses_the_question_does_not_hold_evacuations() -> None:
+    """A placement policy that forbids petguard's probe (403) is not an outage: nothing is held."""
+    nova, store, clock = incident(["a"])
+
+    def forbidden() -> str:
+        raise NovaError("ask placement whether it answers: HTTP 403 (fake)", status=403)
+
+    nova.check_placement = forbidden  # type: ignore[method-assign]
+    run(nova, store, clock)
+    assert_recovered_once(nova, store)
+    assert "waiting_for_cloud" not in store.kinds()
+
+
+@pytest.mark.fault(
+    "NOVA-09",
+    guarantee="4",
+    injected="Keystone refuses petguard's token (401) on the reads that follow an evacuation in flight",
+    expected="the move waits (announced) and follows the evacuation to the end when reads work again",
+)
+def test_a_refused_token_while_following_is_a_wait() -> None:
+    nova, store, clock = incident(["a"])
+    refusals = iter(range(4))
+    real_get = nova.get_server
+
+    def get_server(server_id: str):  # type: ignore[no-untyped-def]
+        if nova.evacuate_calls.get(server_id) and next(refusals, None) is not None:
+            raise NovaError("show server: Keystone refused to authenticate (fake)", status=401)
+        return real_get(server_id)
+
+    nova.get_server = get_server  # type: ignore[method-assign]
+    run(nova, store, clock)
+    assert_recovered_once(nova, store)
+    assert store.kinds().count("waiting_for_cloud") == 1
+
+
+@pytest.mark.fault(
+    "NOVA-10",
+    guarantee="4",
+    injected="every evacuate request hangs in nova-api (RabbitMQ gone: its RPC cast waits), 4 moves in parallel",
+    expected="at most max_requests_in_flight (2) requests hang at once, so nova-api keeps workers for the loop's "
+    "reading of the compute services",
+)
+def test_hanging_requests_never_take_every_nova_api_worker() -> None:
+    import threading
+    import time
+
+    nova, store, clock = incident(["a", "b", "c", "d"])
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+    real_evacuate = nova.evacuate
+
+    def evacuate(server_id: str, host: str | None = None) -> str:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.05)  # a real wait: the other moves' threads run meanwhile
+        with lock:
+            in_flight[0] -= 1
+        return real_evacuate(server_id, host)
+
+    nova.evacuate = evacuate  # type: ignore[method-assign]
+    run(nova, store, clock, RunPolicy(max_parallel=4, poll_interval=1.0))
+    assert_recovered_once(nova, store)
+    assert most[0] == 2

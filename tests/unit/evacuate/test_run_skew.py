@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from petguard.evacuate.plan import PowerGoal
 from petguard.evacuate.run import CLOCK_SKEW_ALLOWANCE, Evacuator, RunPolicy
 from petguard.journal import MoveRecord, MoveStatus
@@ -31,6 +33,12 @@ class _Store:
         self.events.append(str(args))
 
 
+@pytest.mark.fault(
+    "PG-11",
+    guarantee="2",
+    injected="Nova's clock 60 s behind petguard's, petguard crashed after Nova accepted an evacuation",
+    expected="the restarted runner still finds its migration: no second evacuate, the move DONE",
+)
 def test_a_migration_stamped_before_the_incident_by_a_lagging_nova_is_still_ours() -> None:
     compute = FakeCompute(["cmp1", "cmp2"], evacuation_steps=3)
     compute.add_server("pet", "cmp1", metadata={"petguard:pet": "true"})

@@ -8,8 +8,8 @@ import pytest
 from petguard import errors
 from petguard.fencing import fenceagent
 from petguard.fencing.base import FenceDevice, PowerState, is_secret_option
-from petguard.fencing.child import scrub
 from petguard.fencing.fenceagent import AgentResult
+from petguard.redact import text as scrub
 
 SECRET = "pw-Zq8-never-logged"
 DEVICE = FenceDevice(

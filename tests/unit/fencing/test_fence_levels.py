@@ -17,6 +17,7 @@ from petguard.fencing.fake import Behaviour, FakeDriver, FakeRegistry
 from tests.fakes import FakeClock
 
 SOURCE = Path("/etc/petguard/inventory.yaml")
+DRIVERS = frozenset({"ipmi", "redfish", "fenceagent", "fake"})
 SECRET = "pw-Zq8-never-logged"
 POLICY = procedure.FencePolicy(
     attempt_timeout=5.0, deadline=10.0, poll_interval=1.0, off_readings_required=3, retries=1, resend_after=5.0
@@ -28,7 +29,7 @@ def secrets(path: Path) -> inventory.SecretFile:
 
 
 def parse(text: str) -> tuple[dict[str, FenceTopology], list[str]]:
-    found, problems = inventory.parse_inventory(textwrap.dedent(text), SOURCE, secrets)
+    found, problems = inventory.parse_inventory(textwrap.dedent(text), SOURCE, secrets, DRIVERS)
     return found, [p.message for p in problems if p.severity is inventory.Severity.ERROR]
 
 

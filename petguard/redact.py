@@ -1,0 +1,111 @@
+"""The one place text is cleaned of secrets before it reaches a message, a log line or a reply.
+
+``text(message, *secrets)`` masks, in this order:
+
+1. every known secret given (a BMC password, a webhook key) wherever it appears;
+2. what ``oslo_utils.strutils.mask_password`` misses and petguard's peers produce: YAML-ish
+   ``password: value`` (quoted, with spaces or commas, or plain to the end of the line), any key
+   name containing password, passwd, token, secret or credential, quoted values with escapes;
+3. what ``oslo_utils.strutils.mask_password`` recognises (``'password': '...'``, ``password=...``,
+   ``<password>...</password>``, ``--password ...``, many key names OpenStack uses);
+4. ``Bearer`` tokens and Fernet tokens (``gAAAAA...``).
+
+If a known secret can still be found in the result (a one-character password, or masking that
+joined its neighbours into it), the whole message is withheld: no output of ``text`` contains a
+secret it was given (property-tested in tests/unit/test_redact.py, SECRET-03). Messages are built
+without secrets in the first place; this is defence in depth, applied where text comes from a
+peer (Keystone, Nova, a BMC, a fence agent, a child process).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from oslo_utils import strutils
+
+MASK: Final = "***"
+WITHHELD: Final = "(message withheld: it contained a secret)"
+
+_KEY: Final = r"[\w.-]*(?:password|passwd|token|secret|credential)[\w.-]*"
+#: ``key: value`` / ``key = value`` with the key optionally quoted; the value single-quoted (YAML ''
+#: escape or backslash), double-quoted (backslash escapes), or plain: after ``:`` to the end of the
+#: line or mapping (YAML plain scalars hold spaces and commas), after ``=`` to the next space.
+_KEY_VALUE: Final = re.compile(
+    rf"""(?P<key>["']?{_KEY}["']?\s*)
+         (?:
+            (?P<colon>:\s*)(?P<cq>'(?:[^'\\]|\\.|'')*'?|"(?:[^"\\]|\\.)*"?|[^\s'"][^\r\n}}]*)
+          | (?P<equals>=\s*)(?P<eq>'(?:[^'\\]|\\.|'')*'?|"(?:[^"\\]|\\.)*"?|[^\s'"]\S*)
+         )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_BEARER: Final = re.compile(r"(\bBearer\s+)[^\s,;'\"]+", re.IGNORECASE)
+_FERNET: Final = re.compile(r"gAAAAA[\w\-=]{20,}")
+
+
+def text(message: str, *secrets: str) -> str:
+    """``message`` with every secret in ``secrets`` and anything that looks like one masked."""
+    known = [s for s in secrets if s]
+    for secret in sorted(known, key=len, reverse=True):  # longest first: one may contain another
+        message = message.replace(secret, MASK)
+    # petguard's own shapes first: they know quoted values with escapes, which oslo's stop inside
+    message = _KEY_VALUE.sub(_mask_value, message)
+    message = strutils.mask_password(message, secret=MASK)
+    message = _BEARER.sub(rf"\g<1>{MASK}", message)
+    message = _FERNET.sub(MASK, message)
+    if any(secret in message for secret in known):
+        return WITHHELD
+    return message
+
+
+def _mask_value(match: re.Match[str]) -> str:
+    separator = match.group("colon") or match.group("equals")
+    value = match.group("cq") if match.group("colon") is not None else match.group("eq")
+    quote = value[0] if value[:1] in ("'", '"') else ""
+    return f"{match.group('key')}{separator}{quote}{MASK}{quote}"
+
+
+#: A quoted fragment of the input in a parser's message (``found undefined alias 'hunter2'``).
+_QUOTED: Final = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+#: Fragments a parser's message may keep: one character (``expected ',' or '}'``), an escape such as
+#: ``'\t'`` or a token name such as ``'<scalar>'``; none of them can carry a secret.
+_HARMLESS: Final = re.compile(r"^.(?:.|\\[a-z]|\\x[0-9a-f]{2}|<[a-z ]+>)?.$", re.IGNORECASE | re.DOTALL)
+
+
+def parser_problem(problem: str) -> str:
+    """A parser's own description of a problem, without the pieces of the input it quotes."""
+    return _QUOTED.sub(lambda m: m.group(0) if _HARMLESS.match(m.group(0)) else "(a value, not shown)", problem)
+
+
+def yaml_error(exc: Exception) -> str:
+    """``line L, column C: what`` for a PyYAML error, never the offending line or a value of it.
+
+    PyYAML's own text quotes the line of the input (a password, when it is on that line); this
+    keeps its position and its problem only. Read by duck typing, so callers need not import yaml.
+    """
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "somewhere"
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    said = "; ".join(parser_problem(str(p)) for p in parts if p) or type(exc).__name__
+    return f"{where}: {said}"
+
+
+def config_error(exc: Exception) -> str:
+    """An oslo.config error said without the text of the file.
+
+    oslo.config quotes a line it cannot parse (``Unexpected continuation line: ' connection =
+    mysql://petguard:PASSWORD@db'``) and a value it cannot convert; a password on that line would be
+    printed. This keeps the file, the line number and the problem, and masks quoted values. Read by
+    duck typing (``ConfigFileParseError.config_file``, its cause's ``lineno`` and ``msg``).
+    """
+    cause = exc.__context__
+    config_file = getattr(exc, "config_file", None)
+    lineno, problem = getattr(cause, "lineno", None), getattr(cause, "msg", None)
+    if config_file is not None and lineno is not None and problem is not None:
+        return f"cannot parse {config_file}, line {lineno}: {parser_problem(str(problem))} (the line is not shown)"
+    # "from LocationInfo(location=<...>, detail='/etc/petguard/petguard.conf')": the file, said plainly
+    said = _LOCATION.sub(lambda m: f"in {m.group(1)}", str(exc))
+    return parser_problem(said)
+
+
+_LOCATION: Final = re.compile(r"from LocationInfo\(location=<[^>]*>, detail='([^'\n]*)'\)")
