@@ -45,6 +45,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "faults_slow: a slow fault scenario (its own tier; ./run faults)")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow fault tier runs only when asked for (``-m faults_slow``, ``./run faults``); the fault matrix still
+    lists its faults (``--write-faults``)."""
+    if "faults_slow" in (config.option.markexpr or "") or config.getoption("--write-faults"):
+        return
+    slow = [item for item in items if item.get_closest_marker("faults_slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("faults_slow")]
+
+
 def _fault_of(mark: pytest.Mark, where: str) -> Fault:
     if len(mark.args) != 1 or set(mark.kwargs) != {"guarantee", "injected", "expected"}:
         raise pytest.UsageError(f"{where}: write @pytest.mark.fault(ID, guarantee=, injected=, expected=)")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from petguard_lab.config import DEFAULT_PORTS, MAX_COMPUTES, LabError, default_lab_dir
-from petguard_lab.lab import BMC_MODES, FAIL_MODES, Lab
+from petguard_lab.lab import BMC_MODES, COMPONENTS, FAIL_MODES, Lab
 
 
 def _port(text: str) -> tuple[str, int]:
@@ -91,9 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (the "
                    "progress goes to stderr)")
 
-    p = sub.add_parser("control-plane", help="stop/start a control-plane service")
-    p.add_argument("action", choices=("stop", "start"))
-    p.add_argument("service", choices=("rabbitmq",))
+    p = sub.add_parser("control-plane", help="stop/start a control-plane component")
+    p.add_argument("action", choices=("stop", "start"),
+                   help="stop: by the recorded PID; start: and wait until it answers")
+    p.add_argument("component", choices=tuple(COMPONENTS), metavar="COMPONENT",
+                   help=f"one of {', '.join(COMPONENTS)}")
+    p.add_argument("--kill", action="store_true", help="stop with SIGKILL (a crash) instead of "
+                   "SIGTERM")
+    p.add_argument("--timeout", type=float, default=120, help="start: seconds to wait until it "
+                   "answers (default 120)")
     return parser
 
 
@@ -101,7 +108,13 @@ def _print_status(status: dict[str, object]) -> None:
     print(f"{'PROCESS':<22} {'PID':>8} {'ALIVE':<8} PORT")
     for proc in status["processes"]:  # type: ignore[attr-defined]
         alive = ("stopped" if proc["stopped"] else "yes") if proc["alive"] else "no"
-        print(f"{proc['name']:<22} {proc['pid'] or '-':>8} {alive:<8} {proc['port']}")
+        note = ""
+        if proc.get("control_plane_stop"):
+            how = proc["control_plane_stop"]
+            note = (f"  (control-plane stop, {how.get('signal')} at "
+                    f"{time.strftime('%H:%M:%S', time.localtime(how.get('at', 0)))})")
+        line = f"{proc['name']:<22} {proc['pid'] or '-':>8} {alive:<8} {proc['port']:<10}{note}"
+        print(line.rstrip())
     print()
     print(f"{'COMPUTE':<8} {'SERVICE':<8} {'STATUS':<9} {'FORCED_DOWN':<12} "
           f"{'BMC PORT':<9} {'POWER':<6} BMC MODE")
@@ -160,9 +173,11 @@ def main(argv: list[str] | None = None) -> int:
                 leave_up=args.leave_up, json=args.json))
         elif args.command == "control-plane":
             if args.action == "stop":
-                lab.rabbit_stop()
+                lab.stop_component(args.component, kill=args.kill)
+            elif args.kill:
+                raise LabError("--kill goes with `control-plane stop`; `start` has no signal")
             else:
-                lab.rabbit_start()
+                lab.start_component(args.component, timeout=args.timeout)
     except LabError as exc:
         print(f"petguard-lab: error: {exc}", file=sys.stderr)
         return 1

@@ -12,7 +12,7 @@ import calendar
 import configparser
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -217,6 +217,41 @@ def boot(nova: Nova, flavor_id: str, image_id: str, host: str, specs: Iterable[S
     return ids
 
 
+def assert_recovered(
+    nova: Nova, ids: Mapping[str, str], specs: list[Spec], victim: str, since: float
+) -> dict[str, dict[str, Any]]:
+    """Every pet on another host in its original state, every non-pet untouched on the victim,
+    exactly one evacuation migration per pet and none for the others. Returns the servers."""
+    servers = {name: nova.server(sid) for name, sid in ids.items()}
+    migrations = nova.evacuations(victim, since, ids.values())
+    per_server: dict[str, int] = {}
+    for m in migrations:
+        per_server[m["instance_uuid"]] = per_server.get(m["instance_uuid"], 0) + 1
+    for spec in specs:
+        server = servers[spec.name]
+        if spec.pet:
+            assert host_of(server) not in ("", victim), server
+            assert server["status"] == ("SHUTOFF" if spec.stopped else "ACTIVE"), server
+            assert server["OS-EXT-STS:task_state"] is None
+            assert per_server.get(ids[spec.name]) == 1, f"{spec.name}: {migrations}"
+        else:
+            assert host_of(server) == victim and server["status"] == "ACTIVE", server
+            assert ids[spec.name] not in per_server
+    for m in migrations:
+        assert m["migration_type"] == "evacuation" and m["source_compute"] == victim
+        assert m["status"] in ("done", "completed"), m
+        assert m["dest_compute"] == host_of(next(s for s in servers.values() if s["id"] == m["instance_uuid"]))
+    return servers
+
+
+def assert_held_by_petguard(nova: Nova, victim: str) -> None:
+    service = nova.service(victim)
+    assert service["forced_down"] is True and service["state"] == "down", service
+    assert service["status"] == "disabled", service
+    assert str(service["disabled_reason"]).startswith("petguard: incident "), service
+    assert f"`petguard-manage request {victim} restore" in str(service["disabled_reason"]), service
+
+
 # ------------------------------------------------------------------------------------ petguard
 
 
@@ -300,14 +335,16 @@ class Petguard:
         record = self.store.load_hosts().get(host)
         return record.host.state.value if record else "unknown"
 
-    def wait_state(self, host: str, state: str, timeout: float) -> float:
-        """Wait until ``host`` is in ``state`` in the journal; return when (monotonic)."""
+    def wait_state(self, host: str, state: str | Collection[str], timeout: float, interval: float = 0.25) -> float:
+        """Wait until ``host`` is in ``state`` (or one of them) in the journal; return when (monotonic)."""
+        states = {state} if isinstance(state, str) else set(state)
 
         def reached() -> bool:
             assert self.daemon.pid is not None, f"petguard-daemon died; see {self.log}"
-            return self.state(host) == state
+            return self.state(host) in states
 
-        wait_for(f"{host} {state} in petguard's journal (log: {self.log})", reached, timeout)
+        what = f"{host} {'/'.join(sorted(states))} in petguard's journal (log: {self.log})"
+        wait_for(what, reached, timeout, interval)
         return time.monotonic()
 
     def manage(self, *args: str) -> str:
@@ -360,8 +397,8 @@ def restore_lab(lab: Lab, nova: Nova) -> None:
     """Put every compute back the way the tests expect it: RabbitMQ running, BMCs normal and powered
     on, nova-compute running, services un-forced and enabled (after a fresh heartbeat, or Nova keeps
     the COMPUTE_STATUS_DISABLED trait for a minute). Run with no petguard-daemon running."""
-    if lab.pid("rabbitmq") is None:
-        lab.rabbit_start()
+    for component in lab.stopped_components():  # a control-plane outage that a test left behind
+        lab.start_component(component)
     started = time.time()
     for host in lab.compute_names:
         if lab.bmc_get_mode(host) != "normal":

@@ -15,55 +15,31 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 from petguard_lab import Lab
 
-from tests.lab.labkit import TIMINGS, Nova, Petguard, Spec, boot, connect, host_of, nova_epoch, pet, wait_for
+from tests.lab.labkit import (
+    TIMINGS,
+    Nova,
+    Petguard,
+    Spec,
+    assert_held_by_petguard,
+    assert_recovered,
+    boot,
+    connect,
+    host_of,
+    nova_epoch,
+    pet,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(300)]
 
 #: Seconds from a failure to petguard's end state: Nova's service_down_time (10) + 2 ticks +
 #: grace_period (6) + fence (a few s) + evacuations, with a generous margin for a busy machine.
 RECOVERY_TIMEOUT = 120
-
-
-def _assert_recovered(
-    nova: Nova, ids: Mapping[str, str], specs: list[Spec], victim: str, since: float
-) -> dict[str, dict[str, Any]]:
-    """Every pet on another host in its original state, every non-pet untouched on the victim,
-    exactly one evacuation migration per pet and none for the others. Returns the servers."""
-    servers = {name: nova.server(sid) for name, sid in ids.items()}
-    migrations = nova.evacuations(victim, since, ids.values())
-    per_server: dict[str, int] = {}
-    for m in migrations:
-        per_server[m["instance_uuid"]] = per_server.get(m["instance_uuid"], 0) + 1
-    for spec in specs:
-        server = servers[spec.name]
-        if spec.pet:
-            assert host_of(server) not in ("", victim), server
-            assert server["status"] == ("SHUTOFF" if spec.stopped else "ACTIVE"), server
-            assert server["OS-EXT-STS:task_state"] is None
-            assert per_server.get(ids[spec.name]) == 1, f"{spec.name}: {migrations}"
-        else:
-            assert host_of(server) == victim and server["status"] == "ACTIVE", server
-            assert ids[spec.name] not in per_server
-    for m in migrations:
-        assert m["migration_type"] == "evacuation" and m["source_compute"] == victim
-        assert m["status"] in ("done", "completed"), m
-        assert m["dest_compute"] == host_of(next(s for s in servers.values() if s["id"] == m["instance_uuid"]))
-    return servers
-
-
-def _assert_held_by_petguard(nova: Nova, victim: str) -> None:
-    service = nova.service(victim)
-    assert service["forced_down"] is True and service["state"] == "down", service
-    assert service["status"] == "disabled", service
-    assert str(service["disabled_reason"]).startswith("petguard: incident "), service
-    assert f"`petguard-manage request {victim} restore" in str(service["disabled_reason"]), service
 
 
 # ------------------------------------------------------------------------------------ power loss
@@ -103,8 +79,8 @@ def test_power_loss_pets_evacuated_exactly_once(
     done = petguard.wait_state(victim, "evacuated", RECOVERY_TIMEOUT)
     TIMINGS["power loss -> pets recovered (petguard: evacuated)"] = done - started
 
-    _assert_recovered(nova, ids, specs, victim, since)
-    _assert_held_by_petguard(nova, victim)
+    assert_recovered(nova, ids, specs, victim, since)
+    assert_held_by_petguard(nova, victim)
     assert not lab.bmc_power(victim)
     assert [e.kind for e in petguard.events("fence_confirmed")] == ["fence_confirmed"]
 
@@ -184,8 +160,8 @@ def test_dead_compute_on_live_power_never_evacuated_before_power_is_off(
         assert powered_off_at < first_seen
     for m in migrations:  # created_at has 1 s resolution (truncated): it can only be checked that far
         assert powered_off_at < nova_epoch(m["created_at"]) + 1
-    _assert_recovered(nova, ids, specs, victim, since)
-    _assert_held_by_petguard(nova, victim)
+    assert_recovered(nova, ids, specs, victim, since)
+    assert_held_by_petguard(nova, victim)
 
 
 # -------------------------------------------------------------------------------- RabbitMQ outage
@@ -293,8 +269,8 @@ def test_wrong_bmc_password_waits_for_operator_then_confirm_fenced(
     petguard.request(victim, "confirm-fenced", "powered off by hand, checked in the lab")  # ... and says so
     done = petguard.wait_state(victim, "evacuated", RECOVERY_TIMEOUT)
     TIMINGS["confirm-fenced -> pets recovered"] = done - confirmed
-    _assert_recovered(nova, ids, specs, victim, since)
-    _assert_held_by_petguard(nova, victim)
+    assert_recovered(nova, ids, specs, victim, since)
+    assert_held_by_petguard(nova, victim)
 
 
 # ----------------------------------------------------------------- daemon killed mid-evacuation
@@ -332,8 +308,8 @@ def test_daemon_sigkilled_mid_evacuation_resumes_exactly_once(
     done = petguard.wait_state(victim, "evacuated", RECOVERY_TIMEOUT)
     TIMINGS["SIGKILL mid-evacuation + restart -> pets recovered"] = done - started
     TIMINGS[f"  (migrations at the kill: {len(at_kill)} of {len(specs)})"] = 0.0
-    _assert_recovered(nova, ids, specs, victim, since)
-    _assert_held_by_petguard(nova, victim)
+    assert_recovered(nova, ids, specs, victim, since)
+    assert_held_by_petguard(nova, victim)
 
 
 # ------------------------------------------------------------------- fenced host powered back on
@@ -367,7 +343,7 @@ def test_fenced_host_powered_on_stays_out_until_restore(
     TIMINGS["heal -> evacuation migrations completed"] = time.monotonic() - started
     wait_for("a heartbeat after the heal", lambda: nova_epoch(nova.service(victim)["updated_at"]) > healed, 60)
     time.sleep(3)  # a few ticks: petguard must not return it on its own
-    _assert_held_by_petguard(nova, victim)
+    assert_held_by_petguard(nova, victim)
     assert petguard.state(victim) == "evacuated"
 
     requested = time.monotonic()
