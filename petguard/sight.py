@@ -164,7 +164,8 @@ def blind_message(sight: Sight, blind_after: int) -> str:
         f"petguard cannot read Nova's compute services: {sight.failures} failed tick(s) in a row since "
         f"{_when(sight.since)} ([detection] blind_after = {blind_after}): {sight.reason}. petguard is blind: "
         f"it fences nobody and marks nobody up until it can read Nova again; evacuations in progress go on "
-        f"where Nova answers. Hosts not watched: {sight.unwatched_text()}. Next: {NEXT_STEP[sight.cause]}"
+        f"where Nova answers and wait where it does not. Hosts not watched: {sight.unwatched_text()}. "
+        f"Next: {NEXT_STEP[sight.cause]}"
     )
 
 
