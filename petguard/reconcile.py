@@ -125,6 +125,10 @@ class Loop:
         A controller that does not lead does nothing and reports ``NOT_LEADING``.
         """
         if not self.leading():
+            if self.sight.readable is not None:
+                # A follower reads no Nova: its metrics and status must not keep a leader's old view
+                # (a new term counts afresh, and the new leader tells its own blindness).
+                self.sight = sight.Sight()
             return TickReport(False, None, NOT_LEADING)
         started = self._clock.monotonic()
         report = TickReport(False, None, "the tick raised")
