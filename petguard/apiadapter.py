@@ -130,12 +130,18 @@ class StoreView:
     def liveness(self) -> Liveness:
         if not self.leading():
             return self._follower_liveness()
-        last = self.loop.last_ok_tick
+        last, sight, now = self.loop.last_ok_tick, self.loop.sight, self.now()
+        if sight.blind:
+            # Unhealthy for load balancers and monitors; systemd's watchdog still gets WATCHDOG=1 after
+            # every tick (lifecycle.Watchdog): a restart would not make Nova readable again.
+            reason = f"{sight.describe(now)}; hosts not watched: {sight.unwatched_text()}; petguard tries every tick"
+            return Liveness(False, reason, last)
+        nova = f"; {sight.describe(now)}" if sight.failures else ""
         if last is None:
-            return Liveness(False, "no tick has succeeded yet (starting, or Nova cannot be read)", None)
-        age, limit = self.now() - last, HEALTHY_TICKS * self.tick_interval
+            return Liveness(False, f"no tick has succeeded yet (starting, or Nova cannot be read){nova}", None)
+        age, limit = now - last, HEALTHY_TICKS * self.tick_interval
         if age > limit:
-            return Liveness(False, f"the last successful tick was {age:.1f} s ago (limit {limit:.1f} s)", last)
+            return Liveness(False, f"the last successful tick was {age:.1f} s ago (limit {limit:.1f} s){nova}", last)
         return Liveness(True, f"the last tick succeeded {age:.1f} s ago", last)
 
     def _follower_liveness(self) -> Liveness:
@@ -170,6 +176,7 @@ class StoreView:
             fence_readiness=self.fence_readiness(),
             capacity=self.capacity(),
             reserved_hosts=self.store.reserved_hosts(),
+            nova=self.loop.sight,
         )
 
     def explain(self, name: str) -> Explanation:
@@ -382,6 +389,7 @@ def snapshot(store: SqlStore, loop: Loop) -> Snapshot:
         open_incidents=sum(1 for record in hosts.values() if record.host.incident_id is not None),
         brake_engaged=store.load_brake().engaged,
         last_ok_tick=loop.last_ok_tick,
+        nova=loop.sight,
     )
 
 

@@ -94,6 +94,9 @@ class DetectionPolicy:
     #: ``fence_rate_window`` seconds (0: no rate limit).
     fence_rate_max: int = 3
     fence_rate_window: float = 3600.0
+    #: Ticks in a row whose reading of Nova failed before petguard calls itself blind and says so
+    #: once (``petguard.sight``); the ticks decide nothing either way.
+    blind_after: int = 3
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,12 @@ At scrape time (from ``snapshot()``; nothing is cached):
   ``petguard_capacity_unplaced_pets{host}`` how many would find no room (``petguard.capacity``; only
   short hosts, so a few series at most);
   ``petguard_capacity_checked_timestamp_seconds`` when the last check ran
+* ``petguard_nova_readable`` 1 when the loop's last reading of Nova's compute services succeeded, 0
+  when it failed (absent before the first reading: a follower does not read);
+  ``petguard_nova_failed_readings`` failed readings in a row; ``petguard_nova_blind`` 1 once they
+  reached ``[detection] blind_after`` (the ``nova_unreadable`` alert, ``petguard.sight``);
+  ``petguard_nova_unreadable_since_timestamp_seconds`` when the first of them failed (absent while
+  readable)
 
 Updated by the loop: ``petguard_ticks_total{result}``, ``petguard_tick_duration_seconds``,
 ``petguard_fence_attempts_total{outcome}``, ``petguard_fence_duration_seconds{outcome}``,
@@ -41,6 +47,7 @@ from prometheus_client.registry import Collector
 from petguard.capacity import CapacityReport, Verdict
 from petguard.errors import PetguardError
 from petguard.hosts import HostState
+from petguard.sight import Sight
 
 LOG = logging.getLogger(__name__)
 
@@ -57,6 +64,7 @@ class Snapshot:
     open_incidents: int
     brake_engaged: bool
     last_ok_tick: float | None
+    nova: Sight = Sight()
 
 
 class _SnapshotCollector(Collector):
@@ -98,6 +106,35 @@ class _SnapshotCollector(Collector):
         if snap.last_ok_tick is not None:
             last.add_metric([], snap.last_ok_tick)
         yield last
+        yield from _nova_sight(snap.nova)
+
+
+def _nova_sight(sight: Sight) -> Iterator[Metric]:
+    """The loop's view of Nova (``petguard.sight``)."""
+    readable = GaugeMetricFamily(
+        "petguard_nova_readable",
+        "1 when the loop's last reading of Nova's compute services succeeded, 0 when it failed",
+    )
+    if sight.readable is not None:
+        readable.add_metric([], int(sight.readable))
+    yield readable
+    yield GaugeMetricFamily(
+        "petguard_nova_failed_readings",
+        "Readings of Nova's compute services that failed in a row",
+        value=sight.failures,
+    )
+    yield GaugeMetricFamily(
+        "petguard_nova_blind",
+        "1 while petguard is blind: [detection] blind_after readings of Nova failed in a row; it watches no host",
+        value=int(sight.blind),
+    )
+    since = GaugeMetricFamily(
+        "petguard_nova_unreadable_since_timestamp_seconds",
+        "Unix time of the first of the failed readings of Nova in a row (absent while Nova is readable)",
+    )
+    if sight.failures and sight.since is not None:
+        since.add_metric([], sight.since)
+    yield since
 
 
 #: (host, level, device, ready) per fence device, read at scrape time (``Readiness.gauge_rows``).

@@ -5,7 +5,9 @@ The loop is the only writer of host state. Each tick:
 1. observe: Nova's compute services in ONE call, outcomes reported by action lanes since the last
    tick, pending operator requests, the stored hosts and brake, and the fences started within
    ``fence_rate_window`` (one journal read, for the fence rate limit). If Nova cannot be read, the
-   tick decides nothing (a controller that is cut off acts on nothing).
+   tick decides nothing (a controller that is cut off acts on nothing); ``[detection] blind_after``
+   such ticks in a row make petguard blind, which it records once as a ``nova_unreadable`` event
+   (an alert) and ends with one ``nova_readable_again`` (``petguard.sight``; ``Loop.sight``).
 2. decide: ``decide.decide`` — pure.
 3. record: the whole decision in one store transaction, before anything is acted on.
 4. act: start each host's action on that host's own serial lane (one thread per busy host, hosts in
@@ -30,11 +32,11 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from petguard import detect
+from petguard import detect, sight
 from petguard.clock import Clock
 from petguard.compute import Compute
 from petguard.decide import Action, LoopPolicy, Outcome, TickDecision, TickInputs, decide
-from petguard.errors import PetguardError, StaleEpoch
+from petguard.errors import PetguardError, StaleEpoch, Temporary
 from petguard.journal import HostRecord, Store
 
 LOG = logging.getLogger(__name__)
@@ -108,6 +110,8 @@ class Loop:
         # and reloads them only when the store assigned something (incident ids) or after an error.
         self._hosts: dict[str, HostRecord] | None = None
         self.last_ok_tick: float | None = None
+        #: This controller's view of Nova: failed readings in a row, blindness (read by the API and metrics).
+        self.sight = sight.Sight()
         self.recorder: Recorder = NullRecorder()
         #: Consulted before each tick and before starting actions (leader election sets it).
         self.leading: Callable[[], bool] = lambda: True
@@ -121,6 +125,10 @@ class Loop:
         A controller that does not lead does nothing and reports ``NOT_LEADING``.
         """
         if not self.leading():
+            if self.sight.readable is not None:
+                # A follower reads no Nova: its metrics and status must not keep a leader's old view
+                # (a new term counts afresh, and the new leader tells its own blindness).
+                self.sight = sight.Sight()
             return TickReport(False, None, NOT_LEADING)
         started = self._clock.monotonic()
         report = TickReport(False, None, "the tick raised")
@@ -140,8 +148,10 @@ class Loop:
             services = self._compute.list_services()
         except PetguardError as exc:
             LOG.warning("cannot read Nova's compute services: %s; deciding nothing this tick", exc)
+            self._nova_unreadable(exc)
             return TickReport(False, None, str(exc))
         now = self._clock.now()
+        self._nova_read(now)
         # Alerts are evidence (detect.combine never calls a host DOWN on alerts alone); a Store
         # without alerts (an older fake) gives none.
         active_alerts = getattr(self._store, "active_alerts", None)
@@ -176,6 +186,54 @@ class Loop:
         self._start_actions(decision)
         self.last_ok_tick = inputs.now
         return TickReport(True, decision)
+
+    # -- blindness -------------------------------------------------------------------------------
+    def _nova_unreadable(self, exc: PetguardError) -> None:
+        """Count one more failed reading; the ``blind_after``-th in a row is announced once."""
+        now, blind_after = self._clock.now(), self._policy.detection.blind_after
+        seen, change = self.sight.after_failure(str(exc), cause_of(exc), now, blind_after)
+        if change is sight.Change.WENT_BLIND:
+            seen = seen.with_unwatched(record.host for record in self._known_hosts().values())
+            message = sight.blind_message(seen, blind_after)
+            if self._announce(sight.UNREADABLE, message, now):
+                LOG.warning("%s", message)
+            else:
+                seen = seen.unannounced()
+        self.sight = seen
+
+    def _nova_read(self, now: float) -> None:
+        """A good reading: after blindness, announced once (retried on the next tick if it cannot be recorded)."""
+        seen, change = self.sight.after_reading(now)
+        if change is sight.Change.SEES_AGAIN:
+            message = sight.sees_again_message(self.sight, now)
+            if not self._announce(sight.READABLE_AGAIN, message, now):
+                return
+            LOG.warning("%s; next: nothing, petguard decides again from this tick on", message)
+        self.sight = seen
+
+    def _announce(self, kind: str, message: str, now: float) -> bool:
+        """Record a cloud-wide event (the webhooks' outbox); False when the journal refused it.
+
+        :raises StaleEpoch: a newer leader exists (the tick steps down, as for any write).
+        """
+        try:
+            self._store.record_event(None, None, kind, message, now)
+        except StaleEpoch:
+            raise
+        except PetguardError as exc:
+            LOG.error("cannot record the %s event: %s; next: it is tried again on the next tick", kind, exc)
+            return False
+        return True
+
+    def _known_hosts(self) -> Mapping[str, HostRecord]:
+        """The hosts of the last good reading (the journal holds them; none when it cannot be read)."""
+        if self._hosts is not None:
+            return self._hosts
+        try:
+            return self._store.load_hosts()
+        except PetguardError as exc:
+            LOG.warning("cannot read the hosts from the journal to name them: %s", exc)
+            return {}
 
     def _recent_fences(self, now: float) -> list[detect.FenceStart]:
         """The fences started within the rate-limit window, from the journal (so the count survives a
@@ -290,3 +348,16 @@ class Loop:
     def shutdown(self, wait: bool = True) -> None:
         """Stop accepting work; with ``wait``, let the steps in hand finish."""
         self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def cause_of(exc: PetguardError) -> sight.Cause:
+    """Why a reading of Nova failed, as far as the operator's next step differs (the Nova adapter
+    puts the HTTP status in the error's context)."""
+    status = exc.context.get("status")
+    if status == 401:
+        return sight.Cause.AUTH
+    if status == 403:
+        return sight.Cause.FORBIDDEN
+    if isinstance(exc, Temporary):  # NovaUnavailable: no answer, a timeout, 5xx
+        return sight.Cause.UNAVAILABLE
+    return sight.Cause.OTHER

@@ -308,6 +308,7 @@ class Status(_Resource):
             "log_level": status.log_level,
             "capacity": wire.capacity_json(status.capacity),
             "reserved_hosts": [wire.reserved_host_json(r) for r in status.reserved_hosts],
+            "nova": wire.nova_sight_json(status.nova, self.ctx.view.now()),
         }
         _json(resp, answer)
 

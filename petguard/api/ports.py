@@ -28,6 +28,7 @@ from petguard.journal import (
     ReservedHost,
     SkipRecord,
 )
+from petguard.sight import Sight
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Status:
     capacity: CapacityReport = CapacityReport.unknown("not checked yet")
     #: the reserved failover hosts the journal knows: each one's loan (docs/evacuation.md)
     reserved_hosts: Sequence[ReservedHost] = ()
+    #: this controller's view of Nova: failed readings in a row, blindness (petguard.sight)
+    nova: Sight = Sight()
 
 
 @dataclasses.dataclass(frozen=True)

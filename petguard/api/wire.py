@@ -39,6 +39,7 @@ from petguard.journal import (
     ReservedHost,
     SkipRecord,
 )
+from petguard.sight import Sight
 
 API_VERSION = "v1"
 #: Longest accepted ``reason`` text, in characters.
@@ -203,6 +204,25 @@ class ReservedHostJson(TypedDict):
     incident_id: int | None
 
 
+class UnwatchedHostJson(TypedDict):
+    host: str
+    state: str  # its last known lifecycle state
+    incident_id: int | None
+
+
+class NovaSightJson(TypedDict):
+    """This controller's view of Nova (``petguard.sight``; docs/operations.md, "When petguard is blind")."""
+
+    readable: bool | None  # the last reading succeeded; None: not read yet (a follower does not read)
+    blind: bool  # [detection] blind_after failed readings in a row
+    failed_readings: int  # in a row
+    since: float | None  # the first of them
+    last_read: float | None  # the last good reading
+    reason: str  # why the latest failed (redacted)
+    summary: str  # one line: "blind since ...: reason; hosts not watched: ..."
+    unwatched: list[UnwatchedHostJson]  # while blind: every host of the last good reading
+
+
 class StatusJson(TypedDict):
     version: str
     leader: bool
@@ -214,6 +234,7 @@ class StatusJson(TypedDict):
     log_level: str
     capacity: CapacityJson
     reserved_hosts: list[ReservedHostJson]
+    nova: NovaSightJson
 
 
 class IgnoredAlertJson(TypedDict):
@@ -422,6 +443,24 @@ def capacity_json(report: CapacityReport) -> CapacityJson:
         "worst": capacity_host_json(report.worst) if report.worst is not None else None,
         "short": [capacity_host_json(h) for h in report.short],
         "not_counted": dict(report.not_counted),
+    }
+
+
+def nova_sight_json(sight: Sight, now: float) -> NovaSightJson:
+    summary = sight.describe(now)
+    if sight.blind:
+        summary += f"; hosts not watched: {sight.unwatched_text()}"
+    return {
+        "readable": sight.readable,
+        "blind": sight.blind,
+        "failed_readings": sight.failures,
+        "since": sight.since,
+        "last_read": sight.last_read,
+        "reason": sight.reason,
+        "summary": summary,
+        "unwatched": [
+            {"host": h.name, "state": h.state.value, "incident_id": h.incident_id} for h in sight.unwatched
+        ],
     }
 
 

@@ -61,6 +61,16 @@ class ReservedHosts(FormattableColumn[list[dict[str, Any]]]):
         )
 
 
+class UnwatchedHosts(FormattableColumn[list[dict[str, Any]]]):
+    """The hosts a blind petguard cannot watch, one per line: ``host: last state [incident N]``."""
+
+    def human_readable(self) -> str:
+        return "\n".join(
+            f"{h['host']}: {h['state']}" + (f" [incident {h['incident_id']}]" if h.get("incident_id") else "")
+            for h in self._value or ()
+        )
+
+
 class Domains(FormattableColumn[list[dict[str, Any]]]):
     """An agent's libvirt domains: how many, and how many in each state (``3: 2 running, 1 paused``)."""
 
@@ -188,6 +198,14 @@ STATUS = (
     Field("capacity_not_counted", "Capacity not counted", PerHost),
     Field("capacity_checked_at", "Capacity checked at", Time),
     Field("reserved_hosts", "Reserved hosts", ReservedHosts),
+    Field("nova_summary", "Nova"),
+    Field("nova_readable", "Nova readable"),
+    Field("nova_blind", "Nova blind"),
+    Field("nova_failed_readings", "Nova failed readings"),
+    Field("nova_since", "Nova unreadable since", Time),
+    Field("nova_last_read", "Nova last read", Time),
+    Field("nova_reason", "Nova error"),
+    Field("nova_unwatched", "Hosts not watched", UnwatchedHosts),
 )
 AGENT = (
     Field("host", "Host"),
@@ -213,12 +231,16 @@ AUDIT = (
 
 
 def flat_status(status: Mapping[str, Any]) -> dict[str, Any]:
-    """``GET /v1/status`` with its ``brake`` and ``capacity`` objects spread into ``brake_*`` and
-    ``capacity_*`` keys (one column each)."""
+    """``GET /v1/status`` with its ``brake``, ``capacity`` and ``nova`` objects spread into ``brake_*``,
+    ``capacity_*`` and ``nova_*`` keys (one column each)."""
     brake = status.get("brake") or {}
     capacity = status.get("capacity") or {}
     worst = capacity.get("worst") or {}
-    flat = {k: v for k, v in status.items() if k not in ("brake", "capacity")}
+    nova = status.get("nova") or {}
+    flat = {k: v for k, v in status.items() if k not in ("brake", "capacity", "nova")}
+    flat.update({f"nova_{k}": v for k, v in nova.items()})
+    flat.setdefault("nova_summary", "unknown (an older daemon)")
+    flat.setdefault("nova_unwatched", [])
     flat.update(
         brake_engaged=brake.get("engaged"),
         brake_reason=brake.get("reason"),

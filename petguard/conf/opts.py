@@ -124,6 +124,18 @@ detection_opts: list[cfg.Opt] = [
         "this. While it heartbeats, the host is never fenced, even if Nova reports its nova-compute down. "
         "Hosts without an agent are judged on Nova's signal alone.",
     ),
+    cfg.IntOpt(
+        "blind_after",
+        default=3,
+        min=1,
+        help="Ticks in a row whose reading of Nova's compute services failed (Keystone refuses petguard's "
+        "user, nova-api answers 5xx or times out) before petguard calls itself blind: it records one "
+        "nova_unreadable event (a critical alert) naming the error and every host it can no longer watch, "
+        "sets petguard_nova_blind to 1 and answers 503 on /healthz, until it reads Nova again (one "
+        "nova_readable_again event). Every failed tick decides nothing either way: nobody is fenced and "
+        "nobody is marked up on a reading that failed. 3 ticks (6 s with the default tick_interval of 2 s) lets a "
+        "single lost request or a nova-api restart pass without an alert.",
+    ),
 ]
 
 instance_health_opts: list[cfg.Opt] = [

@@ -34,6 +34,7 @@ def detection(conf: cfg.ConfigOpts) -> DetectionPolicy:
         agent_stale_after=d.agent_stale_after,
         fence_rate_max=d.fence_rate_max,
         fence_rate_window=d.fence_rate_window,
+        blind_after=d.blind_after,
     )
 
 

@@ -41,6 +41,7 @@ SEVERITY: dict[str, Severity] = {
     "instance_restart_failed": Severity.CRITICAL,
     "instance_restart_gave_up": Severity.CRITICAL,
     "brake_engaged": Severity.CRITICAL,
+    "nova_unreadable": Severity.CRITICAL,  # petguard is blind: it protects no host until Nova is readable
     # something is wrong or held; petguard is handling it or waiting
     "host_suspect": Severity.WARNING,
     "fence_started": Severity.WARNING,
@@ -73,6 +74,7 @@ SEVERITY: dict[str, Severity] = {
     "reserved_host_returned": Severity.INFO,
     "host_restored": Severity.INFO,
     "brake_released": Severity.INFO,
+    "nova_readable_again": Severity.INFO,
     "instance_restart_skipped": Severity.INFO,
     "instance_left_alone": Severity.INFO,
     "operator_maintenance_on": Severity.INFO,
@@ -99,6 +101,7 @@ GOOD_NEWS = frozenset(
         "brake_released",
         "fence_device_ok",
         "capacity_ok",
+        "nova_readable_again",
     }
 )
 

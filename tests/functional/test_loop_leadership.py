@@ -147,3 +147,31 @@ def test_reset_reloads_what_another_leader_wrote(url: str, compute: FakeCompute,
     # A loop deciding from its stale cache would have made cmp1 SUSPECT over the maintenance.
     assert other.load_hosts()["cmp1"].host.state is HostState.MAINTENANCE
     loop.shutdown()
+
+
+@pytest.mark.fault(
+    "BLIND-06",
+    guarantee="5",
+    injected="a blind leader loses leadership; the journal refuses its nova_unreadable event (a newer epoch)",
+    expected="the old leader records nothing and steps down; as a follower it shows no stale blindness",
+)
+def test_a_blind_leader_that_lost_leadership_announces_nothing_and_forgets_its_view(
+    url: str, compute: FakeCompute, stores: list[SqlStore]
+) -> None:
+    old = _store(stores, url, epoch=0)
+    loop = _loop(old, compute)
+    reasons: list[str] = []
+    loop.on_stale_epoch = reasons.append
+    assert loop.tick().ok
+    compute.unavailable = True
+    loop.tick()
+    loop.tick()
+    newer = _store(stores, url)
+    newer.claim_epoch(newer.current_epoch())
+    report = loop.tick()  # the third failed reading: the announcement is refused by the newer epoch
+    assert not report.ok and reasons and "epoch 0" in reasons[0]
+    assert [e.kind for e in newer.events()] == []
+    loop.leading = lambda: False
+    assert loop.tick().error == NOT_LEADING
+    assert loop.sight.readable is None and not loop.sight.blind and loop.sight.failures == 0
+    loop.shutdown()

@@ -13,7 +13,7 @@ LEVELS = wire.LOG_LEVELS
 
 
 class Status(ShowOne):
-    """Show the daemon's status: leader, mass-failure brake, last tick, fence readiness, log level, capacity."""
+    """Show the daemon's status: leader, brake, last tick, Nova (blind?), fence readiness, log level, capacity."""
 
     def take_action(self, parsed_args: argparse.Namespace) -> Table:
         return one(columns.flat_status(self.api().get("/v1/status")), columns.STATUS)

@@ -160,3 +160,24 @@ def test_agent_list(daemon: Daemon) -> None:
     assert agent["Last heartbeat"] == 1_700_000_000.0 and len(agent["Domains"]) == 3
     table = daemon.cli("agent", "list").out
     assert "3: 1 paused, 2 running" in table and "2023-11-14 22:13:20Z" in table
+
+
+@pytest.mark.fault(
+    "BLIND-02",
+    guarantee="4",
+    injected="Nova unreachable (every call raises NovaUnavailable) for more than blind_after ticks, then back",
+    expected="one nova_unreadable event naming every host; metrics, /healthz 503 and status say blind; "
+    "back: one nova_readable_again, /healthz 200",
+)
+def test_status_says_blind_and_which_hosts_are_not_watched(daemon: Daemon) -> None:
+    daemon.compute.unavailable = True
+    daemon.wait_for(lambda: daemon.cli("status", "-f", "json").json()["Nova blind"] is True)
+    status = daemon.cli("status", "-f", "json").json()
+    assert status["Nova"].startswith("blind since ") and "fake outage" in status["Nova"]
+    assert "hosts not watched: 3 host(s): up: cmp1, cmp2, cmp3" in status["Nova"]
+    assert [h["host"] for h in status["Hosts not watched"]] == HOSTS
+    table = daemon.cli("status", "-c", "Hosts not watched").out
+    assert "cmp1: up" in table and "cmp3: up" in table
+    daemon.compute.unavailable = False
+    daemon.wait_for(lambda: daemon.cli("status", "-f", "json").json()["Nova blind"] is False)
+    assert daemon.cli("status", "-f", "json").json()["Nova"].startswith("Nova read ")

@@ -66,6 +66,18 @@ def test_status_is_flattened_and_readiness_sorted() -> None:
     assert columns.Readiness(flat["fence_readiness"]).human_readable() == "cmp1: ok\ncmp2: wrong password"
 
 
+def test_a_blind_daemon_shows_why_and_the_hosts_not_watched() -> None:
+    unwatched = [
+        {"host": "cmp1", "state": "up", "incident_id": None},
+        {"host": "cmp2", "state": "evacuating", "incident_id": 42},
+    ]
+    nova = {"blind": True, "summary": "blind since ...: HTTP 401", "unwatched": unwatched}
+    flat = columns.flat_status({"version": "0.1", "nova": nova})
+    assert "nova" not in flat and flat["nova_summary"] == "blind since ...: HTTP 401" and flat["nova_blind"] is True
+    assert columns.UnwatchedHosts(flat["nova_unwatched"]).human_readable() == "cmp1: up\ncmp2: evacuating [incident 42]"
+    assert columns.flat_status({"version": "0.1"})["nova_unwatched"] == []
+
+
 def test_reserved_hosts_one_per_line_with_their_incident() -> None:
     pool = [{"host": "spare1", "state": "borrowed", "incident_id": 4}, {"host": "spare2", "state": "idle"}]
     assert columns.ReservedHosts(pool).human_readable() == "spare1: borrowed [incident 4]\nspare2: idle"
@@ -88,7 +100,8 @@ def test_every_column_is_a_wire_field(fields: tuple[columns.Field, ...], shape: 
 
 def test_status_columns_cover_the_wire_status() -> None:
     keys = {f.key for f in columns.STATUS}
-    expected = set(typing.get_type_hints(wire.StatusJson)) - {"brake", "capacity"}
+    expected = set(typing.get_type_hints(wire.StatusJson)) - {"brake", "capacity", "nova"}
     expected |= {f"brake_{k}" for k in typing.get_type_hints(wire.BrakeJson)}
+    expected |= {f"nova_{k}" for k in typing.get_type_hints(wire.NovaSightJson)}
     expected |= {f"capacity_{k}" for k in typing.get_type_hints(wire.CapacityJson)}
     assert keys == expected

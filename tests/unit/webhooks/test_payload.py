@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from petguard import sight
 from petguard.decide import Action
 from petguard.journal import EventRecord, RequestKind
 from petguard.webhooks import payload
@@ -17,6 +18,7 @@ EVENT = EventRecord(id=42, at=1700000000.25, host="cmp1", incident_id=7, kind="a
 RECORDED_KINDS = (
     {f"operator_{k.value}" for k in RequestKind if k is not RequestKind.BRAKE_OVERRIDE}
     | {f"{a.value}_held" for a in Action}
+    | {sight.UNREADABLE, sight.READABLE_AGAIN}
     | {
         "brake_engaged",
         "brake_released",
@@ -76,6 +78,8 @@ def test_every_recorded_kind_has_a_severity() -> None:
         ("evacuation_failed", Severity.CRITICAL),
         ("pet_left_behind", Severity.CRITICAL),
         ("brake_engaged", Severity.CRITICAL),
+        ("nova_unreadable", Severity.CRITICAL),  # blind: petguard protects no host
+        ("nova_readable_again", Severity.INFO),
         ("host_suspect", Severity.WARNING),
         ("fence_held", Severity.WARNING),
         ("fence_confirmed", Severity.INFO),
