@@ -20,6 +20,9 @@ At scrape time (from ``snapshot()``; nothing is cached):
   ``petguard_capacity_unplaced_pets{host}`` how many would find no room (``petguard.capacity``; only
   short hosts, so a few series at most);
   ``petguard_capacity_checked_timestamp_seconds`` when the last check ran
+* ``petguard_moves_waiting_for_cloud{host}`` and ``petguard_moves_stuck{host}``: per host with an open
+  incident (zeros included), its moves that wait for a cloud that cannot answer now, and those whose
+  request Nova took and never started (``MoveRecord.waiting``, evacuate.run)
 
 Updated by the loop: ``petguard_ticks_total{result}``, ``petguard_tick_duration_seconds``,
 ``petguard_fence_attempts_total{outcome}``, ``petguard_fence_duration_seconds{outcome}``,
@@ -57,6 +60,10 @@ class Snapshot:
     open_incidents: int
     brake_engaged: bool
     last_ok_tick: float | None
+    #: source host of an open incident -> its moves waiting for the cloud (evacuate.outage), zeros included
+    moves_waiting: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    #: source host of an open incident -> its moves whose request Nova took and never started
+    moves_stuck: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
 
 class _SnapshotCollector(Collector):
@@ -98,6 +105,23 @@ class _SnapshotCollector(Collector):
         if snap.last_ok_tick is not None:
             last.add_metric([], snap.last_ok_tick)
         yield last
+        yield _per_host(
+            "petguard_moves_waiting_for_cloud",
+            "Moves of the host's open incident waiting for a cloud that cannot answer now",
+            snap.moves_waiting,
+        )
+        yield _per_host(
+            "petguard_moves_stuck",
+            "Moves of the host's open incident whose evacuation Nova took and never started (an operator must act)",
+            snap.moves_stuck,
+        )
+
+
+def _per_host(name: str, documentation: str, counts: Mapping[str, int]) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(name, documentation, labels=["host"])
+    for host, count in sorted(counts.items()):
+        gauge.add_metric([host], count)
+    return gauge
 
 
 #: (host, level, device, ready) per fence device, read at scrape time (``Readiness.gauge_rows``).
