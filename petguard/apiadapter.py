@@ -18,7 +18,7 @@ from oslo_config import cfg
 
 from petguard import __version__
 from petguard.agent.events import DomainEvent
-from petguard.api import auth
+from petguard.api import auth, wire
 from petguard.api.alerts import AlertPolicy
 from petguard.api.app import ApiSettings, make_app
 from petguard.api.ports import Explanation, Exposition, Liveness, Status
@@ -93,6 +93,8 @@ class StoreView:
     tier_delay: float = 0.0
     #: the last capacity check of this term (petguard.capacitywatch); unknown on a follower
     capacity: Callable[[], CapacityReport] = lambda: CapacityReport.unknown("not checked yet")
+    #: [evacuation] cloud_wait_timeout: when a move's wait for the cloud gives up (None: not said)
+    cloud_wait_timeout: float | None = None
 
     def now(self) -> float:
         return self.clock.now()
@@ -208,6 +210,9 @@ class StoreView:
                 for move in moves:
                     counts[move.status.value] = counts.get(move.status.value, 0) + 1
                 lines.append("moves: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+                lines.extend(
+                    f"  {move.server_name} ({move.server_id}): {self._waiting(move)}" for move in moves if move.waiting
+                )
             skips = self.store.skips(incident.id)
             if skips:
                 lines.append(f"{len(skips)} server(s) left on the host (see the incident for why)")
@@ -217,6 +222,11 @@ class StoreView:
         if host.incident_id is None and self.compute is not None:
             rows = self._dry_run(host.name, lines)
         return Explanation("host", host.name, host.state.value, lines, rows)
+
+    def _waiting(self, move: MoveRecord) -> str:
+        """Why ``move`` waits for the cloud, since when and until when (or that it is stuck)."""
+        until = move.gives_up_at(self.cloud_wait_timeout) if self.cloud_wait_timeout is not None else None
+        return wire.waiting_text(move.waiting, move.waiting_since, until, _when)
 
     def _dry_run(self, host: str, lines: list[str]) -> list[planning.ServerDecision]:
         """What would happen to each server of ``host`` if it failed now (reads Nova, changes nothing)."""
@@ -258,6 +268,8 @@ class StoreView:
                         lines.append(_hint_text(move.hint, move.hint_source, move.hint_note, move.fell_back))
                     if move.reason:
                         lines.append(f"reason: {move.reason}")
+                    if move.waiting:
+                        lines.append(self._waiting(move))
                     return Explanation("server", move.server_name, move.status.value, lines)
             for skip in self.store.skips(incident.id):
                 if name in (skip.server_id, skip.server_name):
@@ -316,6 +328,7 @@ def settings(conf: cfg.ConfigOpts) -> tuple[ApiSettings, ServerSettings]:
     app_settings = ApiSettings(
         max_body_bytes=api.max_body_bytes,
         alerts=AlertPolicy(host_labels=tuple(api.alert_host_labels), ttl=api.alert_ttl),
+        cloud_wait_timeout=conf.evacuation.cloud_wait_timeout,
     )
     server_settings = ServerSettings(
         bind=api.bind,
@@ -358,6 +371,7 @@ def start_api(
     levels = LogLevels()
     clock = SystemClock()
     view = StoreView(store, loop, conf.tick_interval, conf.dry_run, clock, levels.get)
+    view.cloud_wait_timeout = conf.evacuation.cloud_wait_timeout
     if readiness is not None:
         view.fence_readiness = readiness.snapshot
     if leading is not None:
@@ -384,12 +398,21 @@ def start_api(
 def snapshot(store: SqlStore, loop: Loop) -> Snapshot:
     """What ``/metrics`` reports about the journal and the loop, read at scrape time."""
     hosts = store.load_hosts()
+    waiting: dict[str, int] = {}
+    stuck: dict[str, int] = {}
+    for name, record in hosts.items():
+        if record.host.incident_id is not None:  # a few hosts at most: one read of moves each
+            moves = [m for m in store.moves(record.host.incident_id) if m.waiting]
+            stuck[name] = sum(1 for m in moves if m.stuck)
+            waiting[name] = len(moves) - stuck[name]
     return Snapshot(
         host_states={name: record.host.state for name, record in hosts.items()},
         open_incidents=sum(1 for record in hosts.values() if record.host.incident_id is not None),
         brake_engaged=store.load_brake().engaged,
         last_ok_tick=loop.last_ok_tick,
         nova=loop.sight,
+        moves_waiting=waiting,
+        moves_stuck=stuck,
     )
 
 

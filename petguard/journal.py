@@ -36,6 +36,11 @@ class MoveStatus(enum.StrEnum):
         return self in (MoveStatus.DONE, MoveStatus.FAILED)
 
 
+#: How a stuck move's ``waiting`` begins: Nova took its request and never started it (evacuate.run);
+#: a wait for the cloud (evacuate.outage) never does.
+STUCK = "stuck: "
+
+
 @dataclasses.dataclass(frozen=True)
 class MoveRecord:
     """The journal row of one move of one incident."""
@@ -60,6 +65,18 @@ class MoveRecord:
     fell_back: bool = False  # the hint could not be met: the scheduler chooses (never falls back twice)
     waiting: str = ""  # why the move waits for the cloud ("": it does not; evacuate.outage)
     waiting_since: float | None = None  # when the current wait began (its deadline survives a restart)
+
+    @property
+    def stuck(self) -> bool:
+        """Nova took the request and never started it: an operator must act (``evacuation_stuck``)."""
+        return self.waiting.startswith(STUCK)
+
+    def gives_up_at(self, cloud_wait_timeout: float) -> float | None:
+        """When the current wait for the cloud fails the move; None when it does not wait for the cloud
+        (a stuck move waits for an operator, with no deadline)."""
+        if not self.waiting or self.stuck or self.waiting_since is None or self.status.final:
+            return None
+        return self.waiting_since + cloud_wait_timeout
 
 
 class ReservedState(enum.StrEnum):

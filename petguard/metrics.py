@@ -26,6 +26,9 @@ At scrape time (from ``snapshot()``; nothing is cached):
   reached ``[detection] blind_after`` (the ``nova_unreadable`` alert, ``petguard.sight``);
   ``petguard_nova_unreadable_since_timestamp_seconds`` when the first of them failed (absent while
   readable)
+* ``petguard_moves_waiting_for_cloud{host}`` and ``petguard_moves_stuck{host}``: per host with an open
+  incident (zeros included), its moves that wait for a cloud that cannot answer now, and those whose
+  request Nova took and never started (``MoveRecord.waiting``, evacuate.run)
 
 Updated by the loop: ``petguard_ticks_total{result}``, ``petguard_tick_duration_seconds``,
 ``petguard_fence_attempts_total{outcome}``, ``petguard_fence_duration_seconds{outcome}``,
@@ -65,6 +68,10 @@ class Snapshot:
     brake_engaged: bool
     last_ok_tick: float | None
     nova: Sight = Sight()
+    #: source host of an open incident -> its moves waiting for the cloud (evacuate.outage), zeros included
+    moves_waiting: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    #: source host of an open incident -> its moves whose request Nova took and never started
+    moves_stuck: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
 
 class _SnapshotCollector(Collector):
@@ -107,6 +114,16 @@ class _SnapshotCollector(Collector):
             last.add_metric([], snap.last_ok_tick)
         yield last
         yield from _nova_sight(snap.nova)
+        yield _per_host(
+            "petguard_moves_waiting_for_cloud",
+            "Moves of the host's open incident waiting for a cloud that cannot answer now",
+            snap.moves_waiting,
+        )
+        yield _per_host(
+            "petguard_moves_stuck",
+            "Moves of the host's open incident whose evacuation Nova took and never started (an operator must act)",
+            snap.moves_stuck,
+        )
 
 
 def _nova_sight(sight: Sight) -> Iterator[Metric]:
@@ -135,6 +152,13 @@ def _nova_sight(sight: Sight) -> Iterator[Metric]:
     if sight.failures and sight.since is not None:
         since.add_metric([], sight.since)
     yield since
+
+
+def _per_host(name: str, documentation: str, counts: Mapping[str, int]) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(name, documentation, labels=["host"])
+    for host, count in sorted(counts.items()):
+        gauge.add_metric([host], count)
+    return gauge
 
 
 #: (host, level, device, ready) per fence device, read at scrape time (``Readiness.gauge_rows``).

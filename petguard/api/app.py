@@ -103,6 +103,8 @@ class ApiSettings:
 
     max_body_bytes: int = MAX_BODY_BYTES
     alerts: alert_parsing.AlertPolicy = alert_parsing.AlertPolicy()
+    #: ``[evacuation] cloud_wait_timeout``: a move's ``waiting_until`` (None: not said)
+    cloud_wait_timeout: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +143,10 @@ class _Context:
         principal = self.caller(req)
         authorize(principal, OPERATOR, f"read {req.path}")
         return principal
+
+    def moves(self, incident_id: int) -> list[wire.MoveJson]:
+        """An incident's moves, each with when its wait for the cloud gives up."""
+        return [wire.move_json(m, self.settings.cloud_wait_timeout) for m in self.view.moves(incident_id)]
 
     @staticmethod
     def json_body(req: falcon.Request, body: bytes) -> Any:
@@ -212,7 +218,7 @@ class HostDetail(_Resource):
             "host": wire.host_json(record),
             "incident": wire.incident_json(view.incident(incident_id)) if incident_id is not None else None,
             "events": [wire.event_json(e) for e in view.events(None, name, 50)],
-            "moves": [wire.move_json(m) for m in view.moves(incident_id)] if incident_id is not None else [],
+            "moves": self.ctx.moves(incident_id) if incident_id is not None else [],
             "skips": [wire.skip_json(s) for s in view.skips(incident_id)] if incident_id is not None else [],
         }
         _json(resp, detail)
@@ -252,7 +258,7 @@ class IncidentDetail(_Resource):
         detail: wire.IncidentDetailJson = {
             "incident": wire.incident_json(view.incident(incident_id)),
             "events": [wire.event_json(e) for e in view.events(incident_id, None, 200)],
-            "moves": [wire.move_json(m) for m in view.moves(incident_id)],
+            "moves": self.ctx.moves(incident_id),
             "skips": [wire.skip_json(s) for s in view.skips(incident_id)],
         }
         _json(resp, detail)

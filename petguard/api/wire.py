@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict
 
 from petguard.agent.events import DETAILS as AGENT_DETAILS
@@ -28,6 +28,7 @@ from petguard.errors import Permanent
 from petguard.evacuate.plan import ServerDecision
 from petguard.health import AgentHeartbeat
 from petguard.journal import (
+    STUCK,
     AuditRecord,
     BrakeState,
     EventRecord,
@@ -101,6 +102,9 @@ class MoveJson(TypedDict):
     target_hint_note: str  # why a hint that was asked for is not followed
     target_host: str | None  # the host asked for
     fell_back: bool  # the hint could not be met: the scheduler chose
+    waiting: str  # why the move waits for the cloud; "stuck: ..." when Nova took it and never started it; "" neither
+    waiting_since: float | None  # when the wait began
+    waiting_until: float | None  # when a wait for the cloud fails the move; null: not waiting, stuck, or not known
 
 
 class SkipJson(TypedDict):
@@ -350,7 +354,8 @@ def event_json(event: EventRecord) -> EventJson:
     }
 
 
-def move_json(move: MoveRecord) -> MoveJson:
+def move_json(move: MoveRecord, cloud_wait_timeout: float | None = None) -> MoveJson:
+    """``cloud_wait_timeout`` (``[evacuation] cloud_wait_timeout``) says when a wait gives up; None: not said."""
     return {
         "server_id": move.server_id,
         "server_name": move.server_name,
@@ -368,7 +373,23 @@ def move_json(move: MoveRecord) -> MoveJson:
         "target_hint_note": move.hint_note,
         "target_host": move.target_host,
         "fell_back": move.fell_back,
+        "waiting": move.waiting,
+        "waiting_since": move.waiting_since,
+        "waiting_until": move.gives_up_at(cloud_wait_timeout) if cloud_wait_timeout is not None else None,
     }
+
+
+def waiting_text(waiting: str, since: float | None, until: float | None, when: Callable[[float], str]) -> str:
+    """How a move's wait reads for people (``host show``, ``incident show``, ``explain``; docs/cli.md):
+    ``waiting for the cloud: REASON (since T, gives up after T)``, or for a request Nova took and never
+    started ``stuck: ... (since T; ...)``; "" when the move waits for nothing. ``when`` formats a time."""
+    if not waiting:
+        return ""
+    began = f"since {when(since)}" if since is not None else "since an unknown time"
+    if waiting.startswith(STUCK):
+        return f"{waiting} ({began}; the evacuation_stuck event says what to do)"
+    deadline = f", gives up after {when(until)}" if until is not None else ""
+    return f"waiting for the cloud: {waiting} ({began}{deadline})"
 
 
 def what_if_json(row: ServerDecision) -> WhatIfJson:

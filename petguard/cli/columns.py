@@ -14,6 +14,8 @@ from typing import Any
 
 from cliff.columns import FormattableColumn
 
+from petguard.api import wire
+
 Row = tuple[Any, ...]
 
 
@@ -43,7 +45,10 @@ class MoveLines(Lines):
     def line(self, item: Any) -> str:
         dest = item.get("dest_host") or "-"
         reason = f" ({item['reason']})" if item.get("reason") else ""
-        return f"{item['server_name']} {item['status']} -> {dest}{reason}"
+        wait = wire.waiting_text(
+            item.get("waiting") or "", item.get("waiting_since"), item.get("waiting_until"), format_time
+        )
+        return f"{item['server_name']} {item['status']} -> {dest}{reason}" + (f"; {wait}" if wait else "")
 
 
 class SkipLines(Lines):

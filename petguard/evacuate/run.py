@@ -76,7 +76,7 @@ from petguard.evacuate.outage import (
 from petguard.evacuate.plan import PowerGoal, Server
 from petguard.evacuate.ready import Prober, ReadyPolicy
 from petguard.evacuate.reserved import ReservedPool
-from petguard.journal import MoveRecord, MoveStatus, Store
+from petguard.journal import STUCK, MoveRecord, MoveStatus, Store
 
 LOG = logging.getLogger(__name__)
 
@@ -85,8 +85,6 @@ LOG = logging.getLogger(__name__)
 #: came back) that mistaking it for ours only delays that one move until its timeout, with an alert.
 CLOCK_SKEW_ALLOWANCE = 300.0
 
-#: How a stuck move's ``waiting`` begins (evacuate.outage waits never do).
-STUCK = "stuck: "
 
 
 @dataclasses.dataclass(frozen=True)
@@ -685,8 +683,9 @@ class Evacuator:
             move.server_id,
             reason,
         )
+        # a failed move waits for nothing: not shown nor counted as waiting, and no "the cloud answers" follows
         failed = self._store.update_move(
-            move.incident_id, move.server_id, MoveStatus.FAILED, self._clock.now(), reason=reason
+            move.incident_id, move.server_id, MoveStatus.FAILED, self._clock.now(), reason=reason, waiting=""
         )
         self._store.record_event(
             move.source_host,

@@ -42,6 +42,7 @@ SEVERITY: dict[str, Severity] = {
     "instance_restart_gave_up": Severity.CRITICAL,
     "brake_engaged": Severity.CRITICAL,
     "nova_unreadable": Severity.CRITICAL,  # petguard is blind: it protects no host until Nova is readable
+    "evacuation_stuck": Severity.CRITICAL,  # Nova took a request and never started it: only an operator unsticks it
     # something is wrong or held; petguard is handling it or waiting
     "host_suspect": Severity.WARNING,
     "fence_started": Severity.WARNING,
@@ -51,6 +52,7 @@ SEVERITY: dict[str, Severity] = {
     "evacuation_delayed": Severity.WARNING,
     "target_hint_unmet": Severity.WARNING,
     "evacuation_retried": Severity.WARNING,
+    "waiting_for_cloud": Severity.WARNING,  # no pet is given up while it lasts (up to cloud_wait_timeout)
     "brake_override": Severity.WARNING,
     "operator_fence": Severity.WARNING,
     "operator_confirm_fenced": Severity.WARNING,
@@ -70,6 +72,7 @@ SEVERITY: dict[str, Severity] = {
     "evacuation_started": Severity.INFO,
     "server_evacuated": Severity.INFO,
     "evacuation_finished": Severity.INFO,
+    "cloud_answers": Severity.INFO,  # the end of a waiting_for_cloud
     "reserved_host_borrowed": Severity.INFO,
     "reserved_host_returned": Severity.INFO,
     "host_restored": Severity.INFO,
@@ -102,6 +105,7 @@ GOOD_NEWS = frozenset(
         "fence_device_ok",
         "capacity_ok",
         "nova_readable_again",
+        "cloud_answers",
     }
 )
 

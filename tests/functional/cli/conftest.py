@@ -14,12 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from petguard.api.app import make_app
+from petguard.api.app import ApiSettings, make_app
 from petguard.api.auth import Authenticator
 from petguard.apiadapter import StoreInbox, StoreView
 from petguard.fencing.base import FenceDevice
+from petguard.recovery import RecoveryPolicy
 from tests.fakes import FakeCompute
-from tests.functional.harness import Harness
+from tests.functional.harness import FAST_RECOVERY, Harness
 from tests.unit.cli.runner import Result, run_cli, write_token
 
 TOKEN = "cli-functional-token"
@@ -39,7 +40,7 @@ class NoMetrics:
 class Daemon:
     """The harness's loop ticking in a thread, and the API app over its journal."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, recovery: RecoveryPolicy = FAST_RECOVERY) -> None:
         self.compute = FakeCompute(HOSTS)
         # cmp3's BMC refuses power-off: its fence ends in awaiting_confirm (for confirm-fenced)
         self.address = f"10.{next(_NETS)}.0"
@@ -47,11 +48,13 @@ class Daemon:
             h: FenceDevice(h, "fake", f"{self.address}.{i}", 623, "admin", "pw", _BEHAVIOURS.get(h, {}))
             for i, h in enumerate(HOSTS, 1)
         }
-        self.harness = Harness(tmp_path, self.compute, devices)
+        self.harness = Harness(tmp_path, self.compute, devices, recovery=recovery)
         self.levels: list[str] = []
-        view = StoreView(self.harness.store, self.harness.loop, TICK)
+        wait_timeout = recovery.run.cloud_wait_timeout  # [evacuation] cloud_wait_timeout, as start_api wires it
+        view = StoreView(self.harness.store, self.harness.loop, TICK, cloud_wait_timeout=wait_timeout)
         inbox = StoreInbox(self.harness.store, set_level=self._set_level)
-        app = make_app(view, inbox, Authenticator(tokens={"operator": TOKEN}), NoMetrics())
+        settings = ApiSettings(cloud_wait_timeout=wait_timeout)
+        app = make_app(view, inbox, Authenticator(tokens={"operator": TOKEN}), NoMetrics(), settings)
         self.transport = httpx.WSGITransport(app=app)
         self.token_file = write_token(tmp_path, TOKEN)
         self._stop = threading.Event()

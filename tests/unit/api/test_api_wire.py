@@ -193,3 +193,52 @@ def test_count_field_fits_a_database_integer(value: Any) -> None:
     with pytest.raises(InvalidBody, match=r"'buffered' must be an integer from 0 to 2147483647") as caught:
         wire.count_field({"buffered": value}, "buffered")
     assert len(str(caught.value)) < 120, "a huge value is not echoed whole"
+
+
+def _waiting_move(waiting: str, since: float | None, status: MoveStatus = MoveStatus.REQUESTING) -> MoveRecord:
+    return MoveRecord(
+        7, "s1", "db", 10, PowerGoal.RUNNING, status, "cmp1", updated_at=9.0, waiting=waiting, waiting_since=since
+    )
+
+
+def test_move_json_says_why_since_when_and_until_when_a_move_waits() -> None:
+    move = wire.move_json(_waiting_move("Nova does not answer: HTTP 503", 100.0), cloud_wait_timeout=1800.0)
+    assert (move["waiting"], move["waiting_since"], move["waiting_until"]) == (
+        "Nova does not answer: HTTP 503",
+        100.0,
+        1900.0,
+    )
+    unknown = wire.move_json(_waiting_move("placement silent", 100.0))  # the timeout not given: not said
+    assert unknown["waiting_until"] is None
+    stuck = wire.move_json(_waiting_move("stuck: Nova took the request 95 s ago", 50.0, MoveStatus.ACCEPTED), 1800.0)
+    assert (stuck["waiting"], stuck["waiting_since"], stuck["waiting_until"]) == (
+        "stuck: Nova took the request 95 s ago",
+        50.0,
+        None,  # a stuck move waits for an operator: no deadline
+    )
+    calm = wire.move_json(_waiting_move("", None), 1800.0)
+    assert (calm["waiting"], calm["waiting_since"], calm["waiting_until"]) == ("", None, None)
+
+
+@pytest.mark.parametrize(
+    ("waiting", "since", "until", "text"),
+    [
+        ("", None, None, ""),
+        (
+            "Nova does not answer: HTTP 503",
+            100.0,
+            1900.0,
+            "waiting for the cloud: Nova does not answer: HTTP 503 (since t100, gives up after t1900)",
+        ),
+        ("placement silent", 100.0, None, "waiting for the cloud: placement silent (since t100)"),
+        (
+            "stuck: Nova took the request 95 s ago and never started it (no migration)",
+            50.0,
+            None,
+            "stuck: Nova took the request 95 s ago and never started it (no migration) "
+            "(since t50; the evacuation_stuck event says what to do)",
+        ),
+    ],
+)
+def test_waiting_text(waiting: str, since: float | None, until: float | None, text: str) -> None:
+    assert wire.waiting_text(waiting, since, until, lambda at: f"t{at:g}") == text

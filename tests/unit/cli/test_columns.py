@@ -45,6 +45,20 @@ def test_event_move_skip_lines() -> None:
     assert columns.Lines(None).human_readable() == ""  # type: ignore[arg-type]
 
 
+def test_move_lines_say_a_wait_for_the_cloud_and_a_stuck_request() -> None:
+    waiting = {"server_name": "web1", "status": "requesting", "dest_host": None, "reason": ""}
+    waiting.update(waiting="Nova does not answer: HTTP 503", waiting_since=T0, waiting_until=T0 + 1800)
+    stuck = {"server_name": "db1", "status": "accepted", "dest_host": None, "reason": ""}
+    stuck.update(waiting="stuck: Nova took the request 95 s ago and never started it", waiting_since=T0)
+    stuck["waiting_until"] = None
+    assert columns.MoveLines([waiting, stuck]).human_readable() == (
+        "web1 requesting -> -; waiting for the cloud: Nova does not answer: HTTP 503 "
+        "(since 2025-06-15 15:06:40Z, gives up after 2025-06-15 15:36:40Z)\n"
+        "db1 accepted -> -; stuck: Nova took the request 95 s ago and never started it "
+        "(since 2025-06-15 15:06:40Z; the evacuation_stuck event says what to do)"
+    )
+
+
 def test_incident_summary() -> None:
     incident = {"id": 3, "opened_at": T0, "closed_at": None, "outcome": "", "reason": "compute down 30 s"}
     assert (

@@ -12,8 +12,8 @@ import pytest
 
 from petguard.errors import NovaError, NovaUnavailable
 from petguard.evacuate.plan import PowerGoal
-from petguard.evacuate.run import STUCK, Evacuator, RunPolicy
-from petguard.journal import MoveRecord, MoveStatus
+from petguard.evacuate.run import Evacuator, RunPolicy
+from petguard.journal import STUCK, MoveRecord, MoveStatus
 from tests.fakes import FakeClock, FakeCompute
 from tests.unit.evacuate.stubs import MovesStore
 
@@ -288,3 +288,18 @@ def test_hanging_requests_never_take_every_nova_api_worker() -> None:
     run(nova, store, clock, RunPolicy(max_parallel=4, poll_interval=1.0))
     assert_recovered_once(nova, store)
     assert most[0] == 2
+@pytest.mark.fault(
+    "SHOW-01",
+    guarantee="4",
+    injected="Nova answers 5xx to every evacuate for longer than [evacuation] cloud_wait_timeout",
+    expected="the failed move waits for nothing any more, and no cloud_answers event (good news) follows its "
+    "evacuation_failed: the cloud never answered",
+)
+def test_a_wait_that_ends_in_failure_is_not_good_news() -> None:
+    nova, store, clock = incident(["a"])
+    nova.evacuate_errors = [NovaUnavailable("evacuate: HTTP 503 (fake)", status=503)] * 1000
+    run(nova, store, clock, RunPolicy(poll_interval=1.0, cloud_wait_timeout=300))
+    move = store.rows["a-id"]
+    assert move.status is MoveStatus.FAILED
+    assert (move.waiting, move.waiting_since) == ("", None)  # host show, explain and metrics: not waiting
+    assert store.kinds() == ["waiting_for_cloud", "evacuation_failed"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +41,9 @@ RECORDED_KINDS = (
         "ready_check_invalid",
         "target_hint_unmet",
         "evacuation_retried",
+        "waiting_for_cloud",
+        "cloud_answers",
+        "evacuation_stuck",
         "reserved_host_borrowed",
         "reserved_host_returned",
         "restore_failed",
@@ -80,6 +86,9 @@ def test_every_recorded_kind_has_a_severity() -> None:
         ("brake_engaged", Severity.CRITICAL),
         ("nova_unreadable", Severity.CRITICAL),  # blind: petguard protects no host
         ("nova_readable_again", Severity.INFO),
+        ("evacuation_stuck", Severity.CRITICAL),  # only an operator unsticks it
+        ("waiting_for_cloud", Severity.WARNING),
+        ("cloud_answers", Severity.INFO),
         ("host_suspect", Severity.WARNING),
         ("fence_held", Severity.WARNING),
         ("fence_confirmed", Severity.INFO),
@@ -89,6 +98,20 @@ def test_every_recorded_kind_has_a_severity() -> None:
 )
 def test_severity_table(kind: str, level: Severity) -> None:
     assert payload.severity(kind) is level
+
+
+def test_every_kind_is_documented_in_alerts_md() -> None:
+    table = (Path(__file__).parents[3] / "docs" / "alerts.md").read_text()
+    documented = set(re.findall(r"^\| (`[a-z_]+`(?:, `[a-z_]+`)*) \|", table, re.MULTILINE))
+    kinds = {kind.strip("`") for row in documented for kind in row.split(", ")}
+    assert set(payload.SEVERITY) <= kinds, set(payload.SEVERITY) - kinds
+
+
+def test_the_cloud_answering_again_is_good_news() -> None:
+    event = EventRecord(3, 0.0, "cmp1", 7, "cloud_answers", "the cloud answers again after 120 s: placement silent")
+    assert payload.slack_text(event, "ctl1").startswith(":white_check_mark: `cloud_answers` *cmp1* (incident 7)")
+    stuck = dataclasses.replace(event, kind="evacuation_stuck", message="web1 (id): Nova took the request ...")
+    assert payload.slack_text(stuck, "ctl1").startswith(":rotating_light: `evacuation_stuck`")
 
 
 def test_signature_known_vector() -> None:
