@@ -186,14 +186,34 @@ def _json(resp: falcon.Response, value: Any, status: int = 200) -> None:
 
 
 def _query(req: falcon.Request, name: str) -> str | None:
-    value = req.get_param(name)
+    """A query parameter's one value (None: absent or empty). :raises InvalidBody: given several times
+    (``?limit=5&limit=x``), where picking one would silently drop the others."""
+    value = req.params.get(name)
+    if isinstance(value, list):
+        raise wire.InvalidBody(f"query parameter {name!r} is given {len(value)} times: give it once")
     return None if value is None or value == "" else str(value)
 
 
 # -- resources -----------------------------------------------------------------------------------------
 class _Resource:
+    #: The query parameters the resource reads; any other is refused (400), as unknown body fields are.
+    QUERY: frozenset[str] = frozenset()
+
     def __init__(self, ctx: _Context) -> None:
         self.ctx = ctx
+
+
+class _KnownQueryOnly:
+    """falcon middleware: a query parameter the resource does not read is a 400, not silently ignored
+    (``?limt=5`` would otherwise answer as if no limit were asked)."""
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Any) -> None:
+        allowed: frozenset[str] = getattr(resource, "QUERY", frozenset())
+        unknown = sorted(set(req.params) - allowed)
+        if unknown:
+            shown = ", ".join(repr(name[:64]) for name in unknown[:5])
+            known = ", ".join(sorted(allowed)) or "none"
+            raise wire.InvalidBody(f"unknown query parameter(s) on {req.path}: {shown}; allowed: {known}")
 
 
 class Hosts(_Resource):
@@ -238,6 +258,8 @@ class RequestDetail(_Resource):
 
 
 class Incidents(_Resource):
+    QUERY = frozenset({"host", "limit"})
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.ctx.operator(req)
         limit = wire.limit_param(_query(req, "limit"), 50)
@@ -259,6 +281,8 @@ class IncidentDetail(_Resource):
 
 
 class Events(_Resource):
+    QUERY = frozenset({"host", "incident", "limit"})
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.ctx.operator(req)
         limit = wire.limit_param(_query(req, "limit"), 200)
@@ -396,6 +420,8 @@ class Agents(_Resource):
 
 
 class Audit(_Resource):
+    QUERY = frozenset({"limit"})
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.ctx.operator(req)
         limit = wire.limit_param(_query(req, "limit"), 200)
@@ -498,7 +524,7 @@ def make_app(
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """The API's WSGI application over its seams."""
     ctx = _Context(view, inbox, auth, metrics, settings or ApiSettings())
-    app: falcon.App[falcon.Request, falcon.Response] = falcon.App(media_type=JSON)
+    app: falcon.App[falcon.Request, falcon.Response] = falcon.App(media_type=JSON, middleware=[_KnownQueryOnly()])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     for path, resource in ROUTES:
