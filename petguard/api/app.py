@@ -69,6 +69,10 @@ class BodyTooLarge(Permanent):
     """The request body is over ``max_body_bytes`` (answered with 413)."""
 
 
+class LengthRequired(Permanent):
+    """A body sent without ``Content-Length`` (chunked), which the API does not read (answered with 411)."""
+
+
 class UnsupportedMediaType(Permanent):
     """The request body is not declared ``application/json`` (answered with 415)."""
 
@@ -80,6 +84,7 @@ ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     Forbidden: (403, "Forbidden"),
     NotFound: (404, "Not Found"),
     InvalidTransition: (409, "Conflict"),
+    LengthRequired: (411, "Length Required"),
     BodyTooLarge: (413, "Payload Too Large"),
     UnsupportedMediaType: (415, "Unsupported Media Type"),
     StaleEpoch: (503, "Not the Leader"),
@@ -117,7 +122,13 @@ class _Context:
         """The whole body, at most ``max_body_bytes``.
 
         :raises BodyTooLarge:
+        :raises LengthRequired: a chunked body (without Content-Length it would read as empty).
         """
+        if req.content_length is None and "chunked" in (req.get_header("Transfer-Encoding") or "").lower():
+            raise LengthRequired(
+                "the request body is sent chunked: send it with a Content-Length header "
+                f"(at most {self.settings.max_body_bytes} bytes, [api] max_body_bytes)"
+            )
         limit = self.settings.max_body_bytes
         too_large = BodyTooLarge(f"the request body is over {limit} bytes ([api] max_body_bytes): send less")
         if req.content_length is not None and req.content_length > limit:
