@@ -73,6 +73,10 @@ class LengthRequired(Permanent):
     """A body sent without ``Content-Length`` (chunked), which the API does not read (answered with 411)."""
 
 
+class BodyTimeout(Permanent):
+    """The request body stopped arriving before all of it was read (answered with 408)."""
+
+
 class UnsupportedMediaType(Permanent):
     """The request body is not declared ``application/json`` (answered with 415)."""
 
@@ -84,6 +88,7 @@ ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     Forbidden: (403, "Forbidden"),
     NotFound: (404, "Not Found"),
     InvalidTransition: (409, "Conflict"),
+    BodyTimeout: (408, "Request Timeout"),
     LengthRequired: (411, "Length Required"),
     BodyTooLarge: (413, "Payload Too Large"),
     UnsupportedMediaType: (415, "Unsupported Media Type"),
@@ -123,6 +128,7 @@ class _Context:
 
         :raises BodyTooLarge:
         :raises LengthRequired: a chunked body (without Content-Length it would read as empty).
+        :raises BodyTimeout: the client stopped sending it (the server's read timed out).
         """
         if req.content_length is None and "chunked" in (req.get_header("Transfer-Encoding") or "").lower():
             raise LengthRequired(
@@ -133,7 +139,13 @@ class _Context:
         too_large = BodyTooLarge(f"the request body is over {limit} bytes ([api] max_body_bytes): send less")
         if req.content_length is not None and req.content_length > limit:
             raise too_large
-        body: bytes = req.bounded_stream.read(limit + 1)
+        try:
+            body: bytes = req.bounded_stream.read(limit + 1)
+        except OSError as exc:  # a client's stall is its own error, not the API's (it was a 500)
+            raise BodyTimeout(
+                f"the request body stopped arriving before its {req.content_length} bytes were read "
+                "([api] client_timeout, request_timeout): send the whole body at once"
+            ) from exc
         if len(body) > limit:
             raise too_large
         return body

@@ -390,6 +390,7 @@ def _operation(
         responses["503"] = {"description": "Unhealthy: the body says why", "content": {"application/json": {}}}
     operation: dict[str, Any] = {"summary": summary, "security": security, "responses": responses}
     if body is not None:
+        responses["408"] = {"description": "The body stopped arriving before all of it was read", **error}
         responses["411"] = {"description": "The body is sent chunked: send it with a Content-Length", **error}
         responses["415"] = {"description": "The body is not sent as Content-Type: application/json", **error}
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}

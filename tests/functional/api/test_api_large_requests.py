@@ -281,3 +281,28 @@ def test_a_json_bomb_within_the_limit_is_refused_quickly(
     # Parsing is linear in the body (0.5 s for 350,000 items on an idle core, holding the GIL most of
     # that time): bounded by the limit. The bounds leave room for a loaded 2-core CI machine.
     assert took < 5.0 and during < 2.0, (took, during)
+
+
+@pytest.mark.fault(
+    "INPUTX-08",
+    guarantee="8",
+    injected="an authenticated POST declaring a 1000-byte body that sends 4 bytes of it, then nothing",
+    expected="408 naming the timeouts once [api] client_timeout passes (it was a 500 logged as a bug); /healthz fast",
+)
+def test_a_body_that_stops_arriving_is_a_408_not_a_500(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    settings = ServerSettings(bind="127.0.0.1:0", client_timeout=1.0, request_timeout=3.0, max_body_bytes=MAX_BODY)
+    with serving(api, settings) as server, connection(server) as sock:
+        sock.sendall(
+            (
+                "POST /v1/alerts HTTP/1.1\r\nHost: petguard\r\nContent-Type: application/json\r\n"
+                f"Authorization: Bearer {TOKEN}\r\nContent-Length: 1000\r\n\r\n{{\"al"
+            ).encode()
+        )
+        started = time.monotonic()
+        status, headers, body = answer(sock)
+        took = time.monotonic() - started
+        after = healthz_seconds(server.address, limit=5.0)
+    assert status == 408 and b"connection: close" in headers.lower()
+    assert message(body).startswith("the request body stopped arriving before its 1000 bytes were read")
+    assert took < settings.request_timeout and after < 1.0
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], "a client's stall is not logged as a bug"
