@@ -336,6 +336,7 @@ def settings(conf: cfg.ConfigOpts) -> tuple[ApiSettings, ServerSettings]:
         threads=api.threads,
         client_timeout=api.client_timeout,
         request_timeout=api.request_timeout,
+        max_body_bytes=api.max_body_bytes,
     )
     return app_settings, server_settings
 

@@ -69,6 +69,14 @@ class BodyTooLarge(Permanent):
     """The request body is over ``max_body_bytes`` (answered with 413)."""
 
 
+class LengthRequired(Permanent):
+    """A body sent without ``Content-Length`` (chunked), which the API does not read (answered with 411)."""
+
+
+class BodyTimeout(Permanent):
+    """The request body stopped arriving before all of it was read (answered with 408)."""
+
+
 class UnsupportedMediaType(Permanent):
     """The request body is not declared ``application/json`` (answered with 415)."""
 
@@ -80,6 +88,8 @@ ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     Forbidden: (403, "Forbidden"),
     NotFound: (404, "Not Found"),
     InvalidTransition: (409, "Conflict"),
+    BodyTimeout: (408, "Request Timeout"),
+    LengthRequired: (411, "Length Required"),
     BodyTooLarge: (413, "Payload Too Large"),
     UnsupportedMediaType: (415, "Unsupported Media Type"),
     StaleEpoch: (503, "Not the Leader"),
@@ -119,12 +129,25 @@ class _Context:
         """The whole body, at most ``max_body_bytes``.
 
         :raises BodyTooLarge:
+        :raises LengthRequired: a chunked body (without Content-Length it would read as empty).
+        :raises BodyTimeout: the client stopped sending it (the server's read timed out).
         """
+        if req.content_length is None and "chunked" in (req.get_header("Transfer-Encoding") or "").lower():
+            raise LengthRequired(
+                "the request body is sent chunked: send it with a Content-Length header "
+                f"(at most {self.settings.max_body_bytes} bytes, [api] max_body_bytes)"
+            )
         limit = self.settings.max_body_bytes
         too_large = BodyTooLarge(f"the request body is over {limit} bytes ([api] max_body_bytes): send less")
         if req.content_length is not None and req.content_length > limit:
             raise too_large
-        body: bytes = req.bounded_stream.read(limit + 1)
+        try:
+            body: bytes = req.bounded_stream.read(limit + 1)
+        except OSError as exc:  # a client's stall is its own error, not the API's (it was a 500)
+            raise BodyTimeout(
+                f"the request body stopped arriving before its {req.content_length} bytes were read "
+                "([api] client_timeout, request_timeout): send the whole body at once"
+            ) from exc
         if len(body) > limit:
             raise too_large
         return body
@@ -192,14 +215,34 @@ def _json(resp: falcon.Response, value: Any, status: int = 200) -> None:
 
 
 def _query(req: falcon.Request, name: str) -> str | None:
-    value = req.get_param(name)
+    """A query parameter's one value (None: absent or empty). :raises InvalidBody: given several times
+    (``?limit=5&limit=x``), where picking one would silently drop the others."""
+    value = req.params.get(name)
+    if isinstance(value, list):
+        raise wire.InvalidBody(f"query parameter {name!r} is given {len(value)} times: give it once")
     return None if value is None or value == "" else str(value)
 
 
 # -- resources -----------------------------------------------------------------------------------------
 class _Resource:
+    #: The query parameters the resource reads; any other is refused (400), as unknown body fields are.
+    QUERY: frozenset[str] = frozenset()
+
     def __init__(self, ctx: _Context) -> None:
         self.ctx = ctx
+
+
+class _KnownQueryOnly:
+    """falcon middleware: a query parameter the resource does not read is a 400, not silently ignored
+    (``?limt=5`` would otherwise answer as if no limit were asked)."""
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Any) -> None:
+        allowed: frozenset[str] = getattr(resource, "QUERY", frozenset())
+        unknown = sorted(set(req.params) - allowed)
+        if unknown:
+            shown = ", ".join(repr(name[:64]) for name in unknown[:5])
+            known = ", ".join(sorted(allowed)) or "none"
+            raise wire.InvalidBody(f"unknown query parameter(s) on {req.path}: {shown}; allowed: {known}")
 
 
 class Hosts(_Resource):
@@ -244,6 +287,8 @@ class RequestDetail(_Resource):
 
 
 class Incidents(_Resource):
+    QUERY = frozenset({"host", "limit"})
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.ctx.operator(req)
         limit = wire.limit_param(_query(req, "limit"), 50)
@@ -265,6 +310,8 @@ class IncidentDetail(_Resource):
 
 
 class Events(_Resource):
+    QUERY = frozenset({"host", "incident", "limit"})
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.ctx.operator(req)
         limit = wire.limit_param(_query(req, "limit"), 200)
@@ -403,6 +450,8 @@ class Agents(_Resource):
 
 
 class Audit(_Resource):
+    QUERY = frozenset({"limit"})
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.ctx.operator(req)
         limit = wire.limit_param(_query(req, "limit"), 200)
@@ -505,7 +554,7 @@ def make_app(
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """The API's WSGI application over its seams."""
     ctx = _Context(view, inbox, auth, metrics, settings or ApiSettings())
-    app: falcon.App[falcon.Request, falcon.Response] = falcon.App(media_type=JSON)
+    app: falcon.App[falcon.Request, falcon.Response] = falcon.App(media_type=JSON, middleware=[_KnownQueryOnly()])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     for path, resource in ROUTES:

@@ -180,9 +180,15 @@ class Authenticator:
             (the message says which header is wrong, never a secret).
         :raises ReplayCacheFull:
         """
-        if headers.get(SIGNATURE_HEADER):
-            return self._signed(headers, Request(method, path, body))
         authorization = headers.get("authorization", "")
+        if headers.get(SIGNATURE_HEADER):
+            if authorization:
+                # Two credentials: the one that was not checked must not be silently ignored.
+                raise Unauthenticated(
+                    "the request carries both an Authorization header and X-Petguard-Signature: send one "
+                    "credential only (a bearer token, or a signature)"
+                )
+            return self._signed(headers, Request(method, path, body))
         if not authorization:
             raise Unauthenticated(
                 "no credentials: send 'Authorization: Bearer <token>' (the token is in [api] token_file), "

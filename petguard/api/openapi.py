@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from petguard import __version__
+from petguard.agent.events import DETAILS as AGENT_DETAILS
+from petguard.agent.events import DomainState, EventKind
 from petguard.api import wire
+from petguard.api.alerts import MAX_ALERTS, STATUSES
 
 #: TypedDicts published as components.
 SHAPES: tuple[type, ...] = (
@@ -41,9 +44,6 @@ SHAPES: tuple[type, ...] = (
     wire.IgnoredAlertJson,
     wire.AlertsAcceptedJson,
     wire.AgentDomainJson,
-    wire.AgentHeartbeatJson,
-    wire.AgentEventJson,
-    wire.AgentEventsJson,
     wire.AgentHeartbeatAcceptedJson,
     wire.AgentEventsAcceptedJson,
     wire.AgentJson,
@@ -74,6 +74,70 @@ def _list_of(key: str, shape: str) -> dict[str, Any]:
     return _obj({key: {"type": "array", "items": _ref(shape)}})
 
 
+def _text(max_length: int) -> dict[str, Any]:
+    return {"type": "string", "maxLength": max_length}
+
+
+def _number(low: float, high: float) -> dict[str, Any]:
+    return {"type": "number", "minimum": low, "maximum": high}
+
+
+#: Not blank as Python's ``str.strip`` sees it: U+001C..U+001F are whitespace there, not in Unicode's \s.
+NOT_BLANK = r"[^\s\u001c-\u001f]"
+#: A compute host's name as an agent sends it: not blank (``wire._host_field``).
+HOST_NAME = {"type": "string", "minLength": 1, "maxLength": wire.MAX_NAME, "pattern": NOT_BLANK}
+COUNT = {"type": "integer", "minimum": 0, "maximum": wire.MAX_COUNT}
+#: An agent's domain event: the detail must be one of its kind's (``wire.agent_events``).
+AGENT_EVENT_KINDS = [
+    _obj(
+        {
+            "id": _text(wire.MAX_NAME),
+            "at": _number(0, wire.MAX_TIME),
+            "domain_uuid": _text(64),
+            "domain_name": _text(wire.MAX_NAME),
+            "kind": {"const": kind.value},
+            "detail": {"type": "string", "enum": sorted(AGENT_DETAILS[kind])},
+        }
+    )
+    for kind in EventKind
+]
+
+#: Any JSON value in the free-form parts of a body: parse_json refuses integers of more than
+#: MAX_INT_DIGITS digits (and NaN, Infinity, nesting deeper than MAX_DEPTH) anywhere in a body.
+BIGGEST_INT = 10**wire.MAX_INT_DIGITS - 1
+JSON_VALUE = {
+    "anyOf": [
+        {"type": ["string", "boolean", "null", "array", "object"]},
+        {"type": "integer", "minimum": -BIGGEST_INT, "maximum": BIGGEST_INT},
+        {"type": "number", "not": {"type": "integer"}},
+    ]
+}
+STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+#: RFC 3339 with a time zone; empty or Go's zero time (year 1) mean "not set".
+ALERT_TIME = {"anyOf": [{"type": "string", "format": "date-time"}, {"const": ""}]}
+ALERTMANAGER_ALERT = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "labels": STRING_MAP,
+        "annotations": STRING_MAP,
+        "startsAt": ALERT_TIME,
+        "endsAt": ALERT_TIME,
+        "fingerprint": {"type": "string", "minLength": 1},
+    },
+    "additionalProperties": JSON_VALUE,
+}
+PLAIN_ALERT = _obj(
+    {
+        "host": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK},
+        "kind": _text(255),
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "summary": _text(wire.MAX_REASON),
+    },
+    required=["host", "kind", "status"],
+)
+
+#: Request bodies: what ``petguard.api.wire`` accepts, with the bounds it checks.
 REQUEST_BODIES: dict[str, dict[str, Any]] = {
     "HostRequestBody": _obj(
         {
@@ -84,17 +148,56 @@ REQUEST_BODIES: dict[str, dict[str, Any]] = {
     "BrakeOverrideBody": _obj({"reason": {"type": "string", "maxLength": wire.MAX_REASON}}),
     "LogLevelBody": _obj({"level": {"type": "string", "enum": list(wire.LOG_LEVELS)}}),
     "AlertsBody": {
-        "description": "Alertmanager's webhook payload (version 4), or the plain form "
-        '{"alerts": [{"host", "kind", "status", "summary"?}]}.',
-        "type": "object",
-        "required": ["alerts"],
-        "properties": {"alerts": {"type": "array", "maxItems": 1000, "items": {"type": "object"}}},
+        "description": "Alertmanager's webhook payload (version 4; other fields are ignored), or the plain "
+        'form {"alerts": [{"host", "kind", "status", "summary"?}]}. An alert without a host label is '
+        "ignored with a reason; anything else malformed refuses the whole payload.",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["version", "alerts"],
+                "properties": {
+                    "version": {"const": "4"},
+                    "alerts": {"type": "array", "maxItems": MAX_ALERTS, "items": ALERTMANAGER_ALERT},
+                },
+                "additionalProperties": JSON_VALUE,
+            },
+            _obj({"alerts": {"type": "array", "maxItems": MAX_ALERTS, "items": PLAIN_ALERT}}),
+        ],
     },
+    "AgentHeartbeatBody": _obj(
+        {
+            "host": HOST_NAME,
+            "sent_at": _number(0, wire.MAX_TIME),
+            "interval": _number(0.001, wire.MAX_INTERVAL),
+            "libvirt_connected": {"type": "boolean"},
+            "domains": {
+                "type": "array",
+                "maxItems": wire.MAX_AGENT_DOMAINS,
+                "items": _obj(
+                    {
+                        "uuid": _text(64),
+                        "name": _text(wire.MAX_NAME),
+                        "state": {"type": "string", "enum": [s.value for s in DomainState]},
+                    }
+                ),
+            },
+            "buffered": COUNT,
+            "dropped": COUNT,
+            "version": _text(64),
+        },
+        required=["host", "sent_at", "interval", "libvirt_connected", "domains"],
+    ),
+    "AgentEventsBody": _obj(
+        {
+            "host": HOST_NAME,
+            "events": {"type": "array", "maxItems": wire.MAX_AGENT_EVENTS, "items": {"oneOf": AGENT_EVENT_KINDS}},
+        }
+    ),
 }
 
 LIMIT = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": wire.MAX_LIMIT}}
 HOST_Q = {"name": "host", "in": "query", "schema": {"type": "string"}}
-INCIDENT_Q = {"name": "incident", "in": "query", "schema": {"type": "integer"}}
+INCIDENT_Q = {"name": "incident", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": wire.MAX_ID}}
 
 #: (method, path, summary, security, body, (status, schema) of success, query parameters)
 OPERATIONS: tuple[tuple[str, str, str, list[Any], str | None, tuple[int, dict[str, Any]], list[Any]], ...] = (
@@ -205,7 +308,7 @@ OPERATIONS: tuple[tuple[str, str, str, list[Any], str | None, tuple[int, dict[st
         "/v1/agent/heartbeat",
         "An agent's heartbeat (a second, independent signal for detection)",
         AGENT,
-        "AgentHeartbeat",
+        "AgentHeartbeatBody",
         (200, _ref("AgentHeartbeatAccepted")),
         [],
     ),
@@ -214,7 +317,7 @@ OPERATIONS: tuple[tuple[str, str, str, list[Any], str | None, tuple[int, dict[st
         "/v1/agent/events",
         "An agent's libvirt domain events (stored once each by id)",
         AGENT,
-        "AgentEvents",
+        "AgentEventsBody",
         (202, _ref("AgentEventsAccepted")),
         [],
     ),
@@ -290,6 +393,8 @@ def _operation(
         responses["503"] = {"description": "Unhealthy: the body says why", "content": {"application/json": {}}}
     operation: dict[str, Any] = {"summary": summary, "security": security, "responses": responses}
     if body is not None:
+        responses["408"] = {"description": "The body stopped arriving before all of it was read", **error}
+        responses["411"] = {"description": "The body is sent chunked: send it with a Content-Length", **error}
         responses["415"] = {"description": "The body is not sent as Content-Type: application/json", **error}
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
     if params:
@@ -299,8 +404,10 @@ def _operation(
 
 def _path_params(path: str) -> list[dict[str, Any]]:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    # Ids outside 1 .. 2**63-1 match no route (404): the document says which ids exist.
+    ident = {"type": "integer", "minimum": 1, "maximum": wire.MAX_ID}
     return [
-        {"name": n, "in": "path", "required": True, "schema": {"type": "integer" if n.endswith("_id") else "string"}}
+        {"name": n, "in": "path", "required": True, "schema": ident if n.endswith("_id") else {"type": "string"}}
         for n in names
     ]
 

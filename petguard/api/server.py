@@ -13,6 +13,14 @@ request line, headers and body must all arrive within it, else the connection ge
 closed), enforced by the socket reader under cheroot (``_DeadlineReader``), and the pool has enough
 threads (``threads``) that a handful of slow clients leave others free. Measured on 127.0.0.1 in
 docs/api.md ("Slow clients").
+
+Large requests (INPUTX-04..06): cheroot reads a request line and headers of any size by default, and
+after answering a request whose body the app did not read (a GET with a body, a 401, a 404) it reads
+the rest of that body into memory, whole, to keep the connection: one client sending a 400 MiB body
+to ``/healthz`` made the process grow by 800 MB. Here the request line and headers together are
+limited to ``max_header_bytes`` (414 or 413, connection closed), and an unread body is read and
+thrown away in small pieces up to ``max_body_bytes``, beyond which the connection is closed instead
+(``_Request.send_headers``).
 """
 
 from __future__ import annotations
@@ -31,12 +39,17 @@ from cheroot import makefile as cheroot_makefile
 from cheroot import server as cheroot_server
 from cheroot import wsgi
 
+from petguard.api.app import MAX_BODY_BYTES
 from petguard.errors import ConfigError
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_BIND = "127.0.0.1:8786"
 SOCKET_MODE = 0o660
+#: Request line and headers together, in bytes: petguard's own requests need a few hundred.
+MAX_HEADER_BYTES = 64 * 1024
+#: Bytes read at a time when an unread body is thrown away.
+DISCARD_CHUNK = 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +66,10 @@ class ServerSettings:
     #: Seconds a client has to send one whole request (line, headers and body), however it trickles.
     request_timeout: float = 10.0
     shutdown_timeout: float = 5.0
+    #: Largest body the app reads (``[api] max_body_bytes``); an unread body over it closes the connection.
+    max_body_bytes: int = MAX_BODY_BYTES
+    #: Request line and headers together; more is answered 414 (line) or 413 (headers).
+    max_header_bytes: int = MAX_HEADER_BYTES
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -105,6 +122,8 @@ class ApiServer:
             shutdown_timeout=settings.shutdown_timeout,  # type: ignore[arg-type]
         )
         server.request_timeout = settings.request_timeout
+        server.max_request_header_size = settings.max_header_bytes
+        server.max_discard_bytes = settings.max_body_bytes
         try:
             server.prepare()
         except OSError as exc:
@@ -186,13 +205,51 @@ class _DeadlineReader(cheroot_makefile.StreamReader):
 
 
 class _Request(cheroot_server.HTTPRequest):
-    """A request whose reading (line, headers, body) must end within the server's request_timeout."""
+    """A request whose reading (line, headers, body) must end within the server's request_timeout, whose
+    line and headers are limited in size, and whose unread body is never read into memory whole."""
 
     def parse_request(self) -> None:
         reader = getattr(self.conn, "rfile", None)
         if isinstance(reader, _DeadlineReader):
             reader.raw_reader.deadline = time.monotonic() + self.server.request_timeout
         super().parse_request()
+
+    def send_headers(self) -> None:
+        # cheroot reads what the app left of a Content-Length body with one read(remaining) before
+        # answering, to keep the connection usable: throw it away in pieces instead, and close the
+        # connection rather than read more than max_body_bytes (or past the request's deadline).
+        remaining = getattr(self.rfile, "remaining", 0)
+        if not self.close_connection and not self.chunked_read and remaining > 0:
+            self.close_connection = not _discard(self.rfile, remaining, self.server.max_discard_bytes)
+        if self.chunked_read and not getattr(self.rfile, "closed", True):
+            # An unread chunked body: cheroot would parse its data as the next request.
+            self.close_connection = True
+        super().send_headers()
+
+    def simple_response(self, status: Any, msg: Any = "") -> None:
+        """cheroot's own plain-text answers, with the limit and what to do for a too-large request."""
+        code = str(status)[:3]
+        limit = self.server.max_request_header_size
+        if code == "414":
+            msg = f"the request line is over {limit} bytes: send a shorter URL (petguard's URLs are short)"
+        elif code == "413" and "header" in str(msg):
+            msg = f"the request line and headers are over {limit} bytes together: send fewer or shorter headers"
+        super().simple_response(status, msg)
+
+
+def _discard(body: Any, remaining: int, most: int) -> bool:
+    """Read and drop up to ``most`` bytes of ``body``; True when all ``remaining`` bytes were read."""
+    if remaining > most:
+        return False
+    try:
+        while remaining > 0:
+            got = len(body.read(min(DISCARD_CHUNK, remaining)))
+            if not got:
+                return False
+            remaining -= got
+    except OSError:  # the deadline passed, or the client went away
+        return False
+    return True
 
 
 class _Connection(cheroot_server.HTTPConnection):
@@ -213,3 +270,4 @@ class _Server(wsgi.Server):
 
     ConnectionClass = _Connection
     request_timeout: float = 10.0
+    max_discard_bytes: int = MAX_BODY_BYTES

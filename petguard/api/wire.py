@@ -702,10 +702,14 @@ def number_field(
 
 
 def count_field(body: Mapping[str, Any], name: str) -> int:
-    """A non-negative integer field, at most ``MAX_COUNT``; :raises InvalidBody:"""
+    """A non-negative integer field, at most ``MAX_COUNT``; :raises InvalidBody:
+
+    ``7.0`` is the integer 7, as JSON Schema (and so docs/openapi.json) counts integers."""
     value = body[name]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
-        raise InvalidBody(f"field {name!r} must be an integer from 0 to {MAX_COUNT}, not {_short(value)}")
+        raise InvalidBody(f"field {name!r} must be an integer from 0 to {MAX_COUNT}, not {_short(body[name])}")
     return value
 
 

@@ -477,7 +477,9 @@ api_opts: list[cfg.Opt] = [
         default=1048576,
         min=1024,
         max=16777216,
-        help="Largest request body the API accepts; larger ones are refused with 413.",
+        help="Largest request body the API accepts; larger ones are refused with 413 before they are "
+        "read. A body an endpoint does not read is dropped up to this size; beyond it, the connection "
+        "is closed.",
     ),
     cfg.IntOpt(
         "threads",

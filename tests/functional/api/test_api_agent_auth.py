@@ -22,7 +22,7 @@ from petguard.api.auth import sign
 from petguard.api.server import ApiServer, ServerSettings
 from petguard.fencing import fake
 from petguard.hosts import HostState
-from tests.functional.api.conftest import HMAC_KEY, HOST_KEYS, Api, devices
+from tests.functional.api.conftest import HMAC_KEY, HOST_KEYS, TOKEN, Api, devices
 
 HEARTBEAT = "/v1/agent/heartbeat"
 EVENTS = "/v1/agent/events"
@@ -339,3 +339,43 @@ def test_a_body_must_be_declared_json(api: Api, server: httpx.Client, content_ty
     assert api.harness.store.pending_requests() == []
     with_charset = {**headers, "Content-Type": "application/json; charset=utf-8"}
     assert server.post("/v1/hosts/cmp1/requests", content=body, headers=with_charset).status_code == 202
+
+
+# -- found by the schemathesis run (test_api_fuzz.py) ------------------------------------------------------
+@pytest.mark.fault(
+    "INPUTX-02",
+    guarantee="8",
+    injected="a validly signed alert that also carries an Authorization header with a made-up bearer token",
+    expected="401 'send one credential only', nothing recorded (the unchecked credential was ignored: 202)",
+)
+def test_two_credentials_in_one_request_are_refused(api: Api, server: httpx.Client) -> None:
+    api.tick()
+    body = json.dumps({"alerts": [{"host": "cmp1", "kind": "node_down", "status": "firing"}]}).encode()
+    headers = signed("agent-cmp1", body, "/v1/alerts") | {"Authorization": "Bearer made-up"}
+    refused = server.post("/v1/alerts", content=body, headers=headers)
+    assert refused.status_code == 401 and "send one credential only" in error(refused)
+    assert api.harness.store.active_alerts(time.time()) == []
+
+
+@pytest.mark.fault(
+    "INPUTX-03",
+    guarantee="8",
+    injected="a query parameter the endpoint does not read (?limt=5), or one given twice (?limit=5&limit=x)",
+    expected="400 naming the parameter and the allowed ones (they were silently ignored, or one picked)",
+)
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("limt=5", "unknown query parameter(s) on /v1/events: 'limt'; allowed: host, incident, limit"),
+        ("limit=5&limit=x", "query parameter 'limit' is given 2 times: give it once"),
+        ("host=cmp1&host=cmp2", "query parameter 'host' is given 2 times: give it once"),
+    ],
+)
+def test_unknown_or_repeated_query_parameters_are_400(api: Api, server: httpx.Client, query: str, says: str) -> None:
+    api.tick()
+    token = {"Authorization": f"Bearer {TOKEN}"}
+    answer = server.get(f"/v1/events?{query}", headers=token)
+    assert answer.status_code == 400 and error(answer) == says
+    no_query = server.get("/v1/hosts?limit=5", headers=token)
+    assert no_query.status_code == 400 and "allowed: none" in error(no_query)
+    assert server.get("/v1/events?limit=5&host=cmp1", headers=token).status_code == 200
