@@ -1,0 +1,247 @@
+"""Faults the issue names that had no test: several hosts failing together, the evacuees' new host
+dying, a host failing again around its restore, and operators' requests in the middle of an incident.
+
+The whole loop, functional: real sqlite journal, real IPMI fencing against one ipmi_sim per host,
+the in-memory Nova whose computes live while their BMC keeps them powered. Each test asserts the
+guarantees, not just the end state: every pet is evacuated once per incident (one evacuation
+migration per server and source host), no host is fenced that should not be, the journal agrees with
+Nova, and no failure is dropped.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from petguard.hosts import HostState
+from petguard.journal import MoveStatus, RequestKind
+from tests.fakes import FakeCompute
+from tests.functional.harness import Bmcs, Harness, powered_nova
+
+HOSTS = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5", "cmp6"]
+PET = {"petguard:pet": "true"}
+
+
+@pytest.fixture
+def compute(bmcs: Bmcs) -> FakeCompute:
+    nova = powered_nova(bmcs)
+    for host in ("cmp1", "cmp2"):
+        for n in range(3):
+            nova.add_server(f"{host}-pet{n}", host, metadata=PET)
+    nova.add_server("cmp3-pet0", "cmp3", metadata=PET)
+    return nova
+
+
+@pytest.fixture
+def harness(tmp_path: Path, compute: FakeCompute, bmcs: Bmcs) -> Iterator[Harness]:
+    h = Harness(tmp_path, compute, bmcs.devices)
+    yield h
+    h.close()
+
+
+def _settle(harness: Harness) -> None:
+    harness.run_until(lambda: set(harness.store.load_hosts()) == set(HOSTS), timeout=5)
+
+
+def _migrations_per_source(compute: FakeCompute) -> collections.Counter[tuple[str, str]]:
+    """How many evacuations Nova took for each (server, source host): once per incident each."""
+    return collections.Counter((m.server_id, m.source_host) for m in compute.migrations)
+
+
+def _pets_of(compute: FakeCompute, host: str) -> list[str]:
+    return sorted(s for s in compute.servers if s.startswith(f"{host}-pet"))
+
+
+def _assert_journal_agrees(harness: Harness, compute: FakeCompute, host: str) -> None:
+    """Every move of the host's incident is DONE and Nova has the server where the journal says."""
+    incident_id = harness.store.load_hosts()[host].host.incident_id
+    assert incident_id is not None
+    moves = harness.store.moves(incident_id)
+    assert moves, f"{host}: no moves recorded"
+    for move in moves:
+        assert move.status is MoveStatus.DONE, move
+        assert compute.servers[move.server_id].host not in (None, host), move
+
+
+@pytest.mark.fault(
+    "MORE-01",
+    guarantee="2",
+    injected="two of six hosts lose nova-compute at the same moment (below the brake: 33% of hosts, limit 34%)",
+    expected="both fenced, each pet evacuated once, none sent to the other dead host, the brake never engaged",
+)
+def test_two_hosts_failing_at_once_below_the_brake_are_both_recovered(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    compute.dead.update({"cmp1", "cmp2"})
+
+    harness.run_until(
+        lambda: harness.state("cmp1") is HostState.EVACUATED and harness.state("cmp2") is HostState.EVACUATED,
+        timeout=40,
+    )
+
+    assert not bmcs.sims["cmp1"].powered_on and not bmcs.sims["cmp2"].powered_on
+    assert all(bmcs.sims[h].powered_on for h in ("cmp3", "cmp4", "cmp5", "cmp6"))
+    assert not harness.store.load_brake().engaged
+    assert "brake_engaged" not in [e.kind for e in harness.store.events()]
+    for host in ("cmp1", "cmp2"):
+        _assert_journal_agrees(harness, compute, host)
+        for server_id in _pets_of(compute, host):
+            assert compute.evacuate_calls[server_id] == 1, server_id
+            assert compute.servers[server_id].host in ("cmp3", "cmp4", "cmp5", "cmp6"), server_id
+    # Nova was never asked for, nor did it pick, the other dead host.
+    assert not [m for m in compute.migrations if m.dest_host in ("cmp1", "cmp2")]
+    assert all(target not in ("cmp1", "cmp2") for _, target in compute.evacuate_hosts)
+    incidents = {harness.store.load_hosts()[h].host.incident_id for h in ("cmp1", "cmp2")}
+    assert len(incidents) == 2, "one incident per failed host"
+    harness.run_for(0.5)
+    assert all(n == 1 for n in _migrations_per_source(compute).values())
+
+
+@pytest.mark.fault(
+    "MORE-02",
+    guarantee="4",
+    injected="the host receiving a failed host's pets loses nova-compute just after the first of them arrived",
+    expected="it becomes its own incident, is fenced, and its pets (the arrivals too) are evacuated once each; "
+    "nothing is left on either dead host",
+)
+def test_the_host_receiving_the_evacuees_dies_mid_evacuation(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    others = ("cmp3", "cmp4", "cmp5", "cmp6")
+    for other in others:
+        compute.services[other].status = "disabled"  # the scheduler can only choose cmp2
+    compute.evacuation_steps = 8  # slow enough that some of cmp1's pets are still on their way
+    compute.dead.add("cmp1")
+
+    def receiver_died() -> bool:
+        if "cmp2" not in compute.dead and any(kind == "arrived" for kind, _ in compute.timeline):
+            compute.dead.add("cmp2")  # the evacuees' new host dies under them
+            for other in others:
+                compute.services[other].status = "enabled"
+        return "cmp2" in compute.dead
+
+    harness.run_until(receiver_died, timeout=40)
+    arrived_on_cmp2 = sorted(s for s, srv in compute.servers.items() if srv.host == "cmp2" and s.startswith("cmp1-"))
+    assert arrived_on_cmp2, "the test needs at least one of cmp1's pets on cmp2 when it dies"
+
+    harness.run_until(
+        lambda: harness.state("cmp1") is HostState.EVACUATED and harness.state("cmp2") is HostState.EVACUATED,
+        timeout=60,
+    )
+    harness.run_for(0.5)
+
+    assert not bmcs.sims["cmp1"].powered_on and not bmcs.sims["cmp2"].powered_on
+    assert all(bmcs.sims[h].powered_on for h in others)
+    incidents = {h: harness.store.load_hosts()[h].host.incident_id for h in ("cmp1", "cmp2")}
+    assert None not in incidents.values() and incidents["cmp1"] != incidents["cmp2"]
+    # Nothing lost: every pet of both hosts lives on a healthy host now.
+    for server_id in [*_pets_of(compute, "cmp1"), *_pets_of(compute, "cmp2")]:
+        assert compute.servers[server_id].host in others, (server_id, compute.servers[server_id])
+        assert compute.servers[server_id].vm_state == "active", server_id
+    # Once per incident: a pet that arrived on cmp2 was evacuated once from cmp1 and once from cmp2.
+    assert all(n == 1 for n in _migrations_per_source(compute).values()), _migrations_per_source(compute)
+    cmp2_moves = {m.server_id for m in harness.store.moves(incidents["cmp2"] or -1)}
+    assert set(arrived_on_cmp2) <= cmp2_moves
+    for server_id in arrived_on_cmp2:
+        assert compute.evacuate_calls[server_id] == 2, server_id
+    assert all(m.status is MoveStatus.DONE for m in harness.store.moves(incidents["cmp2"] or -1))
+    # cmp1's moves that landed on cmp2 are final in cmp1's journal: DONE (they did arrive).
+    assert all(m.status.final for m in harness.store.moves(incidents["cmp1"] or -1))
+
+
+def _evacuate_and_power_back(harness: Harness, compute: FakeCompute, bmcs: Bmcs, host: str) -> int:
+    """Fail ``host``, wait until its pets are evacuated, then power it on with nova-compute running."""
+    compute.dead.add(host)
+    harness.run_until(lambda: harness.state(host) is HostState.EVACUATED, timeout=40)
+    incident_id = harness.store.load_hosts()[host].host.incident_id
+    assert incident_id is not None
+    bmcs.sims[host].set_power(on=True)
+    compute.dead.discard(host)
+    return incident_id
+
+
+@pytest.mark.fault(
+    "MORE-03",
+    guarantee="4",
+    injected="the host dies again while it is RESTORING, just after petguard cleared its forced_down",
+    expected="restore_failed alert, forced down again, held (evacuated) with its incident open; a later "
+    "restore returns it",
+)
+def test_a_host_that_dies_again_while_restoring_is_held_and_told(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    incident_id = _evacuate_and_power_back(harness, compute, bmcs, "cmp1")
+    unforce = compute.unforce_down
+
+    def unforce_then_die(service):  # type: ignore[no-untyped-def]
+        request_id = unforce(service)
+        compute.dead.add(service.host)  # the host dies again the moment it was let back
+        return request_id
+
+    compute.unforce_down = unforce_then_die  # type: ignore[method-assign]
+    harness.store.submit_request("cmp1", RequestKind.RESTORE, "fixed, I think", "test", 0.0)
+    harness.run_until(lambda: harness.state("cmp1") is HostState.RESTORING, timeout=10)
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=20)
+
+    failed = [e.message for e in harness.store.events(host="cmp1") if e.kind == "restore_failed"]
+    assert len(failed) == 1 and "no heartbeat" in failed[0], failed
+    record = harness.store.load_hosts()["cmp1"]
+    assert record.host.incident_id == incident_id, "the incident stays open"
+    service = compute.services["cmp1"]
+    assert service.forced_down and service.status == "disabled"
+    assert all(n == 1 for n in compute.evacuate_calls.values())
+    assert bmcs.sims["cmp1"].calls().count("set power 0") == 1, "not fenced a second time while held"
+
+    # The operator fixes it for real: restore goes through.
+    compute.unforce_down = unforce  # type: ignore[method-assign]
+    compute.dead.discard("cmp1")
+    harness.store.submit_request("cmp1", RequestKind.RESTORE, "fixed now", "test", 0.0)
+    harness.run_until(lambda: harness.state("cmp1") is HostState.UP, timeout=20)
+
+
+@pytest.mark.fault(
+    "MORE-04",
+    guarantee="4",
+    injected="the host dies again the moment its restore enabled it, with a new pet just scheduled on it",
+    expected="a new incident: fenced again and the new pet evacuated once; the first incident stays closed",
+)
+def test_a_host_that_dies_right_after_restore_is_a_new_incident(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    first = _evacuate_and_power_back(harness, compute, bmcs, "cmp1")
+    enable = compute.enable
+
+    def enable_then_die(service):  # type: ignore[no-untyped-def]
+        request_id = enable(service)
+        if service.host == "cmp1" and "cmp1-new-id" not in compute.servers:
+            compute.add_server("cmp1-new", "cmp1", metadata=PET)  # scheduled there at once
+            compute.dead.add("cmp1")  # ... and the host dies again
+        return request_id
+
+    compute.enable = enable_then_die  # type: ignore[method-assign]
+    harness.store.submit_request("cmp1", RequestKind.RESTORE, "fixed, I think", "test", 0.0)
+    harness.run_until(lambda: "cmp1-new-id" in compute.servers, timeout=20)
+    harness.run_until(
+        lambda: harness.store.load_hosts()["cmp1"].host.incident_id not in (None, first)
+        and harness.state("cmp1") is HostState.EVACUATED,
+        timeout=40,
+    )
+
+    second = harness.store.load_hosts()["cmp1"].host.incident_id
+    assert second is not None and second != first
+    assert harness.store.incident(first).closed_at is not None
+    assert compute.evacuate_calls["cmp1-new-id"] == 1
+    assert compute.servers["cmp1-new-id"].host not in ("cmp1", None)
+    assert [m.server_id for m in harness.store.moves(second)] == ["cmp1-new-id"]
+    assert all(n == 1 for n in _migrations_per_source(compute).values())
+    assert bmcs.sims["cmp1"].calls().count("set power 0") == 2, "fenced once per incident"
+    assert not bmcs.sims["cmp1"].powered_on
+    kinds = [e.kind for e in harness.store.events(host="cmp1")]
+    assert kinds.count("fence_started") == 2 and "host_restored" in kinds
