@@ -245,3 +245,132 @@ def test_a_host_that_dies_right_after_restore_is_a_new_incident(
     assert not bmcs.sims["cmp1"].powered_on
     kinds = [e.kind for e in harness.store.events(host="cmp1")]
     assert kinds.count("fence_started") == 2 and "host_restored" in kinds
+
+
+def _answer(harness: Harness, request_id: int) -> tuple[str, str]:
+    status = harness.store.request_status(request_id)
+    return status.status, status.message
+
+
+@pytest.mark.fault(
+    "MORE-05",
+    guarantee="1",
+    injected="maintenance and restore requested while petguard is fencing the host (a slow BMC)",
+    expected="both refused once the fence is confirmed, naming the host's state; the incident goes on, each pet "
+    "evacuated once",
+)
+def test_maintenance_and_restore_during_fencing_are_refused_without_breaking_the_incident(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    (bmcs.sims["cmp1"].state / "delay_set").write_text("1\n")  # the power-off takes a second
+    compute.dead.add("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.FENCING, timeout=10)
+    maintenance = harness.store.submit_request("cmp1", RequestKind.MAINTENANCE_ON, "my host", "op-a", 0.0)
+    restore = harness.store.submit_request("cmp1", RequestKind.RESTORE, "it is fine", "op-b", 0.0)
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=40)
+
+    for request_id, kind in ((maintenance, "maintenance_on"), (restore, "restore")):
+        status, message = _answer(harness, request_id)
+        assert status == "refused", (kind, status, message)
+        assert message.startswith(f"{kind} refused: host cmp1 is "), message
+    assert not bmcs.sims["cmp1"].powered_on
+    _assert_journal_agrees(harness, compute, "cmp1")
+    assert all(compute.evacuate_calls[s] == 1 for s in _pets_of(compute, "cmp1"))
+    assert compute.services["cmp1"].forced_down and compute.services["cmp1"].status == "disabled"
+
+
+@pytest.mark.fault(
+    "MORE-06",
+    guarantee="6",
+    injected="maintenance, then restore, requested while the host's pets are being evacuated (host still off)",
+    expected="both wait for the evacuation to end: maintenance refused, restore taken and then failed with "
+    "restore_failed saying what to do; the host stays forced down, each pet evacuated once",
+)
+def test_maintenance_and_restore_during_evacuation_wait_and_never_break_it(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    compute.evacuation_steps = 15  # slow evacuations: the operator's requests arrive meanwhile
+    compute.dead.add("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATING, timeout=20)
+    maintenance = harness.store.submit_request("cmp1", RequestKind.MAINTENANCE_ON, "my host", "op-a", 0.0)
+    restore = harness.store.submit_request("cmp1", RequestKind.RESTORE, "return it", "op-b", 0.0)
+    harness.run_for(0.3)
+    assert harness.state("cmp1") is HostState.EVACUATING, "a request never interrupts an evacuation"
+
+    harness.run_until(lambda: harness.store.request_status(restore).status != "pending", timeout=30)
+    status, message = _answer(harness, maintenance)
+    assert (status, message) == ("refused", "maintenance_on refused: host cmp1 is evacuated")
+    status, message = _answer(harness, restore)
+    assert status == "done" and "evacuated -> restoring" in message, message
+    # The host is still off: nova-compute cannot clean up, so the restore fails and says why.
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=20)
+    failed = [e.message for e in harness.store.events(host="cmp1") if e.kind == "restore_failed"]
+    assert len(failed) == 1 and "power the host on" in failed[0], failed
+    assert compute.services["cmp1"].forced_down and compute.services["cmp1"].status == "disabled"
+    _assert_journal_agrees(harness, compute, "cmp1")
+    assert all(compute.evacuate_calls[s] == 1 for s in _pets_of(compute, "cmp1"))
+
+
+@pytest.mark.fault(
+    "MORE-07",
+    guarantee="1",
+    injected="confirm-fenced for a host that is up, and for one already evacuated",
+    expected="both refused naming the host's state; nothing fenced or evacuated by them",
+)
+def test_confirm_fenced_of_a_host_not_awaiting_confirmation_is_refused(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    up = harness.store.submit_request("cmp3", RequestKind.CONFIRM_FENCED, "wrong host", "op", 0.0)
+    harness.run_until(lambda: harness.store.request_status(up).status != "pending", timeout=5)
+    assert _answer(harness, up) == ("refused", "confirm_fenced refused: host cmp3 is up")
+    assert harness.state("cmp3") is HostState.UP
+    assert "cmp3-pet0-id" not in compute.evacuate_calls
+    assert not compute.services["cmp3"].forced_down and bmcs.sims["cmp3"].powered_on
+
+    compute.dead.add("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=40)
+    late = harness.store.submit_request("cmp1", RequestKind.CONFIRM_FENCED, "pulled the plug", "op", 0.0)
+    harness.run_until(lambda: harness.store.request_status(late).status != "pending", timeout=5)
+    assert _answer(harness, late) == ("refused", "confirm_fenced refused: host cmp1 is evacuated")
+    harness.run_for(0.3)
+    assert harness.state("cmp1") is HostState.EVACUATED
+    assert all(compute.evacuate_calls[s] == 1 for s in _pets_of(compute, "cmp1"))
+
+
+@pytest.mark.fault(
+    "MORE-08",
+    guarantee="2",
+    injected="two operators confirm-fenced the same awaiting_confirm host at the same moment",
+    expected="one accepted, the other refused naming the new state; each pet evacuated once",
+)
+def test_two_concurrent_confirmations_one_wins_the_other_is_told(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    bmcs.sims["cmp1"].set_mode("stuck_on")
+    compute.dead.add("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.AWAITING_CONFIRM, timeout=40)
+    bmcs.sims["cmp1"].set_power(on=False)  # both operators pulled the plug
+    ids: list[int] = []
+
+    def submit(who: str) -> None:
+        ids.append(harness.store.submit_request("cmp1", RequestKind.CONFIRM_FENCED, "unplugged", who, 0.0))
+
+    import threading
+
+    threads = [threading.Thread(target=submit, args=(who,)) for who in ("op-a", "op-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=40)
+
+    answers = sorted(_answer(harness, i) for i in ids)
+    assert [a[0] for a in answers] == ["done", "refused"], answers
+    assert "awaiting_confirm -> fenced" in answers[0][1]
+    assert answers[1][1].startswith("confirm_fenced refused: host cmp1 is "), answers
+    assert all(compute.evacuate_calls[s] == 1 for s in _pets_of(compute, "cmp1"))
+    _assert_journal_agrees(harness, compute, "cmp1")
