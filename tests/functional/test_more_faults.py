@@ -11,15 +11,23 @@ Nova, and no failure is dropped.
 from __future__ import annotations
 
 import collections
+import secrets
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from petguard.fencing.base import FenceDevice
 from petguard.hosts import HostState
 from petguard.journal import MoveStatus, RequestKind
+from petguard.store import migrate
+from petguard.store.engine import StoreUnavailable
 from tests.fakes import FakeCompute
-from tests.functional.harness import Bmcs, Harness, powered_nova
+from tests.functional.harness import FAST_FENCE, Bmcs, Harness, powered_nova
+from tests.functional.redfish_peer import SushyEmulator, new_system
+from tests.functional.tcp_proxy import TcpProxy
 
 HOSTS = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5", "cmp6"]
 PET = {"petguard:pet": "true"}
@@ -229,8 +237,10 @@ def test_a_host_that_dies_right_after_restore_is_a_new_incident(
     harness.store.submit_request("cmp1", RequestKind.RESTORE, "fixed, I think", "test", 0.0)
     harness.run_until(lambda: "cmp1-new-id" in compute.servers, timeout=20)
     harness.run_until(
-        lambda: harness.store.load_hosts()["cmp1"].host.incident_id not in (None, first)
-        and harness.state("cmp1") is HostState.EVACUATED,
+        lambda: (
+            harness.store.load_hosts()["cmp1"].host.incident_id not in (None, first)
+            and harness.state("cmp1") is HostState.EVACUATED
+        ),
         timeout=40,
     )
 
@@ -359,8 +369,6 @@ def test_two_concurrent_confirmations_one_wins_the_other_is_told(
     def submit(who: str) -> None:
         ids.append(harness.store.submit_request("cmp1", RequestKind.CONFIRM_FENCED, "unplugged", who, 0.0))
 
-    import threading
-
     threads = [threading.Thread(target=submit, args=(who,)) for who in ("op-a", "op-b")]
     for thread in threads:
         thread.start()
@@ -374,3 +382,144 @@ def test_two_concurrent_confirmations_one_wins_the_other_is_told(
     assert answers[1][1].startswith("confirm_fenced refused: host cmp1 is "), answers
     assert all(compute.evacuate_calls[s] == 1 for s in _pets_of(compute, "cmp1"))
     _assert_journal_agrees(harness, compute, "cmp1")
+
+
+@pytest.mark.fault(
+    "MORE-09",
+    guarantee="1",
+    injected="a Redfish BMC (sushy-tools) accepts ForceOff and then reports PoweringOff for ever",
+    expected="never fenced: AWAITING_CONFIRM with an awaiting_confirm alert saying PoweringOff within the fence "
+    "deadline; nothing evacuated, the service not forced down",
+)
+def test_a_bmc_powering_off_for_ever_ends_awaiting_confirm_within_the_deadline(
+    tmp_path: Path, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    system = new_system("cmp1")
+    emulator = SushyEmulator(tmp_path / "redfish", [system], powering_off=(system["uuid"],)).start()
+    devices = dict(bmcs.devices)
+    devices["cmp1"] = FenceDevice(
+        "cmp1",
+        "redfish",
+        "127.0.0.1",
+        emulator.port,
+        emulator.username,
+        emulator.password,
+        {"scheme": "http", "system": emulator.path(system)},
+    )
+    harness = Harness(tmp_path, compute, devices, enabled_drivers=("ipmi", "redfish"))
+    try:
+        _settle(harness)
+        compute.dead.add("cmp1")
+        harness.run_until(lambda: harness.state("cmp1") is HostState.FENCING, timeout=10)
+        fencing_since = time.monotonic()
+        harness.run_until(lambda: harness.state("cmp1") is HostState.AWAITING_CONFIRM, timeout=20)
+        took = time.monotonic() - fencing_since
+        # The fence procedure's deadline (6 s in the harness), plus a tick and the child's start.
+        assert took < FAST_FENCE.deadline + 3.0, took
+        harness.run_for(0.5)
+        alerts = [e.message for e in harness.store.events(host="cmp1") if e.kind == "awaiting_confirm"]
+        assert len(alerts) == 1 and "POWERING_OFF" in alerts[0], alerts
+        kinds = [e.kind for e in harness.store.events(host="cmp1")]
+        assert "fence_confirmed" not in kinds
+        assert compute.evacuate_calls == {}
+        assert not compute.services["cmp1"].forced_down
+        assert harness.state("cmp1") is HostState.AWAITING_CONFIRM
+    finally:
+        harness.close()
+        emulator.stop()
+
+
+MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/mysql"
+
+
+@pytest.fixture
+def mariadb_through_proxy(tmp_path: Path) -> Iterator[tuple[str, TcpProxy]]:
+    """A fresh, migrated MariaDB database of this test only, reached through a proxy it can cut."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    pytest.importorskip("pymysql")
+    admin = sqlalchemy.create_engine(
+        MARIADB_ADMIN, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.NullPool, connect_args={"connect_timeout": 2}
+    )
+    name = f"petguard_more_{secrets.token_hex(4)}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        pytest.skip(f"MariaDB not reachable at 127.0.0.1:3306: {exc}")
+    migrate.upgrade(f"mysql+pymysql://root@127.0.0.1:3306/{name}")
+    proxy = TcpProxy(3306).start()
+    try:
+        yield f"mysql+pymysql://root@127.0.0.1:{proxy.port}/{name}?connect_timeout=2&read_timeout=5", proxy
+    finally:
+        proxy.stop()
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+
+@pytest.mark.fault(
+    "MORE-10",
+    guarantee="2",
+    injected="the MariaDB journal goes away (connections reset, new ones refused) for 10 s in the middle of an "
+    "evacuation, then comes back",
+    expected="the loop keeps ticking and acts on nothing it cannot record; when the journal is back the incident "
+    "finishes, each pet evacuated once, the journal agrees with Nova",
+)
+def test_journal_unreachable_mid_evacuation_does_nothing_twice(
+    tmp_path: Path, compute: FakeCompute, bmcs: Bmcs, mariadb_through_proxy: tuple[str, TcpProxy]
+) -> None:
+    url, proxy = mariadb_through_proxy
+    compute.evacuation_steps = 20  # the journal goes away while moves are on their way
+    harness = Harness(tmp_path, compute, bmcs.devices, url=url)
+    try:
+        _settle(harness)
+        compute.dead.add("cmp1")
+        harness.run_until(lambda: any(n >= 1 for n in compute.evacuate_calls.values()), timeout=30)
+        proxy.cut()
+        reports = []
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            reports.append(harness.loop.tick())  # a journal outage is reported, never raised
+            time.sleep(0.1)
+        assert reports and not any(r.ok for r in reports), "nothing is decided without the journal"
+        proxy.restore()
+        harness.run_until(lambda: harness.state("cmp1") is HostState.EVACUATED, timeout=60)
+        harness.run_for(0.5)
+        _assert_journal_agrees(harness, compute, "cmp1")
+        assert all(compute.evacuate_calls[s] == 1 for s in _pets_of(compute, "cmp1")), compute.evacuate_calls
+        assert all(n == 1 for n in _migrations_per_source(compute).values())
+        assert bmcs.sims["cmp1"].calls().count("set power 0") == 1
+    finally:
+        harness.close()
+
+
+@pytest.mark.fault(
+    "MORE-11",
+    guarantee="4",
+    injected="the journal refuses the one tick that records a lane's outcome (a fence that failed: BMC stuck on)",
+    expected="the tick reports the failure instead of raising; the outcome is kept and recorded by the next tick "
+    "(awaiting_confirm alert once), the fence is not run again",
+)
+def test_an_outcome_is_not_dropped_when_its_tick_cannot_be_recorded(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    save_tick = harness.store.save_tick
+    power_offs_at_refusal: list[int] = []
+
+    def save_tick_once_refused(record):  # type: ignore[no-untyped-def]
+        if not power_offs_at_refusal and any(t.to_state is HostState.AWAITING_CONFIRM for t in record.transitions):
+            power_offs_at_refusal.append(bmcs.sims["cmp1"].calls().count("set power 0"))
+            raise StoreUnavailable("the database is unavailable (save a tick): test", delay=0.1)
+        return save_tick(record)
+
+    harness.store.save_tick = save_tick_once_refused  # type: ignore[method-assign]
+    bmcs.sims["cmp1"].set_mode("stuck_on")
+    compute.dead.add("cmp1")
+    harness.run_until(lambda: harness.state("cmp1") is HostState.AWAITING_CONFIRM, timeout=40)
+    harness.run_for(0.5)
+
+    assert len(power_offs_at_refusal) == 1, "the tick recording the outcome was refused once"
+    assert bmcs.sims["cmp1"].calls().count("set power 0") == power_offs_at_refusal[0], "the fence ran only once"
+    assert [e.kind for e in harness.store.events(host="cmp1")].count("awaiting_confirm") == 1
+    assert compute.evacuate_calls == {}
