@@ -1,5 +1,7 @@
 """Faults the issue names that had no test: several hosts failing together, the evacuees' new host
-dying, a host failing again around its restore, and operators' requests in the middle of an incident.
+dying, a host failing again around its restore, operators' requests in the middle of an incident, a
+Redfish BMC that stays PoweringOff (sushy-tools), and the journal going away mid-incident (a MariaDB
+journal behind a TCP proxy the test cuts, and a tick whose save is refused).
 
 The whole loop, functional: real sqlite journal, real IPMI fencing against one ipmi_sim per host,
 the in-memory Nova whose computes live while their BMC keeps them powered. Each test asserts the
