@@ -31,6 +31,7 @@ from tests.functional.harness import FAST_DETECTION, FAST_FENCE, FAST_RECOVERY
 COMPUTE_METHODS = [
     "list_services", "servers_on", "get_server", "evacuations_from", "force_down", "disable",
     "unforce_down", "enable", "evacuate", "start_server", "stop_server", "aggregates_of", "candidate_hosts",
+    "check_placement",
 ]
 
 
