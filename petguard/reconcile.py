@@ -13,6 +13,10 @@ The loop is the only writer of host state. Each tick:
 4. act: start each host's action on that host's own serial lane (one thread per busy host, hosts in
    parallel); a lane reports its ``Outcome`` back through a queue for the next tick.
 
+A tick that cannot read or write the journal (a database outage) decides and acts on nothing and
+reports the failure instead of raising (the daemon keeps ticking); lane outcomes it could not record
+go back on the queue for the next tick.
+
 ``Loop.tick()`` is one tick, so tests and the benchmark can drive the real loop step by step.
 
 On several controllers only the leader ticks: ``Loop.leading`` is consulted before each tick and
@@ -139,6 +143,12 @@ class Loop:
             LOG.error("tick refused by the journal: %s; next: this controller steps down", exc)
             self.on_stale_epoch(str(exc))
             report = TickReport(False, None, str(exc))
+        except PetguardError as exc:
+            # The journal (or another seam) failed mid-tick: nothing unrecorded was acted on; the next
+            # tick starts again from the store. Raising would end the daemon's loop on a database blip.
+            self._hosts = None
+            LOG.warning("tick failed: %s; deciding nothing this tick; next: try again on the next tick", exc)
+            report = TickReport(False, None, str(exc))
         finally:
             self.recorder.tick_finished(self._clock.monotonic() - started, report.ok)
         return report
@@ -163,21 +173,31 @@ class Loop:
         busy = self._busy_hosts()
         if self._hosts is None:
             self._hosts = self._store.load_hosts()
+        brake, requests = self._store.load_brake(), self._store.pending_requests()
+        recent_fences = self._recent_fences(now)
+        # Drained last, and put back when the tick cannot record them: a lane's outcome (a fence that
+        # failed, an evacuation that ended) is never dropped by a journal outage.
+        outcomes = self._drain_outcomes()
         inputs = TickInputs(
             now=now,
             started_at=self._started_at,
             hosts=self._hosts,
             services=services,
-            brake=self._store.load_brake(),
-            outcomes=self._drain_outcomes(),
-            requests=self._store.pending_requests(),
+            brake=brake,
+            outcomes=outcomes,
+            requests=requests,
             busy=busy,
             extra_signals=[*alerts, *agents],
-            recent_fences=self._recent_fences(now),
+            recent_fences=recent_fences,
         )
         decision = decide(inputs, self._policy)
         self._hosts = None  # if saving fails, the next tick starts again from the store
-        self._store.save_tick(decision.record)
+        try:
+            self._store.save_tick(decision.record)
+        except PetguardError:
+            for outcome in outcomes:
+                self._outcomes.put(outcome)
+            raise
         self._hosts = self._after_save(inputs.hosts, decision)
         for line in decision.log:
             LOG.info("%s", self._with_incident(line))

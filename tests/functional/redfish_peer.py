@@ -4,7 +4,8 @@
 port, HTTP basic auth from a bcrypt htpasswd file, state in the test's directory, no random power
 delay), starts it as a child process in its own session and stops it by its PID. Each system is
 ``{"uuid", "name", "power_state"}``; ``stuck_on`` lists uuids whose ForceOff is accepted and never
-applied. Facts: /work/shared/notes/bmc-peers.md §8.
+applied, ``powering_off`` those that report ``PoweringOff`` for ever after a ForceOff.
+Facts: /work/shared/notes/bmc-peers.md §8.
 """
 
 from __future__ import annotations
@@ -48,12 +49,14 @@ class SushyEmulator:
         username: str = "admin",
         password: str = "Rf-s3cret-pw",
         stuck_on: tuple[str, ...] = (),
+        powering_off: tuple[str, ...] = (),
     ) -> None:
         self.root = root
         self.systems = systems
         self.username = username
         self.password = password
         self.stuck_on = stuck_on
+        self.powering_off = powering_off
         self.port = free_tcp_port()
         self.proc: subprocess.Popen[bytes] | None = None
         root.mkdir(parents=True, exist_ok=True)
@@ -67,6 +70,7 @@ class SushyEmulator:
             **os.environ,
             "PETGUARD_SUSHY_APPLY_DELAY": "0",
             "PETGUARD_SUSHY_STUCK_ON": ",".join(self.stuck_on),
+            "PETGUARD_SUSHY_POWERING_OFF": ",".join(self.powering_off),
             "TMPDIR": str(self.root),
         }
         log = (self.root / "emulator.log").open("wb")

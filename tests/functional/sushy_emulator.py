@@ -7,6 +7,8 @@ changes to the stock fake driver, from the environment:
   ``random.randint(1, 11)`` seconds later (notes/bmc-peers.md §8); tests want it at once (or fixed).
 * ``PETGUARD_SUSHY_STUCK_ON`` (comma-separated system uuids): ForceOff is accepted (204) and never
   applied, like a BMC that acknowledges power-off while the host keeps running.
+* ``PETGUARD_SUSHY_POWERING_OFF`` (comma-separated system uuids): ForceOff is accepted (204) and the
+  system reports ``PoweringOff`` from then on, for ever (a host that hangs in its shutdown).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sushy_tools.emulator.resources.systems import fakedriver
 
 APPLY_DELAY = int(os.environ.get("PETGUARD_SUSHY_APPLY_DELAY", "0"))
 STUCK_ON = frozenset(filter(None, os.environ.get("PETGUARD_SUSHY_STUCK_ON", "").split(",")))
+POWERING_OFF = frozenset(filter(None, os.environ.get("PETGUARD_SUSHY_POWERING_OFF", "").split(",")))
 
 
 class _FixedDelay:
@@ -35,6 +38,9 @@ _original_set_power_state = fakedriver.FakeDriver.set_power_state
 def _set_power_state(self: Any, identity: str, state: str) -> None:
     if identity in STUCK_ON:
         return  # accepted, never carried out
+    if identity in POWERING_OFF and state in ("ForceOff", "GracefulShutdown"):
+        self._update(identity, power_state="PoweringOff", pending_power=None)  # and it never ends
+        return
     _original_set_power_state(self, identity, state)
 
 
