@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
+import httpx
 import hypothesis
 import pytest
 import schemathesis
@@ -192,3 +193,9 @@ def test_the_api_answers_as_its_openapi_document_says(
     if 400 <= response.status_code < 500:
         # A refused request may be audited (who tried what), but queues nothing and records no alert.
         assert _state(store, harness.clock.now()) == before, (case.method, case.path, response.status_code)
+
+
+def test_the_fuzzed_document_is_the_one_the_app_serves(petguard_store: tuple[Harness, Store, Any]) -> None:
+    with httpx.Client(transport=httpx.WSGITransport(app=petguard_store[2]), base_url="http://petguard") as client:
+        served = client.get("/v1/openapi.json")
+    assert served.status_code == 200 and served.content == DOCUMENT.read_bytes()
