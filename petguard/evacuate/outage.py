@@ -100,7 +100,7 @@ def _has(fault: str, markers: tuple[str, ...]) -> bool:
     return any(marker in lowered for marker in markers)
 
 
-def lost_scheduling_race(fault: str) -> bool:
+def _lost_scheduling_race(fault: str) -> bool:
     """Nova's late server-group check on the destination refused the server (Nova moved nothing)."""
     return _has(fault, SCHEDULING_RACE_FAULTS)
 
@@ -116,7 +116,7 @@ def judge_nothing_moved(fault: str, health: CloudHealth, attempts: int, max_atte
         return Verdict(Judgement.WAIT, f"Nova could not finish the request for want of a dependency: {shown}")
     if not health.healthy:
         return Verdict(Judgement.WAIT, f"{health.problem()}; Nova's answer then: {shown}")
-    if lost_scheduling_race(fault):
+    if _lost_scheduling_race(fault):
         if attempts < max_attempts:
             return Verdict(Judgement.RETRY, f"Nova's late server-group check refused it: {shown}")
         return Verdict(Judgement.FINAL, f"Nova's late server-group check refused it {attempts} times: {shown}")

@@ -173,7 +173,6 @@ class Evacuator:
         self._requests = threading.BoundedSemaphore(policy.max_requests_in_flight)
         self._health_cache: dict[str, tuple[float, CloudHealth]] = {}  # source host -> (read at, health)
         self._announced: dict[int, str] = {}  # incident -> the wait reason its event announced
-        self._waited: set[str] = set()  # moves whose last step waited for the cloud
 
     def run(self, incident_id: int, since: float) -> RunOutcome:
         """Drive every unfinished move of the incident to a final state.
@@ -231,18 +230,17 @@ class Evacuator:
                 return
             started = self._clock.monotonic()
             try:
-                move = self._step_or_wait(move, since)
+                move, waited = self._step_or_wait(move, since)
             except _Parked:
                 return
-            with self._lock:
-                waited = move.server_id in self._waited
-                self._waited.discard(move.server_id)
             if waited:  # time spent waiting for the cloud is not the move's own time
                 deadline += self._clock.monotonic() - started
 
-    def _step_or_wait(self, move: MoveRecord, since: float) -> MoveRecord:
-        """One step; while the cloud cannot answer, the same step again after a back-off (tenacity)."""
+    def _step_or_wait(self, move: MoveRecord, since: float) -> tuple[MoveRecord, bool]:
+        """One step; while the cloud cannot answer, the same step again after a back-off (tenacity).
+        Returns the move and whether it waited for the cloud."""
         current = [move]
+        waited = [False]
 
         def step() -> MoveRecord:
             if current[0].status.final:  # the wait's deadline failed it
@@ -262,8 +260,7 @@ class Evacuator:
             wait = state.outcome.exception()
             assert isinstance(wait, _CloudWait)
             current[0] = self._waiting(wait.move, wait.reason)
-            with self._lock:
-                self._waited.add(current[0].server_id)
+            waited[0] = True
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(_CloudWait),
@@ -276,10 +273,10 @@ class Evacuator:
         try:
             moved = retrying(step)
         except _CloudWait:
-            return current[0]  # stopping, or the wait failed the move: the journal says where it is
-        if moved.waiting and not moved.waiting.startswith(STUCK):
+            return current[0], waited[0]  # stopping, or the wait failed the move: the journal says where
+        if moved.waiting and not moved.stuck:
             moved = self._wait_over(moved)
-        return moved
+        return moved, waited[0]
 
     # -- waiting for the cloud ---------------------------------------------------------------------
     def _waiting(self, move: MoveRecord, reason: str) -> MoveRecord:
@@ -539,7 +536,7 @@ class Evacuator:
                 dest_host=server.host,
                 waiting="",
             )
-        if server.task_state is not None or move.waiting.startswith(STUCK):
+        if server.task_state is not None or move.stuck:
             move = self._park_if_stuck(move, since)
             self._clock.sleep(self._policy.poll_interval)  # Nova is still working on it
             return move
@@ -572,18 +569,18 @@ class Evacuator:
 
     def _park_if_stuck(self, move: MoveRecord, since: float) -> MoveRecord:
         """Give the slot back when Nova took the request but never started it (see the module doc)."""
-        if not move.waiting.startswith(STUCK) and self._clock.now() - move.updated_at < self._policy.stuck_after:
+        if not move.stuck and self._clock.now() - move.updated_at < self._policy.stuck_after:
             return move
         migration = self._latest_evacuation(move, since)
         if migration is not None and (migration.dest_host or migration.status != "accepted"):
-            if move.waiting.startswith(STUCK):  # Nova moves it on after all
+            if move.stuck:  # Nova moves it on after all
                 LOG.info("%s: %s is no longer stuck (migration %s %s); following it", _who(move),
                          move.server_name, migration.id, migration.status)  # fmt: skip
                 return self._store.update_move(
                     move.incident_id, move.server_id, move.status, self._clock.now(), waiting=""
                 )
             return move
-        if move.waiting.startswith(STUCK):
+        if move.stuck:
             raise _Parked
         taken = self._clock.now() - move.updated_at
         what = f"migration {migration.id} still 'accepted' with no destination" if migration else "no migration"
