@@ -26,16 +26,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from petguard import service
 from petguard.clock import SystemClock
+from petguard.daemon import service
 from petguard.decide import LoopPolicy
 from petguard.detect import DetectionPolicy
 from petguard.evacuate.plan import Server
 from petguard.evacuate.run import RunPolicy
 from petguard.hosts import HostState
-from petguard.recovery import RecoveryPolicy
+from petguard.lanes import RecoveryPolicy
 from petguard.store import migrate
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 from tests.fakes import FakeCompute
 
 

@@ -1,6 +1,6 @@
 """The Compute seam: everything petguard asks of Nova, as a Protocol over petguard's own values.
 
-``petguard.evacuate.nova.NovaCompute`` implements it on openstacksdk; tests use an in-memory fake
+``petguard.nova.compute.NovaCompute`` implements it on openstacksdk; tests use an in-memory fake
 (``tests/fakes.py``). Procedures and the loop only ever see this Protocol, so no SDK object leaks
 past the adapter.
 

@@ -1,7 +1,7 @@
 """The thread of a leader duty (fence readiness, instance health, capacity check, reserved hosts).
 
 Each duty runs its loop in one daemon thread with a stop event of its own: ``LeaderDuties`` in
-``petguard.service`` starts a fresh one on every gain of leadership and stops it on loss, and
+``petguard.daemon.service`` starts a fresh one on every gain of leadership and stops it on loss, and
 stopping a duty must never stop the daemon. Subclasses write ``_run`` and leave it when the event
 is set.
 """

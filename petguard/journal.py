@@ -1,6 +1,6 @@
 """The journal seam: the records petguard keeps, and the Store protocol that keeps them.
 
-These are domain values (frozen dataclasses) plus one Protocol. ``petguard.store.api.SqlStore``
+These are domain values (frozen dataclasses) plus one Protocol. ``petguard.store.sql.SqlStore``
 implements it on SQLAlchemy; unit tests may use an in-memory fake. The loop (``reconcile``) and the
 evacuation runner (``evacuate.run``) only see this module, never SQLAlchemy.
 

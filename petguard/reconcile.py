@@ -53,7 +53,7 @@ ActionFn = Callable[[str, "int | None"], "Outcome | None"]
 
 
 class Recorder(Protocol):
-    """What the loop reports for metrics (``petguard.metrics.Metrics`` implements it)."""
+    """What the loop reports for metrics (``petguard.daemon.metrics.Metrics`` implements it)."""
 
     def tick_finished(self, seconds: float, ok: bool) -> None:
         """One tick ended (``ok``: it decided and recorded)."""

@@ -12,7 +12,7 @@ Tests use the `Lab` class::
 petguard_lab never imports petguard; it only writes files petguard reads.
 """
 
-from petguard_lab.config import LabConfig, LabError
 from petguard_lab.lab import BMC_MODES, COMPONENTS, FAIL_MODES, Lab
+from petguard_lab.settings import LabConfig, LabError
 
 __all__ = ["BMC_MODES", "COMPONENTS", "FAIL_MODES", "Lab", "LabConfig", "LabError"]

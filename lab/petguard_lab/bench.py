@@ -45,8 +45,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from petguard_lab import petguard_proc, scenario
-from petguard_lab.config import LabError
 from petguard_lab.lab import Lab
+from petguard_lab.settings import LabError
 
 PREFIX = "bench-"
 FLAVOR = "bench.tiny"

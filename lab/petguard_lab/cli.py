@@ -7,8 +7,8 @@ import json
 import sys
 import time
 
-from petguard_lab.config import DEFAULT_PORTS, MAX_COMPUTES, LabError, default_lab_dir
 from petguard_lab.lab import BMC_MODES, COMPONENTS, FAIL_MODES, Lab
+from petguard_lab.settings import DEFAULT_PORTS, MAX_COMPUTES, LabError, default_lab_dir
 
 
 def _port(text: str) -> tuple[str, int]:

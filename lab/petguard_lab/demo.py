@@ -32,10 +32,10 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from petguard_lab import petguard_proc, scenario
-from petguard_lab.config import LabError
 from petguard_lab.lab import Lab
 from petguard_lab.scenario import nova_epoch as _epoch
 from petguard_lab.scenario import where as _where
+from petguard_lab.settings import LabError
 
 PREFIX = "demo-"
 FLAVOR = "demo.tiny"

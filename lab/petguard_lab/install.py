@@ -18,7 +18,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from petguard_lab.config import LAB_PACKAGES, LabConfig, LabError
+from petguard_lab.settings import LAB_PACKAGES, LabConfig, LabError
 
 #: Debian package -> a file that proves it is installed.
 APT_PACKAGES: dict[str, str] = {

@@ -25,8 +25,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from petguard_lab import chassis, configs, procs
-from petguard_lab.config import (
+from petguard_lab import chassis, procs
+from petguard_lab import service_configs as configs
+from petguard_lab.install import check_installed
+from petguard_lab.install import install as _install
+from petguard_lab.osapi import Keystone, Nova
+from petguard_lab.petguard_files import write_petguard_files
+from petguard_lab.settings import (
     ADMIN_PASSWORD,
     DEFAULT_PORTS,
     HOST_IP,
@@ -34,10 +39,6 @@ from petguard_lab.config import (
     LabConfig,
     LabError,
 )
-from petguard_lab.install import check_installed
-from petguard_lab.install import install as _install
-from petguard_lab.osapi import Keystone, Nova
-from petguard_lab.petguard_files import write_petguard_files
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -89,7 +90,7 @@ class Lab:
 
     def __init__(self, lab_dir: str | os.PathLike[str] | None = None,
                  verbose: bool = True) -> None:
-        from petguard_lab.config import default_lab_dir
+        from petguard_lab.settings import default_lab_dir
 
         self.lab_dir = Path(lab_dir).absolute() if lab_dir else default_lab_dir().absolute()
         self.cfg = LabConfig.load(self.lab_dir)
@@ -292,7 +293,7 @@ class Lab:
                               "--auth-root-authentication-method=normal", "--skip-test-db"])
 
     def _init_databases(self) -> None:
-        from petguard_lab.config import DB_PASSWORD, DB_USER
+        from petguard_lab.settings import DB_PASSWORD, DB_USER
 
         sql = (f"CREATE USER IF NOT EXISTS '{DB_USER}'@'{HOST_IP}' IDENTIFIED BY '{DB_PASSWORD}';"
                f"GRANT ALL PRIVILEGES ON *.* TO '{DB_USER}'@'{HOST_IP}';"

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from petguard_lab.config import (
+from petguard_lab.settings import (
     ADMIN_PASSWORD,
     DEMO_PASSWORD,
     REGION,

@@ -11,7 +11,7 @@ import os
 import secrets
 from pathlib import Path
 
-from petguard_lab.config import ADMIN_PASSWORD, DEMO_PASSWORD, HOST_IP, REGION, LabConfig
+from petguard_lab.settings import ADMIN_PASSWORD, DEMO_PASSWORD, HOST_IP, REGION, LabConfig
 
 ADMIN_CLOUD = "petguard-lab"
 DEMO_CLOUD = "petguard-lab-demo"

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from petguard_lab import procs
-from petguard_lab.config import LabError
+from petguard_lab.settings import LabError
 
 DAEMON = "petguard-daemon"
 MANAGE = "petguard-manage"

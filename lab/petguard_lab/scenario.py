@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from petguard_lab import petguard_proc
-from petguard_lab.config import LabError
 from petguard_lab.lab import Lab
 from petguard_lab.osapi import Glance, HttpError, Keystone, Nova
+from petguard_lab.settings import LabError
 
 #: Nova microversions: 2.74 boot with host (admin), 2.64 server groups with "policy",
 #: 2.59 migrations with uuids, 2.53 services by uuid.

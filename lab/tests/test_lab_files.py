@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from petguard_lab import chassis, procs
-from petguard_lab.config import LabConfig, LabError
 from petguard_lab.petguard_files import write_petguard_files
+from petguard_lab.settings import LabConfig, LabError
 
 
 def test_config_round_trip(tmp_path: Path) -> None:

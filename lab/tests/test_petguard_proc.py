@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from petguard_lab import petguard_proc, procs
-from petguard_lab.config import LabError
+from petguard_lab.settings import LabError
 
 
 def test_parse_line() -> None:

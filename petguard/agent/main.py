@@ -21,7 +21,7 @@ from types import FrameType
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from petguard import __version__, redact, sdnotify
+from petguard import __version__, sdnotify, secrets
 from petguard.agent import opts
 from petguard.agent.libvirt_watch import LibvirtWatch
 from petguard.agent.report import AgentStatus, Buffer, Reporter, ReportSettings
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         conf(sys.argv[1:] if argv is None else argv, project="petguard", prog="petguard-agent")
     except cfg.Error as exc:
-        print(f"petguard-agent: configuration error: {redact.config_error(exc)}", file=sys.stderr)
+        print(f"petguard-agent: configuration error: {secrets.config_error(exc)}", file=sys.stderr)
         return 2
     logging.setup(conf, "petguard-agent")
     try:

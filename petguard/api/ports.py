@@ -1,6 +1,6 @@
 """The API's seams: what the WSGI app reads (``View``) and what it hands to the loop (``Inbox``).
 
-The app never touches the store, the loop or an adapter; ``petguard.apiadapter`` implements these
+The app never touches the store, the loop or an adapter; ``petguard.daemon.api_backend`` implements these
 Protocols over ``SqlStore`` and the ``Loop``, and tests may implement them with fakes. The control
 loop stays the only writer of host state: ``Inbox`` only queues requests and records evidence.
 """
@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from petguard.agent.events import DomainEvent
-from petguard.capacity import CapacityReport
+from petguard.evacuate.capacity import CapacityReport
 from petguard.evacuate.plan import ServerDecision
-from petguard.health import AgentHeartbeat
+from petguard.guests.policy import AgentHeartbeat
 from petguard.journal import (
     AlertRecord,
     AuditRecord,

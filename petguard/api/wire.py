@@ -23,10 +23,10 @@ from typing import Any, TypedDict
 
 from petguard.agent.events import DETAILS as AGENT_DETAILS
 from petguard.agent.events import DomainEvent, DomainState, DomainSummary, EventKind
-from petguard.capacity import CapacityReport, HostVerdict
 from petguard.errors import Permanent
+from petguard.evacuate.capacity import CapacityReport, HostVerdict
 from petguard.evacuate.plan import ServerDecision
-from petguard.health import AgentHeartbeat
+from petguard.guests.policy import AgentHeartbeat
 from petguard.journal import (
     STUCK,
     AuditRecord,

@@ -8,8 +8,9 @@ import sys
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from petguard import lifecycle, redact, service
+from petguard import secrets
 from petguard.conf import CONF, validate
+from petguard.daemon import lifecycle, service
 from petguard.errors import PetguardError
 
 LOG = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         CONF(sys.argv[1:] if argv is None else argv, project="petguard")
         validate(CONF)
     except cfg.Error as exc:
-        print(f"petguard-daemon: configuration error: {redact.config_error(exc)}", file=sys.stderr)
+        print(f"petguard-daemon: configuration error: {secrets.config_error(exc)}", file=sys.stderr)
         return 2
     logging.setup(CONF, "petguard")
     try:

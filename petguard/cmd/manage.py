@@ -21,15 +21,15 @@ from collections.abc import Callable
 
 from oslo_config import cfg
 
-from petguard import redact
+from petguard import secrets
 from petguard.conf import CONF, policies, validate
 from petguard.errors import PetguardError
-from petguard.evacuate import nova
 from petguard.fencing import inventory, loader, procedure
 from petguard.fencing.child import FenceRunner
 from petguard.journal import RequestKind
+from petguard.nova import compute as nova
 from petguard.store import migrate
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         CONF([f"--config-file={f}" for f in args.config_file], project="petguard", default_config_files=None)
         validate(CONF)
     except cfg.Error as exc:
-        print(f"petguard-manage: configuration error: {redact.config_error(exc)}", file=sys.stderr)
+        print(f"petguard-manage: configuration error: {secrets.config_error(exc)}", file=sys.stderr)
         return 2
     try:
         result: int = args.func(args)

@@ -12,8 +12,8 @@ from petguard.evacuate.plan import ClassPolicy, EvacuationPolicy
 from petguard.evacuate.ready import ReadyPolicy
 from petguard.evacuate.run import RunPolicy
 from petguard.fencing.procedure import FencePolicy
-from petguard.health import HealthPolicy
-from petguard.recovery import RecoveryPolicy
+from petguard.guests.policy import HealthPolicy
+from petguard.lanes import RecoveryPolicy
 
 
 def detection(conf: cfg.ConfigOpts) -> DetectionPolicy:

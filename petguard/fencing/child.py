@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from petguard import errors, redact
+from petguard import errors, secrets
 from petguard.fencing import base
 
 LOG = logging.getLogger(__name__)
@@ -275,11 +275,11 @@ def decode_reply(
     Whatever the bytes and the exit code, this returns a reading only for a well-formed answer
     from a child that exited 0, and otherwise raises a petguard error (FENCE-04..06).
     """
-    secrets = device.secrets()
+    hidden = device.secrets()
     context: dict[str, object] = {"host": device.host, "driver": device.driver}
     text = decode_output(stdout).strip()
     if not text:
-        tail = redact.text(decode_output(stderr).strip(), *secrets)[-_STDERR_TAIL:]  # masked before cut
+        tail = secrets.text(decode_output(stderr).strip(), *hidden)[-_STDERR_TAIL:]  # masked before cut
         LOG.debug("fence child stderr for %s: %s", device.describe(), tail)
         cls: type[errors.PetguardError] = errors.FencingError
         if returncode is not None and returncode < 0:
@@ -292,7 +292,7 @@ def decode_reply(
     try:
         reply = parse_reply(text, op)
     except MalformedReply as exc:
-        excerpt = redact.text(text[:_REPLY_EXCERPT], *secrets)
+        excerpt = secrets.text(text[:_REPLY_EXCERPT], *hidden)
         raise errors.FencingError(
             f"fence child for {device.describe()} ({op}) sent a malformed reply ({exc}; exit code "
             f"{returncode}): {excerpt!r}; not a power reading: check that petguard is installed "
@@ -300,7 +300,7 @@ def decode_reply(
             **context,
         ) from None
     if isinstance(reply, Failure):
-        message = redact.text(reply.message, *secrets)
+        message = secrets.text(reply.message, *hidden)
         if issubclass(reply.error, errors.Temporary):
             raise reply.error(message, delay=reply.delay, **context)
         raise reply.error(message, **context)
@@ -378,30 +378,30 @@ def decode_output(raw: bytes) -> str:
 
 def serve(request_text: str) -> dict[str, Any]:
     """Child side, without the process plumbing: request JSON → reply dict. Never raises."""
-    secrets: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()
     try:
         request = json.loads(request_text)
         device = _device_from(request["device"])
-        secrets = device.secrets()
+        hidden = device.secrets()
         driver = _load_target(str(request["target"]))
         power = _execute(driver, device, Op(request["op"]), float(request["timeout"]))
         return {"ok": True, "power": None if power is None else str(power)}
     except errors.PetguardError as exc:
-        return _error_reply(exc, *secrets)
+        return _error_reply(exc, *hidden)
     except Exception as exc:  # noqa: BLE001 - the boundary: every failure becomes a reply
         return {
             "ok": False,
             "error": "FencingError",
-            "message": f"fence child failed: {type(exc).__name__}: {redact.text(str(exc), *secrets)}",
+            "message": f"fence child failed: {type(exc).__name__}: {secrets.text(str(exc), *hidden)}",
         }
 
 
-def _error_reply(exc: errors.PetguardError, *secrets: str) -> dict[str, Any]:
+def _error_reply(exc: errors.PetguardError, *hidden: str) -> dict[str, Any]:
     name = next(
         (cls.__name__ for cls in type(exc).__mro__ if cls.__name__ in ERROR_CLASSES),
         "FencingError",
     )
-    reply: dict[str, Any] = {"ok": False, "error": name, "message": redact.text(exc.message, *secrets)}
+    reply: dict[str, Any] = {"ok": False, "error": name, "message": secrets.text(exc.message, *hidden)}
     if isinstance(exc, errors.Temporary):
         # Within what the parent accepts; max() also turns NaN into 0.
         reply["delay"] = max(0.0, min(float(exc.delay), MAX_REPLY_DELAY))

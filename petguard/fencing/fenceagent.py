@@ -48,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from petguard import errors, redact
+from petguard import errors, secrets
 from petguard.fencing import base
 from petguard.fencing.child import communicate, decode_output, expired
 
@@ -215,12 +215,12 @@ def failure_from(result: AgentResult, device: base.FenceDevice, action: str) -> 
     return errors.FencingError(text + "; check the device's address, credentials and options", **context)
 
 
-def agent_message(result: AgentResult, secrets: Sequence[str]) -> str:
+def agent_message(result: AgentResult, hidden: Sequence[str]) -> str:
     """The agent's own explanation: its last few Failed:/ERROR: lines, else its last lines; every
     secret of the record masked."""
     lines = [ln.strip() for ln in (result.stderr + "\n" + result.stdout).splitlines() if ln.strip()]
     wanted = [ln for ln in lines if ln.startswith(("Failed", "ERROR", "Error"))] or lines
-    return redact.text(" | ".join(wanted[-_MESSAGE_LINES:]), *secrets) or "no message"
+    return secrets.text(" | ".join(wanted[-_MESSAGE_LINES:]), *hidden) or "no message"
 
 
 def run_agent(device: base.FenceDevice, action: str, timeout: float) -> AgentResult:

@@ -50,7 +50,7 @@ from typing import Any
 
 import yaml
 
-from petguard import errors, redact
+from petguard import errors, secrets
 from petguard.fencing import base
 
 LOG = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ def parse_inventory(
                 source,
                 None,
                 None,
-                f"is not valid YAML at {redact.yaml_error(exc)}",  # PyYAML's own text quotes the line
+                f"is not valid YAML at {secrets.yaml_error(exc)}",  # PyYAML's own text quotes the line
                 "fix the YAML syntax there (quote a password holding ':', '#', '*', '&', '!' or a quote)",
                 line=None if mark is None else mark.line + 1,
             )

@@ -15,7 +15,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, insert, select, update
 
 from petguard.agent.events import DomainEvent, DomainState, DomainSummary, EventKind
-from petguard.health import AgentEventRecord, AgentHeartbeat, ServerHealth
+from petguard.guests.policy import AgentEventRecord, AgentHeartbeat, ServerHealth
 from petguard.store import models as m
 
 T = TypeVar("T")

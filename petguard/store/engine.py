@@ -1,6 +1,6 @@
 """Engines for the journal: one place that knows how petguard talks to each database (storage edge).
 
-``make_engine(url)`` is used by ``petguard.store.api.SqlStore`` (the daemon) and by
+``make_engine(url)`` is used by ``petguard.store.sql.SqlStore`` (the daemon) and by
 ``petguard.store.migrate`` (``petguard-manage db upgrade``). For sqlite it turns on, on every new
 connection: WAL (readers never wait for the writer), ``busy_timeout`` (a writer waits for the lock
 instead of failing at once) and foreign keys; and it takes the write lock at the start of every

@@ -273,7 +273,7 @@ agent_events = Table(
     Index(None, "domain_uuid", "at"),
 )
 
-#: The instance-health policy's state of each server (petguard.health.ServerHealth as JSON).
+#: The instance-health policy's state of each server (petguard.guests.policy.ServerHealth as JSON).
 instance_health = Table(
     "instance_health",
     metadata,

@@ -56,7 +56,7 @@ logging.getLogger("httpx").addFilter(_HIDE_URLS)
 
 
 class Outbox(Protocol):
-    """What the dispatcher needs from the store (``petguard.store.api.SqlStore`` has it)."""
+    """What the dispatcher needs from the store (``petguard.store.sql.SqlStore`` has it)."""
 
     def events_after(self, event_id: int, limit: int = 100) -> list[EventRecord]: ...
 

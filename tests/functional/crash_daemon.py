@@ -18,14 +18,14 @@ import threading
 from multiprocessing.managers import BaseManager
 from typing import Any
 
-from petguard import service
 from petguard.clock import SystemClock
+from petguard.daemon import service
 from petguard.decide import LoopPolicy
 from petguard.fencing import loader
 from petguard.fencing.base import FenceDevice
 from petguard.fencing.child import FenceRunner
 from petguard.journal import MoveStatus
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 from tests.functional.harness import FAST_DETECTION, FAST_FENCE, FAST_RECOVERY
 
 COMPUTE_METHODS = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from petguard.journal import MoveRecord, MoveStatus
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 
 
 class Crash(BaseException):

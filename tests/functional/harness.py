@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from petguard import service
 from petguard.clock import SystemClock
+from petguard.daemon import service
 from petguard.decide import LoopPolicy
 from petguard.detect import DetectionPolicy
 from petguard.evacuate.plan import EvacuationPolicy
@@ -26,9 +26,9 @@ from petguard.fencing.base import FenceDevice
 from petguard.fencing.child import FenceRunner
 from petguard.fencing.procedure import FencePolicy
 from petguard.hosts import HostState
-from petguard.recovery import RecoveryPolicy
+from petguard.lanes import RecoveryPolicy
 from petguard.store import migrate
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 from tests.fakes import FakeCompute
 from tests.functional.bmc import IpmiSim
 

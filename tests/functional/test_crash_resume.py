@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from petguard.hosts import HostState
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 from tests.fakes import FakeCompute
 from tests.functional.crash_daemon import COMPUTE_METHODS, NovaManager
 from tests.functional.harness import Bmcs, journal_url, powered_nova

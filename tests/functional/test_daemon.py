@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from petguard.store import migrate
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 
 
 def _closed_port() -> int:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from oslo_config import cfg
 
-from petguard import leadership
 from petguard.conf import opts
+from petguard.ha import election
 
 
 class _EpochStore:
@@ -57,7 +57,7 @@ def test_restarted_controller_with_the_same_member_id_leads_again(tmp_path: Path
     conf.set_override("backend_url", url, group="coordination")
     conf.set_override("member_id", "ctl1", group="coordination")
     conf.set_override("leader_timeout", 2.0, group="coordination")
-    leader = leadership.Leadership.from_conf(conf, _EpochStore(), None)
+    leader = election.Leadership.from_conf(conf, _EpochStore(), None)
     leader.start()
     try:
         deadline = time.monotonic() + 15

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from petguard.apiadapter import StoreView
+from petguard.daemon.api_backend import StoreView
 from petguard.hosts import HostState
 from petguard.journal import MoveStatus
 from tests.fakes import FakeCompute

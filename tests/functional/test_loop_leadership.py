@@ -17,7 +17,7 @@ from petguard.errors import StaleEpoch
 from petguard.hosts import HostState
 from petguard.journal import TickRecord
 from petguard.reconcile import NOT_LEADING, ActionFn, Loop
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 from tests.fakes import FakeCompute
 from tests.functional.harness import journal_url
 

@@ -18,8 +18,8 @@ from petguard.evacuate.plan import EvacuationPolicy, plan
 from petguard.evacuate.reserved import ReservedPool, returned_reason
 from petguard.evacuate.run import RunPolicy
 from petguard.journal import MoveStatus, ReservedState
-from petguard.recovery import Recovery, RecoveryPolicy
-from petguard.store.api import SqlStore
+from petguard.lanes import Recovery, RecoveryPolicy
+from petguard.store.sql import SqlStore
 from tests.fakes import FakeClock, FakeCompute
 from tests.functional.harness import journal_url
 from tests.functional.store.store_builders import suspect_tick

@@ -18,7 +18,7 @@ from petguard.evacuate.hints import HintRules, TargetHint, parse_hint
 from petguard.evacuate.plan import EvacuationPolicy, plan
 from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.journal import MoveRecord, MoveStatus
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 from tests.fakes import FakeClock, FakeCompute, _Evacuation
 from tests.functional.crashing import Crash, CrashingStore
 from tests.functional.harness import journal_url

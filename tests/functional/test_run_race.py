@@ -17,7 +17,7 @@ import pytest
 from petguard.evacuate.plan import EvacuationPolicy, plan
 from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.journal import MoveRecord, MoveStatus
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 from tests.fakes import FakeClock, FakeCompute
 from tests.functional.crashing import Crash, CrashingStore
 from tests.functional.harness import journal_url

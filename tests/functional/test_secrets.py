@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from petguard.errors import PetguardError
-from petguard.evacuate import nova
 from petguard.fencing.base import FenceDevice
 from petguard.hosts import HostState
+from petguard.nova import compute as nova
 from tests.fakes import FakeCompute
 from tests.functional.harness import Bmcs, Harness
 

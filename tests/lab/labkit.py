@@ -21,7 +21,7 @@ import openstack.connection
 from petguard_lab import Lab, petguard_proc
 
 from petguard.journal import BrakeState, EventRecord
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 
 T = TypeVar("T")
 CLOUD = "petguard-lab"

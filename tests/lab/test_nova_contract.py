@@ -1,6 +1,6 @@
 """Contract tests of the Nova adapter against the real Nova of ``petguard-lab`` (marker ``lab``).
 
-They check that ``petguard.evacuate.nova.NovaCompute`` holds up the ``Compute`` contract on a real
+They check that ``petguard.nova.compute.NovaCompute`` holds up the ``Compute`` contract on a real
 Nova 34: services, server reads (extra specs, tags, image properties), errors with request ids, and a
 whole failure: kill a compute through the lab, force it down, disable it, evacuate its servers at
 microversion 2.94, follow them to the new host via the migrations, check the power state was kept,
@@ -25,7 +25,7 @@ import pytest
 
 from petguard.detect import ServiceRecord
 from petguard.errors import NotFound, NovaConflict
-from petguard.evacuate import nova
+from petguard.nova import compute as nova
 from tests.lab.labkit import CLOUD, TIMINGS, delete_leftovers, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(600)]

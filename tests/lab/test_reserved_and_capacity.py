@@ -37,14 +37,14 @@ from typing import Any
 import pytest
 from petguard_lab import Lab
 
-from petguard import capacity
-from petguard.capacity import CapacityReport, Verdict
 from petguard.cli.client import read_token
-from petguard.evacuate import nova as nova_adapter
-from petguard.evacuate import placement
+from petguard.evacuate import capacity
+from petguard.evacuate.capacity import CapacityReport, Verdict
 from petguard.evacuate.plan import EvacuationPolicy
 from petguard.evacuate.reserved import returned_reason
 from petguard.journal import EventRecord, MoveRecord, ReservedHost, ReservedState
+from petguard.nova import compute as nova_adapter
+from petguard.nova import placement
 from tests.lab.labkit import (
     PREFIX,
     TEST_OPTIONS,

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from petguard.capacity import (
+from petguard.evacuate.capacity import (
     DISK_GB,
     MEMORY_MB,
     VCPU,

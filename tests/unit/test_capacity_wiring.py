@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from oslo_config import cfg
 
-from petguard import service
-from petguard.capacity import Verdict
-from petguard.capacitywatch import CapacityWatch
 from petguard.conf import opts
+from petguard.daemon import service
 from petguard.errors import ConfigError
-from petguard.evacuate import nova
+from petguard.evacuate.capacity import Verdict
+from petguard.evacuate.capacity_duty import CapacityWatch
+from petguard.nova import compute as nova
 from tests.fakes import FakeClock
 
 

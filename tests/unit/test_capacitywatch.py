@@ -11,7 +11,7 @@ import time
 import pytest
 
 from petguard import errors
-from petguard.capacity import (
+from petguard.evacuate.capacity import (
     DISK_GB,
     MEMORY_MB,
     VCPU,
@@ -22,7 +22,7 @@ from petguard.capacity import (
     Resources,
     Verdict,
 )
-from petguard.capacitywatch import NOT_CHECKED, CapacityWatch
+from petguard.evacuate.capacity_duty import NOT_CHECKED, CapacityWatch
 from petguard.evacuate.plan import EvacuationPolicy, Server
 from tests.fakes import FakeClock
 
@@ -134,7 +134,7 @@ def test_an_alert_that_cannot_be_recorded_is_tried_at_the_next_check(setup) -> N
 
 def test_one_line_per_change_at_info_or_warning_debug_otherwise(setup, caplog: pytest.LogCaptureFixture) -> None:
     watch, script, _, _ = setup
-    caplog.set_level(logging.DEBUG, logger="petguard.capacitywatch")
+    caplog.set_level(logging.DEBUG, logger="petguard.evacuate.capacity_duty")
     watch.check_once()
     watch.check_once()
     script.next = 1024

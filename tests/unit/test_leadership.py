@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from petguard.errors import StaleEpoch
-from petguard.leadership import NO_EPOCH, Leadership, NotLeading, Settings, backend_options, guard_compute, guard_fence
+from petguard.ha.election import NO_EPOCH, Leadership, NotLeading, Settings, backend_options
+from petguard.ha.guards import guard_compute, guard_fence
 from tests.fakes import FakeCompute
 
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from petguard import lifecycle, sdnotify
+from petguard import sdnotify
+from petguard.daemon import lifecycle
 from petguard.reconcile import TickReport
 
 

@@ -1,11 +1,11 @@
-"""The journal-derived gauges of ``petguard.metrics`` as Prometheus' own parser reads them."""
+"""The journal-derived gauges of ``petguard.daemon.metrics`` as Prometheus' own parser reads them."""
 
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from petguard.daemon.metrics import Metrics, Snapshot
 from petguard.hosts import HostState
-from petguard.metrics import Metrics, Snapshot
 
 
 def _scrape(snap: Snapshot) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:

@@ -9,7 +9,7 @@ from petguard import errors
 from petguard.fencing.base import FenceDevice, FenceDriver, FenceTopology, PowerState
 from petguard.fencing.child import FenceRunner
 from petguard.fencing.fake import Behaviour, FakeDriver, FakeRegistry
-from petguard.readiness import OK_EVENT, UNREACHABLE_EVENT, Readiness
+from petguard.fencing.preflight import OK_EVENT, UNREACHABLE_EVENT, Readiness
 from tests.fakes import FakeClock
 
 SECRET = "pw-Zq8-never-logged"

@@ -8,8 +8,8 @@ import time
 
 from oslo_config import cfg
 
-from petguard import service
 from petguard.conf import opts
+from petguard.daemon import service
 from petguard.errors import ConfigError
 from petguard.fencing.base import FenceDriver
 

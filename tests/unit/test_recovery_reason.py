@@ -11,7 +11,7 @@ import pytest
 
 from petguard.cmd import manage
 from petguard.detect import DetectionPolicy
-from petguard.recovery import NOVA_REASON_MAX, disabled_reason
+from petguard.lanes import NOVA_REASON_MAX, disabled_reason
 
 
 @pytest.mark.parametrize("host", ["cmp1", "compute-0042.rack17.dc3.example.org", "h" * 255])

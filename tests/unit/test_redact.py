@@ -12,7 +12,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from oslo_config import cfg
 
-from petguard import redact
+from petguard import secrets
 from petguard.conf import opts, validate
 
 PASSWORDS = st.text(min_size=1, max_size=40).filter(lambda s: s.strip() == s and s)
@@ -38,12 +38,12 @@ def _shapes(password: str) -> list[str]:
     expected="the whole password is masked, not only up to the first space or comma",
 )
 def test_a_password_with_spaces_and_commas_is_masked_whole() -> None:
-    masked = redact.text("password: 'Keystone Pw,With Spaces'")
+    masked = secrets.text("password: 'Keystone Pw,With Spaces'")
 
     assert masked == "password: '***'"
-    assert "Pw" not in redact.text('{"password": "Keystone Pw,With Spaces", "user": "a"}')
-    assert "Pw" not in redact.text("password: Keystone Pw,With Spaces")  # a YAML plain scalar
-    assert "abc" not in redact.text("Authorization: Bearer abc.def") and "gAAAAA" not in redact.text(
+    assert "Pw" not in secrets.text('{"password": "Keystone Pw,With Spaces", "user": "a"}')
+    assert "Pw" not in secrets.text("password: Keystone Pw,With Spaces")  # a YAML plain scalar
+    assert "abc" not in secrets.text("Authorization: Bearer abc.def") and "gAAAAA" not in secrets.text(
         "token gAAAAABnotarealtokenbutlongenough123"
     )
 
@@ -52,27 +52,27 @@ def test_a_password_with_spaces_and_commas_is_masked_whole() -> None:
     "SECRET-03",
     guarantee="7",
     injected="any password string, known to the caller or in a key: value shape of a peer's message",
-    expected="no output of petguard.redact contains it",
+    expected="no output of petguard.secrets contains it",
 )
 @given(password=PASSWORDS, around=st.text(max_size=30))
 def test_no_output_contains_a_known_secret(password: str, around: str) -> None:
     for message in (f"{around}{password}{around}", f"{password}{password}", around):
-        assert password not in redact.text(message, password)
+        assert password not in secrets.text(message, password)
 
 
 @pytest.mark.fault(
     "SECRET-03",
     guarantee="7",
     injected="any password string, known to the caller or in a key: value shape of a peer's message",
-    expected="no output of petguard.redact contains it",
+    expected="no output of petguard.secrets contains it",
 )
 @given(password=PRINTABLE)
 def test_no_output_contains_an_unknown_password_in_a_known_shape(password: str) -> None:
     assume("password" not in password.lower())
     for message, plain in zip(_shapes(password), _shapes("Zz9"), strict=True):
         # what the shape says around any password once masked ('***"' holds the password '*"')
-        assume(password not in redact.text(plain) and password not in message.replace(password, ""))
-        assert password not in redact.text(message), message
+        assume(password not in secrets.text(plain) and password not in message.replace(password, ""))
+        assert password not in secrets.text(message), message
 
 
 @pytest.mark.fault(
@@ -96,7 +96,7 @@ def test_a_yaml_error_names_the_place_and_problem_only(document: str) -> None:
         yaml.safe_load(document)
     assert "Bmc-S3cret" in str(caught.value) or "S3cret" in document  # PyYAML itself may quote it
 
-    said = redact.yaml_error(caught.value)
+    said = secrets.yaml_error(caught.value)
 
     assert "S3cret" not in said and "Bmc" not in said
     assert said.startswith("line ") and ", column " in said
@@ -126,6 +126,6 @@ def test_an_oslo_config_error_is_said_without_the_line(tmp_path: Path, text: str
         validate(conf)
     assert "S3cret" in str(caught.value)  # what oslo.config itself would have printed
 
-    said = redact.config_error(caught.value)
+    said = secrets.config_error(caught.value)
 
     assert "S3cret" not in said and words in said and str(path) in said

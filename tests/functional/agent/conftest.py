@@ -23,13 +23,13 @@ from petguard.agent.report import AgentStatus, Buffer, Reporter, ReportSettings
 from petguard.api.app import ApiSettings, make_app
 from petguard.api.auth import Authenticator
 from petguard.api.server import ApiServer, ServerSettings
-from petguard.apiadapter import StoreInbox, StoreView, snapshot
+from petguard.daemon.api_backend import StoreInbox, StoreView, snapshot
+from petguard.daemon.metrics import Metrics
 from petguard.evacuate.plan import Server
 from petguard.fencing import fake
 from petguard.fencing.base import FenceDevice
-from petguard.health import HealthPolicy
-from petguard.instances import InstanceHealth
-from petguard.metrics import Metrics
+from petguard.guests.policy import HealthPolicy
+from petguard.guests.restarts import InstanceHealth
 from tests.fakes import FakeCompute
 from tests.functional.agent import libvirtlab
 from tests.functional.harness import Harness

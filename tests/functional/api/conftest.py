@@ -13,10 +13,10 @@ import pytest
 
 from petguard.api.app import ApiSettings, make_app
 from petguard.api.auth import Authenticator
-from petguard.apiadapter import StoreInbox, StoreView, snapshot
+from petguard.daemon.api_backend import StoreInbox, StoreView, snapshot
+from petguard.daemon.metrics import Metrics
 from petguard.fencing import fake
 from petguard.fencing.base import FenceDevice
-from petguard.metrics import Metrics
 from tests.fakes import FakeCompute
 from tests.functional.harness import FAST_RECOVERY, Harness
 

@@ -15,8 +15,8 @@ import requests
 
 from petguard.detect import ServiceRecord
 from petguard.errors import PetguardError
-from petguard.evacuate import nova
 from petguard.hosts import HostState
+from petguard.nova import compute as nova
 from tests.functional.api.conftest import HOSTS, Api
 
 FERNET = "gAAAAABmZ7c9Xq3kL0p2R8sT1uV4wX6yZ8aB0cD2eF4gH6iJ8kL0mN2oP4qR6sT8uV0w"

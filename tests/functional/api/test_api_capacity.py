@@ -15,14 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from petguard import service
 from petguard.api.app import make_app
 from petguard.api.auth import Authenticator
-from petguard.apiadapter import StoreInbox, StoreView, snapshot
-from petguard.capacity import DISK_GB, MEMORY_MB, VCPU, HostCapacity, Inventory, PlacedServer, Resources
-from petguard.capacitywatch import CapacityWatch
+from petguard.daemon import service
+from petguard.daemon.api_backend import StoreInbox, StoreView, snapshot
+from petguard.daemon.metrics import Metrics
+from petguard.evacuate.capacity import DISK_GB, MEMORY_MB, VCPU, HostCapacity, Inventory, PlacedServer, Resources
+from petguard.evacuate.capacity_duty import CapacityWatch
 from petguard.fencing import fake
-from petguard.metrics import Metrics
 from tests.fakes import FakeCompute
 from tests.functional.api.conftest import HOSTS, TOKEN, devices
 from tests.functional.harness import FAST_RECOVERY, Harness

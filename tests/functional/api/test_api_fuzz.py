@@ -31,10 +31,10 @@ from schemathesis.core.parameters import ParameterLocation
 
 from petguard.api.app import OPENAPI_RESOURCE, ApiSettings, make_app
 from petguard.api.auth import Authenticator, sign
-from petguard.apiadapter import StoreInbox, StoreView, snapshot
+from petguard.daemon.api_backend import StoreInbox, StoreView, snapshot
+from petguard.daemon.metrics import Metrics
 from petguard.fencing import fake
-from petguard.metrics import Metrics
-from petguard.store.api import SqlStore as Store
+from petguard.store.sql import SqlStore as Store
 from tests.fakes import FakeCompute
 from tests.functional.api.conftest import ALERT_TOKEN, HMAC_KEY, HOSTS, TOKEN, devices
 from tests.functional.harness import Harness

@@ -22,7 +22,7 @@ import pytest
 from petguard.api.app import MAX_BODY_BYTES, ApiSettings, make_app
 from petguard.api.auth import Authenticator
 from petguard.api.server import MAX_HEADER_BYTES, ApiServer, ServerSettings
-from petguard.apiadapter import StoreInbox
+from petguard.daemon.api_backend import StoreInbox
 from tests.functional.api.conftest import MAX_BODY, TOKEN, Api
 from tests.functional.api.test_api_slowloris import serving
 

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from oslo_config import cfg
 
-from petguard import apiadapter
 from petguard.api.server import ApiServer, ServerSettings
 from petguard.conf import opts
+from petguard.daemon import api_backend
 from petguard.errors import ConfigError
 from tests.functional.api.conftest import TOKEN, Api
 
@@ -80,9 +80,9 @@ def test_start_api_from_configuration(api: Api, tmp_path: Path) -> None:
     token_file.chmod(0o644)
     conf = _conf(tmp_path, token_file=str(token_file), bind="127.0.0.1:0")
     with pytest.raises(ConfigError, match="readable by group or others .* chmod 600"):
-        apiadapter.start_api(conf, api.harness.store, api.harness.loop)
+        api_backend.start_api(conf, api.harness.store, api.harness.loop)
     token_file.chmod(0o600)
-    server = apiadapter.start_api(conf, api.harness.store, api.harness.loop)
+    server = api_backend.start_api(conf, api.harness.store, api.harness.loop)
     try:
         api.tick()
         headers = {"Authorization": "Bearer s3cret-token"}
@@ -92,4 +92,4 @@ def test_start_api_from_configuration(api: Api, tmp_path: Path) -> None:
     finally:
         server.stop()
     with pytest.raises(ConfigError, match=r"\[api\] token_file .* cannot be read"):
-        apiadapter.start_api(_conf(tmp_path, token_file=str(tmp_path / "none")), api.harness.store, api.harness.loop)
+        api_backend.start_api(_conf(tmp_path, token_file=str(tmp_path / "none")), api.harness.store, api.harness.loop)

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from oslo_config import cfg
 
-from petguard import apiadapter
 from petguard.api.server import ApiServer, ServerSettings
 from petguard.conf import opts
+from petguard.daemon import api_backend
 from tests.functional.api.conftest import Api
 
 #: What a slowloris sends first: a request line and one header, never the blank line that ends them.
@@ -123,8 +123,8 @@ def test_the_api_options_reach_the_server() -> None:
     conf = cfg.ConfigOpts()
     opts.register(conf)
     conf([], project="petguard-test")
-    assert apiadapter.settings(conf)[1] == ServerSettings(threads=32, client_timeout=5.0, request_timeout=10.0)
+    assert api_backend.settings(conf)[1] == ServerSettings(threads=32, client_timeout=5.0, request_timeout=10.0)
     for name, value in {"threads": 8, "client_timeout": 2.0, "request_timeout": 3.0}.items():
         conf.set_override(name, value, group="api")
-    server = apiadapter.settings(conf)[1]
+    server = api_backend.settings(conf)[1]
     assert (server.threads, server.client_timeout, server.request_timeout) == (8, 2.0, 3.0)

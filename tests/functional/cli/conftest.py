@@ -1,5 +1,5 @@
 """A daemon in-process for the CLI: the real WSGI app (petguard.api.app) over the real journal (tmp
-sqlite) and the real loop ticking in a thread, wired as petguard.apiadapter wires it, reached
+sqlite) and the real loop ticking in a thread, wired as petguard.daemon.api_backend wires it, reached
 through ``httpx.WSGITransport`` (no socket). Nova is the in-memory FakeCompute; BMCs the fake driver.
 """
 
@@ -16,9 +16,9 @@ import pytest
 
 from petguard.api.app import ApiSettings, make_app
 from petguard.api.auth import Authenticator
-from petguard.apiadapter import StoreInbox, StoreView
+from petguard.daemon.api_backend import StoreInbox, StoreView
 from petguard.fencing.base import FenceDevice
-from petguard.recovery import RecoveryPolicy
+from petguard.lanes import RecoveryPolicy
 from tests.fakes import FakeCompute
 from tests.functional.harness import FAST_RECOVERY, Harness
 from tests.unit.cli.runner import Result, run_cli, write_token

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from petguard.agent.events import DomainState, DomainSummary
-from petguard.health import AgentHeartbeat
+from petguard.guests.policy import AgentHeartbeat
 from petguard.hosts import HostState
 from tests.functional.cli.conftest import HOSTS, Daemon
 from tests.unit.cli.runner import run_cli, write_token

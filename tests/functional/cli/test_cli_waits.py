@@ -12,7 +12,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from petguard.apiadapter import snapshot
+from petguard.daemon.api_backend import snapshot
 from petguard.errors import NovaUnavailable
 from petguard.journal import STUCK, MoveRecord
 from tests.functional.cli.conftest import Daemon

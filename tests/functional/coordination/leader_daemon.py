@@ -18,15 +18,16 @@ import threading
 from multiprocessing.managers import BaseManager
 from typing import Any
 
-from petguard import service
 from petguard.clock import SystemClock
+from petguard.daemon import service
 from petguard.decide import LoopPolicy
 from petguard.evacuate.run import RunPolicy
 from petguard.fencing import loader
 from petguard.fencing.base import FenceDevice
 from petguard.fencing.child import FenceRunner
-from petguard.leadership import NO_EPOCH, Leadership, Settings, guard_compute, guard_fence
-from petguard.store.api import SqlStore
+from petguard.ha.election import NO_EPOCH, Leadership, Settings
+from petguard.ha.guards import guard_compute, guard_fence
+from petguard.store.sql import SqlStore
 from tests.functional.crash_daemon import COMPUTE_METHODS
 from tests.functional.harness import FAST_DETECTION, FAST_FENCE, FAST_RECOVERY
 

@@ -27,7 +27,7 @@ import pytest
 
 from petguard.hosts import HostState
 from petguard.journal import MoveStatus
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 from tests.fakes import FakeCompute
 from tests.functional.coordination.conftest import journal
 from tests.functional.coordination.leader_daemon import COMPUTE_METHODS, LabManager

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from petguard.leadership import NO_EPOCH, Leadership, NotLeading, Settings, guard_compute
-from petguard.store.api import SqlStore
+from petguard.ha.election import NO_EPOCH, Leadership, NotLeading, Settings
+from petguard.ha.guards import guard_compute
+from petguard.store.sql import SqlStore
 from tests.fakes import FakeCompute
 from tests.functional.coordination.conftest import journal
 from tests.functional.coordination.peers import Server

@@ -26,9 +26,9 @@ from petguard.clock import SystemClock
 from petguard.fencing import loader, procedure
 from petguard.fencing.base import FenceDevice, FenceTopology, PowerState
 from petguard.fencing.child import FenceRunner
+from petguard.fencing.preflight import OK_EVENT, UNREACHABLE_EVENT, Readiness
 from petguard.hosts import HostState
-from petguard.readiness import OK_EVENT, UNREACHABLE_EVENT, Readiness
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 from tests.fakes import FakeCompute
 from tests.functional.bmc import IpmiSim
 from tests.functional.harness import Harness, journal_url

@@ -20,7 +20,7 @@ import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 
 from petguard.store import migrate, models
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 
 SERVERS: dict[str, tuple[str, str]] = {
     # backend: (admin URL, driver module)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 
 
 def test_audit_round_trip_oldest_first(store: SqlStore) -> None:

@@ -14,12 +14,12 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from petguard.errors import StaleEpoch
+from petguard.ha.election import NO_EPOCH
 from petguard.hosts import HostState
 from petguard.journal import AlertRecord, MoveStatus, RequestKind
-from petguard.leadership import NO_EPOCH
 from petguard.store import models
-from petguard.store.api import SqlStore
 from petguard.store.engine import make_engine
+from petguard.store.sql import SqlStore
 from tests.functional.store.store_builders import plan, record, suspect_tick, tick
 
 

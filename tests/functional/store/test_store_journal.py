@@ -12,7 +12,7 @@ from petguard.errors import NotFound
 from petguard.evacuate.plan import Move, Plan, PowerGoal
 from petguard.hosts import HostEvent, HostState
 from petguard.journal import BrakeState, MoveRecord, MoveStatus, RequestKind, SkipRecord, Transition
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 from tests.functional.store.store_builders import T0, down_health, plan, record, suspect_tick, tick
 
 # -- hosts ------------------------------------------------------------------------------------------

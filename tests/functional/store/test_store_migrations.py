@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL
 
 from petguard.errors import ConfigError
 from petguard.store import migrate, models
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 
 
 def test_upgrade_from_empty_to_head_and_again(db_url: URL) -> None:

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy.engine import URL
 
 from petguard.errors import StaleEpoch
+from petguard.ha.election import NO_EPOCH
 from petguard.journal import ReservedHost, ReservedState
-from petguard.leadership import NO_EPOCH
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 from tests.functional.store.store_builders import suspect_tick
 
 IDLE, BORROWING, BORROWED, RETURNING = (

@@ -17,8 +17,8 @@ from petguard.errors import NotFound, Permanent, StaleEpoch, Temporary
 from petguard.hosts import HostEvent, HostState
 from petguard.journal import BrakeState, MoveStatus, RequestKind, TickRecord, Transition
 from petguard.store import migrate
-from petguard.store.api import SqlStore
 from petguard.store.engine import StoreUnavailable
+from petguard.store.sql import SqlStore
 from tests.functional.store.store_builders import T0, down_health, plan, record, suspect_tick, tick
 
 

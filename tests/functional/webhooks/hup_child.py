@@ -11,7 +11,7 @@ import threading
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from petguard import lifecycle
+from petguard.daemon import lifecycle
 
 
 def main() -> int:

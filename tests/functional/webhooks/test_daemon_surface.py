@@ -1,7 +1,7 @@
 """A real petguard-daemon process (against an unreachable Nova): systemd notify over a real socket,
 SIGHUP turning DEBUG on, and the daemon's dispatcher delivering an event to a real receiver.
 
-Skipped until the composition root wires ``petguard.lifecycle`` and the dispatcher in.
+Skipped until the composition root wires ``petguard.daemon.lifecycle`` and the dispatcher in.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from petguard import service
-from petguard.store.api import SqlStore
+from petguard.daemon import service
+from petguard.store.sql import SqlStore
 from tests.functional.test_daemon import _config
 from tests.functional.webhooks.receiver import Receiver as HttpReceiver
 
 ROOT = Path(__file__).parents[3]
 WIRED = "watchdog" in {f.name for f in dataclasses.fields(service.Daemon)}
-pytestmark = pytest.mark.skipif(not WIRED, reason="petguard.service does not wire lifecycle/webhooks yet")
+pytestmark = pytest.mark.skipif(not WIRED, reason="petguard.daemon.service does not wire lifecycle/webhooks yet")
 KEY = b"daemon-test-key"
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from petguard.clock import SystemClock
 from petguard.store import migrate
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 from petguard.webhooks.dispatch import DeliveryPolicy, Dispatcher
 from petguard.webhooks.receivers import Format, Receiver
 from tests.fakes import FakeClock

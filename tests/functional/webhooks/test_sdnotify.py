@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from petguard import lifecycle, sdnotify
+from petguard import sdnotify
+from petguard.daemon import lifecycle
 from petguard.reconcile import TickReport
 
 

@@ -7,10 +7,10 @@ import dataclasses
 
 import pytest
 
-from petguard import health
 from petguard.agent.events import DomainEvent, EventKind
 from petguard.evacuate.plan import Server
-from petguard.health import HealthPolicy, Intent, Phase, RestartHow, ServerHealth
+from petguard.guests import policy as health
+from petguard.guests.policy import HealthPolicy, Intent, Phase, RestartHow, ServerHealth
 from petguard.hosts import HostState
 
 POLICY = HealthPolicy(min_uptime=60.0, max_restarts=3, window=3600.0, restart_timeout=120.0,

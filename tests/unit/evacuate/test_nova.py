@@ -26,9 +26,9 @@ from petguard.errors import (
     NovaUnavailable,
     Temporary,
 )
-from petguard.evacuate import nova
 from petguard.evacuate.hints import HintKind, TargetHint
 from petguard.evacuate.plan import GroupPolicy
+from petguard.nova import compute as nova
 
 HOST = "cmp1"
 SERVICE = ServiceRecord(host=HOST, service_id="svc-uuid-1", state="down", status="enabled", forced_down=False)
@@ -580,7 +580,7 @@ def test_no_secret_in_messages(adapter, conn):
 def test_debug_log_line_per_call(adapter, conn, caplog):
     conn.compute.get.return_value = response(body={"services": []}, rid="req-log")
 
-    with caplog.at_level(logging.DEBUG, logger="petguard.evacuate.nova"):
+    with caplog.at_level(logging.DEBUG, logger="petguard.nova.compute"):
         adapter.list_services()
 
     [record] = caplog.records

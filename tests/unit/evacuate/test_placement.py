@@ -19,11 +19,12 @@ import openstack.placement.v1._proxy
 import pytest
 import requests
 
-from petguard import capacity
-from petguard.capacity import DISK_GB, MEMORY_MB, VCPU, Inventory, Resources, Verdict
 from petguard.errors import NovaUnavailable
-from petguard.evacuate import nova, placement
+from petguard.evacuate import capacity
+from petguard.evacuate.capacity import DISK_GB, MEMORY_MB, VCPU, Inventory, Resources, Verdict
 from petguard.evacuate.plan import EvacuationPolicy
+from petguard.nova import compute as nova
+from petguard.nova import placement
 from tests.unit.evacuate.test_nova import image_ref, response
 
 RP1 = "b1e43b5f-eec1-44e0-9f10-7b4945c0226d"

@@ -9,7 +9,7 @@ from petguard import errors
 from petguard.fencing import fenceagent
 from petguard.fencing.base import FenceDevice, PowerState, is_secret_option
 from petguard.fencing.fenceagent import AgentResult
-from petguard.redact import text as scrub
+from petguard.secrets import text as scrub
 
 SECRET = "pw-Zq8-never-logged"
 DEVICE = FenceDevice(

@@ -1,7 +1,7 @@
 """Capacity reads (adapter): Nova's compute services, hypervisors and servers, and placement's
-inventories and usages, turned into ``petguard.capacity.HostCapacity`` values.
+inventories and usages, turned into ``petguard.evacuate.capacity.HostCapacity`` values.
 
-``read_capacity_inputs(nova, ...)`` is the whole read; the capacity duty (``petguard.capacitywatch``)
+``read_capacity_inputs(nova, ...)`` is the whole read; the capacity duty (``petguard.evacuate.capacity_duty``)
 calls it every ``[capacity] interval`` seconds, and a lab test can call it on its own with
 ``nova.connect(cloud, clouds_file)``. It goes through ``NovaCompute``'s one call (``read``), so every
 request is logged with its request id and every error is mapped and chained there.
@@ -26,10 +26,17 @@ import urllib.parse
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any, Final
 
-from petguard.capacity import RESOURCE_CLASSES, HostCapacity, Inventory, PlacedServer, Resources, flavor_resources
 from petguard.detect import ServiceRecord
-from petguard.evacuate.nova import NovaCompute
+from petguard.evacuate.capacity import (
+    RESOURCE_CLASSES,
+    HostCapacity,
+    Inventory,
+    PlacedServer,
+    Resources,
+    flavor_resources,
+)
 from petguard.evacuate.plan import Server
+from petguard.nova.compute import NovaCompute
 
 LOG = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ At scrape time (from ``snapshot()``; nothing is cached):
   ``petguard_last_successful_tick_timestamp_seconds``, ``petguard_journal_up`` (0 when the journal
   could not be read for this scrape)
 * ``petguard_fence_device_ready{host,level,device}`` 1 when the last read-only power reading of that
-  fence device succeeded, 0 when it failed (``petguard.readiness``; devices not read yet are absent)
+  fence device succeeded, 0 when it failed (``petguard.fencing.preflight``; devices not read yet are absent)
 * ``petguard_capacity_ok`` 1 when the last capacity check found room for the pets of any one host,
   0 when it did not, -1 when unknown (not checked yet, Nova or placement unreadable, not the leader);
   ``petguard_capacity_missing{host,resource}`` per short host, what its pets would lack, and
-  ``petguard_capacity_unplaced_pets{host}`` how many would find no room (``petguard.capacity``; only
+  ``petguard_capacity_unplaced_pets{host}`` how many would find no room (``petguard.evacuate.capacity``; only
   short hosts, so a few series at most);
   ``petguard_capacity_checked_timestamp_seconds`` when the last check ran
 * ``petguard_nova_readable`` 1 when the loop's last reading of Nova's compute services succeeded, 0
@@ -47,8 +47,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from petguard.capacity import CapacityReport, Verdict
 from petguard.errors import PetguardError
+from petguard.evacuate.capacity import CapacityReport, Verdict
 from petguard.hosts import HostState
 from petguard.sight import Sight
 

@@ -1,6 +1,6 @@
 """The daemon's process lifecycle: signals, the log level at run time, systemd readiness and watchdog.
 
-Small functions for ``petguard.cmd.daemon`` and ``petguard.service`` to call:
+Small functions for ``petguard.cmd.daemon`` and ``petguard.daemon.service`` to call:
 
 * ``install_signal_handlers(stop, reload_fn)``: SIGTERM/SIGINT set ``stop``; SIGHUP runs ``reload_fn``
   on a short-lived thread (never inside the signal handler, which may interrupt a tick holding locks).
@@ -8,7 +8,7 @@ Small functions for ``petguard.cmd.daemon`` and ``petguard.service`` to call:
 * ``set_log_level(name)``: the API's ``log-level`` command; lasts until the next SIGHUP or restart.
 * ``Watchdog``: READY=1 after the first tick (state loaded), WATCHDOG=1 after each tick that returned,
   STOPPING=1 on shutdown, with a STATUS line. A wedged loop stops sending WATCHDOG=1 and systemd
-  restarts the daemon (``WatchdogSec`` in systemd/petguard.service).
+  restarts the daemon (``WatchdogSec`` in systemd/petguard.daemon.service).
 """
 
 from __future__ import annotations

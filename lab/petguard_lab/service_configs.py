@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from petguard_lab.config import HOST_IP, REGION, SERVICE_PASSWORD, LabConfig
+from petguard_lab.settings import HOST_IP, REGION, SERVICE_PASSWORD, LabConfig
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:

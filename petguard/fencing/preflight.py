@@ -26,7 +26,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 
-from petguard import errors, redact
+from petguard import errors, secrets
 from petguard.clock import Clock
 from petguard.duty import DutyThread
 from petguard.fencing import base
@@ -192,7 +192,7 @@ class Readiness(DutyThread):
             driver = self._lookup(device.driver)
             power = read_power(device, driver, self._runner, self._timeout)
         except errors.PetguardError as exc:
-            error = redact.text(f"{type(exc).__name__}: {exc.message}", *device.secrets())
+            error = secrets.text(f"{type(exc).__name__}: {exc.message}", *device.secrets())
         except Exception as exc:  # noqa: BLE001 - a driver bug must not stop readiness of the others
             error = f"unexpected {type(exc).__name__} while reading the power state"
         now = self._clock.now()

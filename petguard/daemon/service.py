@@ -16,31 +16,32 @@ from typing import Protocol
 
 from oslo_config import cfg
 
-from petguard import apiadapter, lifecycle
-from petguard import leadership as election
 from petguard.api.server import ApiServer
-from petguard.capacity import CapacityReport, HostCapacity
-from petguard.capacitywatch import CapacityWatch
 from petguard.clock import Clock, SystemClock
 from petguard.compute import Compute
 from petguard.conf import policies
+from petguard.daemon import api_backend, lifecycle
 from petguard.decide import Action, LoopPolicy
-from petguard.evacuate import nova, placement
+from petguard.evacuate.capacity import CapacityReport, HostCapacity
+from petguard.evacuate.capacity_duty import CapacityWatch
 from petguard.evacuate.probe import NetworkProber
 from petguard.evacuate.ready import Prober
 from petguard.evacuate.reserved import ReservedKeeper, ReservedPool
 from petguard.fencing import inventory, loader, procedure
 from petguard.fencing.base import FenceDevice, FenceDriver, FenceTopology
 from petguard.fencing.child import FenceRunner
+from petguard.fencing.preflight import Readiness
 from petguard.fencing.procedure import FencePolicy, PowerRunner
+from petguard.guests.restarts import InstanceHealth
+from petguard.ha import election, guards
+from petguard.ha.election import Leadership
 from petguard.hosts import HostState
-from petguard.instances import InstanceHealth
 from petguard.journal import Store
-from petguard.leadership import Leadership
-from petguard.readiness import Readiness
+from petguard.lanes import FenceFn, FenceResult, Recovery, RecoveryPolicy
+from petguard.nova import compute as nova
+from petguard.nova import placement
 from petguard.reconcile import Loop
-from petguard.recovery import FenceFn, FenceResult, Recovery, RecoveryPolicy
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 from petguard.webhooks.wiring import build_dispatcher
 
 LOG = logging.getLogger(__name__)
@@ -234,7 +235,7 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
             "webhooks": lambda: build_dispatcher(conf, journal, clock),
             "fence readiness": fence_readiness_duty(conf, fences, lookup, runner, journal),
             "instance health": lambda: InstanceHealth(
-                election.guard_compute(compute, leader), acting, clock, policies.instance_health(conf)
+                guards.guard_compute(compute, leader), acting, clock, policies.instance_health(conf)
             ),
         }
     )
@@ -242,7 +243,7 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
     leader = election.Leadership.from_conf(conf, acting, journal, on_gain=duties.start, on_loss=duties.stop)
     # Fences wait on the daemon's stop (a fence in flight completes, bounded by its deadline); the
     # lanes' other waits end as soon as leadership is lost.
-    fence = election.guard_fence(
+    fence = guards.guard_fence(
         make_fence(fences, runner, lookup, policies.fencing(conf), clock, conf.fencing.inventory_file), leader
     )
     recovery_policy = policies.recovery(conf)
@@ -251,11 +252,11 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
     if recovery_policy.reserved_hosts:
         # One pool (and its lock) for the lanes and the leader's keeper, which finishes loans that a
         # crash or a lost leadership left half done, at every gain of leadership and every tick.
-        guarded = election.guard_compute(compute, leader)
+        guarded = guards.guard_compute(compute, leader)
         reserved = ReservedPool(guarded, acting, lanes_clock, recovery_policy.reserved_hosts)
         duties.add("reserved hosts", functools.partial(ReservedKeeper, reserved, conf.tick_interval))
     loop = assemble(
-        election.guard_compute(compute, leader),
+        guards.guard_compute(compute, leader),
         acting,
         fence,
         lanes_clock,
@@ -268,7 +269,7 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
     # Started last, so that a refusal above leaves nothing serving.
     api = None
     if conf.api.enabled:
-        api = apiadapter.start_api(
+        api = api_backend.start_api(
             conf,
             journal,
             loop,

@@ -1,4 +1,4 @@
-"""The instance-health executor: applies ``petguard.health`` to the agents' events (procedure).
+"""The instance-health executor: applies ``petguard.guests.policy`` to the agents' events (procedure).
 
 ``InstanceHealth.run_once()`` takes the agents' unprocessed domain events (oldest first), runs the
 pure policy on each, and carries out what it decides:
@@ -22,13 +22,13 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from petguard import health
 from petguard.clock import Clock
 from petguard.compute import Compute
 from petguard.duty import DutyThread
 from petguard.errors import NotFound, NovaUnavailable, PetguardError
 from petguard.evacuate.plan import Server
-from petguard.health import AgentEventRecord, Assessment, HealthPolicy, Intent, RestartHow, ServerHealth
+from petguard.guests import policy as health
+from petguard.guests.policy import AgentEventRecord, Assessment, HealthPolicy, Intent, RestartHow, ServerHealth
 from petguard.journal import HostRecord
 
 LOG = logging.getLogger(__name__)

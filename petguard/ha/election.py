@@ -23,8 +23,7 @@ step of ours (a dead or unreachable leader's lock expires after ``2 x leader_tim
 
 ``leading()`` measures the lease on the monotonic clock at every call: a leader that was paused
 (SIGSTOP, a frozen VM) or whose heartbeat hangs knows it the moment it runs again, before it acts.
-``guard_compute`` and ``guard_fence`` ask it before every Nova change and every fence: Nova knows
-nothing of petguard's epochs, so the journal alone cannot refuse those.
+``ha.guards`` asks it before every Nova change and every fence.
 """
 
 from __future__ import annotations
@@ -44,13 +43,8 @@ import tooz.coordination
 import tooz.locking
 from oslo_config import cfg
 
-from petguard.compute import Compute, Migration
-from petguard.detect import ServiceRecord
 from petguard.errors import ConfigError, PetguardError, Temporary
-from petguard.evacuate.hints import TargetHint
-from petguard.evacuate.plan import Server
 from petguard.reconcile import Loop
-from petguard.recovery import FenceFn, FenceResult
 
 LOG = logging.getLogger(__name__)
 
@@ -69,7 +63,7 @@ class NotLeading(Temporary):
 
 
 class EpochStore(Protocol):
-    """The acting store's epoch calls (``petguard.store.api.SqlStore`` has them)."""
+    """The acting store's epoch calls (``petguard.store.sql.SqlStore`` has them)."""
 
     @property
     def epoch(self) -> int | None: ...
@@ -457,82 +451,3 @@ class Leadership:
             self._journal.record_event(None, None, kind, message, time.time())
         except PetguardError as exc:
             LOG.warning("cannot record %s in the journal: %s", kind, exc)
-
-
-# -- the acting path's guards ---------------------------------------------------------------------
-class LeaderCompute:
-    """``Compute`` for the acting path: every change asks ``leadership.require`` first; reads pass."""
-
-    def __init__(self, compute: Compute, leadership: Leadership) -> None:
-        self._compute = compute
-        self._leadership = leadership
-
-    def list_services(self) -> list[ServiceRecord]:
-        return self._compute.list_services()
-
-    def servers_on(self, host: str) -> list[Server]:
-        return self._compute.servers_on(host)
-
-    def get_server(self, server_id: str) -> Server:
-        return self._compute.get_server(server_id)
-
-    def evacuations_from(self, host: str, since: float | None = None) -> list[Migration]:
-        return self._compute.evacuations_from(host, since)
-
-    def force_down(self, service: ServiceRecord) -> str:
-        self._leadership.require(f"force down {service.host}")
-        return self._compute.force_down(service)
-
-    def disable(self, service: ServiceRecord, reason: str) -> str:
-        self._leadership.require(f"disable {service.host}")
-        return self._compute.disable(service, reason)
-
-    def unforce_down(self, service: ServiceRecord) -> str:
-        self._leadership.require(f"unforce {service.host}")
-        return self._compute.unforce_down(service)
-
-    def enable(self, service: ServiceRecord) -> str:
-        self._leadership.require(f"enable {service.host}")
-        return self._compute.enable(service)
-
-    def evacuate(self, server_id: str, host: str | None = None) -> str:
-        self._leadership.require(f"evacuate {server_id}")
-        return self._compute.evacuate(server_id, host)
-
-    def check_placement(self) -> str:
-        return self._compute.check_placement()
-
-    def aggregates_of(self, host: str) -> frozenset[str]:
-        return self._compute.aggregates_of(host)
-
-    def candidate_hosts(self, hint: TargetHint, source: str) -> list[str]:
-        return self._compute.candidate_hosts(hint, source)
-
-    def start_server(self, server_id: str) -> str:
-        self._leadership.require(f"start {server_id}")
-        return self._compute.start_server(server_id)
-
-    def stop_server(self, server_id: str) -> str:
-        self._leadership.require(f"stop {server_id}")
-        return self._compute.stop_server(server_id)
-
-    def reboot_server(self, server_id: str, hard: bool = True) -> str:
-        self._leadership.require(f"reboot {server_id}")
-        return self._compute.reboot_server(server_id, hard)
-
-
-def guard_compute(compute: Compute, leadership: Leadership) -> Compute:
-    """``compute`` whose changes are made only while ``leadership`` leads."""
-    return LeaderCompute(compute, leadership)
-
-
-def guard_fence(fence: FenceFn, leadership: Leadership) -> FenceFn:
-    """``fence`` that is not attempted unless ``leadership`` leads (the host stays FENCING in the
-    journal, and the next leader fences it)."""
-
-    def guarded(host: str) -> FenceResult | tuple[bool, str]:
-        if not leadership.leading():
-            return False, "not the leader any more: fence not attempted; the next leader fences it"
-        return fence(host)
-
-    return guarded

@@ -30,7 +30,7 @@ from petguard.agent.events import DomainEvent
 from petguard.detect import FenceStart, Health, Signal
 from petguard.errors import NotFound, StaleEpoch
 from petguard.evacuate.plan import Plan
-from petguard.health import AgentEventRecord, AgentHeartbeat, ServerHealth
+from petguard.guests.policy import AgentEventRecord, AgentHeartbeat, ServerHealth
 from petguard.hosts import HostState
 from petguard.journal import (
     AlertRecord,

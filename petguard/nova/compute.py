@@ -9,7 +9,7 @@ Glance through the SDK's image proxy.
 Errors are mapped once, in ``_error_for`` (HTTP answers, table ``_STATUS_ERRORS``) and
 ``_library_error`` (keystoneauth / SDK exceptions), always chained with ``from`` and always carrying
 Nova's request id in ``context['request_id']`` and in the message. Messages never contain passwords
-or tokens: keystoneauth's and Nova's messages hold neither, and ``_redact`` (``petguard.redact``)
+or tokens: keystoneauth's and Nova's messages hold neither, and ``_redact`` (``petguard.secrets``)
 scrubs anything that looks like one anyway. A clouds.yaml that is not valid YAML is said so by line
 and column before openstacksdk reads it (the SDK would skip it, log PyYAML's text, and report the
 cloud as not found).
@@ -37,7 +37,7 @@ import openstack.connection
 import openstack.exceptions
 import yaml
 
-from petguard import redact
+from petguard import secrets
 from petguard.compute import Compute, Migration, usable_hosts
 from petguard.detect import ServiceRecord
 from petguard.errors import (
@@ -120,8 +120,8 @@ class _Response(Protocol):
 
 
 def _redact(text: str) -> str:
-    """Remove anything that looks like a token or a password from ``text`` (``petguard.redact``)."""
-    return redact.text(text)
+    """Remove anything that looks like a token or a password from ``text`` (``petguard.secrets``)."""
+    return secrets.text(text)
 
 
 def _request_id(response: _Response) -> str:
@@ -461,7 +461,7 @@ class NovaCompute:
         """Every server of every project (``GET /servers/detail?all_tenants=1``, paged) with its server
         group (one ``GET /os-server-groups?all_projects=True``), each with the flavor Nova embeds
         (mv >= 2.47: vcpus, ram, disk, ephemeral, swap, extra_specs), for the capacity check
-        (``petguard.evacuate.placement``). With ``image_properties``, one Glance GET per distinct
+        (``petguard.nova.placement``). With ``image_properties``, one Glance GET per distinct
         image (the ``evacuable_image`` selector needs them)."""
         raws = list(self._pages("/servers/detail", {"all_tenants": "1"}, "servers", MICROVERSIONS["servers"],
                                 what="list the servers of all projects"))  # fmt: skip
@@ -707,7 +707,7 @@ def _check_yaml(clouds_file: str, cloud: str) -> None:
         return
     except (yaml.YAMLError, ValueError) as exc:
         raise ConfigError(
-            f"{clouds_file} is not valid YAML at {redact.yaml_error(exc)}; fix the syntax there "
+            f"{clouds_file} is not valid YAML at {secrets.yaml_error(exc)}; fix the syntax there "
             "(quote a password that holds ':', '#', '*', '&', '!' or starts with a quote)",
             cloud=cloud,
             clouds_file=clouds_file,

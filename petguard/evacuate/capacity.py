@@ -1,6 +1,6 @@
 """The capacity check: could the cloud take the pets of any one host if that host failed now? (pure domain)
 
-Inputs, per compute host (built by the adapter ``petguard.evacuate.placement``): its placement
+Inputs, per compute host (built by the adapter ``petguard.nova.placement``): its placement
 inventory of ``VCPU``, ``MEMORY_MB`` and ``DISK_GB`` (total, reserved, allocation_ratio, max_unit)
 and its usage; whether it can take servers (Nova service up, enabled, not forced down, not in
 petguard maintenance); whether it is a reserved failover host (``[evacuation] reserved_hosts``: kept

@@ -1,7 +1,7 @@
 """The capacity duty: run the capacity check every ``[capacity] interval`` seconds on the leader (procedure).
 
-Each run reads the facts through ``read`` (``petguard.evacuate.placement.read_capacity_inputs``,
-wired by the composition root), decides with the pure ``petguard.capacity.check`` and keeps the
+Each run reads the facts through ``read`` (``petguard.nova.placement.read_capacity_inputs``,
+wired by the composition root), decides with the pure ``petguard.evacuate.capacity.check`` and keeps the
 report in memory for ``status`` and the metrics. Nova or placement that cannot be read makes the
 report ``unknown`` (with the error, which names the request id), never an exception out of the thread.
 
@@ -20,11 +20,11 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 
-from petguard import capacity
-from petguard.capacity import CapacityReport, HostCapacity, Verdict
 from petguard.clock import Clock
 from petguard.duty import DutyThread
 from petguard.errors import PetguardError
+from petguard.evacuate import capacity
+from petguard.evacuate.capacity import CapacityReport, HostCapacity, Verdict
 from petguard.evacuate.plan import EvacuationPolicy
 
 LOG = logging.getLogger(__name__)

@@ -23,14 +23,15 @@ from petguard.api.alerts import AlertPolicy
 from petguard.api.app import ApiSettings, make_app
 from petguard.api.ports import Explanation, Exposition, Liveness, Status
 from petguard.api.server import ApiServer, ServerSettings
-from petguard.capacity import CapacityReport
 from petguard.clock import Clock, SystemClock
 from petguard.compute import Compute
 from petguard.conf import policies
+from petguard.daemon.metrics import Metrics, Snapshot
 from petguard.errors import ConfigError, NotFound, PetguardError
 from petguard.evacuate import plan as planning
+from petguard.evacuate.capacity import CapacityReport
 from petguard.evacuate.ready import ready_spec
-from petguard.health import AgentHeartbeat
+from petguard.guests.policy import AgentHeartbeat
 from petguard.journal import (
     AlertRecord,
     AuditRecord,
@@ -42,9 +43,8 @@ from petguard.journal import (
     RequestStatus,
     SkipRecord,
 )
-from petguard.metrics import Metrics, Snapshot
 from petguard.reconcile import Loop
-from petguard.store.api import SqlStore
+from petguard.store.sql import SqlStore
 
 LOG = logging.getLogger(__name__)
 
@@ -79,9 +79,9 @@ class StoreView:
     dry_run: bool = False
     clock: Clock = dataclasses.field(default_factory=SystemClock)
     log_level: Callable[[], str] = dataclasses.field(default_factory=lambda: LogLevels().get)
-    #: host -> "ok" | "unknown" | what is wrong with its fence devices (petguard.readiness)
+    #: host -> "ok" | "unknown" | what is wrong with its fence devices (petguard.fencing.preflight)
     fence_readiness: Callable[[], Mapping[str, str]] = dict
-    #: whether this controller leads (petguard.leadership); a single controller always does
+    #: whether this controller leads (petguard.ha.election); a single controller always does
     leading: Callable[[], bool] = lambda: True
     #: seconds since this controller's last round with the coordination backend (None: none yet);
     #: a follower does not tick, so this is what its /healthz judges
@@ -91,7 +91,7 @@ class StoreView:
     evacuation: planning.EvacuationPolicy = dataclasses.field(default_factory=planning.EvacuationPolicy)
     #: [evacuation] tier_delay, shown in the dry run with each pet's readiness
     tier_delay: float = 0.0
-    #: the last capacity check of this term (petguard.capacitywatch); unknown on a follower
+    #: the last capacity check of this term (petguard.evacuate.capacity_duty); unknown on a follower
     capacity: Callable[[], CapacityReport] = lambda: CapacityReport.unknown("not checked yet")
     #: [evacuation] cloud_wait_timeout: when a move's wait for the cloud gives up (None: not said)
     cloud_wait_timeout: float | None = None
@@ -342,7 +342,7 @@ def settings(conf: cfg.ConfigOpts) -> tuple[ApiSettings, ServerSettings]:
 
 
 class ReadinessView(Protocol):
-    """What the API and the metrics read of fence readiness (``petguard.readiness.Readiness``)."""
+    """What the API and the metrics read of fence readiness (``petguard.fencing.preflight.Readiness``)."""
 
     def snapshot(self) -> Mapping[str, str]: ...
 

@@ -1,0 +1,1 @@
+"""Instance health: which guests on a live host need a restart (``policy``, pure) and doing it (``restarts``)."""

@@ -1,0 +1,1 @@
+"""High availability among controllers: the leader election (``election``) and the acting path's guards."""
