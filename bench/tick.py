@@ -27,10 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from petguard.clock import SystemClock
+from petguard.cloud import Server
 from petguard.daemon import service
 from petguard.decide import LoopPolicy
 from petguard.detect import DetectionPolicy
-from petguard.evacuate.plan import Server
 from petguard.evacuate.run import RunPolicy
 from petguard.hosts import HostState
 from petguard.lanes import RecoveryPolicy

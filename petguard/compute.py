@@ -13,45 +13,10 @@ it on the line that records the decision; errors carry it in ``context['request_
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from typing import Protocol
 
-from petguard.detect import ServiceRecord
-from petguard.evacuate.hints import TargetHint
-from petguard.evacuate.plan import Server
-
-#: Migration statuses after which an evacuation is final.
-MIGRATION_SUCCEEDED = frozenset({"done", "completed"})
-MIGRATION_FAILED = frozenset({"error", "failed", "cancelled"})
-MIGRATION_IN_FLIGHT = frozenset({"accepted", "pre-migrating", "migrating", "running", "queued", "preparing"})
-
-
-@dataclasses.dataclass(frozen=True)
-class Migration:
-    """One Nova migration record of type evacuation."""
-
-    id: str
-    server_id: str
-    source_host: str
-    dest_host: str | None
-    status: str
-    created_at: float
-    #: Nova's integer id: it grows with every migration, so it orders two migrations that Nova
-    #: stamped in the same second (``id`` is the uuid at the microversion petguard reads, random)
-    seq: int = 0
-
-    @property
-    def in_flight(self) -> bool:
-        return self.status in MIGRATION_IN_FLIGHT
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status in MIGRATION_SUCCEEDED
-
-    @property
-    def failed(self) -> bool:
-        return self.status in MIGRATION_FAILED
+from petguard.cloud import Migration, Server, ServiceRecord, TargetHint
 
 
 def usable_hosts(members: Iterable[str], services: Iterable[ServiceRecord], source: str) -> list[str]:

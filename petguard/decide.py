@@ -27,7 +27,8 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 
 from petguard import detect
-from petguard.detect import DetectionPolicy, FenceStart, Health, HostHealth, ServiceRecord, Signal, Verdict
+from petguard.cloud import ServiceRecord
+from petguard.detect import DetectionPolicy, FenceStart, Health, HostHealth, Signal, Verdict
 from petguard.errors import InvalidTransition
 from petguard.hosts import Host, HostEvent, HostState
 from petguard.journal import (

@@ -29,6 +29,8 @@ import dataclasses
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 
+from petguard.cloud import ServiceRecord
+
 
 class Health(enum.StrEnum):
     """What one source, or all sources together, say about a host in one tick."""
@@ -55,19 +57,6 @@ class Signal:
     health: Health
     at: float
     detail: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class ServiceRecord:
-    """Nova's record of one nova-compute service, as the Nova adapter reads it."""
-
-    host: str
-    service_id: str
-    state: str  # "up" | "down", computed by Nova from the last heartbeat (and forced_down)
-    status: str  # "enabled" | "disabled"
-    forced_down: bool
-    updated_at: float | None = None
-    disabled_reason: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,8 +16,8 @@ import enum
 from collections.abc import Sequence
 from typing import Protocol
 
+from petguard.cloud import Plan, PowerGoal
 from petguard.detect import FenceStart, HostHealth, Signal
-from petguard.evacuate.plan import Plan, PowerGoal
 from petguard.hosts import Host, HostEvent, HostState
 
 

@@ -26,9 +26,9 @@ from typing import NamedTuple
 import tenacity
 
 from petguard.clock import Clock
+from petguard.cloud import ServiceRecord
 from petguard.compute import Compute
 from petguard.decide import Outcome
-from petguard.detect import ServiceRecord
 from petguard.errors import NotFound, NovaError, PetguardError, StaleEpoch, Temporary
 from petguard.evacuate import plan as planning
 from petguard.evacuate.ready import Prober

@@ -32,11 +32,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from petguard.compute import Migration, usable_hosts
-from petguard.detect import ServiceRecord
+from petguard.cloud import GroupPolicy, HintKind, Migration, Server, ServerGroup, ServiceRecord, TargetHint
+from petguard.compute import usable_hosts
 from petguard.errors import NotFound, NovaConflict, NovaError, NovaUnavailable
-from petguard.evacuate.hints import HintKind, TargetHint
-from petguard.evacuate.plan import GroupPolicy, Server, ServerGroup
 
 
 class FakeClock:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from petguard.cloud import HintKind, TargetHint
 from petguard.decide import LoopPolicy
 from petguard.detect import DetectionPolicy
 from petguard.errors import ConfigError
-from petguard.evacuate.hints import HintError, HintKind, HintRules, TargetHint, parse_host_targets
+from petguard.evacuate.hints import HintError, HintRules, parse_host_targets
 from petguard.evacuate.plan import ClassPolicy, EvacuationPolicy
 from petguard.evacuate.ready import ReadyPolicy
 from petguard.evacuate.run import RunPolicy

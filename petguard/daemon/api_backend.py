@@ -24,6 +24,7 @@ from petguard.api.app import ApiSettings, make_app
 from petguard.api.ports import Explanation, Exposition, Liveness, Status
 from petguard.api.server import ApiServer, ServerSettings
 from petguard.clock import Clock, SystemClock
+from petguard.cloud import PowerGoal, Server
 from petguard.compute import Compute
 from petguard.conf import policies
 from petguard.daemon.metrics import Metrics, Snapshot
@@ -437,14 +438,14 @@ def _what_if_line(row: planning.ServerDecision) -> str:
     return f"  {row.server_name} ({row.server_id}): stays (tier {row.tier}{classes}{group}): {row.reason}"
 
 
-def _readiness_note(server: planning.Server, tier_delay: float) -> str:
+def _readiness_note(server: Server, tier_delay: float) -> str:
     """What the next tier would wait for on this pet (docs/evacuation.md, "Readiness between tiers"),
     and any malformed readiness metadata, so that a typo shows up before a failure."""
     spec = ready_spec(server.metadata, tier_delay)
     parts = [f"ready check {spec.check.describe(spec.check.address(server.addresses))}"] if spec.check else []
     if spec.delay > 0:
         parts.append(f"ready delay {spec.delay:g} s")
-    if parts and planning.power_goal(server) is planning.PowerGoal.STOPPED:
+    if parts and planning.power_goal(server) is PowerGoal.STOPPED:
         parts.append("not waited for: it comes back stopped")
     parts.extend(spec.problems)
     return "".join(f"; {part}" for part in parts)

@@ -31,7 +31,8 @@ import enum
 import math
 from collections.abc import Iterable, Mapping
 
-from petguard.evacuate.plan import EvacuationPolicy, GroupPolicy, Server, plan
+from petguard.cloud import GroupPolicy, Server
+from petguard.evacuate.plan import EvacuationPolicy, plan
 
 VCPU = "VCPU"
 MEMORY_MB = "MEMORY_MB"

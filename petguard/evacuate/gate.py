@@ -26,9 +26,10 @@ import logging
 import threading
 
 from petguard.clock import Clock
+from petguard.cloud import PowerGoal, Server
 from petguard.compute import Compute
 from petguard.errors import NotFound, PetguardError, StaleEpoch, Temporary
-from petguard.evacuate.plan import PowerGoal, Server, tier_of
+from petguard.evacuate.plan import tier_of
 from petguard.evacuate.ready import Prober, ProbeResult, ReadyCheck, ReadyPolicy, ReadySpec, ready_spec
 from petguard.journal import MoveRecord, MoveStatus, Store
 

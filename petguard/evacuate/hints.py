@@ -22,31 +22,13 @@ No I/O here; ``plan.plan`` records the chosen hint on each ``Move``.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Iterable, Mapping
+
+from petguard.cloud import HintKind, TargetHint
 
 TARGET_KEY = "petguard:target"
 #: What a hint may look like, for messages.
 HINT_FORMS = "aggregate:NAME, az:NAME or reserved"
-
-
-class HintKind(enum.StrEnum):
-    """What a target hint points at."""
-
-    AGGREGATE = "aggregate"
-    AZ = "az"
-    RESERVED = "reserved"
-
-
-@dataclasses.dataclass(frozen=True)
-class TargetHint:
-    """One parsed hint; ``name`` is the aggregate or zone ("" for ``reserved``)."""
-
-    kind: HintKind
-    name: str = ""
-
-    def __str__(self) -> str:
-        return self.kind.value if self.kind is HintKind.RESERVED else f"{self.kind.value}:{self.name}"
 
 
 class HintError(ValueError):

@@ -46,6 +46,7 @@ import dataclasses
 import enum
 from collections.abc import Iterable, Mapping
 
+from petguard.cloud import GroupPolicy, Move, PetClass, Plan, PowerGoal, Server, ServerGroup, Skip
 from petguard.evacuate.hints import HintChoice, HintRules, choose_hint, spread_note
 
 PET_KEY = "petguard:pet"
@@ -71,70 +72,12 @@ POWER_RUNNING = 1
 SELECTORS = ("petguard", "masakari", "evacuable_tag", "evacuable_flavor", "evacuable_image", "all")
 
 
-class PowerGoal(enum.StrEnum):
-    """The power state a pet must end in on its new host."""
-
-    RUNNING = "running"
-    STOPPED = "stopped"
-
-
-class GroupPolicy(enum.StrEnum):
-    """A Nova server group's policy (microversion >= 2.64 names one per group)."""
-
-    AFFINITY = "affinity"
-    ANTI_AFFINITY = "anti-affinity"
-    SOFT_AFFINITY = "soft-affinity"
-    SOFT_ANTI_AFFINITY = "soft-anti-affinity"
-
-
-class PetClass(enum.StrEnum):
-    """What kind of pet a server is, for its evacuation (a pet is in one storage class, maybe also DEVICES)."""
-
-    BOOT_FROM_VOLUME = "boot_from_volume"  # root disk is a Cinder volume: safe to rebuild elsewhere
-    SHARED_DISK = "shared_disk"  # boots from an image onto shared storage ([evacuation] shared_storage)
-    LOCAL_DISK = "local_disk"  # boots from an image onto the host's disk: an evacuation loses its content
-    DEVICES = "devices"  # PCI passthrough, vGPU, ...: needs a host that has them
-
-
 class ClassPolicy(enum.StrEnum):
     """What to do with the pets of one class."""
 
     EVACUATE = "evacuate"
     EVACUATE_IF_DATA_LOSS_ALLOWED = "evacuate_if_data_loss_allowed"  # metadata petguard:allow_data_loss=true
     LEAVE_AND_ALERT = "leave_and_alert"
-
-
-@dataclasses.dataclass(frozen=True)
-class ServerGroup:
-    """The server group a server belongs to (Nova allows at most one), with every member's id."""
-
-    id: str
-    name: str
-    policy: GroupPolicy
-    members: frozenset[str] = frozenset()
-
-
-@dataclasses.dataclass(frozen=True)
-class Server:
-    """A Nova server as the planner needs it (built by the Nova adapter, never an SDK object)."""
-
-    id: str
-    name: str
-    host: str | None
-    status: str  # Nova's status: ACTIVE, SHUTOFF, ERROR, PAUSED ...
-    vm_state: str
-    task_state: str | None = None
-    power_state: int = 0
-    locked: bool = False
-    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    tags: frozenset[str] = frozenset()
-    flavor_extra_specs: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    image_properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    project_id: str = ""
-    fault: str = ""  # Nova's fault message, if any (why a server is in ERROR)
-    group: ServerGroup | None = None  # filled in by ``servers_on`` only (not by ``get_server``)
-    image_id: str | None = None  # the image it booted from; None: booted from a volume
-    addresses: tuple[str, ...] = ()  # fixed IP addresses, in Nova's order (readiness checks go to the first)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,43 +101,6 @@ class EvacuationPolicy:
             PetClass.LOCAL_DISK: self.local_disk,
             PetClass.DEVICES: self.devices,
         }[pet_class]
-
-
-@dataclasses.dataclass(frozen=True)
-class Move:
-    """One planned evacuation of one pet."""
-
-    server_id: str
-    server_name: str
-    priority: int
-    original_status: str
-    power_goal: PowerGoal
-    tier: int = 0
-    wave: int = 0  # every move of a lower wave is final before this one starts
-    classes: tuple[PetClass, ...] = ()
-    hint: str = ""  # the target hint it follows ("aggregate:NAME", "az:NAME", "reserved"); "": the scheduler's
-    hint_source: str = ""  # which rule gave the hint
-    hint_note: str = ""  # why a hint that was asked for is not followed
-
-
-@dataclasses.dataclass(frozen=True)
-class Skip:
-    """A server left on the failed host, and why."""
-
-    server_id: str
-    server_name: str
-    reason: str
-    classes: tuple[PetClass, ...] = ()  # empty for servers that are not pets
-    alert: bool = False  # a pet left behind: an operator must act
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """What to do with every server of one failed host."""
-
-    host: str
-    moves: tuple[Move, ...]
-    skipped: tuple[Skip, ...]
 
 
 def _truthy(value: str | None) -> bool:

@@ -31,8 +31,8 @@ import threading
 from collections.abc import Sequence
 
 from petguard.clock import Clock
+from petguard.cloud import ServiceRecord
 from petguard.compute import Compute
-from petguard.detect import ServiceRecord
 from petguard.duty import DutyThread
 from petguard.errors import NotFound, PetguardError, StaleEpoch, Temporary
 from petguard.journal import ReservedHost, ReservedState, Store

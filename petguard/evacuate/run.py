@@ -61,10 +61,11 @@ import threading
 import tenacity
 
 from petguard.clock import Clock
-from petguard.compute import Compute, Migration
+from petguard.cloud import HintKind, Migration, PowerGoal, Server
+from petguard.compute import Compute
 from petguard.errors import NotFound, PetguardError, StaleEpoch, Temporary
 from petguard.evacuate.gate import TierGate, UnwiredProber
-from petguard.evacuate.hints import HintError, HintKind, parse_hint
+from petguard.evacuate.hints import HintError, parse_hint
 from petguard.evacuate.outage import (
     CloudHealth,
     Judgement,
@@ -73,7 +74,6 @@ from petguard.evacuate.outage import (
     judge_nothing_moved,
     judge_request_error,
 )
-from petguard.evacuate.plan import PowerGoal, Server
 from petguard.evacuate.ready import Prober, ReadyPolicy
 from petguard.evacuate.reserved import ReservedPool
 from petguard.journal import STUCK, MoveRecord, MoveStatus, Store

@@ -36,7 +36,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from petguard.agent.events import DomainEvent, DomainState, DomainSummary, EventKind, Lifecycle, WatchdogAction
-from petguard.evacuate.plan import SELECTORS, Server, opt_out_reason, pet_reason
+from petguard.cloud import Server
+from petguard.evacuate.plan import SELECTORS, opt_out_reason, pet_reason
 from petguard.hosts import HostState
 
 #: Server metadata that turns automatic restarts off for one server ("false", "no", "0", "off").

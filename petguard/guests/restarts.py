@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from petguard.clock import Clock
+from petguard.cloud import Server
 from petguard.compute import Compute
 from petguard.duty import DutyThread
 from petguard.errors import NotFound, NovaUnavailable, PetguardError
-from petguard.evacuate.plan import Server
 from petguard.guests import policy as health
 from petguard.guests.policy import AgentEventRecord, Assessment, HealthPolicy, Intent, RestartHow, ServerHealth
 from petguard.journal import HostRecord

@@ -8,10 +8,8 @@ Reads pass through unguarded.
 
 from __future__ import annotations
 
-from petguard.compute import Compute, Migration
-from petguard.detect import ServiceRecord
-from petguard.evacuate.hints import TargetHint
-from petguard.evacuate.plan import Server
+from petguard.cloud import Migration, Server, ServiceRecord, TargetHint
+from petguard.compute import Compute
 from petguard.ha.election import Leadership
 from petguard.lanes import FenceFn, FenceResult
 

@@ -38,8 +38,8 @@ import openstack.exceptions
 import yaml
 
 from petguard import secrets
-from petguard.compute import Compute, Migration, usable_hosts
-from petguard.detect import ServiceRecord
+from petguard.cloud import GroupPolicy, HintKind, Migration, Server, ServerGroup, ServiceRecord, TargetHint
+from petguard.compute import Compute, usable_hosts
 from petguard.errors import (
     ConfigError,
     NotFound,
@@ -48,8 +48,6 @@ from petguard.errors import (
     NovaUnavailable,
     PetguardError,
 )
-from petguard.evacuate.hints import HintKind, TargetHint
-from petguard.evacuate.plan import GroupPolicy, Server, ServerGroup
 
 LOG = logging.getLogger(__name__)
 

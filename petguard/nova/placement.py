@@ -26,7 +26,7 @@ import urllib.parse
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any, Final
 
-from petguard.detect import ServiceRecord
+from petguard.cloud import Server, ServiceRecord
 from petguard.evacuate.capacity import (
     RESOURCE_CLASSES,
     HostCapacity,
@@ -35,7 +35,6 @@ from petguard.evacuate.capacity import (
     Resources,
     flavor_resources,
 )
-from petguard.evacuate.plan import Server
 from petguard.nova.compute import NovaCompute
 
 LOG = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import RowMapping
 
+from petguard.cloud import Move, PowerGoal, Skip
 from petguard.detect import HostHealth, Verdict
-from petguard.evacuate.plan import Move, PowerGoal, Skip
 from petguard.hosts import Host, HostEvent, HostState
 from petguard.journal import (
     BrakeState,

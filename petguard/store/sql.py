@@ -27,9 +27,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from petguard.agent.events import DomainEvent
+from petguard.cloud import Plan
 from petguard.detect import FenceStart, Health, Signal
 from petguard.errors import NotFound, StaleEpoch
-from petguard.evacuate.plan import Plan
 from petguard.guests.policy import AgentEventRecord, AgentHeartbeat, ServerHealth
 from petguard.hosts import HostState
 from petguard.journal import (

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from petguard.evacuate.hints import HintKind, HintRules, TargetHint
+from petguard.cloud import HintKind, TargetHint
+from petguard.evacuate.hints import HintRules
 from petguard.evacuate.plan import EvacuationPolicy, plan
 from petguard.evacuate.reserved import ReservedPool, returned_reason
 from petguard.evacuate.run import RunPolicy

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from petguard.compute import Migration
-from petguard.evacuate.hints import HintRules, TargetHint, parse_hint
+from petguard.cloud import Migration, TargetHint
+from petguard.evacuate.hints import HintRules, parse_hint
 from petguard.evacuate.plan import EvacuationPolicy, plan
 from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.journal import MoveRecord, MoveStatus

@@ -23,7 +23,7 @@ from typing import Any
 import openstack.connection
 import pytest
 
-from petguard.detect import ServiceRecord
+from petguard.cloud import ServiceRecord
 from petguard.errors import NotFound, NovaConflict
 from petguard.nova import compute as nova
 from tests.lab.labkit import CLOUD, TIMINGS, delete_leftovers, wait_for

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import pytest
 
+from petguard.cloud import GroupPolicy, Server, ServerGroup
 from petguard.evacuate.capacity import (
     DISK_GB,
     MEMORY_MB,
@@ -26,7 +27,7 @@ from petguard.evacuate.capacity import (
     pets_of,
     unusable_reason,
 )
-from petguard.evacuate.plan import ClassPolicy, EvacuationPolicy, GroupPolicy, Server, ServerGroup
+from petguard.evacuate.plan import ClassPolicy, EvacuationPolicy
 
 AT = 1_700_000_000.0
 POLICY = EvacuationPolicy()

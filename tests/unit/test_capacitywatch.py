@@ -11,6 +11,7 @@ import time
 import pytest
 
 from petguard import errors
+from petguard.cloud import Server
 from petguard.evacuate.capacity import (
     DISK_GB,
     MEMORY_MB,
@@ -23,7 +24,7 @@ from petguard.evacuate.capacity import (
     Verdict,
 )
 from petguard.evacuate.capacity_duty import NOT_CHECKED, CapacityWatch
-from petguard.evacuate.plan import EvacuationPolicy, Server
+from petguard.evacuate.plan import EvacuationPolicy
 from tests.fakes import FakeClock
 
 PET = Server("p1", "db", "cmp1", "ACTIVE", "active", metadata={"petguard:pet": "true"})

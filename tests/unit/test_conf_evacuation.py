@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from oslo_config import cfg
 
+from petguard.cloud import HintKind, TargetHint
 from petguard.conf import opts, policies
 from petguard.errors import ConfigError
-from petguard.evacuate.hints import HintKind, TargetHint
 from petguard.evacuate.plan import ClassPolicy, EvacuationPolicy
 from petguard.evacuate.ready import ReadyPolicy
 

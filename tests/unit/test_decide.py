@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from petguard.cloud import ServiceRecord
 from petguard.decide import Action, LoopPolicy, Outcome, TickDecision, TickInputs, decide
-from petguard.detect import RATE_LIMIT, DetectionPolicy, FenceStart, HostHealth, ServiceRecord, Verdict
+from petguard.detect import RATE_LIMIT, DetectionPolicy, FenceStart, HostHealth, Verdict
 from petguard.hosts import Host, HostEvent, HostState
 from petguard.journal import BrakeState, HostRecord, OperatorRequest, RequestKind
 

@@ -8,13 +8,13 @@ from collections.abc import Sequence
 
 import pytest
 
+from petguard.cloud import ServiceRecord
 from petguard.detect import (
     RATE_LIMIT,
     DetectionPolicy,
     FenceStart,
     Health,
     HostHealth,
-    ServiceRecord,
     Signal,
     Verdict,
     assess,

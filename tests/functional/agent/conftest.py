@@ -23,9 +23,9 @@ from petguard.agent.report import AgentStatus, Buffer, Reporter, ReportSettings
 from petguard.api.app import ApiSettings, make_app
 from petguard.api.auth import Authenticator
 from petguard.api.server import ApiServer, ServerSettings
+from petguard.cloud import Server
 from petguard.daemon.api_backend import StoreInbox, StoreView, snapshot
 from petguard.daemon.metrics import Metrics
-from petguard.evacuate.plan import Server
 from petguard.fencing import fake
 from petguard.fencing.base import FenceDevice
 from petguard.guests.policy import HealthPolicy

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from petguard.detect import ServiceRecord
+from petguard.cloud import ServiceRecord
 from petguard.errors import PetguardError
 from petguard.hosts import HostState
 from petguard.nova import compute as nova

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from petguard.cloud import Move, Plan, PowerGoal, Skip
 from petguard.detect import HostHealth, Verdict
-from petguard.evacuate.plan import Move, Plan, PowerGoal, Skip
 from petguard.hosts import Host, HostEvent, HostState
 from petguard.journal import BrakeState, HostRecord, TickRecord, Transition
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
+from petguard.cloud import Move, Plan, PowerGoal
 from petguard.detect import FenceStart, HostHealth, Verdict
 from petguard.errors import NotFound
-from petguard.evacuate.plan import Move, Plan, PowerGoal
 from petguard.hosts import HostEvent, HostState
 from petguard.journal import BrakeState, MoveRecord, MoveStatus, RequestKind, SkipRecord, Transition
 from petguard.store.sql import SqlStore

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from petguard.agent.events import DomainEvent, EventKind
-from petguard.evacuate.plan import Server
+from petguard.cloud import Server
 from petguard.guests import policy as health
 from petguard.guests.policy import HealthPolicy, Intent, Phase, RestartHow, ServerHealth
 from petguard.hosts import HostState

@@ -10,8 +10,8 @@ import pytest
 
 from petguard.api import wire
 from petguard.api.wire import InvalidBody
+from petguard.cloud import PowerGoal
 from petguard.detect import HostHealth, Verdict
-from petguard.evacuate.plan import PowerGoal
 from petguard.hosts import Host, HostState
 from petguard.journal import (
     AuditRecord,

@@ -5,17 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from petguard.evacuate.hints import (
-    HintChoice,
-    HintError,
-    HintKind,
-    HintRules,
-    TargetHint,
-    choose_hint,
-    parse_hint,
-    parse_host_targets,
-)
-from petguard.evacuate.plan import EvacuationPolicy, GroupPolicy, Server, ServerGroup, dry_run, plan
+from petguard.cloud import GroupPolicy, HintKind, Server, ServerGroup, TargetHint
+from petguard.evacuate.hints import HintChoice, HintError, HintRules, choose_hint, parse_hint, parse_host_targets
+from petguard.evacuate.plan import EvacuationPolicy, dry_run, plan
 
 AGG_FAST = TargetHint(HintKind.AGGREGATE, "fast")
 AZ2 = TargetHint(HintKind.AZ, "zone2")

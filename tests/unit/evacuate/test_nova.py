@@ -16,8 +16,7 @@ import openstack.image.v2._proxy
 import pytest
 import requests
 
-from petguard.compute import Migration
-from petguard.detect import ServiceRecord
+from petguard.cloud import GroupPolicy, HintKind, Migration, ServiceRecord, TargetHint
 from petguard.errors import (
     ConfigError,
     NotFound,
@@ -26,8 +25,6 @@ from petguard.errors import (
     NovaUnavailable,
     Temporary,
 )
-from petguard.evacuate.hints import HintKind, TargetHint
-from petguard.evacuate.plan import GroupPolicy
 from petguard.nova import compute as nova
 
 HOST = "cmp1"

@@ -7,18 +7,12 @@ from collections.abc import Mapping
 
 import pytest
 
+from petguard.cloud import GroupPolicy, Move, PetClass, Plan, PowerGoal, Server, ServerGroup
 from petguard.evacuate.plan import (
     EVACUABLE_VM_STATES,
     SELECTORS,
     ClassPolicy,
     EvacuationPolicy,
-    GroupPolicy,
-    Move,
-    PetClass,
-    Plan,
-    PowerGoal,
-    Server,
-    ServerGroup,
     assign_waves,
     classify,
     device_specs,
@@ -346,7 +340,8 @@ def test_plan_accepts_any_iterable_and_values_are_frozen() -> None:
 
 @pytest.mark.parametrize("value", ["t", "Y", "yes", "On", "1", "TRUE"])
 def test_masakari_ha_enabled_accepts_oslo_true_spellings(value: str) -> None:
-    from petguard.evacuate.plan import EvacuationPolicy, Server, pet_reason
+    from petguard.cloud import Server
+    from petguard.evacuate.plan import EvacuationPolicy, pet_reason
 
     server = Server(id="s", name="s", host="h", status="ACTIVE", vm_state="active", metadata={"HA_Enabled": value})
     assert pet_reason(server, EvacuationPolicy().selectors) is not None
@@ -354,7 +349,8 @@ def test_masakari_ha_enabled_accepts_oslo_true_spellings(value: str) -> None:
 
 @pytest.mark.parametrize("value", ["f", "N", "no", "off", "0", "False"])
 def test_masakari_ha_enabled_false_spellings_opt_out(value: str) -> None:
-    from petguard.evacuate.plan import Server, opt_out_reason
+    from petguard.cloud import Server
+    from petguard.evacuate.plan import opt_out_reason
 
     server = Server(id="s", name="s", host="h", status="ACTIVE", vm_state="active", metadata={"HA_Enabled": value})
     assert opt_out_reason(server) is not None

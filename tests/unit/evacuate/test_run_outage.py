@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from petguard.cloud import PowerGoal
 from petguard.errors import NovaError, NovaUnavailable
-from petguard.evacuate.plan import PowerGoal
 from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.journal import STUCK, MoveRecord, MoveStatus
 from tests.fakes import FakeClock, FakeCompute

@@ -12,8 +12,8 @@ import threading
 
 import pytest
 
+from petguard.cloud import PowerGoal, Server
 from petguard.errors import NovaConflict, NovaError, NovaUnavailable
-from petguard.evacuate.plan import PowerGoal, Server
 from petguard.evacuate.ready import ProbeResult, ReadyCheck, ReadyPolicy
 from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.journal import MoveRecord, MoveStatus

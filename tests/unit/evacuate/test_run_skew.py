@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from petguard.evacuate.plan import PowerGoal
+from petguard.cloud import PowerGoal
 from petguard.evacuate.run import CLOCK_SKEW_ALLOWANCE, Evacuator, RunPolicy
 from petguard.journal import MoveRecord, MoveStatus
 from tests.fakes import FakeClock, FakeCompute

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from petguard.cloud import PowerGoal, Server
 from petguard.errors import NovaConflict, NovaUnavailable
-from petguard.evacuate.plan import PowerGoal, Server
 from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.journal import MoveRecord, MoveStatus
 from tests.fakes import FakeClock, FakeCompute

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from petguard.cloud import Move, PowerGoal, Skip
 from petguard.detect import HostHealth, Verdict
 from petguard.errors import ConfigError, Permanent, Temporary
-from petguard.evacuate.plan import Move, PowerGoal, Skip
 from petguard.hosts import Host, HostEvent, HostState
 from petguard.journal import BrakeState, HostRecord, MoveRecord, MoveStatus, SkipRecord, Transition
 from petguard.store import rows
