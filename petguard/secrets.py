@@ -19,10 +19,16 @@ peer (Keystone, Nova, a BMC, a fence agent, a child process).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import re
+import stat
 from typing import Final
 
 from oslo_utils import strutils
+
+from petguard.errors import ConfigError
 
 MASK: Final = "***"
 WITHHELD: Final = "(message withheld: it contained a secret)"
@@ -109,3 +115,91 @@ def config_error(exc: Exception) -> str:
 
 
 _LOCATION: Final = re.compile(r"from LocationInfo\(location=<[^>]*>, detail='([^'\n]*)'\)")
+
+
+# -- the one HMAC ---------------------------------------------------------------------------------
+#: Every petguard signature (agents' requests, webhook deliveries) is ``sha256=<hex>``.
+SIGNATURE_PREFIX: Final = "sha256="
+
+
+def signature(key: bytes, message: bytes) -> str:
+    """``sha256=<hex>`` of HMAC-SHA256(key, message): the one signature petguard makes and checks."""
+    return SIGNATURE_PREFIX + hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def same(secret: str, offered: str) -> bool:
+    """Whether two secrets (or signatures) are equal, compared in constant time."""
+    return hmac.compare_digest(secret.encode(), offered.encode())
+
+
+def signed_string(timestamp: str, method: str, path: str, body: bytes) -> bytes:
+    """What is signed: ``timestamp``, the method (upper case) and the API path (``/v1/...``, no query
+    string), one per line, then the raw body."""
+    return f"{timestamp}\n{method.upper()}\n{path}\n".encode() + body
+
+
+def sign(key: str, timestamp: str, method: str, path: str, body: bytes) -> str:
+    """The ``X-Petguard-Signature`` value of a request (for senders and tests)."""
+    return signature(key.encode(), signed_string(timestamp, method, path, body))
+
+
+# -- secret files ---------------------------------------------------------------------------------
+#: A key named ``agent-<host>`` speaks for ``<host>``; any other name but the bare key's speaks for the
+#: host of that name (``cmp1 <key>``, the convention of docs/agent.md before the prefix).
+AGENT_KEY_PREFIX: Final = "agent-"
+#: Name given to the secret of a file that holds a single secret without a name.
+DEFAULT_NAMES: Final = {"token": "operator", "alert": "alertmanager", "hmac": "agent"}
+
+
+def bound_host(sender: str) -> str | None:
+    """The one compute host the key named ``sender`` may speak for; None: no host (a bare, shared key).
+
+    Pure. ``agent-cmp1`` -> ``cmp1``; ``cmp1`` -> ``cmp1``; the bare key's default name ``agent`` -> None.
+    Each name gives exactly one host, so a key never speaks for two.
+    """
+    if sender == DEFAULT_NAMES["hmac"]:
+        return None
+    if sender.startswith(AGENT_KEY_PREFIX):
+        return sender[len(AGENT_KEY_PREFIX) :] or None
+    return sender
+
+
+def parse_secrets(text: str, default_name: str, what: str) -> dict[str, str]:
+    """Secrets from a file's text: one bare secret, or ``NAME SECRET`` per line.
+
+    :raises ConfigError: an empty file, a line with more than two fields, or a name given twice.
+    """
+    secrets: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = line.split()
+        if len(fields) > 2:
+            raise ConfigError(f"{what}, line {number}: expected 'SECRET' or 'NAME SECRET', found {len(fields)} fields")
+        name, secret = (default_name, fields[0]) if len(fields) == 1 else (fields[0], fields[1])
+        if name in secrets:
+            raise ConfigError(f"{what}, line {number}: the name {name!r} is given twice")
+        secrets[name] = secret
+    if not secrets:
+        raise ConfigError(f"{what} holds no secret: write one token (or 'NAME TOKEN' lines) into it")
+    return secrets
+
+
+def load_secrets(path: str, kind: str, option: str) -> dict[str, str]:
+    """Secrets from a file that only its owner may read (``kind``: "token", "alert" or "hmac").
+
+    :raises ConfigError: the file is missing, unreadable, readable by group or others, or empty.
+    """
+    what = f"[api] {option} {path}"
+    try:
+        info = os.stat(path)
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"{what} is readable by group or others (mode {stat.S_IMODE(info.st_mode):o}): run chmod 600 {path}"
+            )
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ConfigError(f"{what} cannot be read: {exc.strerror}") from exc
+    return parse_secrets(text, DEFAULT_NAMES[kind], what)

@@ -25,7 +25,6 @@ from petguard import __version__, sdnotify, secrets
 from petguard.agent import opts
 from petguard.agent.libvirt_watch import LibvirtWatch
 from petguard.agent.report import AgentStatus, Buffer, Reporter, ReportSettings
-from petguard.api import auth
 from petguard.errors import ConfigError
 
 LOG = logging.getLogger(__name__)
@@ -98,10 +97,10 @@ def self_check_interval() -> float:
 
 def read_key(path: str) -> str:
     """The agent's HMAC key (one secret; a 'NAME KEY' line works too). :raises ConfigError:"""
-    secrets = auth.load_secrets(path, "hmac", "hmac_key_file")
-    if len(secrets) != 1:
-        raise ConfigError(f"[agent] hmac_key_file {path} must hold exactly one key, found {len(secrets)}")
-    return next(iter(secrets.values()))
+    keys = secrets.load_secrets(path, "hmac", "hmac_key_file")
+    if len(keys) != 1:
+        raise ConfigError(f"[agent] hmac_key_file {path} must hold exactly one key, found {len(keys)}")
+    return next(iter(keys.values()))
 
 
 def check_sender(sender: str, host: str) -> str:
@@ -110,7 +109,7 @@ def check_sender(sender: str, host: str) -> str:
     :raises ConfigError: the key's name binds it to another host (or to none): every report would be
         refused with 403.
     """
-    bound = auth.bound_host(sender)
+    bound = secrets.bound_host(sender)
     if bound != host:
         speaks = f"host {bound!r}" if bound is not None else "no host (a bare, shared key)"
         raise ConfigError(

@@ -8,7 +8,7 @@
   the event sender, which posts the buffer's oldest events in batches and removes them only after a
   controller answered 2xx, retrying with back-off (tenacity) while no controller accepts them.
 * Every request is signed like the API expects from agents (``docs/api.md``): HMAC-SHA256 over the
-  timestamp, method, path and body (``petguard.api.auth.signed_string``), headers
+  timestamp, method, path and body (``petguard.secrets.signed_string``), headers
   ``X-Petguard-Timestamp``, ``X-Petguard-Signature``, ``X-Petguard-Sender``; each try anew.
   Controller URLs are tried in order; the one that answered is tried first next.
 """
@@ -28,8 +28,8 @@ from typing import Any
 import httpx
 import tenacity
 
+from petguard import secrets
 from petguard.agent.events import DomainEvent, DomainSummary
-from petguard.api import auth
 
 LOG = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ class Reporter:
         return {
             "Content-Type": "application/json",
             "X-Petguard-Timestamp": timestamp,
-            "X-Petguard-Signature": auth.sign(self.settings.key, timestamp, "POST", path, body),
+            "X-Petguard-Signature": secrets.sign(self.settings.key, timestamp, "POST", path, body),
             "X-Petguard-Sender": self.settings.sender,
         }
 

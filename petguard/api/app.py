@@ -30,10 +30,10 @@ from typing import Any
 
 import falcon
 
+from petguard import secrets
 from petguard.api import alerts as alert_parsing
 from petguard.api import wire
 from petguard.api.auth import (
-    AGENT_KEY_PREFIX,
     Authenticator,
     Forbidden,
     Principal,
@@ -415,7 +415,7 @@ def _is_agent_key(principal: Principal, known_hosts: set[str]) -> bool:
     watches. Other signing keys (an alert sender's, a bare key) post alerts as evidence about any host."""
     if principal.role is not Role.SIGNED or principal.host is None:
         return False
-    return principal.name.startswith(AGENT_KEY_PREFIX) or principal.host in known_hosts
+    return principal.name.startswith(secrets.AGENT_KEY_PREFIX) or principal.host in known_hosts
 
 
 class AgentHeartbeat(_Resource):

@@ -20,33 +20,24 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import hashlib
 import heapq
-import hmac
 import math
-import os
 import re
-import stat
 import threading
 from collections.abc import Callable, Mapping
 
-from petguard.errors import ConfigError, Permanent, Temporary
+from petguard import secrets
+from petguard.errors import Permanent, Temporary
 
 SIGNATURE_HEADER = "x-petguard-signature"
 TIMESTAMP_HEADER = "x-petguard-timestamp"
 SENDER_HEADER = "x-petguard-sender"
-SIGNATURE_PREFIX = "sha256="
 MAX_SKEW = 300.0
 #: Signatures remembered at most (``SeenSignatures``); beyond that signed requests are refused (503)
 #: rather than forgetting one early, which would let it be replayed.
 MAX_SEEN = 500_000
 #: ``X-Petguard-Timestamp``: unix seconds, digits with at most 9 decimals (no sign, exponent, NaN, inf).
 TIMESTAMP_FORMAT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
-#: A key named ``agent-<host>`` speaks for ``<host>``; any other name but the bare key's speaks for the
-#: host of that name (``cmp1 <key>``, the convention of docs/agent.md before the prefix).
-AGENT_KEY_PREFIX = "agent-"
-#: Name given to the secret of a file that holds a single secret without a name.
-DEFAULT_NAMES = {"token": "operator", "alert": "alertmanager", "hmac": "agent"}
 
 
 class Unauthenticated(Permanent):
@@ -84,20 +75,7 @@ class Principal:
     @property
     def host(self) -> str | None:
         """The compute host a signing key speaks for (``bound_host``); None for tokens and bare keys."""
-        return bound_host(self.name) if self.role is Role.SIGNED else None
-
-
-def bound_host(sender: str) -> str | None:
-    """The one compute host the key named ``sender`` may speak for; None: no host (a bare, shared key).
-
-    Pure. ``agent-cmp1`` -> ``cmp1``; ``cmp1`` -> ``cmp1``; the bare key's default name ``agent`` -> None.
-    Each name gives exactly one host, so a key never speaks for two.
-    """
-    if sender == DEFAULT_NAMES["hmac"]:
-        return None
-    if sender.startswith(AGENT_KEY_PREFIX):
-        return sender[len(AGENT_KEY_PREFIX) :] or None
-    return sender
+        return secrets.bound_host(self.name) if self.role is Role.SIGNED else None
 
 
 def check_speaks_for(principal: Principal, host: str, what: str) -> None:
@@ -225,10 +203,10 @@ class Authenticator:
                 f"(at most {self.max_skew:.0f} s): check NTP on both sides, then send again"
             )
         signature = headers.get(SIGNATURE_HEADER, "")
-        if not signature.startswith(SIGNATURE_PREFIX):
+        if not signature.startswith(secrets.SIGNATURE_PREFIX):
             raise Unauthenticated("X-Petguard-Signature must be 'sha256=<hex digest>'")
-        expected = sign(key, timestamp, request.method, request.path, request.body)
-        if not hmac.compare_digest(expected.encode(), signature.encode()):
+        expected = secrets.sign(key, timestamp, request.method, request.path, request.body)
+        if not secrets.same(expected, signature):
             raise Unauthenticated(_mismatch(key, timestamp, request, signature))
         if not self.seen.first_time(expected, sent_at + self.max_skew, now):
             raise Unauthenticated(
@@ -257,23 +235,11 @@ def parse_timestamp(value: str) -> float:
     return float(value)
 
 
-def signed_string(timestamp: str, method: str, path: str, body: bytes) -> bytes:
-    """What is signed: ``timestamp``, the method (upper case) and the API path (``/v1/...``, no query
-    string), one per line, then the raw body."""
-    return f"{timestamp}\n{method.upper()}\n{path}\n".encode() + body
-
-
-def sign(key: str, timestamp: str, method: str, path: str, body: bytes) -> str:
-    """The ``X-Petguard-Signature`` value of a request (for senders and tests)."""
-    digest = hmac.new(key.encode(), signed_string(timestamp, method, path, body), hashlib.sha256).hexdigest()
-    return SIGNATURE_PREFIX + digest
-
-
 def _mismatch(key: str, timestamp: str, request: Request, signature: str) -> str:
     """Why a signature does not verify: a sender still signing the old string (timestamp.body, before
     the method and path were covered) is told to upgrade; it is never accepted."""
-    old = hmac.new(key.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
-    if hmac.compare_digest((SIGNATURE_PREFIX + old).encode(), signature.encode()):
+    old = secrets.signature(key.encode(), timestamp.encode() + b"." + request.body)
+    if secrets.same(old, signature):
         return (
             "the signature covers only timestamp.body, the old signed string: upgrade the sender "
             "(petguard-agent) so that it signs timestamp, method, path and body (docs/api.md)"
@@ -306,51 +272,10 @@ def authorize(principal: Principal, allowed: frozenset[Role], what: str) -> None
     raise Forbidden(f"{principal.actor} may not {what}: this credential allows {ALLOWS[principal.role]}; {instead}")
 
 
-def _match(secrets: Mapping[str, str], offered: str) -> str | None:
+def _match(known: Mapping[str, str], offered: str) -> str | None:
     """The name of the secret equal to ``offered``; every secret is compared, in constant time."""
     found = None
-    for name, secret in secrets.items():
-        if hmac.compare_digest(secret.encode(), offered.encode()):
+    for name, secret in known.items():
+        if secrets.same(secret, offered):
             found = name
     return found
-
-
-def parse_secrets(text: str, default_name: str, what: str) -> dict[str, str]:
-    """Secrets from a file's text: one bare secret, or ``NAME SECRET`` per line.
-
-    :raises ConfigError: an empty file, a line with more than two fields, or a name given twice.
-    """
-    secrets: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        fields = line.split()
-        if len(fields) > 2:
-            raise ConfigError(f"{what}, line {number}: expected 'SECRET' or 'NAME SECRET', found {len(fields)} fields")
-        name, secret = (default_name, fields[0]) if len(fields) == 1 else (fields[0], fields[1])
-        if name in secrets:
-            raise ConfigError(f"{what}, line {number}: the name {name!r} is given twice")
-        secrets[name] = secret
-    if not secrets:
-        raise ConfigError(f"{what} holds no secret: write one token (or 'NAME TOKEN' lines) into it")
-    return secrets
-
-
-def load_secrets(path: str, kind: str, option: str) -> dict[str, str]:
-    """Secrets from a file that only its owner may read (``kind``: "token", "alert" or "hmac").
-
-    :raises ConfigError: the file is missing, unreadable, readable by group or others, or empty.
-    """
-    what = f"[api] {option} {path}"
-    try:
-        info = os.stat(path)
-        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(
-                f"{what} is readable by group or others (mode {stat.S_IMODE(info.st_mode):o}): run chmod 600 {path}"
-            )
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise ConfigError(f"{what} cannot be read: {exc.strerror}") from exc
-    return parse_secrets(text, DEFAULT_NAMES[kind], what)

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from oslo_config import cfg
 
-from petguard import __version__
+from petguard import __version__, secrets
 from petguard.agent.events import DomainEvent
 from petguard.api import auth, wire
 from petguard.api.alerts import AlertPolicy
@@ -318,9 +318,11 @@ def authenticator(conf: cfg.ConfigOpts, now: Callable[[], float] = time.time) ->
     api = conf.api
     if not api.token_file:
         raise ConfigError("[api] token_file is not set: create a file with a token (chmod 600) and name it there")
-    tokens = auth.load_secrets(api.token_file, "token", "token_file")
-    alert_tokens = auth.load_secrets(api.alert_token_file, "alert", "alert_token_file") if api.alert_token_file else {}
-    hmac_keys = auth.load_secrets(api.hmac_key_file, "hmac", "hmac_key_file") if api.hmac_key_file else {}
+    tokens = secrets.load_secrets(api.token_file, "token", "token_file")
+    alert_tokens = {}
+    if api.alert_token_file:
+        alert_tokens = secrets.load_secrets(api.alert_token_file, "alert", "alert_token_file")
+    hmac_keys = secrets.load_secrets(api.hmac_key_file, "hmac", "hmac_key_file") if api.hmac_key_file else {}
     return auth.Authenticator(tokens, alert_tokens, hmac_keys, now)
 
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import datetime
 import enum
-import hashlib
-import hmac
 import json
 from typing import Any
 
+from petguard import secrets
 from petguard.journal import EventRecord
 
 SCHEMA_VERSION = 1
@@ -157,8 +156,7 @@ def slack_body(event: EventRecord, controller: str) -> bytes:
 
 def signature(secret: bytes, timestamp: str, body: bytes) -> str:
     """``sha256=<hex>`` of HMAC-SHA256(secret, timestamp + "." + body)."""
-    mac = hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+    return secrets.signature(secret, timestamp.encode("ascii") + b"." + body)
 
 
 def signed_headers(secret: bytes | None, timestamp: str, body: bytes) -> dict[str, str]:

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from petguard import secrets
 from petguard.agent.events import DomainEvent, DomainState, DomainSummary, EventKind
 from petguard.agent.report import AgentStatus, Buffer
-from petguard.api import auth
 from petguard.detect import DetectionPolicy
 from petguard.fencing import fake
 from petguard.fencing.base import PowerState
@@ -192,14 +192,14 @@ def test_events_are_stored_once_and_only_signed_agents_may_report(controller: Co
                        ).status_code == 403
     stamp = f"{time.time():.3f}"
     path = "/v1/agent/events"
-    wrong = {"X-Petguard-Timestamp": stamp, "X-Petguard-Signature": auth.sign("wrong", stamp, "POST", path, body),
+    wrong = {"X-Petguard-Timestamp": stamp, "X-Petguard-Signature": secrets.sign("wrong", stamp, "POST", path, body),
              "X-Petguard-Sender": "cmp1", "Content-Type": "application/json"}
     assert client.post(path, content=body, headers=wrong).status_code == 401
-    right = dict(wrong, **{"X-Petguard-Signature": auth.sign(HMAC_KEY, stamp, "POST", path, body)})
+    right = dict(wrong, **{"X-Petguard-Signature": secrets.sign(HMAC_KEY, stamp, "POST", path, body)})
     assert client.post(path, content=body, headers=right).status_code == 202
     bad = b'{"host": "cmp1", "events": [{"id": "x", "at": 1, "domain_uuid": "u", "domain_name": "n", ' \
           b'"kind": "watchdog", "detail": "explode"}]}'
-    signed = dict(wrong, **{"X-Petguard-Signature": auth.sign(HMAC_KEY, stamp, "POST", path, bad)})
+    signed = dict(wrong, **{"X-Petguard-Signature": secrets.sign(HMAC_KEY, stamp, "POST", path, bad)})
     answer = client.post("/v1/agent/events", content=bad, headers=signed)
     assert answer.status_code == 400 and "explode" in answer.json()["error"]["message"]
 

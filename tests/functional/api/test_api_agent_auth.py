@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from petguard.api.auth import sign
 from petguard.api.server import ApiServer, ServerSettings
 from petguard.fencing import fake
 from petguard.hosts import HostState
+from petguard.secrets import sign
 from tests.functional.api.conftest import HMAC_KEY, HOST_KEYS, TOKEN, Api, devices
 
 HEARTBEAT = "/v1/agent/heartbeat"

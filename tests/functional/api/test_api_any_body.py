@@ -18,7 +18,7 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from petguard.api.auth import sign
+from petguard.secrets import sign
 from tests.functional.api.conftest import HOST_KEYS, TOKEN, Api
 
 #: Values that broke the API before (docs/faults.md INPUT-*), drawn as often as any other value.

@@ -9,7 +9,7 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from petguard.api.auth import sign
+from petguard.secrets import sign
 from tests.functional.api.conftest import ALERT_TOKEN, HMAC_KEY, HOSTS, MAX_BODY, Api
 from tests.functional.store.store_builders import suspect_tick
 

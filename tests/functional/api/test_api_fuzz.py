@@ -30,10 +30,11 @@ from schemathesis.core import NotSet
 from schemathesis.core.parameters import ParameterLocation
 
 from petguard.api.app import OPENAPI_RESOURCE, ApiSettings, make_app
-from petguard.api.auth import Authenticator, sign
+from petguard.api.auth import Authenticator
 from petguard.daemon.api_backend import StoreInbox, StoreView, snapshot
 from petguard.daemon.metrics import Metrics
 from petguard.fencing import fake
+from petguard.secrets import sign
 from petguard.store.sql import SqlStore as Store
 from tests.fakes import FakeCompute
 from tests.functional.api.conftest import ALERT_TOKEN, HMAC_KEY, HOSTS, TOKEN, devices

@@ -16,13 +16,10 @@ from petguard.api.auth import (
     SeenSignatures,
     Unauthenticated,
     authorize,
-    bound_host,
     check_speaks_for,
-    parse_secrets,
-    sign,
-    signed_string,
 )
 from petguard.errors import ConfigError
+from petguard.secrets import bound_host, parse_secrets, sign, signed_string
 
 NOW = 1_800_000_000.0
 BODY = b'{"alerts": []}'

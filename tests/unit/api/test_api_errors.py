@@ -12,8 +12,9 @@ import pytest
 
 from petguard import errors
 from petguard.api import app, openapi
-from petguard.api.auth import Authenticator, Forbidden, Unauthenticated, sign
+from petguard.api.auth import Authenticator, Forbidden, Unauthenticated
 from petguard.api.wire import InvalidBody
+from petguard.secrets import sign
 
 ROOT = Path(__file__).resolve().parents[3]
 
