@@ -1,6 +1,14 @@
-"""The one place text is cleaned of secrets before it reaches a message, a log line or a reply.
+"""Secrets: masking them out of text, the one HMAC, and the files that hold them (foundation).
 
-``text(message, *secrets)`` masks, in this order:
+* ``text`` is the one place text is cleaned of secrets before it reaches a message, a log line or a
+  reply (below);
+* ``signature`` is the one HMAC-SHA256 petguard computes: agents sign their requests with it
+  (``sign``, over ``signed_string``), the API checks them, webhooks sign deliveries;
+* ``load_secrets`` reads the API's token and key files (one secret, or ``NAME SECRET`` lines),
+  refusing files that group or others can read; ``bound_host`` says which compute host a key
+  named ``agent-<host>`` speaks for.
+
+Masking: ``text(message, *secrets)`` masks, in this order:
 
 1. every known secret given (a BMC password, a webhook key) wherever it appears;
 2. what ``oslo_utils.strutils.mask_password`` misses and petguard's peers produce: YAML-ish
@@ -12,7 +20,7 @@
 
 If a known secret can still be found in the result (a one-character password, or masking that
 joined its neighbours into it), the whole message is withheld: no output of ``text`` contains a
-secret it was given (property-tested in tests/unit/test_redact.py, SECRET-03). Messages are built
+secret it was given (property-tested in tests/unit/test_secrets.py, SECRET-03). Messages are built
 without secrets in the first place; this is defence in depth, applied where text comes from a
 peer (Keystone, Nova, a BMC, a fence agent, a child process).
 """

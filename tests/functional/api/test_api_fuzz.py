@@ -4,7 +4,7 @@ The app is the real falcon app in-process (schemathesis's WSGI transport) over a
 sqlite journal; Nova and fencing are the in-memory fakes, and the loop has ticked once so that host
 paths hit real records. Each generated request is sent with one of the API's credentials in turn:
 the operator's bearer token, the alert sender's bearer token, or an HMAC signature (timestamp,
-method, path and body, ``petguard.api.auth.sign``) by the key of the host the body names (or the
+method, path and body, ``petguard.secrets.sign``) by the key of the host the body names (or the
 bare key). The documented ones come first in the rotation; the last one of each round is a
 credential the operation does not allow (403 expected). Every response must pass schemathesis's
 default checks (no 5xx; status code, content type, headers and body as ``docs/openapi.json`` says;
