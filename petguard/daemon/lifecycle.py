@@ -8,7 +8,7 @@ Small functions for ``petguard.cmd.daemon`` and ``petguard.daemon.service`` to c
 * ``set_log_level(name)``: the API's ``log-level`` command; lasts until the next SIGHUP or restart.
 * ``Watchdog``: READY=1 after the first tick (state loaded), WATCHDOG=1 after each tick that returned,
   STOPPING=1 on shutdown, with a STATUS line. A wedged loop stops sending WATCHDOG=1 and systemd
-  restarts the daemon (``WatchdogSec`` in systemd/petguard.daemon.service).
+  restarts the daemon (``WatchdogSec`` in systemd/petguard.service).
 """
 
 from __future__ import annotations

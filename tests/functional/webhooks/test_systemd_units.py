@@ -13,7 +13,7 @@ ANALYZE = shutil.which("systemd-analyze")
 
 
 @pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze not installed (apt-get install systemd)")
-@pytest.mark.parametrize("unit", ["petguard.daemon.service", "petguard-agent.service"])
+@pytest.mark.parametrize("unit", ["petguard.service", "petguard-agent.service"])
 def test_unit_verifies(unit: str, tmp_path: Path) -> None:
     stand_in = tmp_path / "bin"
     stand_in.mkdir()
@@ -33,7 +33,7 @@ def test_unit_verifies(unit: str, tmp_path: Path) -> None:
 
 
 def test_service_asks_for_notify_watchdog_and_a_dedicated_user() -> None:
-    text = (UNITS / "petguard.daemon.service").read_text()
+    text = (UNITS / "petguard.service").read_text()
     for line in (
         "Type=notify",
         "WatchdogSec=",
