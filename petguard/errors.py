@@ -9,7 +9,8 @@ adapter, and chained with ``from``. Errors are sorted by what the caller should 
     │   └── NovaUnavailable       Nova/Keystone did not answer, or answered 5xx
     └── Permanent                 retrying will not help; escalate
         ├── ConfigError           bad configuration or inventory: says what and how to fix it
-        ├── InvalidTransition     a host lifecycle edge that the table does not allow
+        ├── InvalidTransition     an edge that its table does not allow (host lifecycle, move, loan)
+        ├── StaleWrite            a compare-and-set found the row in another state than the writer read
         ├── FencingError          the fence device refused, or the power state could not be confirmed
         │   └── BmcAuthError      wrong user name or password
         ├── DriverLoadError       a fence driver named in config cannot be loaded
@@ -62,7 +63,15 @@ class ConfigError(Permanent):
 
 
 class InvalidTransition(Permanent):
-    """The host lifecycle table does not allow this edge."""
+    """A transition table (the host lifecycle, a move, a reserved host's loan) does not allow this edge."""
+
+
+class StaleWrite(Permanent):
+    """A compare-and-set write was refused: the row is no longer in the state the writer read.
+
+    Another writer moved it on; nothing was overwritten. The writer re-reads the journal before acting
+    again (``move``/``expected``/``actual`` in the context say which row and how it differed).
+    """
 
 
 class FencingError(Permanent):

@@ -315,6 +315,7 @@ class Store(Protocol):
         status: MoveStatus,
         at: float,
         *,
+        expected: MoveStatus | None = None,
         reason: str | None = None,
         dest_host: str | None = None,
         request_id: str | None = None,
@@ -327,7 +328,15 @@ class Store(Protocol):
         target host and marks the move as fallen back to the scheduler's choice. ``waiting``: why the
         move waits for the cloud (``waiting_since`` keeps the moment the wait began), "" ends the wait.
 
+        Compare-and-set along ``evacuate.transitions.MOVE_TRANSITIONS``: the row changes only if its
+        status is ``expected`` (the status the writer read; None: any status the table lets lead to
+        ``status``), in the same statement.
+
         :raises petguard.errors.NotFound: no such move.
+        :raises petguard.errors.InvalidTransition: the table has no edge to ``status`` from ``expected``
+            (or, without ``expected``, from the move's status); nothing is written.
+        :raises petguard.errors.StaleWrite: the move's status is not ``expected`` (another writer moved
+            it on); nothing is written.
         """
         ...
 
@@ -348,7 +357,11 @@ class Store(Protocol):
         self, host: str, incident_id: int, expected: ReservedState, new: ReservedState, at: float
     ) -> bool:
         """Compare-and-set the host's state from ``expected`` (held by ``incident_id``) to ``new``
-        (idle clears the incident); True if this call changed it."""
+        (idle clears the incident); True if this call changed it.
+
+        :raises petguard.errors.InvalidTransition: ``expected -> new`` is not an edge of
+            ``evacuate.transitions.LOAN_TRANSITIONS``; nothing is written.
+        """
         ...
 
 

@@ -5,7 +5,8 @@ A reserved host is a compute host the operator keeps **disabled** in Nova (``[ev
 reserved_hosts``), so that nothing lands on it in normal times. A pet whose hint is ``reserved``
 borrows one for its incident. Each loan is a chain of journal writes around Nova calls, each write a
 compare-and-set on the host's row, through the acting store (a deposed leader's write raises
-StaleEpoch):
+StaleEpoch; every edge is one of ``evacuate.transitions.LOAN_TRANSITIONS``, and a compare-and-set that
+loses is logged and leaves the row as the journal says):
 
 * borrow: ``idle -> borrowing`` (held by the incident; only one caller can win it), enable the compute
   service (ComputeFilter rejects a disabled one), ``borrowing -> borrowed``;
@@ -153,7 +154,11 @@ class ReservedPool:
             f"reserved failover host {row.host} enabled for incident {row.incident_id}",
             now,
         )
-        self._store.set_reserved_state(row.host, row.incident_id, ReservedState.BORROWING, ReservedState.BORROWED, now)
+        borrowed = ReservedState.BORROWING, ReservedState.BORROWED
+        if not self._store.set_reserved_state(row.host, row.incident_id, *borrowed, now):
+            # compare-and-set (evacuate.transitions): another path moved the loan on; nothing overwritten
+            LOG.warning("reserved host %s: loan to incident %d no longer borrowing; left as the journal says",
+                        row.host, row.incident_id)  # fmt: skip
 
     # -- give back ---------------------------------------------------------------------------------
     def give_back(self, incident_id: int) -> None:
@@ -194,7 +199,10 @@ class ReservedPool:
             "the pets it took stay on it until an operator moves them",
             now,
         )
-        self._store.set_reserved_state(row.host, row.incident_id, ReservedState.RETURNING, ReservedState.IDLE, now)
+        returned = ReservedState.RETURNING, ReservedState.IDLE
+        if not self._store.set_reserved_state(row.host, row.incident_id, *returned, now):
+            LOG.warning("reserved host %s: loan to incident %d no longer returning; left as the journal says",
+                        row.host, row.incident_id)  # fmt: skip
 
     # -- resume --------------------------------------------------------------------------------------
     def tidy(self) -> None:

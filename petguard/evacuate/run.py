@@ -1,8 +1,11 @@
 """Carry out an incident's evacuation plan, move by move, exactly once (procedure over interfaces).
 
 Each move walks PLANNED -> REQUESTING -> ACCEPTED -> ARRIVED -> DONE (or FAILED), and every step is
-written to the journal before the next one starts. Before Nova is asked to evacuate a server —
-including after a crash or restart at any step — Nova's own records are checked first:
+written to the journal before the next one starts, as a compare-and-set from the status the runner
+read along the move table (``evacuate.transitions``): a move that another writer moved on is refused
+(StaleWrite, logged), never overwritten, and left to the next run, which reads the journal again.
+Before Nova is asked to evacuate a server — including after a crash or restart at any step — Nova's
+own records are checked first:
 
 * the server is no longer on the failed host: it has moved, go and restore its power state;
 * an evacuation migration of this server from this host exists since the incident began, or its
@@ -57,13 +60,14 @@ import concurrent.futures
 import dataclasses
 import logging
 import threading
+from typing import TypedDict, Unpack
 
 import tenacity
 
 from petguard.clock import Clock
 from petguard.cloud import HintKind, Migration, PowerGoal, Server
 from petguard.compute import Compute
-from petguard.errors import NotFound, PetguardError, StaleEpoch, Temporary
+from petguard.errors import NotFound, PetguardError, StaleEpoch, StaleWrite, Temporary
 from petguard.evacuate.gate import TierGate, UnwiredProber
 from petguard.evacuate.hints import HintError, parse_hint
 from petguard.evacuate.outage import (
@@ -146,6 +150,18 @@ class _Parked(Exception):
     """A stuck move gives its evacuation slot back; the next run looks at it again."""
 
 
+class _MoveFields(TypedDict, total=False):
+    """The fields of a move a step writes with its status (``Store.update_move``)."""
+
+    reason: str
+    dest_host: str | None
+    request_id: str | None
+    count_attempt: bool
+    target_host: str | None
+    fall_back: bool
+    waiting: str
+
+
 class Evacuator:
     """Carries out one incident's moves. Safe to run again on the same incident at any time."""
 
@@ -215,12 +231,26 @@ class Evacuator:
             self._carry_out(move, since)
         except StaleEpoch:
             raise  # another controller leads now: this one steps down and touches nothing more
+        except StaleWrite as exc:
+            # Another writer moved this move on under this run: the journal refused the write and
+            # nothing was overwritten. Touch it no more; the next run starts from what the journal says.
+            LOG.error("%s: evacuation of %s left to the journal: %s", _who(move), move.server_name, exc)
         except PetguardError as exc:
             # An error we could not handle in place: the move stays where the journal says and is
             # picked up again on the next run (the runner is re-entrant), unless it is permanent.
             LOG.warning("%s: evacuation of %s interrupted: %s", _who(move), move.server_name, exc)
             if not isinstance(exc, Temporary):
-                self._fail(move, f"{type(exc).__name__}: {exc}")
+                self._fail_as_journaled(move, f"{type(exc).__name__}: {exc}")
+
+    def _fail_as_journaled(self, move: MoveRecord, reason: str) -> None:
+        """Fail the move from the status the journal has now: ``move`` is the row this run started
+        from, and its steps may have moved it on since (a final move stays as it is)."""
+        current = next((m for m in self._store.moves(move.incident_id) if m.server_id == move.server_id), None)
+        if current is None or current.status.final:
+            LOG.error("%s: %s is already %s; not failed again (%s)", _who(move), move.server_name,
+                      current.status.value if current else "gone", reason)  # fmt: skip
+            return
+        self._fail(current, reason)
 
     def _carry_out(self, move: MoveRecord, since: float) -> None:
         deadline = self._clock.monotonic() + self._policy.move_timeout
@@ -247,7 +277,7 @@ class Evacuator:
                 return current[0]
             try:
                 return self._step(current[0], since)
-            except StaleEpoch:
+            except (StaleEpoch, StaleWrite):
                 raise
             except PetguardError as exc:  # any read or write of Nova that found it unreachable or failing
                 verdict = judge_request_error(exc, unanswered="Nova does not answer")
@@ -278,12 +308,17 @@ class Evacuator:
             moved = self._wait_over(moved)
         return moved, waited[0]
 
+    def _write(self, move: MoveRecord, status: MoveStatus, at: float, **fields: Unpack[_MoveFields]) -> MoveRecord:
+        """Write the move's next step, compare-and-set from the status this run read
+        (``evacuate.transitions``): a move that another writer moved on is refused (StaleWrite)."""
+        return self._store.update_move(move.incident_id, move.server_id, status, at, expected=move.status, **fields)
+
     # -- waiting for the cloud ---------------------------------------------------------------------
     def _waiting(self, move: MoveRecord, reason: str) -> MoveRecord:
         """Record that ``move`` waits for the cloud (why, since when); fail it past the wait's deadline."""
         now = self._clock.now()
         if move.waiting != reason or move.waiting_since is None:
-            move = self._store.update_move(move.incident_id, move.server_id, move.status, now, waiting=reason)
+            move = self._write(move, move.status, now, waiting=reason)
         waited = now - (move.waiting_since if move.waiting_since is not None else now)
         if waited > self._policy.cloud_wait_timeout:
             return self._fail(
@@ -314,7 +349,7 @@ class Evacuator:
     def _wait_over(self, move: MoveRecord) -> MoveRecord:
         """The cloud answered again: the move's wait ends (and the incident's, once)."""
         waited = self._clock.now() - (move.waiting_since or self._clock.now())
-        move = self._store.update_move(move.incident_id, move.server_id, move.status, self._clock.now(), waiting="")
+        move = self._write(move, move.status, self._clock.now(), waiting="")
         with self._lock:
             announced = self._announced.pop(move.incident_id, None)
         if announced is not None:
@@ -391,9 +426,7 @@ class Evacuator:
         if held is not None:
             raise _CloudWait(held.reason, move)
         now = self._clock.now()
-        move = self._store.update_move(
-            move.incident_id, move.server_id, MoveStatus.REQUESTING, now, target_host=target
-        )
+        move = self._write(move, MoveStatus.REQUESTING, now, target_host=target)
         try:
             with self._requests:  # never every nova-api worker: the loop's own reading must get through
                 request_id = self._compute.evacuate(move.server_id, host=target)
@@ -414,14 +447,7 @@ class Evacuator:
             f"{target} (hint {move.hint}, validated by the scheduler)" if target else "the scheduler's choice",
             request_id,
         )
-        return self._store.update_move(
-            move.incident_id,
-            move.server_id,
-            MoveStatus.ACCEPTED,
-            self._clock.now(),
-            request_id=request_id,
-            count_attempt=True,
-        )
+        return self._write(move, MoveStatus.ACCEPTED, self._clock.now(), request_id=request_id, count_attempt=True)
 
     def _hold_if_cloud_cannot_answer(self, move: MoveRecord, fault: str) -> None:
         """Raise a wait when Nova's last failure of the move came from a cloud that could not answer."""
@@ -480,9 +506,7 @@ class Evacuator:
             "using the scheduler's choice",
             self._clock.now(),
         )
-        return self._store.update_move(
-            move.incident_id, move.server_id, MoveStatus.REQUESTING, self._clock.now(), fall_back=True
-        )
+        return self._write(move, MoveStatus.REQUESTING, self._clock.now(), fall_back=True)
 
     def _nova_already_has_it(self, move: MoveRecord, server: Server, since: float) -> MoveRecord | None:
         """The move's next journal state if Nova already moved or is moving the server, else None."""
@@ -494,9 +518,7 @@ class Evacuator:
                 move.server_name,
                 server.host,
             )
-            return self._store.update_move(
-                move.incident_id, move.server_id, MoveStatus.ARRIVED, now, dest_host=server.host
-            )
+            return self._write(move, MoveStatus.ARRIVED, now, dest_host=server.host)
         migration = self._latest_evacuation(move, since)
         if server.task_state == "rebuilding" or (migration is not None and not migration.failed):
             LOG.info(
@@ -506,9 +528,7 @@ class Evacuator:
                 migration.status if migration else "-",
                 server.task_state,
             )
-            return self._store.update_move(
-                move.incident_id, move.server_id, MoveStatus.ACCEPTED, now, count_attempt=True
-            )
+            return self._write(move, MoveStatus.ACCEPTED, now, count_attempt=True)
         return None
 
     def _latest_evacuation(self, move: MoveRecord, since: float) -> Migration | None:
@@ -528,14 +548,7 @@ class Evacuator:
             return self._fail(move, "the server was deleted during its evacuation")
         if server.host and server.host != move.source_host and server.task_state is None:
             LOG.info("%s: %s arrived on %s; next: restore its power state", _who(move), move.server_name, server.host)
-            return self._store.update_move(
-                move.incident_id,
-                move.server_id,
-                MoveStatus.ARRIVED,
-                self._clock.now(),
-                dest_host=server.host,
-                waiting="",
-            )
+            return self._write(move, MoveStatus.ARRIVED, self._clock.now(), dest_host=server.host, waiting="")
         if server.task_state is not None or move.stuck:
             move = self._park_if_stuck(move, since)
             self._clock.sleep(self._policy.poll_interval)  # Nova is still working on it
@@ -554,9 +567,7 @@ class Evacuator:
         )
         if verdict.judgement is Judgement.WAIT:
             # Judged once, now: the next look asks again through the checks of Nova's records.
-            move = self._store.update_move(
-                move.incident_id, move.server_id, MoveStatus.REQUESTING, self._clock.now(), waiting=verdict.reason
-            )
+            move = self._write(move, MoveStatus.REQUESTING, self._clock.now(), waiting=verdict.reason)
             raise _CloudWait(f"{verdict.reason} ({what})", move)
         if move.target_host is not None and not move.fell_back:
             # the evacuation failed on the scheduler: the hint is what failed
@@ -576,9 +587,7 @@ class Evacuator:
             if move.stuck:  # Nova moves it on after all
                 LOG.info("%s: %s is no longer stuck (migration %s %s); following it", _who(move),
                          move.server_name, migration.id, migration.status)  # fmt: skip
-                return self._store.update_move(
-                    move.incident_id, move.server_id, move.status, self._clock.now(), waiting=""
-                )
+                return self._write(move, move.status, self._clock.now(), waiting="")
             return move
         if move.stuck:
             raise _Parked
@@ -591,7 +600,7 @@ class Evacuator:
             "petguard follows the new request"
         )
         LOG.warning("%s: evacuation of %s %s; next: %s", _who(move), move.server_name, reason, commands)
-        self._store.update_move(move.incident_id, move.server_id, move.status, self._clock.now(), waiting=reason)
+        self._write(move, move.status, self._clock.now(), waiting=reason)
         self._store.record_event(
             move.source_host,
             move.incident_id,
@@ -622,7 +631,7 @@ class Evacuator:
             f"(attempt {move.attempts + 1} of {self._policy.max_request_attempts})",
             self._clock.now(),
         )
-        move = self._store.update_move(move.incident_id, move.server_id, MoveStatus.REQUESTING, self._clock.now())
+        move = self._write(move, MoveStatus.REQUESTING, self._clock.now())
         self._clock.sleep(self._policy.race_retry_delay)
         return move
 
@@ -654,9 +663,7 @@ class Evacuator:
             )
         elif (move.power_goal is PowerGoal.RUNNING and running) or (move.power_goal is PowerGoal.STOPPED and stopped):
             LOG.info("%s: %s recovered: %s on %s", _who(move), move.server_name, server.status, server.host)
-            done = self._store.update_move(
-                move.incident_id, move.server_id, MoveStatus.DONE, self._clock.now(), dest_host=server.host
-            )
+            done = self._write(move, MoveStatus.DONE, self._clock.now(), dest_host=server.host)
             self._store.record_event(
                 move.source_host,
                 move.incident_id,
@@ -681,9 +688,7 @@ class Evacuator:
             reason,
         )
         # a failed move waits for nothing: not shown nor counted as waiting, and no "the cloud answers" follows
-        failed = self._store.update_move(
-            move.incident_id, move.server_id, MoveStatus.FAILED, self._clock.now(), reason=reason, waiting=""
-        )
+        failed = self._write(move, MoveStatus.FAILED, self._clock.now(), reason=reason, waiting="")
         self._store.record_event(
             move.source_host,
             move.incident_id,

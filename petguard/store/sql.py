@@ -18,8 +18,8 @@ The store never migrates: it refuses a schema that is not at head (``petguard-ma
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from typing import Any, NoReturn, TypeVar
 
 import tenacity
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
@@ -29,7 +29,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from petguard.agent.events import DomainEvent
 from petguard.cloud import Plan
 from petguard.detect import FenceStart, Health, Signal
-from petguard.errors import NotFound, StaleEpoch
+from petguard.errors import InvalidTransition, NotFound, StaleEpoch, StaleWrite
+from petguard.evacuate.transitions import check_loan, check_move, move_sources
 from petguard.guests.policy import AgentEventRecord, AgentHeartbeat, ServerHealth
 from petguard.hosts import HostState
 from petguard.journal import (
@@ -276,6 +277,7 @@ class SqlStore:
         status: MoveStatus,
         at: float,
         *,
+        expected: MoveStatus | None = None,
         reason: str | None = None,
         dest_host: str | None = None,
         request_id: str | None = None,
@@ -284,6 +286,8 @@ class SqlStore:
         fall_back: bool = False,
         waiting: str | None = None,
     ) -> MoveRecord:
+        if expected is not None:
+            check_move(expected, status, f"move of server {server_id} (incident {incident_id})")
         values: dict[str, Any] = {"status": status.value, "updated_at": at}
         if waiting is not None:
             # a wait keeps the moment it began across its retries; "" ends it
@@ -298,7 +302,10 @@ class SqlStore:
         if fall_back:
             values["fell_back"] = True
             values["target_host"] = None
-        return self._write(lambda conn: _update_move(conn, incident_id, server_id, values), "update a move")
+        sources = {expected} if expected is not None else move_sources(status)
+        return self._write(
+            lambda conn: _update_move(conn, incident_id, server_id, values, sources, expected), "update a move"
+        )
 
     # -- reserved failover hosts ----------------------------------------------------------------
     def reserved_hosts(self) -> list[ReservedHost]:
@@ -312,6 +319,7 @@ class SqlStore:
             self._write(lambda conn: _add_reserved_hosts(conn, hosts, at), "add reserved hosts")
 
     def borrow_reserved_host(self, host: str, incident_id: int, at: float) -> bool:
+        check_loan(ReservedState.IDLE, ReservedState.BORROWING, host)
         table = m.reserved_hosts
         query = (
             update(table)
@@ -323,6 +331,7 @@ class SqlStore:
     def set_reserved_state(
         self, host: str, incident_id: int, expected: ReservedState, new: ReservedState, at: float
     ) -> bool:
+        check_loan(expected, new, host)
         table = m.reserved_hosts
         holder = None if new is ReservedState.IDLE else incident_id
         query = (
@@ -497,7 +506,9 @@ def _save_tick(conn: Connection, tick: TickRecord) -> None:
 
 
 def _retry_failed_moves(conn: Connection, incident_id: int, at: float) -> None:
-    """An operator re-runs an evacuation: FAILED moves go back to PLANNED with a fresh attempt count."""
+    """An operator re-runs an evacuation: FAILED moves go back to PLANNED with a fresh attempt count
+    (compare-and-set: only the rows that are FAILED in this statement)."""
+    check_move(MoveStatus.FAILED, MoveStatus.PLANNED, f"incident {incident_id}'s failed moves")
     failed = (m.moves.c.incident_id == incident_id, m.moves.c.status == MoveStatus.FAILED.value)
     values = {"status": MoveStatus.PLANNED.value, "attempts": 0, "reason": "retried by an operator", "updated_at": at}
     conn.execute(update(m.moves).where(*failed).values(**values))
@@ -604,13 +615,42 @@ def _unique(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def _update_move(conn: Connection, incident_id: int, server_id: str, values: dict[str, Any]) -> MoveRecord:
+def _update_move(
+    conn: Connection,
+    incident_id: int,
+    server_id: str,
+    values: dict[str, Any],
+    sources: Collection[MoveStatus],
+    expected: MoveStatus | None,
+) -> MoveRecord:
+    """Compare-and-set: the UPDATE changes the row only if its status is one of ``sources``."""
     key = (m.moves.c.incident_id == incident_id, m.moves.c.server_id == server_id)
-    if conn.execute(update(m.moves).where(*key).values(**values)).rowcount != 1:
-        raise NotFound(
-            f"incident {incident_id} has no move of server {server_id}", incident=incident_id, server=server_id
-        )
+    allowed = m.moves.c.status.in_(sorted(s.value for s in sources))
+    if conn.execute(update(m.moves).where(*key, allowed).values(**values)).rowcount != 1:
+        _refuse_move(conn, incident_id, server_id, MoveStatus(values["status"]), expected)
     return rows.move_from_row(conn.execute(select(m.moves).where(*key)).mappings().one())
+
+
+def _refuse_move(
+    conn: Connection, incident_id: int, server_id: str, new: MoveStatus, expected: MoveStatus | None
+) -> NoReturn:
+    """Why a move's compare-and-set changed no row: no such move, a stale writer, or no such edge."""
+    key = (m.moves.c.incident_id == incident_id, m.moves.c.server_id == server_id)
+    actual = conn.scalar(select(m.moves.c.status).where(*key))
+    what = f"move of server {server_id} (incident {incident_id})"
+    if actual is None:
+        raise NotFound(f"incident {incident_id} has no {what}", incident=incident_id, server=server_id)
+    context = {"incident": incident_id, "server": server_id, "actual": actual, "new": new.value}
+    if expected is not None:
+        raise StaleWrite(
+            f"{what}: expected status {expected.value} but it is {actual}: another writer moved it on; "
+            f"refused {expected.value} -> {new.value}, nothing written",
+            expected=expected.value,
+            **context,
+        )
+    raise InvalidTransition(
+        f"{what}: the move table has no edge {actual} -> {new.value}; nothing written", **context
+    )
 
 
 def _add_reserved_hosts(conn: Connection, hosts: Sequence[str], at: float) -> None:

@@ -305,6 +305,7 @@ def test_tidy_finishes_each_half_state(
     incident_id = world.fail("cmp1")
     world.store.record_plan(incident_id, plan("cmp1", world.compute.servers_on("cmp1"), EvacuationPolicy()), 1.0)
     if moves_final:
+        world.store.update_move(incident_id, "pet-id", MoveStatus.ARRIVED, 2.0)  # the move table's way to done
         world.store.update_move(incident_id, "pet-id", MoveStatus.DONE, 2.0)
     world.store.add_reserved_hosts(list(SPARES), 1.0)
     assert world.store.borrow_reserved_host("spare1", incident_id, 2.0)

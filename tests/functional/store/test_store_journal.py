@@ -269,8 +269,9 @@ def test_update_move_sets_given_fields_and_counts_attempts(store: SqlStore) -> N
     assert (accepted.attempts, accepted.request_id, accepted.reason) == (1, "req-abc", "nova accepted")
     again = store.update_move(incident_id, "srv-0000", MoveStatus.REQUESTING, T0 + 3, count_attempt=True)
     assert again.attempts == 2 and again.request_id == "req-abc" and again.reason == "nova accepted"
-    done = store.update_move(incident_id, "srv-0000", MoveStatus.DONE, T0 + 4, dest_host="cmp7")
-    assert done == dataclasses.replace(again, status=MoveStatus.DONE, dest_host="cmp7", updated_at=T0 + 4)
+    store.update_move(incident_id, "srv-0000", MoveStatus.ARRIVED, T0 + 4, dest_host="cmp7")
+    done = store.update_move(incident_id, "srv-0000", MoveStatus.DONE, T0 + 5)  # done only from arrived
+    assert done == dataclasses.replace(again, status=MoveStatus.DONE, dest_host="cmp7", updated_at=T0 + 5)
     assert store.moves(incident_id) == [done]
 
 

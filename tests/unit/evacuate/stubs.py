@@ -5,11 +5,29 @@ from __future__ import annotations
 
 import dataclasses
 
+from petguard.errors import StaleWrite
+from petguard.evacuate.transitions import check_move
 from petguard.journal import MoveRecord, MoveStatus
 
 
 def apply_update(move: MoveRecord, status: MoveStatus, at: float, fields: dict[str, object]) -> MoveRecord:
-    """What the journal's ``update_move`` does to a row (store/api.py), for the stubs."""
+    """What the journal's ``update_move`` does to a row (store/sql.py), for the stubs: the same
+    compare-and-set along the move table, so a unit test catches a wrong or stale transition.
+
+    :raises StaleWrite: ``expected`` is given and is not the row's status.
+    :raises InvalidTransition: the move table has no edge from the row's status to ``status``.
+    """
+    expected = fields.get("expected")
+    what = f"move of server {move.server_id} (incident {move.incident_id})"
+    if isinstance(expected, MoveStatus):
+        check_move(expected, status, what)
+        if move.status is not expected:
+            raise StaleWrite(
+                f"{what}: expected status {expected.value} but it is {move.status.value}",
+                expected=expected.value,
+                actual=move.status.value,
+            )
+    check_move(move.status, status, what)
     changes: dict[str, object] = {
         k: v for k, v in fields.items() if k in ("dest_host", "reason", "request_id", "target_host") and v is not None
     }
