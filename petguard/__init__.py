@@ -17,7 +17,8 @@ Code map (read this first). Layers, top to bottom; a module imports only from la
 ``guests/``                 instance health: which guests need a restart (``policy``) and doing it
 ``evacuate/`` ``fencing/``  procedures and their pure parts: planning (``plan``, ``hints``), pet
                             readiness between tiers (``ready``, ``gate``, ``probe``), the runner
-                            (``run``) and its outage judgement (``outage``), reserved hosts, capacity;
+                            (``run``), its outage judgement (``outage``) and the moves' and loans'
+                            state ``transitions``, reserved hosts, capacity;
                             the fencing contract (``base``), procedure, child-process runner, drivers
                             (``ipmi``, ``redfish``, ``fenceagent``), inventory, ``preflight``
 ``decide``                  pure: one tick's decisions from the journal's state and the readings
