@@ -79,6 +79,12 @@ class MoveRecord:
         return self.waiting_since + cloud_wait_timeout
 
 
+def incident_tag(host: str, incident_id: int | None) -> str:
+    """How every log line names a host during an incident: ``host [incident N]`` (``host`` when it has
+    none), so that one incident's lines, the loop's, the lanes' and the runner's, read as one story."""
+    return host if incident_id is None else f"{host} [incident {incident_id}]"
+
+
 class ReservedState(enum.StrEnum):
     """Where a reserved failover host is in its loan to an incident (evacuate.reserved)."""
 
@@ -267,6 +273,10 @@ class Store(Protocol):
 
     def active_alerts(self, now: float) -> list[Signal]:
         """One DOWN signal per alert firing at ``now`` (source ``alert:<kind>``)."""
+        ...
+
+    def agent_heartbeats(self) -> dict[str, float]:
+        """host -> when its petguard-agent last reported (hosts without an agent are absent)."""
         ...
 
     # -- incidents and events -------------------------------------------------------------------

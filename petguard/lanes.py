@@ -35,7 +35,7 @@ from petguard.evacuate.ready import Prober
 from petguard.evacuate.reserved import ReservedPool
 from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.hosts import HostEvent
-from petguard.journal import Store
+from petguard.journal import Store, incident_tag
 
 LOG = logging.getLogger(__name__)
 
@@ -44,9 +44,7 @@ def _iso(at: float) -> str:
     return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _who(host: str, incident_id: int | None) -> str:
-    """How log lines name a host during an incident (the loop's lines read the same)."""
-    return host if incident_id is None else f"{host} [incident {incident_id}]"
+_who = incident_tag  # how log lines name a host during an incident (the loop's lines read the same)
 
 
 #: Every disabled reason petguard writes starts with this (detect.DetectionPolicy.reason_marker).

@@ -41,7 +41,7 @@ from petguard.clock import Clock
 from petguard.compute import Compute
 from petguard.decide import Action, LoopPolicy, Outcome, TickDecision, TickInputs, decide
 from petguard.errors import PetguardError, StaleEpoch, Temporary
-from petguard.journal import HostRecord, Store
+from petguard.journal import HostRecord, Store, incident_tag
 
 LOG = logging.getLogger(__name__)
 
@@ -162,13 +162,10 @@ class Loop:
             return TickReport(False, None, str(exc))
         now = self._clock.now()
         self._nova_read(now)
-        # Alerts are evidence (detect.combine never calls a host DOWN on alerts alone); a Store
-        # without alerts (an older fake) gives none.
-        active_alerts = getattr(self._store, "active_alerts", None)
-        alerts = active_alerts(now) if active_alerts is not None else []
+        # Alerts are evidence (detect.combine never calls a host DOWN on alerts alone).
+        alerts = self._store.active_alerts(now)
         # Agent heartbeats are a second, independent signal; hosts without an agent give none.
-        agent_heartbeats = getattr(self._store, "agent_heartbeats", None)
-        seen = agent_heartbeats() if agent_heartbeats is not None else {}
+        seen = self._store.agent_heartbeats()
         agents = [detect.agent_signal(host, at, now, self._policy.detection) for host, at in sorted(seen.items())]
         busy = self._busy_hosts()
         if self._hosts is None:
@@ -270,7 +267,7 @@ class Loop:
         record = self._hosts.get(name) if self._hosts is not None and sep else None
         if record is None or record.host.incident_id is None:
             return line
-        return f"{name} [incident {record.host.incident_id}]: {rest}"
+        return f"{incident_tag(name, record.host.incident_id)}: {rest}"
 
     def _after_save(self, before: Mapping[str, HostRecord], decision: TickDecision) -> dict[str, HostRecord]:
         record = decision.record

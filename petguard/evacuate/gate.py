@@ -31,7 +31,7 @@ from petguard.compute import Compute
 from petguard.errors import NotFound, PetguardError, StaleEpoch, Temporary
 from petguard.evacuate.plan import tier_of
 from petguard.evacuate.ready import Prober, ProbeResult, ReadyCheck, ReadyPolicy, ReadySpec, ready_spec
-from petguard.journal import MoveRecord, MoveStatus, Store
+from petguard.journal import MoveRecord, MoveStatus, Store, incident_tag
 
 LOG = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class _Pet:
 
 
 def _who(move: MoveRecord) -> str:
-    return f"{move.source_host} [incident {move.incident_id}]"
+    return incident_tag(move.source_host, move.incident_id)
 
 
 def _tiers(tiers: set[int]) -> str:

@@ -36,7 +36,7 @@ from petguard.cloud import ServiceRecord
 from petguard.compute import Compute
 from petguard.duty import DutyThread
 from petguard.errors import NotFound, PetguardError, StaleEpoch, Temporary
-from petguard.journal import ReservedHost, ReservedState, Store
+from petguard.journal import ReservedHost, ReservedState, Store, incident_tag
 
 LOG = logging.getLogger(__name__)
 
@@ -89,9 +89,8 @@ class ReservedPool:
                     why_not.append(f"{host} was taken by another incident meanwhile")
                     continue
                 LOG.info(
-                    "%s [incident %d]: reserved host %s borrowed in the journal; next: enable its compute service",
-                    source_host,
-                    incident_id,
+                    "%s: reserved host %s borrowed in the journal; next: enable its compute service",
+                    incident_tag(source_host, incident_id),
                     host,
                 )
                 row = ReservedHost(host, ReservedState.BORROWING, incident_id)

@@ -80,7 +80,7 @@ from petguard.evacuate.outage import (
 )
 from petguard.evacuate.ready import Prober, ReadyPolicy
 from petguard.evacuate.reserved import ReservedPool
-from petguard.journal import STUCK, MoveRecord, MoveStatus, Store
+from petguard.journal import STUCK, MoveRecord, MoveStatus, Store, incident_tag
 
 LOG = logging.getLogger(__name__)
 
@@ -133,8 +133,7 @@ class RunOutcome:
 
 
 def _who(move: MoveRecord) -> str:
-    """How log lines name a move's host: with its incident, so one incident reads as one story."""
-    return f"{move.source_host} [incident {move.incident_id}]"
+    return incident_tag(move.source_host, move.incident_id)
 
 
 class _CloudWait(Exception):
