@@ -4,6 +4,9 @@ Drivers are registered as entry points in the group ``petguard.fencing`` and loa
 (``petguard.fencing.loader``). A driver only talks to its device; the procedure
 (``petguard.fencing.procedure``) decides when to power off, how often to read the power state back
 and when to give up. "The device accepted the command" is never confirmation: only OFF readings are.
+
+The contract also names the driver operations a runner carries out (``Op``), so that the procedure
+needs the runner's interface only, never the runner (``petguard.fencing.child``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ class PowerState(enum.StrEnum):
     OFF = "off"
     POWERING_OFF = "powering_off"
     UNKNOWN = "unknown"
+
+
+class Op(enum.StrEnum):
+    """The driver operations a runner can carry out (``petguard.fencing.child.FenceRunner``)."""
+
+    POWER_STATE = "power_state"
+    POWER_OFF = "power_off"
 
 
 #: Words that make an option's value a secret when its name contains one (fence-agents'

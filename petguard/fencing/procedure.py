@@ -36,7 +36,7 @@ import tenacity
 from petguard import errors
 from petguard.clock import Clock
 from petguard.fencing import base
-from petguard.fencing.child import Op
+from petguard.fencing.base import Op
 
 LOG = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import pytest
 from petguard import errors, hosts
 from petguard.clock import SystemClock
 from petguard.fencing import procedure
-from petguard.fencing.base import FenceDevice, PowerState
-from petguard.fencing.child import FenceRunner, Op, encode_request
+from petguard.fencing.base import FenceDevice, Op, PowerState
+from petguard.fencing.child import FenceRunner, encode_request
 from petguard.fencing.ipmi import IpmiDriver
 from tests.functional.bmc import Blackhole, IpmiSim, PyghmiBmc, free_udp_port
 from tests.functional.fencing.conftest import FAST, SECRET, StartPeer
