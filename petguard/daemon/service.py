@@ -28,7 +28,7 @@ from petguard.evacuate.probe import NetworkProber
 from petguard.evacuate.ready import Prober
 from petguard.evacuate.reserved import ReservedKeeper, ReservedPool
 from petguard.fencing import inventory, loader, procedure
-from petguard.fencing.base import FenceDevice, FenceDriver, FenceTopology
+from petguard.fencing.base import FenceDevice, FenceDriver, FenceFn, FenceResult, FenceTopology
 from petguard.fencing.child import FenceRunner
 from petguard.fencing.preflight import Readiness
 from petguard.fencing.procedure import FencePolicy, PowerRunner
@@ -37,7 +37,7 @@ from petguard.ha import election, guards
 from petguard.ha.election import Leadership
 from petguard.hosts import HostState
 from petguard.journal import Store
-from petguard.lanes import FenceFn, FenceResult, Recovery, RecoveryPolicy
+from petguard.lanes import Recovery, RecoveryPolicy
 from petguard.nova import compute as nova
 from petguard.nova import placement
 from petguard.reconcile import Loop
@@ -150,10 +150,9 @@ def make_fence(
     def fence(host: str) -> FenceResult:
         entry = topologies.get(host)
         if entry is None:
-            return FenceResult(False, f"no fence device for {host} in {where}")
+            return FenceResult(host, False, f"no fence device for {host} in {where}")
         topology = entry if isinstance(entry, FenceTopology) else FenceTopology.single(entry)
-        outcome = procedure.fence_topology(topology, lookup, runner, policy, clock)
-        return FenceResult(outcome.confirmed, outcome.reason, outcome.failed_levels)
+        return procedure.fence_topology(topology, lookup, runner, policy, clock)
 
     return fence
 
