@@ -28,10 +28,10 @@ from petguard.evacuate.probe import NetworkProber
 from petguard.evacuate.ready import Prober
 from petguard.evacuate.reserved import ReservedKeeper, ReservedPool
 from petguard.fencing import inventory, loader, procedure
-from petguard.fencing.base import FenceDevice, FenceDriver, FenceFn, FenceResult, FenceTopology
+from petguard.fencing.base import FenceDriver, FenceFn, FenceTopology
 from petguard.fencing.child import FenceRunner
 from petguard.fencing.preflight import Readiness
-from petguard.fencing.procedure import FencePolicy, PowerRunner
+from petguard.fencing.procedure import PowerRunner
 from petguard.guests.restarts import InstanceHealth
 from petguard.ha import election, guards
 from petguard.ha.election import Leadership
@@ -136,27 +136,6 @@ class Daemon:
             LOG.info("stopped")
 
 
-def make_fence(
-    topologies: Mapping[str, FenceTopology | FenceDevice],
-    runner: PowerRunner,
-    lookup: Callable[[str], FenceDriver],
-    policy: FencePolicy,
-    clock: Clock,
-    where: str = "the inventory",
-) -> FenceFn:
-    """fence(host) -> FenceResult over the inventory's fence levels, the drivers and the procedure
-    (a bare FenceDevice is a host with one level of one device)."""
-
-    def fence(host: str) -> FenceResult:
-        entry = topologies.get(host)
-        if entry is None:
-            return FenceResult(host, False, f"no fence device for {host} in {where}")
-        topology = entry if isinstance(entry, FenceTopology) else FenceTopology.single(entry)
-        return procedure.fence_topology(topology, lookup, runner, policy, clock)
-
-    return fence
-
-
 def assemble(
     compute: Compute,
     store: Store,
@@ -243,7 +222,8 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
     # Fences wait on the daemon's stop (a fence in flight completes, bounded by its deadline); the
     # lanes' other waits end as soon as leadership is lost.
     fence = guards.guard_fence(
-        make_fence(fences, runner, lookup, policies.fencing(conf), clock, conf.fencing.inventory_file), leader
+        procedure.make_fence(fences, runner, lookup, policies.fencing(conf), clock, conf.fencing.inventory_file),
+        leader,
     )
     recovery_policy = policies.recovery(conf)
     lanes_clock = SystemClock(leader.halt)

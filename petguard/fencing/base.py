@@ -183,6 +183,6 @@ class FenceResult:
         return tuple(f"fence level {lv.level} failed: {lv.reason}" for lv in self.levels if not lv.confirmed)
 
 
-#: fence(host) -> FenceResult: what the host lanes are given to fence a host with (built by the
-#: composition root, wrapped by the leader guard ``ha.guards.guard_fence``).
+#: fence(host) -> FenceResult: what the host lanes are given to fence a host with (built by
+#: ``petguard.fencing.procedure.make_fence``, wrapped by the leader guard ``ha.guards.guard_fence``).
 FenceFn = Callable[[str], FenceResult]

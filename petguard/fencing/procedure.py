@@ -13,6 +13,8 @@ power-off" never is.
   each has N consecutive OFF readings (dual power supplies: both outlets must be off), each level
   within its own ``policy.deadline``.
 * ``fence``: one device (a level of one).
+* ``make_fence``: the ``FenceFn`` the host lanes are given: fence(host) over the inventory's
+  topologies (the composition root only wires it).
 
 Outcomes are the contract's frozen values (``base.FenceResult``, ``LevelOutcome``,
 ``FenceOutcome``) whose ``reason`` is written for the operator.
@@ -29,7 +31,7 @@ import dataclasses
 import functools
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import tenacity
@@ -37,7 +39,7 @@ import tenacity
 from petguard import errors
 from petguard.clock import Clock
 from petguard.fencing import base
-from petguard.fencing.base import FenceOutcome, FenceResult, LevelOutcome, Op
+from petguard.fencing.base import FenceFn, FenceOutcome, FenceResult, LevelOutcome, Op
 
 LOG = logging.getLogger(__name__)
 
@@ -162,6 +164,28 @@ def _topology_outcome(
             f"level {lv.level}: {lv.reason}" for lv in levels
         )
     return FenceResult(topology.host, False, reason, levels, delay, duration)
+
+
+def make_fence(
+    topologies: Mapping[str, base.FenceTopology | base.FenceDevice],
+    runner: PowerRunner,
+    lookup: Callable[[str], base.FenceDriver],
+    policy: FencePolicy,
+    clock: Clock,
+    where: str = "the inventory",
+) -> FenceFn:
+    """fence(host) -> FenceResult over the inventory's fence levels, the drivers and the procedure
+    (a bare FenceDevice is a host with one level of one device; ``where`` names the inventory in
+    the reason of a host that has none)."""
+
+    def fence(host: str) -> FenceResult:
+        entry = topologies.get(host)
+        if entry is None:
+            return FenceResult(host, False, f"no fence device for {host} in {where}")
+        topology = entry if isinstance(entry, base.FenceTopology) else base.FenceTopology.single(entry)
+        return fence_topology(topology, lookup, runner, policy, clock)
+
+    return fence
 
 
 def fence_level(
