@@ -1,12 +1,13 @@
 """Host-level actions run on a host's own lane: fence it, evacuate it, return it to service.
 
-Each action is a procedure over petguard's seams (a fencing callable, ``Compute``, ``Store``,
-``Clock``) and ends in an ``Outcome``: the lifecycle event the loop records on its next tick. Actions
-are re-entrant: after a crash the loop starts the action that the host's state calls for again, and
-the action finds its progress in the journal and in Nova's records.
+Each action is a procedure over petguard's seams (a fencing callable ``fencing.base.FenceFn``,
+``Compute``, ``Store``, ``Clock``) and ends in an ``Outcome``: the lifecycle event the loop records
+on its next tick. Actions are re-entrant: after a crash the loop starts the action that the host's
+state calls for again, and the action finds its progress in the journal and in Nova's records.
 
 * fence: power off through the host's fence device and read it back OFF (``fencing.procedure``);
-  any failure ends in AWAITING_CONFIRM with an alert, never in an evacuation.
+  any failure ends in AWAITING_CONFIRM with an alert, never in an evacuation. The fence's
+  ``FenceResult`` becomes an ``Outcome`` here and nowhere else.
 * evacuate: force the compute service down (first: a disable of a service Nova still thinks is up
   blocks for 60 s), disable it with a reason naming petguard and the incident, plan once (journal),
   then carry out the plan (``evacuate.run``).
@@ -21,7 +22,6 @@ import datetime
 import logging
 import threading
 from collections.abc import Callable
-from typing import NamedTuple
 
 import tenacity
 
@@ -34,6 +34,7 @@ from petguard.evacuate import plan as planning
 from petguard.evacuate.ready import Prober
 from petguard.evacuate.reserved import ReservedPool
 from petguard.evacuate.run import Evacuator, RunPolicy
+from petguard.fencing.base import FenceFn
 from petguard.hosts import HostEvent
 from petguard.journal import Store, incident_tag
 
@@ -53,20 +54,6 @@ PETGUARD_MARKER = "petguard"
 OPERATOR_DISABLE_EVENT = "service_disabled_before"
 #: The journal event (and alert) of a fenced host whose nova-compute heartbeats again mid-incident.
 HOST_RETURNED_EVENT = "fenced_host_returned"
-
-
-class FenceResult(NamedTuple):
-    """What a fence of one host says: confirmed or not, why, and one line per failed fence level."""
-
-    confirmed: bool
-    reason: str
-    failed_levels: tuple[str, ...] = ()
-
-
-#: fence(host) -> (confirmed, reason[, failed_levels]). Built by the composition root from the
-#: inventory, the driver loader and ``fencing.procedure``; a host with no fence device returns
-#: (False, why). A plain (confirmed, reason) pair is still accepted.
-FenceFn = Callable[[str], FenceResult | tuple[bool, str]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,13 +130,14 @@ class Recovery:
 
     # -- fence -----------------------------------------------------------------------------------
     def fence(self, host: str, incident_id: int | None) -> Outcome:
+        """Fence ``host`` and say what its lane ends in: the one place a ``FenceResult`` becomes an
+        ``Outcome`` (one ``fence_level_failed`` event per failed level first)."""
         result = self._fence(host)
-        confirmed, reason = result[0], result[1]
-        for failure in result.failed_levels if isinstance(result, FenceResult) else ():
+        for failure in result.failed_levels:
             self._store.record_event(host, incident_id, "fence_level_failed", failure, self._clock.now())
-        if confirmed:
-            return Outcome(host, HostEvent.FENCE_CONFIRMED, f"fenced: {reason}", alert="fence_confirmed")
-        text = f"fence not confirmed: {reason}; next: power the host off by hand, then `confirm-fenced`"
+        if result.confirmed:
+            return Outcome(host, HostEvent.FENCE_CONFIRMED, f"fenced: {result.reason}", alert="fence_confirmed")
+        text = f"fence not confirmed: {result.reason}; next: power the host off by hand, then `confirm-fenced`"
         return Outcome(host, HostEvent.FENCE_FAILED, text, alert="awaiting_confirm")
 
     # -- evacuate --------------------------------------------------------------------------------

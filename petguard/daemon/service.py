@@ -28,16 +28,16 @@ from petguard.evacuate.probe import NetworkProber
 from petguard.evacuate.ready import Prober
 from petguard.evacuate.reserved import ReservedKeeper, ReservedPool
 from petguard.fencing import inventory, loader, procedure
-from petguard.fencing.base import FenceDevice, FenceDriver, FenceTopology
+from petguard.fencing.base import FenceDriver, FenceFn, FenceTopology
 from petguard.fencing.child import FenceRunner
 from petguard.fencing.preflight import Readiness
-from petguard.fencing.procedure import FencePolicy, PowerRunner
+from petguard.fencing.procedure import PowerRunner
 from petguard.guests.restarts import InstanceHealth
 from petguard.ha import election, guards
 from petguard.ha.election import Leadership
 from petguard.hosts import HostState
 from petguard.journal import Store
-from petguard.lanes import FenceFn, FenceResult, Recovery, RecoveryPolicy
+from petguard.lanes import Recovery, RecoveryPolicy
 from petguard.nova import compute as nova
 from petguard.nova import placement
 from petguard.reconcile import Loop
@@ -136,28 +136,6 @@ class Daemon:
             LOG.info("stopped")
 
 
-def make_fence(
-    topologies: Mapping[str, FenceTopology | FenceDevice],
-    runner: PowerRunner,
-    lookup: Callable[[str], FenceDriver],
-    policy: FencePolicy,
-    clock: Clock,
-    where: str = "the inventory",
-) -> FenceFn:
-    """fence(host) -> FenceResult over the inventory's fence levels, the drivers and the procedure
-    (a bare FenceDevice is a host with one level of one device)."""
-
-    def fence(host: str) -> FenceResult:
-        entry = topologies.get(host)
-        if entry is None:
-            return FenceResult(False, f"no fence device for {host} in {where}")
-        topology = entry if isinstance(entry, FenceTopology) else FenceTopology.single(entry)
-        outcome = procedure.fence_topology(topology, lookup, runner, policy, clock)
-        return FenceResult(outcome.confirmed, outcome.reason, outcome.failed_levels)
-
-    return fence
-
-
 def assemble(
     compute: Compute,
     store: Store,
@@ -244,7 +222,8 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
     # Fences wait on the daemon's stop (a fence in flight completes, bounded by its deadline); the
     # lanes' other waits end as soon as leadership is lost.
     fence = guards.guard_fence(
-        make_fence(fences, runner, lookup, policies.fencing(conf), clock, conf.fencing.inventory_file), leader
+        procedure.make_fence(fences, runner, lookup, policies.fencing(conf), clock, conf.fencing.inventory_file),
+        leader,
     )
     recovery_policy = policies.recovery(conf)
     lanes_clock = SystemClock(leader.halt)

@@ -4,6 +4,12 @@ Drivers are registered as entry points in the group ``petguard.fencing`` and loa
 (``petguard.fencing.loader``). A driver only talks to its device; the procedure
 (``petguard.fencing.procedure``) decides when to power off, how often to read the power state back
 and when to give up. "The device accepted the command" is never confirmation: only OFF readings are.
+
+The contract also names what crosses it: the driver operations a runner carries out (``Op``, so
+that the procedure needs the runner's interface only, never the runner ``petguard.fencing.child``),
+and the one result of a fence (``FenceResult``, with its ``LevelOutcome`` and per-device
+``FenceOutcome``), which the procedure returns, the leader guard passes on and the host lane turns
+into a lifecycle event (``FenceFn`` is the callable the lanes are given).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import ClassVar
 
 
@@ -22,6 +28,13 @@ class PowerState(enum.StrEnum):
     OFF = "off"
     POWERING_OFF = "powering_off"
     UNKNOWN = "unknown"
+
+
+class Op(enum.StrEnum):
+    """The driver operations a runner can carry out (``petguard.fencing.child.FenceRunner``)."""
+
+    POWER_STATE = "power_state"
+    POWER_OFF = "power_off"
 
 
 #: Words that make an option's value a secret when its name contains one (fence-agents'
@@ -123,3 +136,53 @@ class FenceDriver(abc.ABC):
         :raises petguard.errors.BmcAuthError: credentials refused.
         :raises petguard.errors.FencingError: the device refused the command.
         """
+
+
+@dataclasses.dataclass(frozen=True)
+class FenceOutcome:
+    """The result of fencing one device: confirmed only by N consecutive OFF readings."""
+
+    confirmed: bool
+    readings: tuple[PowerState, ...]
+    attempts: int
+    duration_s: float
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LevelOutcome:
+    """The result of one fence level: confirmed only when every device in it is."""
+
+    level: int
+    confirmed: bool
+    devices: tuple[FenceOutcome, ...]
+    duration_s: float
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FenceResult:
+    """The result of fencing one host through its levels: only ``confirmed`` lets evacuation start.
+
+    The one result of a fence end to end: the procedure returns it (``levels`` says what each level
+    did), a fence that is not attempted returns it with no level (no device in the inventory, not
+    the leader), and the host lane turns it into its lifecycle event. ``reason`` is written for the
+    operator.
+    """
+
+    host: str
+    confirmed: bool
+    reason: str
+    levels: tuple[LevelOutcome, ...] = ()
+    delay_s: float = 0.0
+    duration_s: float = 0.0
+
+    @property
+    def failed_levels(self) -> tuple[str, ...]:
+        """One line per failed level, for an event and an alert each."""
+        return tuple(f"fence level {lv.level} failed: {lv.reason}" for lv in self.levels if not lv.confirmed)
+
+
+#: fence(host) -> FenceResult: what the host lanes are given to fence a host with (built by
+#: ``petguard.fencing.procedure.make_fence``, wrapped by the leader guard ``ha.guards.guard_fence``).
+FenceFn = Callable[[str], FenceResult]

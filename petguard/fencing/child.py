@@ -29,7 +29,6 @@ Imports stay minimal on purpose: every fence call pays this module's import time
 from __future__ import annotations
 
 import dataclasses
-import enum
 import importlib
 import json
 import logging
@@ -44,6 +43,7 @@ from typing import Any, TextIO
 
 from petguard import errors, secrets
 from petguard.fencing import base
+from petguard.fencing.base import Op
 
 LOG = logging.getLogger(__name__)
 
@@ -69,14 +69,6 @@ _REPLY_EXCERPT = 200
 MAX_REPLY_DELAY = 60.0
 #: Seconds to wait for a killed process to be reaped after its pipes are closed (FENCE-07).
 REAP_TIMEOUT = 0.5
-
-
-
-class Op(enum.StrEnum):
-    """The driver operations a runner can carry out."""
-
-    POWER_STATE = "power_state"
-    POWER_OFF = "power_off"
 
 
 class FenceRunner:

@@ -13,8 +13,11 @@ power-off" never is.
   each has N consecutive OFF readings (dual power supplies: both outlets must be off), each level
   within its own ``policy.deadline``.
 * ``fence``: one device (a level of one).
+* ``make_fence``: the ``FenceFn`` the host lanes are given: fence(host) over the inventory's
+  topologies (the composition root only wires it).
 
-Outcomes are frozen values whose ``reason`` is written for the operator.
+Outcomes are the contract's frozen values (``base.FenceResult``, ``LevelOutcome``,
+``FenceOutcome``) whose ``reason`` is written for the operator.
 
 Written against interfaces only: the driver contract (``petguard.fencing.base``), a ``PowerRunner``
 (``petguard.fencing.child.FenceRunner`` in production), and ``petguard.clock.Clock`` for every wait
@@ -28,7 +31,7 @@ import dataclasses
 import functools
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import tenacity
@@ -36,7 +39,7 @@ import tenacity
 from petguard import errors
 from petguard.clock import Clock
 from petguard.fencing import base
-from petguard.fencing.child import Op
+from petguard.fencing.base import FenceFn, FenceOutcome, FenceResult, LevelOutcome, Op
 
 LOG = logging.getLogger(__name__)
 
@@ -80,45 +83,6 @@ class FencePolicy:
             raise errors.ConfigError("fence retries, resend_after and random_delay_max must not be negative")
 
 
-@dataclasses.dataclass(frozen=True)
-class FenceOutcome:
-    """The result of one fence: only ``confirmed`` lets evacuation start."""
-
-    confirmed: bool
-    readings: tuple[base.PowerState, ...]
-    attempts: int
-    duration_s: float
-    reason: str
-
-
-@dataclasses.dataclass(frozen=True)
-class LevelOutcome:
-    """The result of one fence level: confirmed only when every device in it is."""
-
-    level: int
-    confirmed: bool
-    devices: tuple[FenceOutcome, ...]
-    duration_s: float
-    reason: str
-
-
-@dataclasses.dataclass(frozen=True)
-class TopologyOutcome:
-    """The result of fencing one host through its levels: only ``confirmed`` lets evacuation start."""
-
-    host: str
-    confirmed: bool
-    levels: tuple[LevelOutcome, ...]
-    delay_s: float
-    duration_s: float
-    reason: str
-
-    @property
-    def failed_levels(self) -> tuple[str, ...]:
-        """One line per failed level, for an event and an alert each."""
-        return tuple(f"fence level {lv.level} failed: {lv.reason}" for lv in self.levels if not lv.confirmed)
-
-
 #: Draws the random part of the pre-fence delay: maximum → seconds (a seam for tests).
 DelayDraw = Callable[[float], float]
 
@@ -157,7 +121,7 @@ def fence_topology(
     policy: FencePolicy,
     clock: Clock,
     draw: DelayDraw = random_delay,
-) -> TopologyOutcome:
+) -> FenceResult:
     """Fence ``topology.host`` level by level until one level is confirmed.
 
     Never raises for fence failures: every way of not confirming is an outcome with a reason.
@@ -186,20 +150,42 @@ def fence_topology(
 
 def _topology_outcome(
     topology: base.FenceTopology, levels: tuple[LevelOutcome, ...], delay: float, duration: float
-) -> TopologyOutcome:
+) -> FenceResult:
     last = levels[-1] if levels else None
     if last is not None and last.confirmed:
         failed = len(levels) - 1
         after = f" (after {failed} failed level(s))" if failed else ""
         reason = f"fence level {last.level} of {len(topology.levels)}{after}: {last.reason}"
-        return TopologyOutcome(topology.host, True, levels, delay, duration, reason)
+        return FenceResult(topology.host, True, reason, levels, delay, duration)
     if not levels:
         reason = f"host {topology.host} has no fence level in the inventory; add bmc: or levels:"
     else:
         reason = f"every fence level failed ({len(levels)}): " + "; ".join(
             f"level {lv.level}: {lv.reason}" for lv in levels
         )
-    return TopologyOutcome(topology.host, False, levels, delay, duration, reason)
+    return FenceResult(topology.host, False, reason, levels, delay, duration)
+
+
+def make_fence(
+    topologies: Mapping[str, base.FenceTopology | base.FenceDevice],
+    runner: PowerRunner,
+    lookup: Callable[[str], base.FenceDriver],
+    policy: FencePolicy,
+    clock: Clock,
+    where: str = "the inventory",
+) -> FenceFn:
+    """fence(host) -> FenceResult over the inventory's fence levels, the drivers and the procedure
+    (a bare FenceDevice is a host with one level of one device; ``where`` names the inventory in
+    the reason of a host that has none)."""
+
+    def fence(host: str) -> FenceResult:
+        entry = topologies.get(host)
+        if entry is None:
+            return FenceResult(host, False, f"no fence device for {host} in {where}")
+        topology = entry if isinstance(entry, base.FenceTopology) else base.FenceTopology.single(entry)
+        return fence_topology(topology, lookup, runner, policy, clock)
+
+    return fence
 
 
 def fence_level(

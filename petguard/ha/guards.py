@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from petguard.cloud import Migration, Server, ServiceRecord, TargetHint
 from petguard.compute import Compute
+from petguard.fencing.base import FenceFn, FenceResult
 from petguard.ha.election import Leadership
-from petguard.lanes import FenceFn, FenceResult
 
 
 class LeaderCompute:
@@ -84,9 +84,9 @@ def guard_fence(fence: FenceFn, leadership: Leadership) -> FenceFn:
     """``fence`` that is not attempted unless ``leadership`` leads (the host stays FENCING in the
     journal, and the next leader fences it)."""
 
-    def guarded(host: str) -> FenceResult | tuple[bool, str]:
+    def guarded(host: str) -> FenceResult:
         if not leadership.leading():
-            return False, "not the leader any more: fence not attempted; the next leader fences it"
+            return FenceResult(host, False, "not the leader any more: fence not attempted; the next leader fences it")
         return fence(host)
 
     return guarded

@@ -21,8 +21,8 @@ from typing import Any
 from petguard.clock import SystemClock
 from petguard.daemon import service
 from petguard.decide import LoopPolicy
-from petguard.fencing import loader
-from petguard.fencing.base import FenceDevice
+from petguard.fencing import loader, procedure
+from petguard.fencing.base import FenceDevice, FenceResult
 from petguard.fencing.child import FenceRunner
 from petguard.journal import MoveStatus
 from petguard.store.sql import SqlStore
@@ -103,13 +103,13 @@ def main(config_path: str) -> int:
     stop = threading.Event()
     clock = SystemClock(stop)
     lookup = functools.partial(loader.load_driver, enabled=["ipmi"])
-    real_fence = service.make_fence(devices, FenceRunner(lookup), lookup, FAST_FENCE, clock)
+    real_fence = procedure.make_fence(devices, FenceRunner(lookup), lookup, FAST_FENCE, clock)
 
-    def fence(host: str) -> tuple[bool, str]:
+    def fence(host: str) -> FenceResult:
         if crash_at == "fence_started":
             crash()
         result = real_fence(host)
-        if crash_at == "fence_confirmed" and result[0]:
+        if crash_at == "fence_confirmed" and result.confirmed:
             crash()
         return result
 

@@ -21,7 +21,7 @@ from petguard.decide import LoopPolicy
 from petguard.detect import DetectionPolicy
 from petguard.evacuate.plan import EvacuationPolicy
 from petguard.evacuate.run import RunPolicy
-from petguard.fencing import loader
+from petguard.fencing import loader, procedure
 from petguard.fencing.base import FenceDevice
 from petguard.fencing.child import FenceRunner
 from petguard.fencing.procedure import FencePolicy
@@ -97,7 +97,7 @@ class Harness:
         self.clock = SystemClock(self.stop_event)
         lookup = functools.partial(loader.load_driver, enabled=list(enabled_drivers))
         runner = FenceRunner(lookup) if child_python is None else FenceRunner(lookup, python=child_python)
-        fence = service.make_fence(devices, runner, lookup, fence_policy, self.clock)
+        fence = procedure.make_fence(devices, runner, lookup, fence_policy, self.clock)
         policy = LoopPolicy(detection=detection, startup_blackout=startup_blackout, dry_run=dry_run)
         self.loop = service.assemble(compute, self.store, fence, self.clock, policy, recovery, self.stop_event)
 

@@ -18,6 +18,7 @@ from petguard.evacuate.hints import HintRules
 from petguard.evacuate.plan import EvacuationPolicy, plan
 from petguard.evacuate.reserved import ReservedPool, returned_reason
 from petguard.evacuate.run import RunPolicy
+from petguard.fencing.base import FenceResult
 from petguard.journal import MoveStatus, ReservedState
 from petguard.lanes import Recovery, RecoveryPolicy
 from petguard.store.sql import SqlStore
@@ -61,8 +62,8 @@ class World:
 
     def evacuate(self, host: str, incident_id: int, pool: ReservedPool | None = None, **kw: Any) -> None:
         recovery = Recovery(
-            lambda h: (True, "fake"), self.compute, self.store, self.clock, kw.get("policy", POLICY), None,
-            reserved=pool or self.pool(),
+            lambda h: FenceResult(h, True, "fake"), self.compute, self.store, self.clock, kw.get("policy", POLICY),
+            None, reserved=pool or self.pool(),
         )  # fmt: skip
         recovery.evacuate(host, incident_id)
 

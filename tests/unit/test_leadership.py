@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from petguard.errors import StaleEpoch
+from petguard.fencing.base import FenceResult
 from petguard.ha.election import NO_EPOCH, Leadership, NotLeading, Settings, backend_options
 from petguard.ha.guards import guard_compute, guard_fence
 from tests.fakes import FakeCompute
@@ -132,14 +133,14 @@ def test_a_lost_backend_steps_down_within_the_timeout_and_the_guards_refuse() ->
     _wait(member.leading)
     compute = guard_compute(FakeCompute(["cmp1"]), member)
     fenced: list[str] = []
-    fence = guard_fence(lambda host: (fenced.append(host) is None, "off"), member)
-    assert fence("cmp1") == (True, "off")
+    fence = guard_fence(lambda host: FenceResult(host, fenced.append(host) is None, "off"), member)
+    assert fence("cmp1") == FenceResult("cmp1", True, "off")
     backend.down = True
     lost_at = time.monotonic()
     _wait(lambda: bool(losses), 2)
     assert time.monotonic() - lost_at < 0.3 + 0.2
     assert "no successful heartbeat" in losses[0] and member.halt.is_set()
-    assert fence("cmp2")[0] is False and fenced == ["cmp1"]
+    assert fence("cmp2").confirmed is False and fenced == ["cmp1"]
     with pytest.raises(NotLeading):
         compute.evacuate("web-1-id")
     assert [s.host for s in compute.list_services()] == ["cmp1"]  # reads still pass

@@ -22,7 +22,7 @@ from petguard.clock import SystemClock
 from petguard.daemon import service
 from petguard.decide import LoopPolicy
 from petguard.evacuate.run import RunPolicy
-from petguard.fencing import loader
+from petguard.fencing import loader, procedure
 from petguard.fencing.base import FenceDevice
 from petguard.fencing.child import FenceRunner
 from petguard.ha.election import NO_EPOCH, Leadership, Settings
@@ -82,7 +82,7 @@ def main(config_path: str) -> int:
     clock = SystemClock(leadership.halt)
     lookup = functools.partial(loader.load_driver, enabled=["ipmi"])
     devices = {h: FenceDevice(**d) for h, d in config["devices"].items()}
-    fence = guard_fence(service.make_fence(devices, FenceRunner(lookup), lookup, FAST_FENCE, clock), leadership)
+    fence = guard_fence(procedure.make_fence(devices, FenceRunner(lookup), lookup, FAST_FENCE, clock), leadership)
     recovery = dataclasses.replace(FAST_RECOVERY, run=RunPolicy(max_parallel=2, move_timeout=60, poll_interval=0.2))
     policy = LoopPolicy(detection=FAST_DETECTION, startup_blackout=0.0)
     compute = guard_compute(nova, leadership)

@@ -36,8 +36,8 @@ import pytest
 from petguard import errors
 from petguard.clock import SystemClock
 from petguard.fencing import loader, procedure
-from petguard.fencing.base import FenceDevice, FenceTopology, PowerState
-from petguard.fencing.child import FenceRunner, Op
+from petguard.fencing.base import FenceDevice, FenceTopology, Op, PowerState
+from petguard.fencing.child import FenceRunner
 from petguard.hosts import HostState
 from tests.fakes import FakeCompute
 from tests.functional.bmc import IpmiSim

@@ -16,8 +16,8 @@ import pytest
 from petguard import errors, hosts
 from petguard.clock import SystemClock
 from petguard.fencing import procedure
-from petguard.fencing.base import FenceDevice, PowerState
-from petguard.fencing.child import FenceRunner, Op, encode_request
+from petguard.fencing.base import FenceDevice, FenceOutcome, Op, PowerState
+from petguard.fencing.child import FenceRunner, encode_request
 from petguard.fencing.ipmi import IpmiDriver
 from tests.functional.bmc import Blackhole, IpmiSim, PyghmiBmc, free_udp_port
 from tests.functional.fencing.conftest import FAST, SECRET, StartPeer
@@ -35,7 +35,7 @@ def device_for(
 
 def fence(
     port: int, runner: FenceRunner, clock: SystemClock, **device: str
-) -> procedure.FenceOutcome:
+) -> FenceOutcome:
     return procedure.fence(device_for(port, **device), IpmiDriver(), runner, FAST, clock)
 
 
@@ -194,7 +194,7 @@ def test_ten_hosts_fenced_in_parallel(
     peers: StartPeer, runner: FenceRunner, clock: SystemClock
 ) -> None:
     bmcs = [peers("ipmi_sim") for _ in range(10)]
-    outcomes: dict[int, procedure.FenceOutcome] = {}
+    outcomes: dict[int, FenceOutcome] = {}
 
     def one(index: int, peer: Peer) -> None:
         device = device_for(peer.port, host=f"cmp{index}")

@@ -10,7 +10,7 @@ import pytest
 
 from petguard import errors
 from petguard.fencing import child
-from petguard.fencing.base import FenceDevice, PowerState
+from petguard.fencing.base import FenceDevice, Op, PowerState
 from petguard.fencing.fake import REGISTRY, Behaviour, FakeDriver
 
 SECRET = "pw-Zq8-never-logged"
@@ -32,14 +32,14 @@ def clean_registry() -> Iterator[None]:
     REGISTRY.reset()
 
 
-def round_trip(op: child.Op) -> PowerState | None:
+def round_trip(op: Op) -> PowerState | None:
     request = child.encode_request(FakeDriver(), DEVICE, op, 3.0)
     reply = child.serve(request)
     return child.decode_reply((json.dumps(reply) + "\n").encode(), b"", 0, DEVICE, op)
 
 
 def test_request_names_the_driver_class_and_carries_the_record() -> None:
-    request = json.loads(child.encode_request(FakeDriver(), DEVICE, child.Op.POWER_OFF, 2.5))
+    request = json.loads(child.encode_request(FakeDriver(), DEVICE, Op.POWER_OFF, 2.5))
 
     assert request["target"] == "petguard.fencing.fake:FakeDriver"
     assert request["op"] == "power_off" and request["timeout"] == 2.5
@@ -50,9 +50,9 @@ def test_request_names_the_driver_class_and_carries_the_record() -> None:
 def test_power_state_and_power_off_round_trip() -> None:
     REGISTRY.script(DEVICE.address, DEVICE.port)
 
-    assert round_trip(child.Op.POWER_STATE) is PowerState.ON
-    assert round_trip(child.Op.POWER_OFF) is None
-    assert round_trip(child.Op.POWER_STATE) is PowerState.OFF
+    assert round_trip(Op.POWER_STATE) is PowerState.ON
+    assert round_trip(Op.POWER_OFF) is None
+    assert round_trip(Op.POWER_STATE) is PowerState.OFF
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_errors_come_back_as_the_same_class(
     REGISTRY.script(DEVICE.address, DEVICE.port, behaviour)
 
     with pytest.raises(expected) as caught:
-        round_trip(child.Op.POWER_OFF)
+        round_trip(Op.POWER_OFF)
 
     assert type(caught.value) is expected
     assert caught.value.context == {"host": "cmp1", "driver": "fake"}
@@ -80,7 +80,7 @@ def test_temporary_errors_keep_their_delay() -> None:
 
     assert reply == {"ok": False, "error": "BmcUnreachable", "message": "slow", "delay": 2.5}
     with pytest.raises(errors.BmcUnreachable) as caught:
-        child.decode_reply(json.dumps(reply).encode(), b"", 0, DEVICE, child.Op.POWER_OFF)
+        child.decode_reply(json.dumps(reply).encode(), b"", 0, DEVICE, Op.POWER_OFF)
     assert caught.value.delay == 2.5
 
 
@@ -92,7 +92,7 @@ def test_a_drivers_own_subclass_travels_as_its_nearest_known_class() -> None:
 
 
 def test_unexpected_exceptions_become_fencing_errors_without_the_secret() -> None:
-    request = json.loads(child.encode_request(FakeDriver(), DEVICE, child.Op.POWER_OFF, 1.0))
+    request = json.loads(child.encode_request(FakeDriver(), DEVICE, Op.POWER_OFF, 1.0))
     request["target"] = "petguard.fencing.no_such_module:Driver"
 
     reply = child.serve(json.dumps(request))
@@ -102,7 +102,7 @@ def test_unexpected_exceptions_become_fencing_errors_without_the_secret() -> Non
 
 
 def test_a_target_that_is_not_a_driver_is_refused() -> None:
-    request = json.loads(child.encode_request(FakeDriver(), DEVICE, child.Op.POWER_OFF, 1.0))
+    request = json.loads(child.encode_request(FakeDriver(), DEVICE, Op.POWER_OFF, 1.0))
     request["target"] = "petguard.errors:PetguardError"
 
     assert child.serve(json.dumps(request))["error"] == "FencingError"
@@ -118,7 +118,7 @@ def test_messages_are_scrubbed_of_the_password() -> None:
     leaky = json.dumps({"ok": False, "error": "FencingError", "message": f"bad {SECRET} here"})
 
     with pytest.raises(errors.FencingError) as caught:
-        child.decode_reply(leaky.encode(), b"", 0, DEVICE, child.Op.POWER_STATE)
+        child.decode_reply(leaky.encode(), b"", 0, DEVICE, Op.POWER_STATE)
 
     assert SECRET not in str(caught.value)
     assert "***" in str(caught.value)
@@ -126,7 +126,7 @@ def test_messages_are_scrubbed_of_the_password() -> None:
 
 def test_no_reply_is_a_fencing_error_with_a_scrubbed_stderr_tail() -> None:
     with pytest.raises(errors.FencingError) as caught:
-        child.decode_reply(b"", f"Traceback ... {SECRET}\nImportError: boom".encode(), 1, DEVICE, child.Op.POWER_STATE)
+        child.decode_reply(b"", f"Traceback ... {SECRET}\nImportError: boom".encode(), 1, DEVICE, Op.POWER_STATE)
 
     assert "exited with code 1" in str(caught.value) and "boom" in str(caught.value)
     assert SECRET not in str(caught.value)
@@ -134,7 +134,7 @@ def test_no_reply_is_a_fencing_error_with_a_scrubbed_stderr_tail() -> None:
 
 def test_a_child_killed_by_a_signal_is_worth_retrying() -> None:
     with pytest.raises(errors.BmcUnreachable):
-        child.decode_reply(b"", b"", -9, DEVICE, child.Op.POWER_STATE)
+        child.decode_reply(b"", b"", -9, DEVICE, Op.POWER_STATE)
 
 
 def test_anything_besides_the_reply_on_stdout_is_malformed() -> None:
@@ -143,7 +143,7 @@ def test_anything_besides_the_reply_on_stdout_is_malformed() -> None:
     noise = b'some library print\n{"ok": true, "power": "off"}\n'
 
     with pytest.raises(errors.FencingError, match="malformed reply .more than one line"):
-        child.decode_reply(noise, b"", 0, DEVICE, child.Op.POWER_STATE)
+        child.decode_reply(noise, b"", 0, DEVICE, Op.POWER_STATE)
 
 
 def test_the_fake_runs_in_process() -> None:
@@ -151,7 +151,7 @@ def test_the_fake_runs_in_process() -> None:
     runner = child.FenceRunner(lambda name: FakeDriver())
 
     # Popen is refused by the unit-test guard: this proves no child was started.
-    assert runner.run("fake", DEVICE, child.Op.POWER_STATE, 1.0) is PowerState.OFF
+    assert runner.run("fake", DEVICE, Op.POWER_STATE, 1.0) is PowerState.OFF
 
 
 # -- a reply is believed only when well-formed (FENCE-04, FENCE-05) ----------------------------
@@ -168,27 +168,27 @@ FENCE_04 = pytest.mark.fault(
 @pytest.mark.parametrize(
     ("reply", "op", "words"),
     [
-        ('{"ok": true, "power": "Off"}', child.Op.POWER_STATE, "power is not one of"),
-        ('{"ok": true, "power": "OFF"}', child.Op.POWER_STATE, "power is not one of"),
-        ('{"ok": true}', child.Op.POWER_STATE, "power is not one of"),
-        ('{"ok": true, "power": ["off"]}', child.Op.POWER_STATE, "power is not one of"),
-        ('{"ok": true, "power": "off"}', child.Op.POWER_OFF, "a power-off answer carries no power state"),
-        ('{"ok": true, "power": "off", "error": "x"}', child.Op.POWER_STATE, "unexpected keys"),
-        ('{"ok": true, "power": "on", "power": "off"}', child.Op.POWER_STATE, "a key appears twice"),
-        ('{"ok": "yes", "power": "off"}', child.Op.POWER_STATE, "'ok' is neither true nor false"),
-        ('{"ok": 1, "power": "off"}', child.Op.POWER_STATE, "'ok' is neither true nor false"),
-        ('{"ok": false, "error": "BmcUnreachable", "delay": "soon"}', child.Op.POWER_OFF, "delay is not"),
-        ('{"ok": false, "error": "BmcUnreachable", "delay": NaN}', child.Op.POWER_OFF, "delay is not"),
-        ('{"ok": false, "error": "BmcUnreachable", "delay": -1}', child.Op.POWER_OFF, "delay is not"),
-        ('{"ok": false, "error": "BmcUnreachable", "delay": 1e400}', child.Op.POWER_OFF, "delay is not"),
-        ('{"ok": false, "error": "BmcUnreachable", "delay": true}', child.Op.POWER_OFF, "delay is not"),
-        ('{"ok": false, "error": ["x"]}', child.Op.POWER_OFF, "must be strings"),
-        ('["ok", true]', child.Op.POWER_STATE, "not a JSON object"),
-        ('{"ok": true, "power": "off"', child.Op.POWER_STATE, "not JSON"),
-        ("[" * 100_000, child.Op.POWER_STATE, "not JSON"),
+        ('{"ok": true, "power": "Off"}', Op.POWER_STATE, "power is not one of"),
+        ('{"ok": true, "power": "OFF"}', Op.POWER_STATE, "power is not one of"),
+        ('{"ok": true}', Op.POWER_STATE, "power is not one of"),
+        ('{"ok": true, "power": ["off"]}', Op.POWER_STATE, "power is not one of"),
+        ('{"ok": true, "power": "off"}', Op.POWER_OFF, "a power-off answer carries no power state"),
+        ('{"ok": true, "power": "off", "error": "x"}', Op.POWER_STATE, "unexpected keys"),
+        ('{"ok": true, "power": "on", "power": "off"}', Op.POWER_STATE, "a key appears twice"),
+        ('{"ok": "yes", "power": "off"}', Op.POWER_STATE, "'ok' is neither true nor false"),
+        ('{"ok": 1, "power": "off"}', Op.POWER_STATE, "'ok' is neither true nor false"),
+        ('{"ok": false, "error": "BmcUnreachable", "delay": "soon"}', Op.POWER_OFF, "delay is not"),
+        ('{"ok": false, "error": "BmcUnreachable", "delay": NaN}', Op.POWER_OFF, "delay is not"),
+        ('{"ok": false, "error": "BmcUnreachable", "delay": -1}', Op.POWER_OFF, "delay is not"),
+        ('{"ok": false, "error": "BmcUnreachable", "delay": 1e400}', Op.POWER_OFF, "delay is not"),
+        ('{"ok": false, "error": "BmcUnreachable", "delay": true}', Op.POWER_OFF, "delay is not"),
+        ('{"ok": false, "error": ["x"]}', Op.POWER_OFF, "must be strings"),
+        ('["ok", true]', Op.POWER_STATE, "not a JSON object"),
+        ('{"ok": true, "power": "off"', Op.POWER_STATE, "not JSON"),
+        ("[" * 100_000, Op.POWER_STATE, "not JSON"),
     ],
 )
-def test_a_malformed_reply_is_a_fencing_error(reply: str, op: child.Op, words: str) -> None:
+def test_a_malformed_reply_is_a_fencing_error(reply: str, op: Op, words: str) -> None:
     with pytest.raises(errors.FencingError) as caught:
         child.decode_reply(reply.encode(), b"", 0, DEVICE, op)
 
@@ -202,7 +202,7 @@ def test_a_malformed_reply_is_not_echoed_with_a_secret() -> None:
     leaky = json.dumps({"ok": True, "power": SECRET}).encode()
 
     with pytest.raises(errors.FencingError) as caught:
-        child.decode_reply(leaky, b"", 0, DEVICE, child.Op.POWER_STATE)
+        child.decode_reply(leaky, b"", 0, DEVICE, Op.POWER_STATE)
 
     assert SECRET not in str(caught.value) and "***" in str(caught.value)
 
@@ -216,7 +216,7 @@ def test_a_malformed_reply_is_not_echoed_with_a_secret() -> None:
 @pytest.mark.parametrize("code", [1, 2, -9, -15, None])
 def test_an_off_reply_from_a_child_that_then_failed_is_not_a_reading(code: int | None) -> None:
     with pytest.raises(errors.FencingError, match=f"answered off but then exited with code {code}"):
-        child.decode_reply(b'{"ok": true, "power": "off"}\n', b"", code, DEVICE, child.Op.POWER_STATE)
+        child.decode_reply(b'{"ok": true, "power": "off"}\n', b"", code, DEVICE, Op.POWER_STATE)
 
 
 @pytest.mark.fault(
@@ -227,14 +227,14 @@ def test_an_off_reply_from_a_child_that_then_failed_is_not_a_reading(code: int |
 )
 def test_undecodable_child_output_is_an_error_not_an_exception() -> None:
     with pytest.raises(errors.FencingError, match="malformed reply"):
-        child.decode_reply(b'{"ok": true, "power": "of\xff"}', b"\xfe", 0, DEVICE, child.Op.POWER_STATE)
+        child.decode_reply(b'{"ok": true, "power": "of\xff"}', b"\xfe", 0, DEVICE, Op.POWER_STATE)
     with pytest.raises(errors.FencingError, match="stderr ends with: \ufffd"):
-        child.decode_reply(b"", b"\xfe", 1, DEVICE, child.Op.POWER_STATE)
+        child.decode_reply(b"", b"\xfe", 1, DEVICE, Op.POWER_STATE)
 
 
 def test_secret_options_never_cross_the_boundary() -> None:
     device = FenceDevice(**{**DEVICE.__dict__, "options": {"community": "comm-Hq83-private"}})
-    request = json.loads(child.encode_request(FakeDriver(), device, child.Op.POWER_OFF, 1.0))
+    request = json.loads(child.encode_request(FakeDriver(), device, Op.POWER_OFF, 1.0))
     request["target"] = "petguard.fencing.no_such_module_comm-Hq83-private:Driver"
 
     reply = child.serve(json.dumps(request))

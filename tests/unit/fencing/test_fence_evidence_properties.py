@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from petguard import errors
 from petguard.fencing import child, fenceagent
-from petguard.fencing.base import FenceDevice, PowerState
+from petguard.fencing.base import FenceDevice, Op, PowerState
 
 SECRET = "pw-Zq8-never-logged"
 AGENT = FenceDevice("cmp1", "fenceagent", "127.0.0.1", 0, "admin", SECRET, {"agent": "fence_x", "community": "c0mm"})
@@ -124,14 +124,14 @@ WELL_FORMED_OFF = {"ok": True, "power": "off"}
 )
 @FUZZ
 @given(code=st.one_of(st.none(), EXIT_CODES), stdout=CHILD_OUTPUT, stderr=st.binary(max_size=60),
-       op=st.sampled_from(list(child.Op)))
-@example(code=0, stdout=b'{"ok": true, "power": "Off"}', stderr=b"", op=child.Op.POWER_STATE)
-@example(code=1, stdout=b'{"ok": true, "power": "off"}', stderr=b"", op=child.Op.POWER_STATE)
+       op=st.sampled_from(list(Op)))
+@example(code=0, stdout=b'{"ok": true, "power": "Off"}', stderr=b"", op=Op.POWER_STATE)
+@example(code=1, stdout=b'{"ok": true, "power": "off"}', stderr=b"", op=Op.POWER_STATE)
 @example(code=0, stdout=b'{"ok": false, "error": "BmcUnreachable", "delay": "soon"}', stderr=b"",
-         op=child.Op.POWER_OFF)
-@example(code=0, stdout=b"[" * 50_000, stderr=b"", op=child.Op.POWER_STATE)
+         op=Op.POWER_OFF)
+@example(code=0, stdout=b"[" * 50_000, stderr=b"", op=Op.POWER_STATE)
 def test_no_child_output_reads_off_unless_it_is_a_well_formed_off(
-    code: int | None, stdout: bytes, stderr: bytes, op: child.Op
+    code: int | None, stdout: bytes, stderr: bytes, op: Op
 ) -> None:
     try:
         state = child.decode_reply(stdout, stderr, code, CHILD, op)
@@ -139,7 +139,7 @@ def test_no_child_output_reads_off_unless_it_is_a_well_formed_off(
         assert SECRET not in str(exc)
         return
     assert code == 0
-    if op is child.Op.POWER_OFF:
+    if op is Op.POWER_OFF:
         assert state is None
         return
     assert state is not None and json.loads(stdout) == {"ok": True, "power": state.value}

@@ -11,7 +11,7 @@ import pytest
 
 from petguard import errors
 from petguard.fencing import inventory, procedure
-from petguard.fencing.base import FenceDevice, FenceDriver, FenceTopology, PowerState
+from petguard.fencing.base import FenceDevice, FenceDriver, FenceResult, FenceTopology, PowerState
 from petguard.fencing.child import FenceRunner
 from petguard.fencing.fake import Behaviour, FakeDriver, FakeRegistry
 from tests.fakes import FakeClock
@@ -145,7 +145,7 @@ def driver(registry: FakeRegistry) -> FakeDriver:
 
 def fence(
     topology: FenceTopology, driver: FakeDriver, clock: FakeClock, policy: procedure.FencePolicy = POLICY
-) -> procedure.TopologyOutcome:
+) -> FenceResult:
     def lookup(name: str) -> FenceDriver:
         if name != "fake":
             raise errors.DriverLoadError(f"fence driver {name!r} is not enabled", driver=name)

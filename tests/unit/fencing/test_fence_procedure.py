@@ -9,7 +9,7 @@ import pytest
 
 from petguard import errors
 from petguard.fencing import procedure
-from petguard.fencing.base import FenceDevice, PowerState
+from petguard.fencing.base import FenceDevice, FenceOutcome, PowerState
 from petguard.fencing.child import FenceRunner
 from petguard.fencing.fake import Behaviour, FakeDriver, FakeRegistry
 from tests.fakes import FakeClock
@@ -61,7 +61,7 @@ def fence(
     runner: FenceRunner,
     clock: FakeClock,
     policy: procedure.FencePolicy = POLICY,
-) -> procedure.FenceOutcome:
+) -> FenceOutcome:
     return procedure.fence(DEVICE, driver, runner, policy, clock)
 
 
