@@ -1,9 +1,10 @@
 """Build the API's OpenAPI 3.1 document from the wire shapes and the operation table below (pure).
 
 ``python -m petguard.api.openapi`` writes it to ``petguard/api/openapi.json`` (served at
-``/v1/openapi.json``) and ``docs/openapi.json``; a test checks that both are up to date and that
-every route of the app is in it. Schemas come from the TypedDicts of ``petguard.api.wire``, so the
-document cannot drift from the converters.
+``/v1/openapi.json``) and ``docs/openapi.json``; ``--check`` fails when either is stale (``./run test``
+runs it), and a test checks the same and that every route of the app is in it. Response schemas come
+from the TypedDicts of ``petguard.api.wire``, so the document cannot drift from the converters; request
+bodies are checked against the validators by tests/unit/api/test_api_schema_drift.py.
 """
 
 from __future__ import annotations
@@ -113,8 +114,11 @@ JSON_VALUE = {
     ]
 }
 STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
-#: RFC 3339 with a time zone; empty or Go's zero time (year 1) mean "not set".
-ALERT_TIME = {"anyOf": [{"type": "string", "format": "date-time"}, {"const": ""}]}
+#: RFC 3339 with a time zone, in upper case (``T``, ``Z``: as Alertmanager sends it; Python 3.11's
+#: ``datetime.fromisoformat`` refuses ``t`` and ``z``); empty, null or Go's zero time (year 1) mean "not set".
+ALERT_TIME = {
+    "anyOf": [{"type": "string", "format": "date-time", "pattern": "^[^a-z]*$"}, {"const": ""}, {"type": "null"}]
+}
 ALERTMANAGER_ALERT = {
     "type": "object",
     "properties": {
@@ -123,7 +127,8 @@ ALERTMANAGER_ALERT = {
         "annotations": STRING_MAP,
         "startsAt": ALERT_TIME,
         "endsAt": ALERT_TIME,
-        "fingerprint": {"type": "string", "minLength": 1},
+        # null: petguard makes one from the labels
+        "fingerprint": {"type": ["string", "null"], "minLength": 1},
     },
     "additionalProperties": JSON_VALUE,
 }
@@ -137,6 +142,14 @@ PLAIN_ALERT = _obj(
     required=["host", "kind", "status"],
 )
 
+#: A log level in any letter case (``wire.log_level`` upper-cases it): JSON Schema's regular
+#: expressions have no case-insensitive flag, so each letter is a class of both cases.
+LOG_LEVEL = {
+    "type": "string",
+    "description": f"one of {', '.join(wire.LOG_LEVELS)}, in any letter case",
+    "pattern": "^(?:" + "|".join("".join(f"[{c}{c.lower()}]" for c in level) for level in wire.LOG_LEVELS) + ")$",
+}
+
 #: Request bodies: what ``petguard.api.wire`` accepts, with the bounds it checks.
 REQUEST_BODIES: dict[str, dict[str, Any]] = {
     "HostRequestBody": _obj(
@@ -146,7 +159,7 @@ REQUEST_BODIES: dict[str, dict[str, Any]] = {
         }
     ),
     "BrakeOverrideBody": _obj({"reason": {"type": "string", "maxLength": wire.MAX_REASON}}),
-    "LogLevelBody": _obj({"level": {"type": "string", "enum": list(wire.LOG_LEVELS)}}),
+    "LogLevelBody": _obj({"level": LOG_LEVEL}),
     "AlertsBody": {
         "description": "Alertmanager's webhook payload (version 4; other fields are ignored), or the plain "
         'form {"alerts": [{"host", "kind", "status", "summary"?}]}. An alert without a host label is '
@@ -457,11 +470,26 @@ def render() -> str:
     return json.dumps(document(), indent=2, sort_keys=False) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write the document into the package and into docs/ (run from the repository's root)."""
-    text = render()
+def targets() -> tuple[Path, Path]:
+    """The packaged copy (served at ``/v1/openapi.json``) and the one in docs/."""
     root = Path(__file__).resolve().parents[2]
-    for target in (Path(__file__).with_name("openapi.json"), root / "docs" / "openapi.json"):
+    return Path(__file__).with_name("openapi.json"), root / "docs" / "openapi.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the document into the package and into docs/ (run from the repository's root); with
+    ``--check``, write nothing and exit 1 when either copy is not what the code generates (CI)."""
+    args = sys.argv[1:] if argv is None else argv
+    text = render()
+    if args == ["--check"]:
+        stale = [target for target in targets() if not target.is_file() or target.read_text(encoding="utf-8") != text]
+        for target in stale:
+            print(f"{target} is stale: run python -m petguard.api.openapi", file=sys.stderr)
+        return 1 if stale else 0
+    if args:
+        print("usage: python -m petguard.api.openapi [--check]", file=sys.stderr)
+        return 2
+    for target in targets():
         target.write_text(text, encoding="utf-8")
         print(f"wrote {target}", file=sys.stderr)
     return 0
