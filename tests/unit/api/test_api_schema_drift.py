@@ -75,6 +75,7 @@ ALERTMANAGER = {
             "startsAt": "2026-01-01T00:00:00Z",
             "endsAt": "0001-01-01T00:00:00Z",
             "fingerprint": "abc",
+            "generatorURL": {"free": ["form", 1]},
         }
     ],
 }
@@ -96,14 +97,18 @@ BODIES: list[tuple[str, Parser, dict[str, Any]]] = [
     ("AlertsBody", _alerts, PLAIN),
 ]
 
-VALUES_OF_EVERY_TYPE: tuple[Any, ...] = ("x", 1, 1.5, True, None, [], {})
+#: A value of each JSON type, and integers just within and past what the journal holds (also nested:
+#: the free-form parts of an Alertmanager payload hold any JSON value).
+VALUES_OF_EVERY_TYPE: tuple[Any, ...] = (
+    "x", 1, 1.5, True, None, [], {}, 10**20 - 1, -(10**20), [[10**20]], {"a": {"b": 10**20}}, [{"a": 10**20 - 1}]
+)
 
 
 def _branch(schema: dict[str, Any], value: Any) -> dict[str, Any]:
     """The subschema that describes ``value`` (the first ``oneOf``/``anyOf`` branch it is valid against)."""
     for key in ("oneOf", "anyOf"):
         for option in schema.get(key, ()):
-            if jsonschema_rs.is_valid(option, value):
+            if jsonschema_rs.is_valid({"components": DOCUMENT["components"], **option}, value):
                 return _branch(option, value)
     return schema
 
@@ -151,16 +156,22 @@ def _probes(schema: dict[str, Any], value: Any, path: str = "") -> Iterator[tupl
             yield label, lambda v, i=inner: [i(v[0]), *v[1:]]
 
 
+#: jsonschema-rs's own phrasing: a refusal that reads like this was not put in petguard's words.
+VALIDATOR_PHRASES = ("is not of type", "is not one of", "does not match", "is longer than", "is a required property")
+
+
 def _server_accepts(parse: Parser, body: Any) -> bool:
     try:
-        parse(body)
-    except InvalidBody:
+        parse(wire.parse_json(json.dumps(body).encode()))  # as the app reads a body
+    except InvalidBody as refused:
+        # every refusal names the field, says what is wrong and what would be right, in petguard's words
+        assert not any(phrase in str(refused) for phrase in VALIDATOR_PHRASES), str(refused)
         return False
     return True
 
 
-def _document_accepts(schema: dict[str, Any], body: Any) -> bool:
-    return bool(jsonschema_rs.validator_for(schema, validate_formats=True).is_valid(body))
+def _document_accepts(component: str, body: Any) -> bool:
+    return bool(_component(component).is_valid(body))
 
 
 @pytest.mark.parametrize(
@@ -170,11 +181,11 @@ def test_the_server_accepts_a_request_body_exactly_when_the_document_does(
     component: str, parse: Parser, valid: dict[str, Any]
 ) -> None:
     schema = SCHEMAS[component]
-    assert _document_accepts(schema, valid) and _server_accepts(parse, valid), "the valid example is valid"
+    assert _document_accepts(component, valid) and _server_accepts(parse, valid), "the valid example is valid"
     drift = []
     for label, probe in _probes(schema, valid):
         body = probe(valid)
-        document, server = _document_accepts(schema, body), _server_accepts(parse, body)
+        document, server = _document_accepts(component, body), _server_accepts(parse, body)
         if document != server:
             said = "document accepts, server refuses" if document else "document refuses, server accepts"
             drift.append(f"{component}{label}: {said}")
