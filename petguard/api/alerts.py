@@ -27,15 +27,15 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from petguard.api.wire import InvalidBody, check_object, choice_field, string_field
+from petguard.api.schemas import MAX_ALERTS as MAX_ALERTS
+from petguard.api.schemas import STATUSES as STATUSES
+from petguard.api.validation import InvalidBody, check_object, choice_field, string_field
 from petguard.journal import AlertRecord
 
 DEFAULT_HOST_LABELS = ("instance", "host", "nodename")
 #: Seconds a firing alert counts when it is not sent again (longer than Alertmanager's default
 #: repeat_interval of 4 h).
 DEFAULT_TTL = 5 * 3600.0
-MAX_ALERTS = 1000
-STATUSES = ("firing", "resolved")
 PLAIN_FIELDS = ("host", "kind", "status")
 _KIND = re.compile(r"[^A-Za-z0-9_.-]+")
 _PORT = re.compile(r"^(?P<host>.+?):\d+$")

@@ -1,9 +1,11 @@
 """Build the API's OpenAPI 3.1 document from the wire shapes and the operation table below (pure).
 
 ``python -m petguard.api.openapi`` writes it to ``petguard/api/openapi.json`` (served at
-``/v1/openapi.json``) and ``docs/openapi.json``; a test checks that both are up to date and that
-every route of the app is in it. Schemas come from the TypedDicts of ``petguard.api.wire``, so the
-document cannot drift from the converters.
+``/v1/openapi.json``) and ``docs/openapi.json``; ``--check`` fails when either is stale (``./run test``
+runs it), and a test checks the same and that every route of the app is in it. Response schemas come
+from the TypedDicts of ``petguard.api.wire`` (the converters' types); request bodies are the JSON
+Schemas of ``petguard.api.schemas``, which the server validates against: the document cannot drift
+from either. tests/unit/api/test_api_schema_drift.py probes both anyway.
 """
 
 from __future__ import annotations
@@ -16,10 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from petguard import __version__
-from petguard.agent.events import DETAILS as AGENT_DETAILS
-from petguard.agent.events import DomainState, EventKind
-from petguard.api import wire
-from petguard.api.alerts import MAX_ALERTS, STATUSES
+from petguard.api import schemas, wire
 
 #: TypedDicts published as components.
 SHAPES: tuple[type, ...] = (
@@ -61,139 +60,12 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties) if required is None else required,
-        "additionalProperties": False,
-    }
+_obj = schemas.obj
 
 
 def _list_of(key: str, shape: str) -> dict[str, Any]:
     return _obj({key: {"type": "array", "items": _ref(shape)}})
 
-
-def _text(max_length: int) -> dict[str, Any]:
-    return {"type": "string", "maxLength": max_length}
-
-
-def _number(low: float, high: float) -> dict[str, Any]:
-    return {"type": "number", "minimum": low, "maximum": high}
-
-
-#: Not blank as Python's ``str.strip`` sees it: U+001C..U+001F are whitespace there, not in Unicode's \s.
-NOT_BLANK = r"[^\s\u001c-\u001f]"
-#: A compute host's name as an agent sends it: not blank (``wire._host_field``).
-HOST_NAME = {"type": "string", "minLength": 1, "maxLength": wire.MAX_NAME, "pattern": NOT_BLANK}
-COUNT = {"type": "integer", "minimum": 0, "maximum": wire.MAX_COUNT}
-#: An agent's domain event: the detail must be one of its kind's (``wire.agent_events``).
-AGENT_EVENT_KINDS = [
-    _obj(
-        {
-            "id": _text(wire.MAX_NAME),
-            "at": _number(0, wire.MAX_TIME),
-            "domain_uuid": _text(64),
-            "domain_name": _text(wire.MAX_NAME),
-            "kind": {"const": kind.value},
-            "detail": {"type": "string", "enum": sorted(AGENT_DETAILS[kind])},
-        }
-    )
-    for kind in EventKind
-]
-
-#: Any JSON value in the free-form parts of a body: parse_json refuses integers of more than
-#: MAX_INT_DIGITS digits (and NaN, Infinity, nesting deeper than MAX_DEPTH) anywhere in a body.
-BIGGEST_INT = 10**wire.MAX_INT_DIGITS - 1
-JSON_VALUE = {
-    "anyOf": [
-        {"type": ["string", "boolean", "null", "array", "object"]},
-        {"type": "integer", "minimum": -BIGGEST_INT, "maximum": BIGGEST_INT},
-        {"type": "number", "not": {"type": "integer"}},
-    ]
-}
-STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
-#: RFC 3339 with a time zone; empty or Go's zero time (year 1) mean "not set".
-ALERT_TIME = {"anyOf": [{"type": "string", "format": "date-time"}, {"const": ""}]}
-ALERTMANAGER_ALERT = {
-    "type": "object",
-    "properties": {
-        "status": {"type": "string", "enum": list(STATUSES)},
-        "labels": STRING_MAP,
-        "annotations": STRING_MAP,
-        "startsAt": ALERT_TIME,
-        "endsAt": ALERT_TIME,
-        "fingerprint": {"type": "string", "minLength": 1},
-    },
-    "additionalProperties": JSON_VALUE,
-}
-PLAIN_ALERT = _obj(
-    {
-        "host": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK},
-        "kind": _text(255),
-        "status": {"type": "string", "enum": list(STATUSES)},
-        "summary": _text(wire.MAX_REASON),
-    },
-    required=["host", "kind", "status"],
-)
-
-#: Request bodies: what ``petguard.api.wire`` accepts, with the bounds it checks.
-REQUEST_BODIES: dict[str, dict[str, Any]] = {
-    "HostRequestBody": _obj(
-        {
-            "kind": {"type": "string", "enum": list(wire.HOST_REQUEST_KINDS)},
-            "reason": {"type": "string", "maxLength": wire.MAX_REASON},
-        }
-    ),
-    "BrakeOverrideBody": _obj({"reason": {"type": "string", "maxLength": wire.MAX_REASON}}),
-    "LogLevelBody": _obj({"level": {"type": "string", "enum": list(wire.LOG_LEVELS)}}),
-    "AlertsBody": {
-        "description": "Alertmanager's webhook payload (version 4; other fields are ignored), or the plain "
-        'form {"alerts": [{"host", "kind", "status", "summary"?}]}. An alert without a host label is '
-        "ignored with a reason; anything else malformed refuses the whole payload.",
-        "oneOf": [
-            {
-                "type": "object",
-                "required": ["version", "alerts"],
-                "properties": {
-                    "version": {"const": "4"},
-                    "alerts": {"type": "array", "maxItems": MAX_ALERTS, "items": ALERTMANAGER_ALERT},
-                },
-                "additionalProperties": JSON_VALUE,
-            },
-            _obj({"alerts": {"type": "array", "maxItems": MAX_ALERTS, "items": PLAIN_ALERT}}),
-        ],
-    },
-    "AgentHeartbeatBody": _obj(
-        {
-            "host": HOST_NAME,
-            "sent_at": _number(0, wire.MAX_TIME),
-            "interval": _number(0.001, wire.MAX_INTERVAL),
-            "libvirt_connected": {"type": "boolean"},
-            "domains": {
-                "type": "array",
-                "maxItems": wire.MAX_AGENT_DOMAINS,
-                "items": _obj(
-                    {
-                        "uuid": _text(64),
-                        "name": _text(wire.MAX_NAME),
-                        "state": {"type": "string", "enum": [s.value for s in DomainState]},
-                    }
-                ),
-            },
-            "buffered": COUNT,
-            "dropped": COUNT,
-            "version": _text(64),
-        },
-        required=["host", "sent_at", "interval", "libvirt_connected", "domains"],
-    ),
-    "AgentEventsBody": _obj(
-        {
-            "host": HOST_NAME,
-            "events": {"type": "array", "maxItems": wire.MAX_AGENT_EVENTS, "items": {"oneOf": AGENT_EVENT_KINDS}},
-        }
-    ),
-}
 
 LIMIT = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": wire.MAX_LIMIT}}
 HOST_Q = {"name": "host", "in": "query", "schema": {"type": "string"}}
@@ -338,7 +210,8 @@ OPERATIONS: tuple[tuple[str, str, str, list[Any], str | None, tuple[int, dict[st
 )
 
 ERRORS = {
-    "400": "Invalid body or query (unknown fields are refused)",
+    "400": "Invalid body or query (unknown fields are refused; anywhere in a body, so are NUL characters, lone "
+    "surrogates, integers of more than 20 digits, NaN, Infinity and nesting deeper than 32 levels)",
     "401": "No credentials, or they do not verify (a stale or non-numeric timestamp, a signature seen before)",
     "403": "These credentials do not allow this request (a signing key speaks only for its own host)",
     "404": "No such host, incident, request or path",
@@ -420,8 +293,8 @@ def document() -> dict[str, Any]:
         if _path_params(path):
             item["parameters"] = _path_params(path)
         item[method] = _operation(summary, security, body, success, params)
-    schemas = {component_name(shape): typeddict_schema(shape) for shape in SHAPES}
-    schemas.update(REQUEST_BODIES)
+    components = {component_name(shape): typeddict_schema(shape) for shape in SHAPES}
+    components.update(schemas.REQUEST_BODIES)  # the very dicts the server validates against
     return {
         "openapi": "3.1.0",
         "info": {
@@ -431,7 +304,7 @@ def document() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": schemas,
+            "schemas": components,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "a token from [api] token_file"},
                 "alertToken": {
@@ -457,11 +330,26 @@ def render() -> str:
     return json.dumps(document(), indent=2, sort_keys=False) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write the document into the package and into docs/ (run from the repository's root)."""
-    text = render()
+def targets() -> tuple[Path, Path]:
+    """The packaged copy (served at ``/v1/openapi.json``) and the one in docs/."""
     root = Path(__file__).resolve().parents[2]
-    for target in (Path(__file__).with_name("openapi.json"), root / "docs" / "openapi.json"):
+    return Path(__file__).with_name("openapi.json"), root / "docs" / "openapi.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the document into the package and into docs/ (run from the repository's root); with
+    ``--check``, write nothing and exit 1 when either copy is not what the code generates (CI)."""
+    args = sys.argv[1:] if argv is None else argv
+    text = render()
+    if args == ["--check"]:
+        stale = [target for target in targets() if not target.is_file() or target.read_text(encoding="utf-8") != text]
+        for target in stale:
+            print(f"{target} is stale: run python -m petguard.api.openapi", file=sys.stderr)
+        return 1 if stale else 0
+    if args:
+        print("usage: python -m petguard.api.openapi [--check]", file=sys.stderr)
+        return 2
+    for target in targets():
         target.write_text(text, encoding="utf-8")
         print(f"wrote {target}", file=sys.stderr)
     return 0

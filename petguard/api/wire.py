@@ -1,29 +1,54 @@
-"""The HTTP API's wire shapes (v1): JSON TypedDicts, converters from the journal's records, and
-request-body validation. Pure: no I/O, no framework.
+"""The HTTP API's wire shapes (v1): JSON TypedDicts, converters from the journal's records, and the
+parsers of request bodies into petguard's values. Pure: no I/O, no framework.
 
-This module is the whole contract between the daemon's API (``petguard.api.app``) and its clients
-(the ``petguard`` CLI imports it too); ``docs/api.md`` describes the same shapes for people and
-``docs/openapi.json`` for tools. All times are unix seconds (floats).
+This module is the contract between the daemon's API (``petguard.api.app``) and its clients (the
+``petguard`` CLI imports it too); ``docs/api.md`` describes the same shapes for people and
+``docs/openapi.json`` for tools (``petguard.api.openapi`` makes the response schemas from these
+TypedDicts). All times are unix seconds (floats).
 
-Request bodies are validated strictly: a body must be a JSON object, unknown fields are refused, and
-every error says which field is wrong and what would be right (``InvalidBody``, answered with 400).
-Before any field is looked at, ``parse_json`` refuses what JSON or the journal cannot hold: NaN and
-Infinity, numbers that overflow a float, integers of more than ``MAX_INT_DIGITS`` digits, nesting
-deeper than ``MAX_DEPTH``, and strings with NUL or lone surrogates (no database stores them). Numbers
-must be finite and integers fit the journal's 64-bit columns (``number_field``, ``count_field``).
+Request bodies are validated strictly against their JSON Schemas (``petguard.api.schemas``, the ones
+the document publishes) by ``petguard.api.validation``: a body must be a JSON object, unknown fields
+are refused, and every error says which field is wrong and what would be right (``InvalidBody``,
+answered with 400). The parsers here only turn a valid body into values. The limits and the
+validation helpers are re-exported under their old names (``wire.MAX_NAME``, ``wire.parse_json``).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any, TypedDict
 
-from petguard.agent.events import DETAILS as AGENT_DETAILS
 from petguard.agent.events import DomainEvent, DomainState, DomainSummary, EventKind
-from petguard.errors import Permanent
+from petguard.api import schemas
+from petguard.api.schemas import (
+    HOST_REQUEST_KINDS,
+    LOG_LEVELS,
+    MAX_AGENT_DOMAINS,
+    MAX_AGENT_EVENTS,
+    MAX_COUNT,
+    MAX_INT_DIGITS,
+    MAX_INTERVAL,
+    MAX_NAME,
+    MAX_REASON,
+    MAX_TIME,
+)
+from petguard.api.validation import (
+    MAX_DEPTH,
+    MAX_ID,
+    MAX_LIMIT,
+    InvalidBody,
+    check_object,
+    check_text,
+    choice_field,
+    count_field,
+    int_param,
+    limit_param,
+    list_field,
+    number_field,
+    parse_json,
+    string_field,
+    validate,
+)
 from petguard.evacuate.capacity import CapacityReport, HostVerdict
 from petguard.evacuate.plan import ServerDecision
 from petguard.guests.policy import AgentHeartbeat
@@ -43,17 +68,86 @@ from petguard.journal import (
 from petguard.sight import Sight
 
 API_VERSION = "v1"
-#: Longest accepted ``reason`` text, in characters.
-MAX_REASON = 1000
-#: The ``limit`` query parameter's bounds.
-MAX_LIMIT = 1000
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-#: Request kinds a client may ask for on ``/v1/hosts/{name}/requests`` (the brake has its own path).
-HOST_REQUEST_KINDS = tuple(k.value for k in RequestKind if k is not RequestKind.BRAKE_OVERRIDE)
 
-
-class InvalidBody(Permanent):
-    """A request body or query parameter is not what the API accepts (answered with 400)."""
+#: The public names: the shapes and converters here, and the limits and validation helpers of
+#: ``schemas`` and ``validation`` re-exported under the names clients and tests know (``wire.MAX_NAME``).
+__all__ = [
+    "API_VERSION",
+    "HostJson",
+    "IncidentJson",
+    "EventJson",
+    "MoveJson",
+    "SkipJson",
+    "RequestJson",
+    "BrakeJson",
+    "AuditJson",
+    "HostDetailJson",
+    "IncidentDetailJson",
+    "WhatIfJson",
+    "ExplainJson",
+    "CapacityHostJson",
+    "CapacityJson",
+    "ReservedHostJson",
+    "UnwatchedHostJson",
+    "NovaSightJson",
+    "StatusJson",
+    "IgnoredAlertJson",
+    "AlertsAcceptedJson",
+    "AgentDomainJson",
+    "AgentHeartbeatJson",
+    "AgentEventJson",
+    "AgentEventsJson",
+    "AgentHeartbeatAcceptedJson",
+    "AgentEventsAcceptedJson",
+    "AgentJson",
+    "ErrorDetailJson",
+    "ErrorJson",
+    "host_json",
+    "incident_json",
+    "event_json",
+    "move_json",
+    "waiting_text",
+    "what_if_json",
+    "reserved_host_json",
+    "skip_json",
+    "request_json",
+    "brake_json",
+    "capacity_host_json",
+    "capacity_json",
+    "nova_sight_json",
+    "audit_json",
+    "agent_json",
+    "error_json",
+    "host_request",
+    "brake_override",
+    "log_level",
+    "agent_heartbeat",
+    "agent_events",
+    "HOST_REQUEST_KINDS",
+    "InvalidBody",
+    "LOG_LEVELS",
+    "MAX_AGENT_DOMAINS",
+    "MAX_AGENT_EVENTS",
+    "MAX_COUNT",
+    "MAX_DEPTH",
+    "MAX_ID",
+    "MAX_INTERVAL",
+    "MAX_INT_DIGITS",
+    "MAX_LIMIT",
+    "MAX_NAME",
+    "MAX_REASON",
+    "MAX_TIME",
+    "check_object",
+    "check_text",
+    "choice_field",
+    "count_field",
+    "int_param",
+    "limit_param",
+    "list_field",
+    "number_field",
+    "parse_json",
+    "string_field",
+]
 
 
 # -- shapes --------------------------------------------------------------------------------------------
@@ -516,314 +610,52 @@ def error_json(code: int, title: str, message: str) -> ErrorJson:
 
 
 # -- request bodies ------------------------------------------------------------------------------------
-#: Longest integer literal accepted (Python refuses more than 4300 digits with a ValueError, and
-#: converting long ones is slow); every integer petguard accepts fits in 19 digits.
-MAX_INT_DIGITS = 20
-#: Deepest nesting of arrays and objects accepted (petguard's bodies nest 4 deep at most).
-MAX_DEPTH = 32
-
-
-def parse_json(raw: bytes) -> Any:
-    """The JSON value of a request body, with only finite numbers, bounded integers, shallow nesting
-    and strings every database can store.
-
-    :raises InvalidBody: not UTF-8 JSON (the message says where it breaks), or a value JSON or the
-        journal cannot hold (the message says which).
-    """
-    if not raw.strip():
-        raise InvalidBody("the request body is empty: send a JSON object (Content-Type: application/json)")
-    _check_depth(raw)
-    try:
-        value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int)
-    except UnicodeDecodeError as exc:
-        raise InvalidBody("the request body is not UTF-8 text: send a JSON object") from exc
-    except json.JSONDecodeError as exc:
-        where = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-        raise InvalidBody(f"the request body is not valid JSON ({where}): send a JSON object") from exc
-    except RecursionError:
-        raise InvalidBody(f"the request body nests arrays or objects too deeply: at most {MAX_DEPTH} levels") from None
-    _check_values(value)
-    return value
-
-
-#: The tokens that matter to nesting, left to right in one pass: a JSON string (escapes included; an
-#: unterminated one runs to the end, so no quote is scanned twice) or a bracket.
-_NESTING_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*+"?|[\[\]{}]', re.DOTALL)
-
-
-def _check_depth(raw: bytes) -> None:
-    """Refuse deep nesting before the parser sees it: a RecursionError inside the C parser leaves
-    CPython 3.11's recursion accounting wrong (a later ``ast.parse`` fails with "AST constructor
-    recursion depth mismatch"), so the parser must never get that deep.
-
-    :raises InvalidBody:
-    """
-    depth = 0
-    for token in _NESTING_TOKENS.findall(raw):
-        if token[:1] == b'"':
-            continue
-        depth += 1 if token in (b"[", b"{") else -1
-        if depth > MAX_DEPTH:
-            raise InvalidBody(f"the request body nests arrays or objects too deeply: at most {MAX_DEPTH} levels")
-
-
-def _no_constant(name: str) -> Any:
-    raise InvalidBody(f"the request body holds {name}, which is not a JSON number: send finite numbers only")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise InvalidBody(f"the number {text[:32]} in the request body is too large: send finite numbers only")
-    return value
-
-
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise InvalidBody(
-            f"an integer in the request body has {len(text.lstrip('-'))} digits; at most {MAX_INT_DIGITS} are accepted"
-        )
-    return int(text)
-
-
-def _check_values(value: Any) -> None:
-    """Walk a parsed body (without recursion): depth, and every key and string storable.
-
-    :raises InvalidBody:
-    """
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            check_text(item, "a string in the request body")
-        elif isinstance(item, dict | list):
-            if depth > MAX_DEPTH:
-                raise InvalidBody(f"the request body nests arrays or objects too deeply: at most {MAX_DEPTH} levels")
-            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-
-
-def check_text(value: str, label: str) -> str:
-    """``value`` if every database can store it. :raises InvalidBody: NUL, or a lone UTF-16 surrogate."""
-    if "\x00" in value:
-        raise InvalidBody(f"{label} holds a NUL character (\\u0000): remove it")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidBody(f"{label} holds a lone UTF-16 surrogate (\\ud800-\\udfff): send valid Unicode") from None
-    return value
-
-
-def check_object(
-    body: Any, required: Sequence[str], optional: Sequence[str] = (), what: str = "the body"
-) -> dict[str, Any]:
-    """``body`` as a dict with exactly the allowed fields.
-
-    :raises InvalidBody: not an object, a required field missing, or an unknown field.
-    """
-    if not isinstance(body, dict):
-        raise InvalidBody(f"{what} must be a JSON object, not {_json_type(body)}")
-    unknown = sorted(set(body) - set(required) - set(optional))
-    if unknown:
-        allowed = ", ".join(list(required) + list(optional))
-        raise InvalidBody(f"unknown field(s) in {what}: {', '.join(unknown)}; allowed: {allowed}")
-    missing = [name for name in required if name not in body]
-    if missing:
-        raise InvalidBody(f"missing field(s) in {what}: {', '.join(missing)}")
-    return body
-
-
-def string_field(body: Mapping[str, Any], name: str, *, max_length: int = MAX_REASON, what: str = "") -> str:
-    """A string field of ``body``; :raises InvalidBody: not a string, or too long."""
-    value = body[name]
-    label = f"{what}{name}"
-    if not isinstance(value, str):
-        raise InvalidBody(f"field {label!r} must be a string, not {_json_type(value)}")
-    if len(value) > max_length:
-        raise InvalidBody(f"field {label!r} is {len(value)} characters long; at most {max_length} are accepted")
-    return check_text(value, f"field {label!r}")
-
-
-def choice_field(body: Mapping[str, Any], name: str, choices: Sequence[str], what: str = "") -> str:
-    """A string field that must be one of ``choices``; :raises InvalidBody:"""
-    value = string_field(body, name, max_length=64, what=what)
-    if value not in choices:
-        raise InvalidBody(f"field {what}{name!r} is {value!r}; expected one of: {', '.join(choices)}")
-    return value
-
-
 def host_request(body: Any) -> tuple[RequestKind, str]:
     """``POST /v1/hosts/{name}/requests``: the request kind and the operator's reason."""
-    body = check_object(body, required=("kind", "reason"))
-    kind = RequestKind(choice_field(body, "kind", HOST_REQUEST_KINDS))
-    return kind, string_field(body, "reason")
+    body = validate(body, schemas.HOST_REQUEST)
+    return RequestKind(body["kind"]), body["reason"]
 
 
 def brake_override(body: Any) -> str:
     """``POST /v1/brake/override``: the operator's reason."""
-    return string_field(check_object(body, required=("reason",)), "reason")
+    return str(validate(body, schemas.BRAKE_OVERRIDE)["reason"])
 
 
 def log_level(body: Any) -> str:
     """``PUT /v1/log-level``: one of ``LOG_LEVELS`` (case-insensitive on input, upper case out)."""
-    body = check_object(body, required=("level",))
-    value = string_field(body, "level", max_length=16)
-    if value.upper() not in LOG_LEVELS:
-        raise InvalidBody(f"field 'level' is {value!r}; expected one of: {', '.join(LOG_LEVELS)}")
-    return value.upper()
-
-
-#: Most domains in one heartbeat, and most events in one ``POST /v1/agent/events``.
-MAX_AGENT_DOMAINS = 10000
-MAX_AGENT_EVENTS = 1000
-#: Longest host name, domain name or event id accepted from an agent.
-MAX_NAME = 255
-
-
-#: Latest time accepted from an agent (9999-12-31T23:59:59Z), in unix seconds.
-MAX_TIME = 253402300799.0
-#: Longest heartbeat interval accepted, in seconds (the agent allows 120).
-MAX_INTERVAL = 86400.0
-#: Largest count accepted (``buffered``, ``dropped``): fits every database's integer column.
-MAX_COUNT = 2**31 - 1
-
-
-def number_field(
-    body: Mapping[str, Any], name: str, what: str = "", *, low: float = 0.0, high: float = MAX_TIME
-) -> float:
-    """A finite number field of ``body`` from ``low`` to ``high``; :raises InvalidBody:"""
-    value = body[name]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidBody(f"field {what}{name!r} must be a number, not {_json_type(value)}")
-    number = float(value)  # parse_json bounds integers to MAX_INT_DIGITS: this cannot overflow
-    if not (math.isfinite(number) and low <= number <= high):
-        raise InvalidBody(f"field {what}{name!r} must be a number from {low:g} to {high:g}, not {_short(value)}")
-    return number
-
-
-def count_field(body: Mapping[str, Any], name: str) -> int:
-    """A non-negative integer field, at most ``MAX_COUNT``; :raises InvalidBody:
-
-    ``7.0`` is the integer 7, as JSON Schema (and so docs/openapi.json) counts integers."""
-    value = body[name]
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
-        raise InvalidBody(f"field {name!r} must be an integer from 0 to {MAX_COUNT}, not {_short(body[name])}")
-    return value
-
-
-def _short(value: Any) -> str:
-    """A value for an error message, cut short (a 20-digit integer or a long string is not echoed whole)."""
-    text = repr(value) if not isinstance(value, dict | list) else _json_type(value)
-    return text if len(text) <= 24 else text[:20] + "..."
-
-
-def list_field(body: Mapping[str, Any], name: str, max_items: int) -> list[Any]:
-    """An array field with at most ``max_items`` items; :raises InvalidBody:"""
-    value = body[name]
-    if not isinstance(value, list):
-        raise InvalidBody(f"field {name!r} must be an array, not {_json_type(value)}")
-    if len(value) > max_items:
-        raise InvalidBody(f"field {name!r} has {len(value)} items; at most {max_items} are accepted: send several")
-    return value
+    return str(validate(body, schemas.LOG_LEVEL_BODY)["level"]).upper()
 
 
 def agent_heartbeat(body: Any, sender: str, received_at: float) -> AgentHeartbeat:
     """``POST /v1/agent/heartbeat``: the heartbeat, stamped with the controller's time."""
-    fields = ("host", "sent_at", "interval", "libvirt_connected", "domains", "buffered", "dropped", "version")
-    body = check_object(body, required=fields[:5], optional=fields[5:])
-    connected = body["libvirt_connected"]
-    if not isinstance(connected, bool):
-        raise InvalidBody(f"field 'libvirt_connected' must be a boolean, not {_json_type(connected)}")
-    domains = []
-    for index, raw in enumerate(list_field(body, "domains", MAX_AGENT_DOMAINS)):
-        where = f"domains[{index}]."
-        item = check_object(raw, required=("uuid", "name", "state"), what=f"domains[{index}]")
-        state = choice_field(item, "state", [s.value for s in DomainState], what=where)
-        uuid = string_field(item, "uuid", max_length=64, what=where)
-        name = string_field(item, "name", max_length=MAX_NAME, what=where)
-        domains.append(DomainSummary(uuid, name, DomainState(state)))
+    body = validate(body, schemas.AGENT_HEARTBEAT)
     return AgentHeartbeat(
-        host=_host_field(body),
+        host=body["host"],
         sender=sender,
         at=received_at,
-        sent_at=number_field(body, "sent_at"),
-        interval=number_field(body, "interval", low=0.001, high=MAX_INTERVAL),
-        libvirt_connected=connected,
-        domains=tuple(domains),
-        buffered=count_field(body, "buffered") if "buffered" in body else 0,
-        dropped=count_field(body, "dropped") if "dropped" in body else 0,
-        version=string_field(body, "version", max_length=64) if "version" in body else "",
+        sent_at=float(body["sent_at"]),
+        interval=float(body["interval"]),
+        libvirt_connected=body["libvirt_connected"],
+        domains=tuple(DomainSummary(d["uuid"], d["name"], DomainState(d["state"])) for d in body["domains"]),
+        # 7.0 is the integer 7, as JSON Schema counts integers
+        buffered=int(body.get("buffered", 0)),
+        dropped=int(body.get("dropped", 0)),
+        version=body.get("version", ""),
     )
 
 
 def agent_events(body: Any) -> tuple[str, list[DomainEvent]]:
     """``POST /v1/agent/events``: the host and its events (kinds and details checked)."""
-    body = check_object(body, required=("host", "events"))
-    events = []
-    for index, raw in enumerate(list_field(body, "events", MAX_AGENT_EVENTS)):
-        where = f"events[{index}]."
-        item = check_object(
-            raw, required=("id", "at", "domain_uuid", "domain_name", "kind", "detail"), what=f"events[{index}]"
+    body = validate(body, schemas.AGENT_EVENTS)
+    events = [
+        DomainEvent(
+            id=item["id"],
+            at=float(item["at"]),
+            domain_uuid=item["domain_uuid"],
+            domain_name=item["domain_name"],
+            kind=EventKind(item["kind"]),
+            detail=item["detail"],
         )
-        kind = EventKind(choice_field(item, "kind", [k.value for k in EventKind], what=where))
-        detail = string_field(item, "detail", max_length=64, what=where)
-        if detail not in AGENT_DETAILS[kind]:
-            raise InvalidBody(f"field {where}'detail' is {detail!r}, not a detail of a {kind.value} event")
-        events.append(
-            DomainEvent(
-                id=string_field(item, "id", max_length=MAX_NAME, what=where),
-                at=number_field(item, "at", what=where),
-                domain_uuid=string_field(item, "domain_uuid", max_length=64, what=where),
-                domain_name=string_field(item, "domain_name", max_length=MAX_NAME, what=where),
-                kind=kind,
-                detail=detail,
-            )
-        )
-    return _host_field(body), events
-
-
-def _host_field(body: Mapping[str, Any]) -> str:
-    host = string_field(body, "host", max_length=MAX_NAME)
-    if not host.strip():
-        raise InvalidBody("field 'host' is empty: send the compute host's name as Nova names it")
-    return host
-
-
-def limit_param(value: str | None, default: int) -> int:
-    """The ``limit`` query parameter: an integer from 1 to ``MAX_LIMIT``."""
-    if value is None:
-        return default
-    try:
-        limit = int(value)
-    except ValueError:
-        raise InvalidBody(f"query parameter 'limit' must be an integer, not {value!r}") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidBody(f"query parameter 'limit' must be between 1 and {MAX_LIMIT}, not {limit}")
-    return limit
-
-
-#: Ids are 64-bit signed integers in every database petguard supports.
-MAX_ID = 2**63 - 1
-
-
-def int_param(name: str, value: str | None) -> int | None:
-    """An optional integer query parameter (an id, 1 .. 2**63-1)."""
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidBody(f"query parameter {name!r} must be an integer id, not {value!r}") from None
-    if not 1 <= number <= MAX_ID:
-        raise InvalidBody(f"query parameter {name!r} must be an id between 1 and {MAX_ID}, not {number}")
-    return number
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-    for python_type, name in names.items():
-        if isinstance(value, python_type):
-            return name
-    return "a number" if isinstance(value, int | float) else type(value).__name__
+        for item in body["events"]
+    ]
+    return body["host"], events
