@@ -172,6 +172,9 @@ class Evacuator:
         self._lock = threading.Lock()
         self._requests = threading.BoundedSemaphore(policy.max_requests_in_flight)
         self._health_cache: dict[str, tuple[float, CloudHealth]] = {}  # source host -> (read at, health)
+        # (incident, server) -> the first problem seen of the cloud while Nova held the move's request:
+        # Nova's answer was made then, whatever the cloud looks like when the answer is read
+        self._sick_in_flight: dict[tuple[int, str], str] = {}
         self._announced: dict[int, str] = {}  # incident -> the wait reason its event announced
 
     def run(self, incident_id: int, since: float) -> RunOutcome:
@@ -252,6 +255,7 @@ class Evacuator:
             except PetguardError as exc:  # any read or write of Nova that found it unreachable or failing
                 verdict = judge_request_error(exc, unanswered="Nova does not answer")
                 if verdict.judgement is Judgement.WAIT:
+                    self._note_sick_in_flight(current[0], verdict.reason)
                     raise _CloudWait(verdict.reason, current[0]) from exc
                 raise
 
@@ -332,6 +336,17 @@ class Evacuator:
             )
         return move
 
+    def _note_sick_in_flight(self, move: MoveRecord, problem: str) -> None:
+        """Remember that the cloud could not place servers while Nova held ``move``'s request."""
+        if move.status is MoveStatus.ACCEPTED:
+            with self._lock:
+                self._sick_in_flight.setdefault((move.incident_id, move.server_id), problem)
+
+    def _sick_since_request(self, move: MoveRecord, forget: bool = False) -> str:
+        with self._lock:
+            key = (move.incident_id, move.server_id)
+            return self._sick_in_flight.pop(key, "") if forget else self._sick_in_flight.get(key, "")
+
     def _health(self, source_host: str, fresh: bool = False) -> CloudHealth:
         """Can the cloud place a server now? Nova's compute services and placement, read at most every
         ``health_ttl`` seconds for all the moves of a host; ``fresh`` to judge a failure Nova just
@@ -394,6 +409,7 @@ class Evacuator:
         move = self._store.update_move(
             move.incident_id, move.server_id, MoveStatus.REQUESTING, now, target_host=target
         )
+        self._sick_since_request(move, forget=True)  # a new request: only what happens from now on counts
         try:
             with self._requests:  # never every nova-api worker: the loop's own reading must get through
                 request_id = self._compute.evacuate(move.server_id, host=target)
@@ -525,8 +541,13 @@ class Evacuator:
         try:
             server = self._compute.get_server(move.server_id)
         except NotFound:
+            self._sick_since_request(move, forget=True)
             return self._fail(move, "the server was deleted during its evacuation")
+        health = self._health(move.source_host)  # shared by the host's moves for health_ttl: one read
+        if not health.healthy:
+            self._note_sick_in_flight(move, health.problem())
         if server.host and server.host != move.source_host and server.task_state is None:
+            self._sick_since_request(move, forget=True)
             LOG.info("%s: %s arrived on %s; next: restore its power state", _who(move), move.server_name, server.host)
             return self._store.update_move(
                 move.incident_id,
@@ -550,7 +571,11 @@ class Evacuator:
         # Nova moved nothing: the server is still on the failed host and no evacuation is in flight.
         what = f"migration {migration.id} ended {migration.status}" if migration else "the server is ERROR"
         verdict = judge_nothing_moved(
-            server.fault, self._health(move.source_host, fresh=True), move.attempts, self._policy.max_request_attempts
+            server.fault,
+            self._health(move.source_host, fresh=True),
+            move.attempts,
+            self._policy.max_request_attempts,
+            sick_in_flight=self._sick_since_request(move, forget=True),
         )
         if verdict.judgement is Judgement.WAIT:
             # Judged once, now: the next look asks again through the checks of Nova's records.
