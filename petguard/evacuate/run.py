@@ -427,7 +427,9 @@ class Evacuator:
             verdict = judge_request_error(exc)
             if verdict.judgement is Judgement.WAIT:
                 # The request may or may not have reached Nova: stay REQUESTING; the next look checks
-                # Nova's records before anything is sent again.
+                # Nova's records before anything is sent again. If Nova has it, it took it while the
+                # cloud was failing (nova-api's cast hung: RabbitMQ gone): remember it.
+                self._note_sick_in_flight(move, verdict.reason)
                 raise _CloudWait(verdict.reason, move) from exc
             if target is not None:
                 return self._fall_back(move, f"Nova refused the target host {target}: {exc}")

@@ -5,9 +5,10 @@ A host loses its power with 7 pets on it; at the moment petguard's journal says 
 plane is stopped (``Lab.stop_component``: SIGTERM, or SIGKILL where the issue's report crashed it) for
 30 s (slow tier: also 3 min), then started again (``Lab.start_component`` returns once it answers).
 Asserted from Nova's real state: every pet back in its power state on a live host other than the
-failed one within ``BACK_WITHIN`` s of the component's return, exactly one evacuation migration per
-pet, the non-pet untouched on the failed host, no other host fenced, and petguard's journal agreeing
-(every move done where Nova says the server is, the evacuation finished, not failed).
+failed one within ``BACK_WITHIN`` s of the component's return, exactly one evacuation migration that
+moved each pet (others of its migrations may have moved nothing: ended by the outage, or a request
+Nova lost that petguard sent again), the non-pet untouched on the failed host, no other host fenced,
+and petguard's journal agreeing (every move done where Nova says the server is, the evacuation finished, not failed).
 
 Default tier (``pytest -m lab tests/lab``): the 7 components at the fence, 30 s. Slow tier
 (``./run faults`` = ``pytest -m faults_slow tests/lab``): mid-evacuation 30 s, and both moments 3 min.
@@ -184,7 +185,7 @@ def test_control_plane_outage_inside_an_incident(
     )
     petguard.wait_state(victim, "evacuated", BACK_WITHIN)
 
-    servers = assert_recovered(nova, ids, specs, victim, since)
+    servers = assert_recovered(nova, ids, specs, victim, since, setbacks=True)
     assert_held_by_petguard(nova, victim)
     # nobody else fenced: every other host powered, never in the fence path of petguard's lifecycle
     assert all(lab.bmc_power(h) for h in others)

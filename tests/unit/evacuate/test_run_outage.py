@@ -313,6 +313,31 @@ def test_a_request_nova_lost_in_an_outage_is_sent_again() -> None:
     assert clock.now() - 1_000.0 < 90  # sent again well before a stuck flag would have called an operator
 
 
+@pytest.mark.fault(
+    "CP-10",
+    guarantee="4",
+    injected="nova-api's cast hangs while RabbitMQ is down: petguard's evacuate call times out (no answer), Nova "
+    "kept the request with its migration 'accepted' and lost the message; RabbitMQ back before petguard looks again",
+    expected="the unanswered request is the outage seen: once heartbeats flow lost_after s past it, it is declared "
+    "lost and sent again; recovered once",
+)
+def test_a_request_whose_answer_never_came_and_that_nova_lost_is_sent_again() -> None:
+    nova, store, clock = incident(["lost"])
+    nova.lose_requests = {"lost-id"}
+    real_evacuate = nova.evacuate
+
+    def evacuate(server_id: str, host: str | None = None) -> str:
+        nova.lose_evacuate_response = nova.evacuate_calls.get(server_id, 0) == 0  # only the first
+        clock.sleep(30)  # nova-api's worker hangs on the cast until RabbitMQ is back
+        return real_evacuate(server_id, host)
+
+    nova.evacuate = evacuate  # type: ignore[method-assign]
+    run(nova, store, clock, RunPolicy(poll_interval=1.0, stuck_after=90, lost_after=30))
+    assert_recovered_once(nova, store)
+    assert nova.evacuate_calls["lost-id"] == 2 and nova.resets == ["lost-id"]
+    assert [kind for kind, _ in store.events].count("evacuation_resubmitted") == 1
+
+
 @pytest.mark.parametrize("outage", [False, True])
 def test_a_request_a_nova_service_took_is_never_sent_again(outage: bool) -> None:
     """Control: nova-conductor recorded taking it (it only stalls), or nothing failed while Nova held it:
