@@ -63,18 +63,6 @@ class Migration:
         return self.status in MIGRATION_FAILED
 
 
-@dataclasses.dataclass(frozen=True)
-class InstanceAction:
-    """Nova's record of one request on a server (``os-instance-actions``): which request, when, and
-    the events the services that handled it recorded (nova-conductor's ``rebuild_server`` first, for
-    an evacuation; none at all: no service ever took the request)."""
-
-    request_id: str
-    action: str  # "evacuate", "reboot", ...
-    start_time: float
-    events: tuple[str, ...] = ()
-
-
 # -- servers --------------------------------------------------------------------------------------
 class GroupPolicy(enum.StrEnum):
     """A Nova server group's policy (microversion >= 2.64 names one per group)."""

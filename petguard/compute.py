@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from petguard.cloud import InstanceAction, Migration, Server, ServiceRecord, TargetHint
+from petguard.cloud import Migration, Server, ServiceRecord, TargetHint
 
 
 def usable_hosts(members: Iterable[str], services: Iterable[ServiceRecord], source: str) -> list[str]:
@@ -51,15 +51,6 @@ class Compute(Protocol):
 
     def evacuations_from(self, host: str, since: float | None = None) -> list[Migration]:
         """Migrations of type evacuation whose source is ``host`` (created at or after ``since``)."""
-        ...
-
-    def evacuation_actions(self, server_id: str) -> list[InstanceAction]:
-        """The server's ``evacuate`` instance actions, oldest first, each with its events' names."""
-        ...
-
-    def reset_to_error(self, server_id: str) -> str:
-        """Reset the server's state to ERROR with no task (``os-resetState``), as an operator does
-        before evacuating again a server whose evacuation request Nova lost. Idempotent."""
         ...
 
     def force_down(self, service: ServiceRecord) -> str:

@@ -32,16 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from petguard.cloud import (
-    GroupPolicy,
-    HintKind,
-    InstanceAction,
-    Migration,
-    Server,
-    ServerGroup,
-    ServiceRecord,
-    TargetHint,
-)
+from petguard.cloud import GroupPolicy, HintKind, Migration, Server, ServerGroup, ServiceRecord, TargetHint
 from petguard.compute import usable_hosts
 from petguard.errors import NotFound, NovaConflict, NovaError, NovaUnavailable
 
@@ -84,7 +75,6 @@ class _Evacuation:
     broken: bool = False
     lost: bool = False  # nova-conductor never got it: no progress, ever
     requested_host: str | None = None
-    action: InstanceAction | None = None  # the instance action of its request (events as services take it)
 
 
 #: Nova's default availability zone (hosts in no aggregate with an availability_zone are in it).
@@ -128,9 +118,6 @@ class FakeCompute:
         self.evacuate_errors: list[Exception] = []
         self.scheduler_faults: list[str] = []
         self.lose_requests: set[str] = set()
-        self.actions: dict[str, list[InstanceAction]] = {}  # server id -> its evacuate actions, oldest first
-        self.resets: list[str] = []  # servers reset to ERROR (os-resetState), in order
-        self.now: Callable[[], float] = time.time  # Nova's clock: heartbeats, migrations, actions
 
     # -- test helpers -----------------------------------------------------------------------------
     def add_server(
@@ -204,7 +191,7 @@ class FakeCompute:
                     status=s.status,
                     forced_down=s.forced_down,
                     # a dead host's record changes only with an operator's (petguard's) update, as in Nova
-                    updated_at=self.now() if self.alive(s.host) else self.admin_updates.get(s.host),
+                    updated_at=time.time() if self.alive(s.host) else self.admin_updates.get(s.host),
                     disabled_reason=s.disabled_reason,
                 )
                 for s in self.services.values()
@@ -318,40 +305,15 @@ class FakeCompute:
                         self.group_overlaps.append((group.id, server_id, other))
             self.timeline.append(("evacuate", server_id))
             seq = next(self._ids)
-            migration = Migration(f"mig-{seq}", server_id, server.host, host, "accepted", self.now(), seq=seq)
+            migration = Migration(f"mig-{seq}", server_id, server.host, host, "accepted", time.time(), seq=seq)
             self.migrations.append(migration)
-            # nova-conductor works on the first 'accepted' migration of the server it finds (Nova's
-            # Migration.get_by_instance_and_status), which is an older one if Nova lost its request
-            worked_on = next(m for m in self.migrations if m.server_id == server_id and m.status == "accepted")
-            self.evacuations[server_id] = _Evacuation(worked_on, self.evacuation_steps, requested_host=host)
+            self.evacuations[server_id] = _Evacuation(migration, self.evacuation_steps, requested_host=host)
             if server_id in self.lose_requests:
                 self.lose_requests.discard(server_id)
                 self.evacuations[server_id].lost = True
             self.servers[server_id] = dataclasses.replace(server, task_state="rebuilding")
-            request_id = self._req()
-            action = InstanceAction(request_id, "evacuate", self.now())
-            self.actions.setdefault(server_id, []).append(action)
-            self.evacuations[server_id].action = action
             if self.lose_evacuate_response:
                 raise NovaUnavailable("timed out waiting for Nova's reply (fake)")
-            return request_id
-
-    def evacuation_actions(self, server_id: str) -> list[InstanceAction]:
-        with self._lock:
-            self._count("evacuation_actions")
-            return list(self.actions.get(server_id, []))
-
-    def reset_to_error(self, server_id: str) -> str:
-        """os-resetState: ERROR, no task. A request Nova lost is forgotten with it; one still alive
-        goes on (a later evacuate breaks it: what a real Nova does)."""
-        with self._lock:
-            self._count("reset_to_error")
-            self.resets.append(server_id)
-            evac = self.evacuations.get(server_id)
-            if evac is not None and evac.lost:
-                del self.evacuations[server_id]
-            server = self.servers[server_id]
-            self.servers[server_id] = dataclasses.replace(server, vm_state="error", status="ERROR", task_state=None)
             return self._req()
 
     def start_server(self, server_id: str) -> str:
@@ -417,10 +379,6 @@ class FakeCompute:
         evac = self.evacuations.get(server_id)
         if evac is None or evac.steps_left <= 0 or evac.lost:
             return
-        if evac.action is not None and not evac.action.events:  # nova-conductor took the request
-            taken = dataclasses.replace(evac.action, events=("rebuild_server",))
-            self.actions[server_id] = [taken if a is evac.action else a for a in self.actions[server_id]]
-            evac.action = taken
         evac.steps_left -= 1
         server = self.servers[server_id]
         if evac.broken:

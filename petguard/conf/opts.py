@@ -273,17 +273,6 @@ evacuation_opts: list[cfg.Opt] = [
         "scheduling that merely waits.",
     ),
     cfg.FloatOpt(
-        "lost_request_after",
-        default=30.0,
-        min=10,
-        help="A request Nova took while the cloud was seen failing (RabbitMQ or nova-conductor down) is "
-        "declared lost and sent again when its migration is still 'accepted', no Nova service ever recorded "
-        "taking it (its instance action has no event), and nova-conductor has handled compute heartbeats "
-        "sent this many seconds after it: the server is reset to ERROR and evacuated again, with an "
-        "evacuation_resubmitted event (docs/evacuation.md, 'Stuck requests'). Lower: back sooner; keep it "
-        "well above the compute report_interval so that a heartbeat proves the queue was drained.",
-    ),
-    cfg.FloatOpt(
         "restore_timeout",
         default=120.0,
         min=5,

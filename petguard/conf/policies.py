@@ -134,7 +134,6 @@ def recovery(conf: cfg.ConfigOpts) -> RecoveryPolicy:
             move_timeout=e.move_timeout,
             cloud_wait_timeout=e.cloud_wait_timeout,
             stuck_after=e.stuck_after,
-            lost_after=e.lost_request_after,
             ready=ready(conf),
         ),
         restore_timeout=e.restore_timeout,

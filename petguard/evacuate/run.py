@@ -41,9 +41,7 @@ Stuck requests: a move whose evacuation Nova took but never started (its migrati
 ``accepted`` with no destination, ``stuck_after`` seconds after it was taken: a request lost between
 nova-api and nova-conductor) is flagged (``waiting`` "stuck: ...", an event ``evacuation_stuck``
 with the commands an operator needs) and stops holding an evacuation slot: each later run looks at
-it once and follows it again as soon as Nova moves it on. A request Nova provably lost during an
-outage (no Nova service ever recorded taking it, though nova-conductor has drained its queue since)
-is sent again after a reset to ERROR (``_resubmit_if_lost``).
+it once and follows it again as soon as Nova moves it on.
 
 Moves run wave by wave (``MoveRecord.wave``: tiers, and members of one anti-affinity group one after
 another): every move of a wave is final before the next wave starts; a wave that cannot finish now
@@ -106,10 +104,6 @@ class RunPolicy:
     #: seconds after Nova took a request with its migration still ``accepted`` and no destination
     #: before the move is flagged stuck (Nova's RPC timeout, 60 s, ends a slow scheduling before)
     stuck_after: float = 90.0
-    #: a request Nova took while the cloud was seen failing is declared lost, and sent again, when no
-    #: Nova service ever recorded taking it although nova-conductor has since handled compute
-    #: heartbeats sent this many seconds after it (they share its queue): see ``_resubmit_if_lost``
-    lost_after: float = 30.0
     #: seconds a reading of the cloud's health is reused by the moves of a run
     health_ttl: float = 2.0
     #: evacuate requests in flight to nova-api at once: when RabbitMQ is down each one hangs in a
@@ -181,9 +175,6 @@ class Evacuator:
         # (incident, server) -> the first problem seen of the cloud while Nova held the move's request:
         # Nova's answer was made then, whatever the cloud looks like when the answer is read
         self._sick_in_flight: dict[tuple[int, str], str] = {}
-        # (incident, server) -> the migration of a request Nova lost, sent again: never followed again
-        # (nova-conductor may still work on it for the new request: ``_latest_evacuation``)
-        self._abandoned: dict[tuple[int, str], str] = {}
         self._announced: dict[int, str] = {}  # incident -> the wait reason its event announced
 
     def run(self, incident_id: int, since: float) -> RunOutcome:
@@ -526,8 +517,6 @@ class Evacuator:
                 move.incident_id, move.server_id, MoveStatus.ARRIVED, now, dest_host=server.host
             )
         migration = self._latest_evacuation(move, since)
-        if migration is not None and migration.id == self._abandoned_of(move) and migration.status == "accepted":
-            migration = None  # the request Nova lost (sent again now): nothing of Nova's has it
         if server.task_state == "rebuilding" or (migration is not None and not migration.failed):
             LOG.info(
                 "%s: Nova already has the evacuation of %s (migration %s, task %s); following it, not re-sending",
@@ -548,81 +537,7 @@ class Evacuator:
         mine = [m for m in self._compute.evacuations_from(move.source_host, floor) if m.server_id == move.server_id]
         # Nova stamps to the second: its growing integer id orders two migrations of the same second
         # (the one a fallback sent right after the scheduler refused the target).
-        latest = max(mine, key=lambda m: (m.created_at, m.seq)) if mine else None
-        abandoned = self._abandoned_of(move)
-        if latest is not None and abandoned and latest.status == "accepted" and not latest.dest_host:
-            # nova-conductor takes the first 'accepted' migration of the server it finds
-            # (Migration.get_by_instance_and_status): the lost request's, once it handles the new one
-            moved_on = [m for m in mine if m.id == abandoned and (m.dest_host or m.status != "accepted")]
-            if moved_on:
-                return moved_on[0]
-        return latest
-
-    def _abandoned_of(self, move: MoveRecord) -> str:
-        with self._lock:
-            return self._abandoned.get((move.incident_id, move.server_id), "")
-
-    # -- a request Nova lost -------------------------------------------------------------------------
-    def _resubmit_if_lost(self, move: MoveRecord, server: Server, since: float) -> MoveRecord | None:
-        """Send again a request Nova provably lost; None when it is not proven lost.
-
-        RabbitMQ stopped (or restarted, dropping its queues) while nova-api cast the request to
-        nova-conductor: Nova keeps the server ``rebuilding`` and the migration ``accepted`` for ever
-        and nothing will move it. Proof, all from Nova's own records, that no Nova service has the
-        request or ever will: the cloud was seen failing while Nova held it (the explanation); the
-        migration is still ``accepted`` with no destination; the request's instance action has no
-        event (nova-conductor records ``rebuild_server`` before anything else it does with it); and
-        a compute's heartbeat sent at least ``lost_after`` seconds after the request has been
-        handled since (compute heartbeats go through nova-conductor, on the queue the request was
-        cast to: had the request reached that queue, nova-conductor would have taken it first).
-        Then, written to the journal first: the server is reset to ERROR (what an operator does)
-        and the request sent again; the lost request's migration is never followed again.
-        """
-        with self._lock:
-            sick = self._sick_in_flight.get((move.incident_id, move.server_id), "")
-        if not sick or server.host != move.source_host or server.task_state != "rebuilding":
-            return None
-        migration = self._latest_evacuation(move, since)
-        if migration is None or migration.status != "accepted" or migration.dest_host:
-            return None
-        actions = self._compute.evacuation_actions(move.server_id)
-        if not actions or actions[-1].events:
-            return None
-        action = actions[-1]
-        heartbeats = [
-            s.updated_at
-            for s in self._compute.list_services()
-            if s.host != move.source_host and s.state == "up" and s.updated_at is not None
-        ]
-        handled_after = max(heartbeats, default=0.0) - action.start_time
-        if handled_after < self._policy.lost_after:
-            return None
-        reason = (
-            f"Nova lost the request {action.request_id}: its migration {migration.id} is still 'accepted' and no "
-            f"Nova service ever took it, though nova-conductor has handled compute heartbeats sent "
-            f"{handled_after:.0f} s after it (the cloud could not answer meanwhile: {sick})"
-        )
-        LOG.warning(
-            "%s: %s; next: reset %s to ERROR and send its evacuation again",
-            _who(move),
-            reason,
-            move.server_name,
-        )
-        now = self._clock.now()
-        self._store.record_event(
-            move.source_host,
-            move.incident_id,
-            "evacuation_resubmitted",
-            f"{move.server_name} ({move.server_id}): {reason}; petguard resets it to ERROR and sends the evacuation "
-            f"again, never following migration {migration.id} again",
-            now,
-        )
-        move = self._store.update_move(move.incident_id, move.server_id, MoveStatus.REQUESTING, now, waiting="")
-        with self._lock:
-            self._abandoned[(move.incident_id, move.server_id)] = migration.id
-            self._sick_in_flight.pop((move.incident_id, move.server_id), None)
-        self._compute.reset_to_error(move.server_id)
-        return move
+        return max(mine, key=lambda m: (m.created_at, m.seq)) if mine else None
 
     # -- ACCEPTED: follow until it is on another host -----------------------------------------------
     def _follow(self, move: MoveRecord, since: float) -> MoveRecord:
@@ -646,9 +561,6 @@ class Evacuator:
                 waiting="",
             )
         if server.task_state is not None or move.stuck:
-            resent = self._resubmit_if_lost(move, server, since)
-            if resent is not None:
-                return resent
             move = self._park_if_stuck(move, since)
             self._clock.sleep(self._policy.poll_interval)  # Nova is still working on it
             return move
@@ -702,7 +614,8 @@ class Evacuator:
         what = f"migration {migration.id} still 'accepted' with no destination" if migration else "no migration"
         reason = f"{STUCK}Nova took the request {taken:.0f} s ago and never started it ({what})"
         commands = (
-            f"check that nova-conductor and nova-scheduler run; then `openstack server set --state error "
+            f"check that nova-conductor and nova-scheduler run and restart nova-api (a worker may still hold the "
+            f"request); then `openstack server set --state error "
             f"{move.server_id}` and `openstack --os-compute-api-version 2.68 server evacuate {move.server_id}`: "
             "petguard follows the new request"
         )

@@ -8,7 +8,7 @@ Reads pass through unguarded.
 
 from __future__ import annotations
 
-from petguard.cloud import InstanceAction, Migration, Server, ServiceRecord, TargetHint
+from petguard.cloud import Migration, Server, ServiceRecord, TargetHint
 from petguard.compute import Compute
 from petguard.ha.election import Leadership
 from petguard.lanes import FenceFn, FenceResult
@@ -32,13 +32,6 @@ class LeaderCompute:
 
     def evacuations_from(self, host: str, since: float | None = None) -> list[Migration]:
         return self._compute.evacuations_from(host, since)
-
-    def evacuation_actions(self, server_id: str) -> list[InstanceAction]:
-        return self._compute.evacuation_actions(server_id)
-
-    def reset_to_error(self, server_id: str) -> str:
-        self._leadership.require(f"reset the state of {server_id}")
-        return self._compute.reset_to_error(server_id)
 
     def force_down(self, service: ServiceRecord) -> str:
         self._leadership.require(f"force down {service.host}")

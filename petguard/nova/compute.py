@@ -38,16 +38,7 @@ import openstack.exceptions
 import yaml
 
 from petguard import secrets
-from petguard.cloud import (
-    GroupPolicy,
-    HintKind,
-    InstanceAction,
-    Migration,
-    Server,
-    ServerGroup,
-    ServiceRecord,
-    TargetHint,
-)
+from petguard.cloud import GroupPolicy, HintKind, Migration, Server, ServerGroup, ServiceRecord, TargetHint
 from petguard.compute import Compute, usable_hosts
 from petguard.errors import (
     ConfigError,
@@ -72,11 +63,8 @@ MICROVERSIONS: Final[Mapping[str, str]] = {
     "server_groups": "2.64",
     # no host => scheduler picks; force gone (2.68); < 2.95 keeps the power state.
     "evacuate": "2.94",
-    # os-start / os-stop / os-resetState: no microversion changes their behaviour.
+    # os-start / os-stop: no microversion changes their behaviour.
     "power": "2.1",
-    # instance actions with their events (events shown to every caller since 2.51; 2.58: ordered,
-    # paginated).
-    "instance_actions": "2.58",
     # host aggregates (hosts, metadata.availability_zone) and availability zones with their hosts:
     # no microversion changes what petguard reads.
     "aggregates": "2.1",
@@ -535,47 +523,7 @@ class NovaCompute:
                 found.setdefault(migration.id, migration)
         return [m for m in found.values() if since is None or m.created_at >= since]
 
-    def evacuation_actions(self, server_id: str) -> list[InstanceAction]:
-        """The server's ``evacuate`` instance actions, oldest first, each with its events' names (one
-        more GET per evacuate action: Nova lists events only in an action's own record)."""
-        response = self._call(
-            "GET",
-            f"/servers/{server_id}/os-instance-actions",
-            MICROVERSIONS["instance_actions"],
-            what=f"list the instance actions of server {server_id}",
-        )
-        listed = [raw for raw in response.json().get("instanceActions") or [] if raw.get("action") == "evacuate"]
-        actions = []
-        for raw in listed:
-            request_id = str(raw.get("request_id") or "")
-            detail = self._call(
-                "GET",
-                f"/servers/{server_id}/os-instance-actions/{request_id}",
-                MICROVERSIONS["instance_actions"],
-                what=f"show instance action {request_id} of server {server_id}",
-            ).json().get("instanceAction") or {}
-            actions.append(
-                InstanceAction(
-                    request_id=request_id,
-                    action="evacuate",
-                    start_time=_epoch(raw.get("start_time")) or 0.0,
-                    events=tuple(str(e.get("event") or "") for e in detail.get("events") or []),
-                )
-            )
-        return sorted(actions, key=lambda a: a.start_time)
-
     # ------------------------------------------------------------------------------------ changes
-
-    def reset_to_error(self, server_id: str) -> str:
-        """``os-resetState`` to ERROR (vm_state error, no task). Idempotent."""
-        response = self._call(
-            "POST",
-            f"/servers/{server_id}/action",
-            MICROVERSIONS["power"],
-            what=f"reset the state of server {server_id} to error",
-            json={"os-resetState": {"state": "error"}},
-        )
-        return _request_id(response)
 
     def _update_service(self, service: ServiceRecord, body: Mapping[str, Any], what: str) -> str:
         response = self._call(

@@ -52,7 +52,6 @@ SEVERITY: dict[str, Severity] = {
     "target_hint_unmet": Severity.WARNING,
     "evacuation_retried": Severity.WARNING,
     "waiting_for_cloud": Severity.WARNING,  # no pet is given up while it lasts (up to cloud_wait_timeout)
-    "evacuation_resubmitted": Severity.WARNING,  # Nova lost a request in an outage: petguard sent it again
     "brake_override": Severity.WARNING,
     "operator_fence": Severity.WARNING,
     "operator_confirm_fenced": Severity.WARNING,

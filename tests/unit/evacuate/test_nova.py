@@ -16,7 +16,7 @@ import openstack.image.v2._proxy
 import pytest
 import requests
 
-from petguard.cloud import GroupPolicy, HintKind, InstanceAction, Migration, ServiceRecord, TargetHint
+from petguard.cloud import GroupPolicy, HintKind, Migration, ServiceRecord, TargetHint
 from petguard.errors import (
     ConfigError,
     NotFound,
@@ -389,45 +389,6 @@ def test_evacuations_from_pages_without_since(adapter, conn):
     assert migrations[1].dest_host is None
     assert "changes-since" not in split(conn.compute.get.call_args_list[0].args[0])[1]
     assert split(conn.compute.get.call_args_list[1].args[0])[1]["marker"] == "m2"
-
-
-def test_evacuation_actions_with_their_events(adapter, conn):
-    conn.compute.get.side_effect = [
-        response(
-            body={
-                "instanceActions": [
-                    {"action": "evacuate", "request_id": "req-2", "start_time": "2024-05-01T12:00:10.000000"},
-                    {"action": "reboot", "request_id": "req-r", "start_time": "2024-05-01T11:30:00.000000"},
-                    {"action": "evacuate", "request_id": "req-1", "start_time": "2024-05-01T12:00:00.000000"},
-                ]
-            }
-        ),
-        response(body={"instanceAction": {"request_id": "req-2", "events": []}}),
-        response(body={"instanceAction": {"request_id": "req-1", "events": [{"event": "rebuild_server"}]}}),
-    ]
-
-    actions = adapter.evacuation_actions("s1")
-
-    assert [c.args[0] for c in conn.compute.get.call_args_list] == [
-        "/servers/s1/os-instance-actions",
-        "/servers/s1/os-instance-actions/req-2",
-        "/servers/s1/os-instance-actions/req-1",
-    ]
-    assert all(c.kwargs == {"microversion": "2.58"} for c in conn.compute.get.call_args_list)
-    assert actions == [
-        InstanceAction("req-1", "evacuate", 1714564800.0, ("rebuild_server",)),
-        InstanceAction("req-2", "evacuate", 1714564810.0, ()),
-    ]
-
-
-def test_reset_to_error(adapter, conn):
-    conn.compute.post.return_value = response(202, rid="req-reset")
-
-    assert adapter.reset_to_error("s1") == "req-reset"
-
-    conn.compute.post.assert_called_once_with(
-        "/servers/s1/action", microversion="2.1", json={"os-resetState": {"state": "error"}}
-    )
 
 
 # ----------------------------------------------------------------------------------------- actions
