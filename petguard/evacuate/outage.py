@@ -17,7 +17,9 @@ briefly down, docs/evacuation.md "When the cloud cannot answer"):
   against ``max_request_attempts``.
 
 The cloud's health is read, not guessed from Nova's fault text: ``CloudHealth`` is what the runner saw
-of Nova's compute services and of placement itself when the setback was first seen.
+of Nova's compute services and of placement itself when the setback was first seen, and
+``sick_in_flight`` the first problem it saw while Nova held the request (an answer made during an
+outage petguard could not watch, read once the cloud is back, is still judged a wait).
 """
 
 from __future__ import annotations
@@ -105,17 +107,28 @@ def _lost_scheduling_race(fault: str) -> bool:
     return _has(fault, SCHEDULING_RACE_FAULTS)
 
 
-def judge_nothing_moved(fault: str, health: CloudHealth, attempts: int, max_attempts: int) -> Verdict:
+def judge_nothing_moved(
+    fault: str, health: CloudHealth, attempts: int, max_attempts: int, sick_in_flight: str = ""
+) -> Verdict:
     """An evacuation Nova ended with the server still on the failed host (its migration failed or the
     server is ERROR there, nothing in flight): final, wait, or ask again?
 
-    ``attempts`` is how many requests Nova has taken for this move so far.
+    ``attempts`` is how many requests Nova has taken for this move so far. ``sick_in_flight`` is the
+    first problem the runner saw of the cloud while Nova held the request ("" if it saw none): Nova's
+    answer was made then, so a cloud that looks healthy by the time the answer is read does not make
+    it meaningful (a NoValidHost from a scheduler that saw no compute up is not "no room").
     """
     shown = fault or "no fault recorded"
     if _has(fault, DEPENDENCY_FAULTS):
         return Verdict(Judgement.WAIT, f"Nova could not finish the request for want of a dependency: {shown}")
     if not health.healthy:
         return Verdict(Judgement.WAIT, f"{health.problem()}; Nova's answer then: {shown}")
+    if sick_in_flight and not _lost_scheduling_race(fault):
+        return Verdict(
+            Judgement.WAIT,
+            f"the cloud could not place servers while Nova handled the request ({sick_in_flight}); "
+            f"Nova's answer then: {shown}",
+        )
     if _lost_scheduling_race(fault):
         if attempts < max_attempts:
             return Verdict(Judgement.RETRY, f"Nova's late server-group check refused it: {shown}")

@@ -187,6 +187,9 @@ class Evacuator:
         self._lock = threading.Lock()
         self._requests = threading.BoundedSemaphore(policy.max_requests_in_flight)
         self._health_cache: dict[str, tuple[float, CloudHealth]] = {}  # source host -> (read at, health)
+        # (incident, server) -> the first problem seen of the cloud while Nova held the move's request:
+        # Nova's answer was made then, whatever the cloud looks like when the answer is read
+        self._sick_in_flight: dict[tuple[int, str], str] = {}
         self._announced: dict[int, str] = {}  # incident -> the wait reason its event announced
 
     def run(self, incident_id: int, since: float) -> RunOutcome:
@@ -281,6 +284,7 @@ class Evacuator:
             except PetguardError as exc:  # any read or write of Nova that found it unreachable or failing
                 verdict = judge_request_error(exc, unanswered="Nova does not answer")
                 if verdict.judgement is Judgement.WAIT:
+                    self._note_sick_in_flight(current[0], verdict.reason)
                     raise _CloudWait(verdict.reason, current[0]) from exc
                 raise
 
@@ -366,6 +370,18 @@ class Evacuator:
             )
         return move
 
+    def _note_sick_in_flight(self, move: MoveRecord, problem: str) -> None:
+        """Remember that the cloud could not place servers while Nova held (or may hold) ``move``'s
+        request: ACCEPTED, or REQUESTING after a request whose answer never came."""
+        if move.status in (MoveStatus.ACCEPTED, MoveStatus.REQUESTING):
+            with self._lock:
+                self._sick_in_flight.setdefault((move.incident_id, move.server_id), problem)
+
+    def _sick_since_request(self, move: MoveRecord, forget: bool = False) -> str:
+        with self._lock:
+            key = (move.incident_id, move.server_id)
+            return self._sick_in_flight.pop(key, "") if forget else self._sick_in_flight.get(key, "")
+
     def _health(self, source_host: str, fresh: bool = False) -> CloudHealth:
         """Can the cloud place a server now? Nova's compute services and placement, read at most every
         ``health_ttl`` seconds for all the moves of a host; ``fresh`` to judge a failure Nova just
@@ -426,6 +442,7 @@ class Evacuator:
             raise _CloudWait(held.reason, move)
         now = self._clock.now()
         move = self._write(move, MoveStatus.REQUESTING, now, target_host=target)
+        self._sick_since_request(move, forget=True)  # a new request: only what happens from now on counts
         try:
             with self._requests:  # never every nova-api worker: the loop's own reading must get through
                 request_id = self._compute.evacuate(move.server_id, host=target)
@@ -433,7 +450,9 @@ class Evacuator:
             verdict = judge_request_error(exc)
             if verdict.judgement is Judgement.WAIT:
                 # The request may or may not have reached Nova: stay REQUESTING; the next look checks
-                # Nova's records before anything is sent again.
+                # Nova's records before anything is sent again. If Nova has it, it took it while the
+                # cloud was failing (nova-api's cast hung: RabbitMQ gone): remember it.
+                self._note_sick_in_flight(move, verdict.reason)
                 raise _CloudWait(verdict.reason, move) from exc
             if target is not None:
                 return self._fall_back(move, f"Nova refused the target host {target}: {exc}")
@@ -544,8 +563,13 @@ class Evacuator:
         try:
             server = self._compute.get_server(move.server_id)
         except NotFound:
+            self._sick_since_request(move, forget=True)
             return self._fail(move, "the server was deleted during its evacuation")
+        health = self._health(move.source_host)  # shared by the host's moves for health_ttl: one read
+        if not health.healthy:
+            self._note_sick_in_flight(move, health.problem())
         if server.host and server.host != move.source_host and server.task_state is None:
+            self._sick_since_request(move, forget=True)
             LOG.info("%s: %s arrived on %s; next: restore its power state", _who(move), move.server_name, server.host)
             return self._write(move, MoveStatus.ARRIVED, self._clock.now(), dest_host=server.host, waiting="")
         if server.task_state is not None or move.stuck:
@@ -562,7 +586,11 @@ class Evacuator:
         # Nova moved nothing: the server is still on the failed host and no evacuation is in flight.
         what = f"migration {migration.id} ended {migration.status}" if migration else "the server is ERROR"
         verdict = judge_nothing_moved(
-            server.fault, self._health(move.source_host, fresh=True), move.attempts, self._policy.max_request_attempts
+            server.fault,
+            self._health(move.source_host, fresh=True),
+            move.attempts,
+            self._policy.max_request_attempts,
+            sick_in_flight=self._sick_since_request(move, forget=True),
         )
         if verdict.judgement is Judgement.WAIT:
             # Judged once, now: the next look asks again through the checks of Nova's records.
@@ -594,7 +622,8 @@ class Evacuator:
         what = f"migration {migration.id} still 'accepted' with no destination" if migration else "no migration"
         reason = f"{STUCK}Nova took the request {taken:.0f} s ago and never started it ({what})"
         commands = (
-            f"check that nova-conductor and nova-scheduler run; then `openstack server set --state error "
+            f"check that nova-conductor and nova-scheduler run and restart nova-api (a worker may still hold the "
+            f"request); then `openstack server set --state error "
             f"{move.server_id}` and `openstack --os-compute-api-version 2.68 server evacuate {move.server_id}`: "
             "petguard follows the new request"
         )

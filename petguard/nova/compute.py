@@ -504,22 +504,24 @@ class NovaCompute:
         return _image_properties(response.json())
 
     def evacuations_from(self, host: str, since: float | None = None) -> list[Migration]:
-        """Migrations of type evacuation whose source is ``host`` (created at or after ``since``)."""
+        """Migrations of type evacuation whose source is ``host`` (created at or after ``since``).
+
+        With ``since``: ``changes-since`` filters on ``updated_at``, which is never before
+        ``created_at`` but is NULL on a migration nobody touched since nova-api created it (a request
+        nova-conductor never took: SQL's NULL >= T is false), so those are read by their status,
+        ``accepted``, in a second listing."""
         params = {"migration_type": "evacuation", "source_compute": host}
+        listings = [params]
         if since is not None:
-            # changes-since filters on updated_at, which is never before created_at: a superset.
-            params["changes-since"] = _iso(since)
-        migrations = [
-            _migration(raw)
+            listings = [{**params, "changes-since": _iso(since)}, {**params, "status": "accepted"}]
+        found: dict[str, Migration] = {}
+        for query in listings:
             for raw in self._pages(
-                "/os-migrations",
-                params,
-                "migrations",
-                MICROVERSIONS["migrations"],
-                what=f"list evacuations from {host}",
-            )
-        ]
-        return [m for m in migrations if since is None or m.created_at >= since]
+                "/os-migrations", query, "migrations", MICROVERSIONS["migrations"], what=f"list evacuations from {host}"
+            ):
+                migration = _migration(raw)
+                found.setdefault(migration.id, migration)
+        return [m for m in found.values() if since is None or m.created_at >= since]
 
     # ------------------------------------------------------------------------------------ changes
 

@@ -331,27 +331,45 @@ def migration_json(uid: str, created: str, status: str = "done") -> dict[str, An
     }
 
 
+@pytest.mark.fault(
+    "NOVA-11",
+    guarantee="2",
+    injected="an evacuation migration nobody touched since nova-api created it (its request lost: 'accepted', "
+    "updated_at NULL), which Nova's changes-since filter never returns",
+    expected="listed all the same (a second listing by status accepted): the runner sees Nova's request",
+)
 def test_evacuations_from(adapter, conn):
-    conn.compute.get.return_value = response(
-        body={
-            "migrations": [
-                migration_json("m2", "2024-05-01T12:00:10.000000", "Pre-migrating"),
-                migration_json("m1", "2024-05-01T11:00:00.000000", "completed"),
-            ]
-        }
-    )
+    lost = {**migration_json("m3", "2024-05-01T12:00:20.000000", "accepted"), "dest_compute": None, "updated_at": None}
+    conn.compute.get.side_effect = [
+        response(
+            body={
+                "migrations": [
+                    migration_json("m2", "2024-05-01T12:00:10.000000", "Pre-migrating"),
+                    migration_json("m1", "2024-05-01T11:00:00.000000", "completed"),
+                ]
+            }
+        ),
+        response(body={"migrations": [lost, migration_json("m0", "2024-05-01T10:00:00.000000", "accepted")]}),
+    ]
 
     migrations = adapter.evacuations_from(HOST, since=1714564800.0)  # 12:00:00
 
-    [c] = conn.compute.get.call_args_list
-    assert c.kwargs == {"microversion": "2.59"}
-    assert split(c.args[0]) == (
+    first, second = conn.compute.get.call_args_list
+    assert first.kwargs == second.kwargs == {"microversion": "2.59"}
+    assert split(first.args[0]) == (
         "/os-migrations",
         {"migration_type": "evacuation", "source_compute": HOST, "changes-since": "2024-05-01T12:00:00Z"},
     )
-    # m1 was updated after `since` but created before it: not part of this incident
-    assert migrations == [Migration("m2", "s1", HOST, "cmp2", "pre-migrating", 1714564810.0, seq=7)]
-    assert migrations[0].in_flight
+    assert split(second.args[0]) == (
+        "/os-migrations",
+        {"migration_type": "evacuation", "source_compute": HOST, "status": "accepted"},
+    )
+    # m1 was updated after `since` but created before it, m0 is older still: not part of this incident
+    assert migrations == [
+        Migration("m2", "s1", HOST, "cmp2", "pre-migrating", 1714564810.0, seq=7),
+        Migration("m3", "s1", HOST, None, "accepted", 1714564820.0, seq=7),
+    ]
+    assert migrations[0].in_flight and migrations[1].in_flight
 
 
 def test_evacuations_from_pages_without_since(adapter, conn):

@@ -43,6 +43,24 @@ def test_nothing_moved(fault: str, health: CloudHealth, attempts: int, expected:
 
 
 @pytest.mark.parametrize(
+    ("fault", "attempts", "expected"),
+    [
+        ("No valid host was found. There are not enough hosts available.", 1, WAIT),
+        ("", 1, WAIT),
+        ("UnexpectedTaskStateError: something odd", 3, WAIT),
+        ("Anti-affinity instance group policy was violated.", 1, RETRY),  # a race, not an outage
+        ("Anti-affinity instance group policy was violated.", 3, FINAL),
+    ],
+)
+def test_an_answer_made_while_the_cloud_was_sick_is_a_wait(fault: str, attempts: int, expected: Judgement) -> None:
+    """Healthy when the answer is read, sick while Nova held the request: the answer says nothing."""
+    verdict = judge_nothing_moved(fault, HEALTHY, attempts, 3, sick_in_flight="no other nova-compute is up")
+    assert verdict.judgement is expected
+    if expected is WAIT:
+        assert "while Nova handled the request (no other nova-compute is up)" in verdict.reason
+
+
+@pytest.mark.parametrize(
     ("error", "expected"),
     [
         (NovaUnavailable("evacuate: HTTP 500: ConnectFailure", status=500), WAIT),

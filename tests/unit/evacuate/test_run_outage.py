@@ -172,6 +172,63 @@ def test_no_valid_host_seen_during_the_outage_is_judged_then() -> None:
     assert nova.evacuate_calls["a-id"] == 2
 
 
+@pytest.mark.fault(
+    "CP-08",
+    guarantee="4",
+    injected="Nova's database down right after a request is taken: the scheduler answers NoValidHost (no compute "
+    "up) while petguard cannot read anything, and by its next look every compute is up again",
+    expected="judged by what the cloud was while Nova handled the request (a wait), not by its state at the next "
+    "look: sent again, the pet recovered once",
+)
+def test_no_valid_host_produced_while_petguard_could_not_look_is_a_wait() -> None:
+    nova, store, clock = incident(["a"])
+    nova.evacuation_steps = 2
+    outage_until = [0.0]
+    real_evacuate, real_get = nova.evacuate, nova.get_server
+
+    def evacuate(server_id: str, host: str | None = None) -> str:
+        request = real_evacuate(server_id, host)
+        if nova.evacuate_calls[server_id] == 1:  # Nova's database goes down right after it is taken
+            outage_until[0] = nova.computes_down_until = clock.now() + 20
+        return request
+
+    def get_server(server_id: str):  # type: ignore[no-untyped-def]
+        if clock.now() < outage_until[0]:
+            with nova._lock:
+                nova._progress(server_id)  # Nova's scheduler goes on; petguard cannot see it
+            raise NovaUnavailable("show server: HTTP 503 (fake: Nova's database is down)", status=503)
+        return real_get(server_id)
+
+    nova.evacuate = evacuate  # type: ignore[method-assign]
+    nova.get_server = get_server  # type: ignore[method-assign]
+    run(nova, store, clock)
+    assert_recovered_once(nova, store)
+    assert nova.evacuate_calls["a-id"] == 2
+    assert "evacuation_failed" not in store.kinds()
+
+
+def test_an_outage_during_the_request_buys_one_more_request_not_a_loop() -> None:
+    """Control: no room stays no room. An outage while Nova held the first request earns the pet one
+    more request; the second NoValidHost, made in a healthy cloud, is final."""
+    nova, store, clock = incident(["a"])
+    nova.evacuation_steps = 5  # Nova answers at the 4th look, 3 s after taking the request
+    for host in ("cmp2", "cmp3", "cmp4"):
+        nova.services[host].status = "disabled"  # up (heartbeats flow) but nobody takes servers
+    real_evacuate = nova.evacuate
+
+    def evacuate(server_id: str, host: str | None = None) -> str:
+        request = real_evacuate(server_id, host)
+        if nova.evacuate_calls[server_id] == 1:  # seen by a look in flight, over before Nova answers
+            nova.computes_down_until = clock.now() + 2.5
+        return request
+
+    nova.evacuate = evacuate  # type: ignore[method-assign]
+    run(nova, store, clock)
+    move = store.rows["a-id"]
+    assert move.status is MoveStatus.FAILED and "no host can take it" in move.reason
+    assert nova.evacuate_calls["a-id"] == 2
+
+
 def test_no_valid_host_in_a_healthy_cloud_is_still_final() -> None:
     """Control: no room stays no room; nothing waits for ever."""
     nova, store, clock = incident(["a"])
@@ -222,6 +279,34 @@ def test_a_stuck_request_is_flagged_and_gives_its_slot_back() -> None:
     assert clock.now() - before < 5
     assert [kind for kind, _ in store.events].count("evacuation_stuck") == 1
     assert nova.evacuate_calls["lost-id"] == 1  # never sent twice by petguard
+
+
+@pytest.mark.fault(
+    "CP-09",
+    guarantee="2",
+    injected="RabbitMQ stopped while nova-api cast a request: petguard's evacuate call got no answer, Nova keeps the "
+    "request 'accepted' and nothing moves it for minutes after RabbitMQ is back (nova-api may still hold the cast)",
+    expected="never sent again by petguard (in the lab, a cast nova-api held was delivered after the computes' "
+    "heartbeats had resumed: a resend rebuilt a pet twice); flagged stuck for an operator, the other pets go on",
+)
+def test_a_request_whose_answer_never_came_is_never_sent_again() -> None:
+    nova, store, clock = incident(["held", "b"])
+    nova.lose_requests = {"held-id"}
+    real_evacuate = nova.evacuate
+
+    def evacuate(server_id: str, host: str | None = None) -> str:
+        nova.lose_evacuate_response = server_id == "held-id"
+        if server_id == "held-id":
+            clock.sleep(30)  # nova-api's worker hangs on the cast until RabbitMQ is back
+        return real_evacuate(server_id, host)
+
+    nova.evacuate = evacuate  # type: ignore[method-assign]
+    run(nova, store, clock, RunPolicy(max_parallel=1, poll_interval=1.0, stuck_after=90))
+    assert store.rows["b-id"].status is MoveStatus.DONE
+    held = store.rows["held-id"]
+    assert held.status is MoveStatus.ACCEPTED and held.stuck
+    assert "migration mig-" in held.waiting  # the stuck reason names Nova's 'accepted' migration
+    assert nova.evacuate_calls["held-id"] == 1
 
 
 def test_placement_that_refuses_the_question_does_not_hold_evacuations() -> None:
