@@ -12,7 +12,10 @@ Tests use the `Lab` class::
 petguard_lab never imports petguard; it only writes files petguard reads.
 """
 
-from petguard_lab.lab import BMC_MODES, COMPONENTS, FAIL_MODES, Lab
+from petguard_lab.bmcs import BMC_MODES
+from petguard_lab.components import COMPONENTS
+from petguard_lab.faults import FAIL_MODES
+from petguard_lab.lab import Lab
 from petguard_lab.settings import LabConfig, LabError
 
 __all__ = ["BMC_MODES", "COMPONENTS", "FAIL_MODES", "Lab", "LabConfig", "LabError"]

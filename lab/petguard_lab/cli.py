@@ -7,7 +7,10 @@ import json
 import sys
 import time
 
-from petguard_lab.lab import BMC_MODES, COMPONENTS, FAIL_MODES, Lab
+from petguard_lab.bmcs import BMC_MODES
+from petguard_lab.components import COMPONENTS
+from petguard_lab.faults import FAIL_MODES
+from petguard_lab.lab import Lab
 from petguard_lab.settings import DEFAULT_PORTS, MAX_COMPUTES, LabError, default_lab_dir
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from petguard_lab import COMPONENTS, Lab, LabError, cli, procs
-from petguard_lab.lab import Service
+from petguard_lab.services import Service
 
 
 def _free_port() -> int:
