@@ -25,7 +25,7 @@ from petguard.evacuate.capacity import DISK_GB, MEMORY_MB, VCPU, Inventory, Reso
 from petguard.evacuate.plan import EvacuationPolicy
 from petguard.nova import compute as nova
 from petguard.nova import placement
-from tests.unit.evacuate.test_nova import image_ref, response
+from tests.unit.nova.test_compute import image_ref, response
 
 RP1 = "b1e43b5f-eec1-44e0-9f10-7b4945c0226d"
 RP2 = "c7b3a2d1-1f4e-4b8a-9c1d-2e3f4a5b6c7d"
