@@ -45,6 +45,13 @@ def record_heartbeat(conn: Connection, beat: AgentHeartbeat) -> None:
         conn.execute(insert(table).values(host=beat.host, **values))
 
 
+def heartbeat_times(conn: Connection) -> dict[str, float]:
+    """When each host's agent was last heard (controller time), by host name."""
+    table = m.agent_hosts
+    query = select(table.c.host, table.c.last_heartbeat)
+    return {h: float(at) for h, at in conn.execute(query)}
+
+
 def load_heartbeats(conn: Connection) -> list[AgentHeartbeat]:
     rows = conn.execute(select(m.agent_hosts).order_by(m.agent_hosts.c.host)).mappings()
     return [
