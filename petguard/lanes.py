@@ -108,6 +108,8 @@ class Recovery:
         self._reserved = reserved
         self._evacuator = Evacuator(compute, store, clock, policy.run, stop, prober=prober, reserved=reserved)
         self._lock = threading.Lock()
+        # incident -> since when (monotonic) its evacuation could not be prepared: announced once per wait
+        self._delayed: dict[int, float] = {}
         # incident -> the fenced host's service updated_at last seen (None: never reported)
         self._last_update: dict[int, float | None] = {}
 
@@ -156,12 +158,9 @@ class Recovery:
             if not self._store.moves(incident_id) and not self._store.skips(incident_id):
                 self._plan(host, incident_id)
         except PetguardError as exc:
-            LOG.warning(
-                "%s: could not prepare the evacuation: %s; next: retry on the next tick", _who(host, incident_id), exc
-            )
-            self._store.record_event(host, incident_id, "evacuation_delayed", str(exc), self._clock.now())
-            self._clock.sleep(self._policy.poll_interval)
+            self._delay(host, incident_id, exc)
             return None
+        self._delay_over(host, incident_id)
         outcome = self._evacuator.run(incident_id, since=incident.opened_at)
         self._notice_return_after_run(host, incident_id)
         if outcome.unfinished:
@@ -227,6 +226,33 @@ class Recovery:
         )
         LOG.warning("%s: %s", _who(host, incident_id), text)
         self._store.record_event(host, incident_id, HOST_RETURNED_EVENT, text, self._clock.now())
+
+    def _delay(self, host: str, incident_id: int, exc: PetguardError) -> None:
+        """The evacuation cannot be prepared now: said once per wait (event and WARNING), then quietly
+        retried on every tick until it can."""
+        with self._lock:
+            first = incident_id not in self._delayed
+            self._delayed.setdefault(incident_id, self._clock.monotonic())
+        if first:
+            LOG.warning(
+                "%s: could not prepare the evacuation: %s; next: retry on every tick (said once until it works)",
+                _who(host, incident_id),
+                exc,
+            )
+            self._store.record_event(host, incident_id, "evacuation_delayed", str(exc), self._clock.now())
+        else:
+            LOG.debug("%s: still cannot prepare the evacuation: %s", _who(host, incident_id), exc)
+        self._clock.sleep(self._policy.poll_interval)
+
+    def _delay_over(self, host: str, incident_id: int) -> None:
+        with self._lock:
+            since = self._delayed.pop(incident_id, None)
+        if since is not None:
+            LOG.info(
+                "%s: evacuation prepared after %.0f s of waiting for the cloud; next: evacuate the pets",
+                _who(host, incident_id),
+                self._clock.monotonic() - since,
+            )
 
     def _notice_return_after_run(self, host: str, incident_id: int) -> None:
         """The host may have come back while the moves ran (one run can last minutes)."""
