@@ -377,10 +377,10 @@ class Evacuator:
             with self._lock:
                 self._sick_in_flight.setdefault((move.incident_id, move.server_id), problem)
 
-    def _sick_since_request(self, move: MoveRecord, forget: bool = False) -> str:
+    def _take_sick_in_flight(self, move: MoveRecord) -> str:
+        """The problem noted while Nova held ``move``'s request ("" if none), forgotten once taken."""
         with self._lock:
-            key = (move.incident_id, move.server_id)
-            return self._sick_in_flight.pop(key, "") if forget else self._sick_in_flight.get(key, "")
+            return self._sick_in_flight.pop((move.incident_id, move.server_id), "")
 
     def _health(self, source_host: str, fresh: bool = False) -> CloudHealth:
         """Can the cloud place a server now? Nova's compute services and placement, read at most every
@@ -442,7 +442,7 @@ class Evacuator:
             raise _CloudWait(held.reason, move)
         now = self._clock.now()
         move = self._write(move, MoveStatus.REQUESTING, now, target_host=target)
-        self._sick_since_request(move, forget=True)  # a new request: only what happens from now on counts
+        self._take_sick_in_flight(move)  # a new request: only what happens from now on counts
         try:
             with self._requests:  # never every nova-api worker: the loop's own reading must get through
                 request_id = self._compute.evacuate(move.server_id, host=target)
@@ -563,13 +563,13 @@ class Evacuator:
         try:
             server = self._compute.get_server(move.server_id)
         except NotFound:
-            self._sick_since_request(move, forget=True)
+            self._take_sick_in_flight(move)
             return self._fail(move, "the server was deleted during its evacuation")
         health = self._health(move.source_host)  # shared by the host's moves for health_ttl: one read
         if not health.healthy:
             self._note_sick_in_flight(move, health.problem())
         if server.host and server.host != move.source_host and server.task_state is None:
-            self._sick_since_request(move, forget=True)
+            self._take_sick_in_flight(move)
             LOG.info("%s: %s arrived on %s; next: restore its power state", _who(move), move.server_name, server.host)
             return self._write(move, MoveStatus.ARRIVED, self._clock.now(), dest_host=server.host, waiting="")
         if server.task_state is not None or move.stuck:
@@ -590,7 +590,7 @@ class Evacuator:
             self._health(move.source_host, fresh=True),
             move.attempts,
             self._policy.max_request_attempts,
-            sick_in_flight=self._sick_since_request(move, forget=True),
+            sick_in_flight=self._take_sick_in_flight(move),
         )
         if verdict.judgement is Judgement.WAIT:
             # Judged once, now: the next look asks again through the checks of Nova's records.
