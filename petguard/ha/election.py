@@ -43,6 +43,7 @@ import tooz.coordination
 import tooz.locking
 from oslo_config import cfg
 
+from petguard.clock import PROCESS_TIME
 from petguard.errors import ConfigError, PetguardError, Temporary
 from petguard.reconcile import Loop
 
@@ -448,6 +449,6 @@ class Leadership:
         if self._journal is None:
             return
         try:
-            self._journal.record_event(None, None, kind, message, time.time())
+            self._journal.record_event(None, None, kind, message, PROCESS_TIME.now())
         except PetguardError as exc:
             LOG.warning("cannot record %s in the journal: %s", kind, exc)
