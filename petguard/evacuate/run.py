@@ -215,6 +215,11 @@ class Evacuator:
                 )
                 break
         final = self._store.moves(incident_id)
+        if not any(m.waiting for m in final if not m.status.final):
+            with self._lock:
+                # No move waits any more (each ended, possibly failed by the wait's deadline): a later
+                # wait of this incident (an operator's rerun) is a new one, announced again.
+                self._announced.pop(incident_id, None)
         return RunOutcome(
             done=tuple(m for m in final if m.status is MoveStatus.DONE),
             failed=tuple(m for m in final if m.status is MoveStatus.FAILED),

@@ -8,6 +8,8 @@ final at once, and a wait has a deadline.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from petguard.cloud import PowerGoal
@@ -388,3 +390,21 @@ def test_a_wait_that_ends_in_failure_is_not_good_news() -> None:
     assert move.status is MoveStatus.FAILED
     assert (move.waiting, move.waiting_since) == ("", None)  # host show, explain and metrics: not waiting
     assert store.kinds() == ["waiting_for_cloud", "evacuation_failed"]
+
+
+@pytest.mark.fault(
+    "SHOW-02",
+    guarantee="4",
+    injected="a wait ends in failure (cloud_wait_timeout); the operator re-runs the evacuation while the cloud "
+    "still cannot answer",
+    expected="the new wait is announced again (a second waiting_for_cloud), not silent because the first was",
+)
+def test_a_wait_after_a_failed_wait_is_announced_again() -> None:
+    nova, store, clock = incident(["a"])
+    nova.evacuate_errors = [NovaUnavailable("evacuate: HTTP 503 (fake)", status=503)] * 1000
+    evacuator = Evacuator(nova, store, clock, RunPolicy(poll_interval=1.0, cloud_wait_timeout=300))  # type: ignore[arg-type]
+    evacuator.run(1, since=0.0)
+    assert store.rows["a-id"].status is MoveStatus.FAILED
+    store.rows["a-id"] = dataclasses.replace(store.rows["a-id"], status=MoveStatus.PLANNED, reason="")  # a rerun
+    evacuator.run(1, since=0.0)
+    assert store.kinds() == ["waiting_for_cloud", "evacuation_failed", "waiting_for_cloud", "evacuation_failed"]
