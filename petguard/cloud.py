@@ -63,6 +63,25 @@ class Migration:
         return self.status in MIGRATION_FAILED
 
 
+@dataclasses.dataclass(frozen=True)
+class ActionEvent:
+    """One event of a Nova instance action: a service's step of a request (``rebuild_server`` is
+    nova-conductor's part of an evacuation, ``compute_rebuild_instance`` the destination compute's)."""
+
+    name: str
+    finished: bool
+    result: str | None = None  # "Success" | "Error" once finished
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestTrace:
+    """What Nova's instance-action record (``os-instance-actions/{request_id}``) says of one request."""
+
+    request_id: str
+    action: str
+    events: tuple[ActionEvent, ...] = ()
+
+
 # -- servers --------------------------------------------------------------------------------------
 class GroupPolicy(enum.StrEnum):
     """A Nova server group's policy (microversion >= 2.64 names one per group)."""

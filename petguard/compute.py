@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from petguard.cloud import Migration, Server, ServiceRecord, TargetHint
+from petguard.cloud import Migration, RequestTrace, Server, ServiceRecord, TargetHint
 
 
 def usable_hosts(members: Iterable[str], services: Iterable[ServiceRecord], source: str) -> list[str]:
@@ -77,6 +77,18 @@ class Compute(Protocol):
         host the API itself refuses (unknown, the source) is a synchronous error. NOT idempotent:
         Nova accepts a second evacuate of a server being evacuated and breaks it — callers check
         ``evacuations_from`` first."""
+        ...
+
+    def latest_request(self, server_id: str, action: str) -> RequestTrace | None:
+        """Nova's record of the server's newest request of ``action`` (e.g. "evacuate"): its request id
+        and the services' events (instance actions); None when it has none.
+
+        :raises NotFound: the server is gone."""
+        ...
+
+    def reset_state(self, server_id: str) -> str:
+        """Reset the server to vm_state active with no task (``os-resetState``), the one way Nova
+        allows to ask again after a request it took can no longer run. Admin only."""
         ...
 
     def check_placement(self) -> str:

@@ -32,7 +32,17 @@ import threading
 import time
 from collections.abc import Callable
 
-from petguard.cloud import GroupPolicy, HintKind, Migration, Server, ServerGroup, ServiceRecord, TargetHint
+from petguard.cloud import (
+    ActionEvent,
+    GroupPolicy,
+    HintKind,
+    Migration,
+    RequestTrace,
+    Server,
+    ServerGroup,
+    ServiceRecord,
+    TargetHint,
+)
 from petguard.compute import usable_hosts
 from petguard.errors import NotFound, NovaConflict, NovaError, NovaUnavailable
 
@@ -118,6 +128,12 @@ class FakeCompute:
         self.evacuate_errors: list[Exception] = []
         self.scheduler_faults: list[str] = []
         self.lose_requests: set[str] = set()
+        # servers whose next evacuate nova-conductor fails (Keystone gone: ConnectFailure) after
+        # nova-api took it: migration 'accepted' and task 'rebuilding' for ever, the instance
+        # action's conductor event 'rebuild_server' finished with Error, no compute event
+        self.conductor_failures: set[str] = set()
+        self.actions: dict[str, list[RequestTrace]] = {}  # server id -> Nova's record of each request, oldest first
+        self.resets: list[str] = []  # servers reset with os-resetState, in order
 
     # -- test helpers -----------------------------------------------------------------------------
     def add_server(
@@ -311,9 +327,36 @@ class FakeCompute:
             if server_id in self.lose_requests:
                 self.lose_requests.discard(server_id)
                 self.evacuations[server_id].lost = True
+            events: tuple[ActionEvent, ...] = (
+                ActionEvent("rebuild_server", True, "Success"),
+                ActionEvent("compute_rebuild_instance", False),
+            )
+            if server_id in self.conductor_failures:
+                self.conductor_failures.discard(server_id)
+                self.evacuations[server_id].lost = True
+                events = (ActionEvent("rebuild_server", True, "Error"),)
+            elif self.evacuations[server_id].lost:
+                events = ()  # nova-conductor never got it: only nova-api's record of the action
             self.servers[server_id] = dataclasses.replace(server, task_state="rebuilding")
+            request_id = self._req()
+            self.actions.setdefault(server_id, []).append(RequestTrace(request_id, "evacuate", events))
             if self.lose_evacuate_response:
                 raise NovaUnavailable("timed out waiting for Nova's reply (fake)")
+            return request_id
+
+    def latest_request(self, server_id: str, action: str) -> RequestTrace | None:
+        with self._lock:
+            self._count("latest_request")
+            if server_id not in self.servers:
+                raise NotFound(f"server {server_id} not found")
+            return next((t for t in reversed(self.actions.get(server_id, [])) if t.action == action), None)
+
+    def reset_state(self, server_id: str) -> str:
+        with self._lock:
+            self._count("reset_state")
+            self.resets.append(server_id)
+            s = self.servers[server_id]
+            self.servers[server_id] = dataclasses.replace(s, vm_state="active", status="ACTIVE", task_state=None)
             return self._req()
 
     def start_server(self, server_id: str) -> str:

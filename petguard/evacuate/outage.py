@@ -16,6 +16,14 @@ briefly down, docs/evacuation.md "When the cloud cannot answer"):
   bounced it, or a failure nobody recognises while the cloud looks healthy): asked again, counted
   against ``max_request_attempts``.
 
+A request Nova took can also die inside Nova without any fault on the server: nova-conductor failed it
+(Keystone gone while it asked Neutron, a database error) and left the migration 'accepted' and the
+server 'rebuilding' for ever. ``died_in_conductor`` reads Nova's own record of the request (its
+instance action): only when the conductor's step finished with an error and no compute ever started
+the request is it proved that the request can no longer run, and asking again (after resetting the
+server's task) is safe. Anything less (no conductor event: nova-api may still hold the cast; an
+unfinished one; a compute event) proves nothing and the request is never sent again.
+
 The cloud's health is read, not guessed from Nova's fault text: ``CloudHealth`` is what the runner saw
 of Nova's compute services and of placement itself when the setback was first seen, and
 ``sick_in_flight`` the first problem it saw while Nova held the request (an answer made during an
@@ -27,7 +35,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from petguard.cloud import RequestTrace
 from petguard.errors import PetguardError, Temporary
+
+#: nova-conductor's event of an evacuation (``rebuild_server``); a compute's events start with ``compute_``.
+CONDUCTOR_EVENT = "rebuild_server"
 
 #: Faults (lower case) of an evacuation that Nova's late server-group check on the destination refused:
 #: the scheduler chose from a stale view of where the group's members are. Nova moved nothing.
@@ -167,3 +179,19 @@ def judge_before_request(health: CloudHealth) -> Verdict | None:
     if health.healthy:
         return None
     return Verdict(Judgement.WAIT, health.problem())
+
+
+def died_in_conductor(trace: RequestTrace, request_id: str) -> str | None:
+    """Why Nova's record proves that request ``request_id`` can no longer run, or None.
+
+    Proved only when ``trace`` is that request, nova-conductor's step of it finished with an error,
+    and no compute ever started it (the conductor casts to the compute as its very last step).
+    """
+    if trace.request_id != request_id:
+        return None  # the server's newest request is someone else's (an operator's own evacuate)
+    conductor = [e for e in trace.events if e.name == CONDUCTOR_EVENT]
+    if any(e.name.startswith("compute_") for e in trace.events):
+        return None
+    if not conductor or not all(e.finished and e.result == "Error" for e in conductor):
+        return None
+    return f"nova-conductor ended request {request_id} with an error and no compute started it"

@@ -74,6 +74,7 @@ from petguard.evacuate.outage import (
     CloudHealth,
     Judgement,
     Verdict,
+    died_in_conductor,
     judge_before_request,
     judge_nothing_moved,
     judge_request_error,
@@ -88,6 +89,11 @@ LOG = logging.getLogger(__name__)
 #: migration of the same server from the same host inside this window is so rare (it moved away and
 #: came back) that mistaking it for ours only delays that one move until its timeout, with an alert.
 CLOCK_SKEW_ALLOWANCE = 300.0
+#: A request that makes no progress is looked up in Nova's records (did it die inside Nova?) from this
+#: many seconds after Nova took it (a healthy conductor has cast it to a compute well before) ...
+DEATH_CHECK_AFTER = 10.0
+#: ... and again every this many seconds while it still makes none (two GETs each time).
+DEATH_CHECK_EVERY = 10.0
 
 
 
@@ -191,6 +197,7 @@ class Evacuator:
         # Nova's answer was made then, whatever the cloud looks like when the answer is read
         self._sick_in_flight: dict[tuple[int, str], str] = {}
         self._announced: dict[int, str] = {}  # incident -> the wait reason its event announced
+        self._death_checked: dict[tuple[int, str], float] = {}  # move -> when Nova's record was last read
 
     def run(self, incident_id: int, since: float) -> RunOutcome:
         """Drive every unfinished move of the incident to a final state.
@@ -220,6 +227,10 @@ class Evacuator:
                 # No move waits any more (each ended, possibly failed by the wait's deadline): a later
                 # wait of this incident (an operator's rerun) is a new one, announced again.
                 self._announced.pop(incident_id, None)
+        with self._lock:
+            for key in [k for k in self._death_checked if k[0] == incident_id]:
+                if not any(m.server_id == key[1] and not m.status.final for m in final):
+                    del self._death_checked[key]
         return RunOutcome(
             done=tuple(m for m in final if m.status is MoveStatus.DONE),
             failed=tuple(m for m in final if m.status is MoveStatus.FAILED),
@@ -425,7 +436,13 @@ class Evacuator:
     # -- PLANNED / REQUESTING: ask Nova, unless Nova already has it ---------------------------------
     def _request(self, move: MoveRecord, since: float) -> MoveRecord:
         server = self._compute.get_server(move.server_id)
-        known = self._nova_already_has_it(move, server, since)
+        # Proved again here, from Nova's records, whatever the journal says: a crash anywhere between
+        # the proof and the new request lands here and decides the same way.
+        dead = self._dead_request(move, since)
+        if dead is not None and server.task_state is not None:
+            self._reset_task(move, dead)
+            server = self._compute.get_server(move.server_id)
+        known = self._nova_already_has_it(move, server, since, dead=dead is not None)
         if known is not None:
             return known
         if not move.waiting and self._target_refused(move, since):
@@ -470,7 +487,10 @@ class Evacuator:
             f"{target} (hint {move.hint}, validated by the scheduler)" if target else "the scheduler's choice",
             request_id,
         )
-        return self._write(move, MoveStatus.ACCEPTED, self._clock.now(), request_id=request_id, count_attempt=True)
+        # A request that died inside Nova was counted when Nova took it: asking again is not another attempt.
+        return self._write(
+            move, MoveStatus.ACCEPTED, self._clock.now(), request_id=request_id, count_attempt=dead is None
+        )
 
     def _hold_if_cloud_cannot_answer(self, move: MoveRecord, fault: str) -> None:
         """Raise a wait when Nova's last failure of the move came from a cloud that could not answer."""
@@ -531,8 +551,13 @@ class Evacuator:
         )
         return self._write(move, MoveStatus.REQUESTING, self._clock.now(), fall_back=True)
 
-    def _nova_already_has_it(self, move: MoveRecord, server: Server, since: float) -> MoveRecord | None:
-        """The move's next journal state if Nova already moved or is moving the server, else None."""
+    def _nova_already_has_it(
+        self, move: MoveRecord, server: Server, since: float, dead: bool = False
+    ) -> MoveRecord | None:
+        """The move's next journal state if Nova already moved or is moving the server, else None.
+
+        ``dead``: the move's request was proved dead (``_dead_request``): its 'accepted' migration is
+        no evacuation in flight."""
         now = self._clock.now()
         if server.host and server.host != move.source_host and server.task_state is None:
             LOG.info(
@@ -542,7 +567,7 @@ class Evacuator:
                 server.host,
             )
             return self._write(move, MoveStatus.ARRIVED, now, dest_host=server.host)
-        migration = self._latest_evacuation(move, since)
+        migration = None if dead else self._latest_evacuation(move, since)
         if server.task_state == "rebuilding" or (migration is not None and not migration.failed):
             LOG.info(
                 "%s: Nova already has the evacuation of %s (migration %s, task %s); following it, not re-sending",
@@ -578,6 +603,9 @@ class Evacuator:
             LOG.info("%s: %s arrived on %s; next: restore its power state", _who(move), move.server_name, server.host)
             return self._write(move, MoveStatus.ARRIVED, self._clock.now(), dest_host=server.host, waiting="")
         if server.task_state is not None or move.stuck:
+            dead = self._dead_request(move, since) if self._death_check_due(move) else None
+            if dead is not None:
+                return self._ask_again_after_death(move, dead)
             move = self._park_if_stuck(move, since)
             self._clock.sleep(self._policy.poll_interval)  # Nova is still working on it
             return move
@@ -609,6 +637,62 @@ class Evacuator:
         if verdict.judgement is Judgement.RETRY:
             return self._ask_again(move, what, verdict)
         return self._fail(move, f"evacuation {what}: {verdict.reason}")
+
+    # -- a request that died inside Nova (evacuate.outage.died_in_conductor) --------------------------
+    def _death_check_due(self, move: MoveRecord) -> bool:
+        """Look at Nova's record of a request that makes no progress: from DEATH_CHECK_AFTER s after
+        Nova took it, every DEATH_CHECK_EVERY s (two GETs each), never on every poll."""
+        if self._clock.now() - move.updated_at < DEATH_CHECK_AFTER:
+            return False
+        key, now = (move.incident_id, move.server_id), self._clock.monotonic()
+        with self._lock:
+            last = self._death_checked.get(key)
+            if last is not None and now - last < DEATH_CHECK_EVERY:
+                return False
+            self._death_checked[key] = now
+        return True
+
+    def _dead_request(self, move: MoveRecord, since: float) -> str | None:
+        """Why the move's request can no longer run, proved from Nova's records, or None.
+
+        Only a request whose migration is still 'accepted' with no destination is looked at; the
+        server's newest evacuate request must be the move's own (not an operator's later one)."""
+        if move.request_id is None:
+            return None
+        migration = self._latest_evacuation(move, since)
+        if migration is None or migration.status != "accepted" or migration.dest_host:
+            return None
+        try:
+            trace = self._compute.latest_request(move.server_id, "evacuate")
+        except PetguardError as exc:
+            LOG.info("%s: cannot read Nova's record of %s's request: %s; not proved dead", _who(move),
+                     move.server_name, exc)  # fmt: skip
+            return None
+        return None if trace is None else died_in_conductor(trace, move.request_id)
+
+    def _ask_again_after_death(self, move: MoveRecord, why: str) -> MoveRecord:
+        """Back to REQUESTING: the next step proves it again, resets the server's task and asks again."""
+        LOG.warning(
+            "%s: evacuation of %s: %s (migration still 'accepted'); next: reset its task in Nova and ask again",
+            _who(move),
+            move.server_name,
+            why,
+        )
+        self._store.record_event(
+            move.source_host,
+            move.incident_id,
+            "evacuation_resent",
+            f"{move.server_name} ({move.server_id}): {why}: its state is reset and the evacuation asked again",
+            self._clock.now(),
+        )
+        return self._write(move, MoveStatus.REQUESTING, self._clock.now(), waiting="")
+
+    def _reset_task(self, move: MoveRecord, why: str) -> None:
+        """``os-resetState`` on a server whose evacuation died inside Nova (Nova refuses a new
+        evacuate while the dead request's task is set)."""
+        request_id = self._compute.reset_state(move.server_id)
+        LOG.info("%s: %s reset to active with no task (%s) [%s]; next: ask Nova again", _who(move),
+                 move.server_name, why, request_id)  # fmt: skip
 
     def _park_if_stuck(self, move: MoveRecord, since: float) -> MoveRecord:
         """Give the slot back when Nova took the request but never started it (see the module doc)."""

@@ -8,7 +8,7 @@ Reads pass through unguarded.
 
 from __future__ import annotations
 
-from petguard.cloud import Migration, Server, ServiceRecord, TargetHint
+from petguard.cloud import Migration, RequestTrace, Server, ServiceRecord, TargetHint
 from petguard.compute import Compute
 from petguard.fencing.base import FenceFn, FenceResult
 from petguard.ha.election import Leadership
@@ -52,6 +52,13 @@ class LeaderCompute:
     def evacuate(self, server_id: str, host: str | None = None) -> str:
         self._leadership.require(f"evacuate {server_id}")
         return self._compute.evacuate(server_id, host)
+
+    def latest_request(self, server_id: str, action: str) -> RequestTrace | None:
+        return self._compute.latest_request(server_id, action)
+
+    def reset_state(self, server_id: str) -> str:
+        self._leadership.require(f"reset the state of {server_id}")
+        return self._compute.reset_state(server_id)
 
     def check_placement(self) -> str:
         return self._compute.check_placement()

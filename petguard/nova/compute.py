@@ -38,7 +38,17 @@ import openstack.exceptions
 import yaml
 
 from petguard import secrets
-from petguard.cloud import GroupPolicy, HintKind, Migration, Server, ServerGroup, ServiceRecord, TargetHint
+from petguard.cloud import (
+    ActionEvent,
+    GroupPolicy,
+    HintKind,
+    Migration,
+    RequestTrace,
+    Server,
+    ServerGroup,
+    ServiceRecord,
+    TargetHint,
+)
 from petguard.compute import Compute, usable_hosts
 from petguard.errors import (
     ConfigError,
@@ -65,6 +75,10 @@ MICROVERSIONS: Final[Mapping[str, str]] = {
     "evacuate": "2.94",
     # os-start / os-stop: no microversion changes their behaviour.
     "power": "2.1",
+    # instance actions with their events (admins see each event's result at any microversion);
+    # 2.58 orders and pages them. os-resetState: unchanged since 2.1.
+    "actions": "2.58",
+    "reset_state": "2.1",
     # host aggregates (hosts, metadata.availability_zone) and availability zones with their hosts:
     # no microversion changes what petguard reads.
     "aggregates": "2.1",
@@ -311,6 +325,19 @@ def _migration(raw: Mapping[str, Any]) -> Migration:
         created_at=_epoch(raw.get("created_at")) or 0.0,
         seq=raw["id"] if isinstance(raw.get("id"), int) else 0,
     )
+
+
+def _request_trace(raw: Mapping[str, Any]) -> RequestTrace:
+    events = tuple(
+        ActionEvent(
+            name=str(event.get("event") or ""),
+            finished=event.get("finish_time") is not None,
+            result=event.get("result") or None,
+        )
+        for event in raw.get("events") or ()
+        if isinstance(event, Mapping)
+    )
+    return RequestTrace(request_id=str(raw.get("request_id") or ""), action=str(raw.get("action") or ""), events=events)
 
 
 def _zone_hosts(zones: object, zone: str) -> set[str] | None:
@@ -561,6 +588,39 @@ class NovaCompute:
             MICROVERSIONS["evacuate"],
             what=f"evacuate server {server_id}" + (f" to {host}" if host else ""),
             json={"evacuate": body},
+        )
+        return _request_id(response)
+
+    def latest_request(self, server_id: str, action: str) -> RequestTrace | None:
+        """The server's newest ``action`` request with its events: two GETs (Nova lists actions newest
+        first, without events; the action's own page has them).
+
+        :raises NotFound: the server is gone."""
+        response = self._call(
+            "GET",
+            f"/servers/{server_id}/os-instance-actions?limit=50",
+            MICROVERSIONS["actions"],
+            what=f"list the requests Nova took for server {server_id}",
+        )
+        newest = next((a for a in response.json().get("instanceActions") or () if a.get("action") == action), None)
+        if newest is None:
+            return None
+        response = self._call(
+            "GET",
+            f"/servers/{server_id}/os-instance-actions/{newest['request_id']}",
+            MICROVERSIONS["actions"],
+            what=f"show what Nova did with request {newest['request_id']} on server {server_id}",
+        )
+        return _request_trace(response.json()["instanceAction"])
+
+    def reset_state(self, server_id: str) -> str:
+        """``os-resetState`` to active: clears the task a dead request left on the server."""
+        response = self._call(
+            "POST",
+            f"/servers/{server_id}/action",
+            MICROVERSIONS["reset_state"],
+            what=f"reset the state of server {server_id}",
+            json={"os-resetState": {"state": "active"}},
         )
         return _request_id(response)
 

@@ -51,6 +51,7 @@ SEVERITY: dict[str, Severity] = {
     "evacuation_delayed": Severity.WARNING,
     "target_hint_unmet": Severity.WARNING,
     "evacuation_retried": Severity.WARNING,
+    "evacuation_resent": Severity.WARNING,  # Nova's record proved the request dead in nova-conductor: asked again
     "waiting_for_cloud": Severity.WARNING,  # no pet is given up while it lasts (up to cloud_wait_timeout)
     "brake_override": Severity.WARNING,
     "operator_fence": Severity.WARNING,

@@ -12,7 +12,7 @@ import dataclasses
 
 import pytest
 
-from petguard.cloud import PowerGoal
+from petguard.cloud import ActionEvent, PowerGoal, RequestTrace
 from petguard.errors import NovaError, NovaUnavailable
 from petguard.evacuate.run import Evacuator, RunPolicy
 from petguard.journal import STUCK, MoveRecord, MoveStatus
@@ -408,3 +408,76 @@ def test_a_wait_after_a_failed_wait_is_announced_again() -> None:
     store.rows["a-id"] = dataclasses.replace(store.rows["a-id"], status=MoveStatus.PLANNED, reason="")  # a rerun
     evacuator.run(1, since=0.0)
     assert store.kinds() == ["waiting_for_cloud", "evacuation_failed", "waiting_for_cloud", "evacuation_failed"]
+
+
+@pytest.mark.fault(
+    "CP-12",
+    guarantee="4",
+    injected="nova-conductor fails a request nova-api took (Keystone gone: ConnectFailure from Neutron): migration "
+    "'accepted' and the server 'rebuilding' for ever; Nova's instance action says its conductor event ended in Error "
+    "and no compute started it",
+    expected="proved dead from Nova's own record: the server's state reset and the evacuation asked again (not an "
+    "attempt), recovered once within seconds, not handed to an operator as stuck",
+)
+def test_a_request_that_died_in_nova_conductor_is_asked_again() -> None:
+    nova, store, clock = incident(["dead", "b"])
+    nova.conductor_failures = {"dead-id"}
+    run(nova, store, clock)
+    assert_recovered_once(nova, store)
+    assert nova.evacuate_calls["dead-id"] == 2 and nova.resets == ["dead-id"]
+    assert store.rows["dead-id"].attempts <= 1
+    assert "evacuation_stuck" not in store.kinds() and "evacuation_resent" in store.kinds()
+    assert clock.now() - 1_000.0 < 30, "proved within seconds, not after stuck_after"
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        (),  # nova-conductor never got it (nova-api may still hold the cast: CP-09)
+        (ActionEvent("rebuild_server", False),),  # the conductor is still at it (or died mid-way: no result)
+        # a compute has it
+        (ActionEvent("rebuild_server", True, "Error"), ActionEvent("compute_rebuild_instance", False)),
+        (ActionEvent("rebuild_server", True, "Success"),),  # cast to a compute
+    ],
+    ids=["no-event", "conductor-unfinished", "compute-started", "conductor-success"],
+)
+@pytest.mark.fault(
+    "CP-13",
+    guarantee="2",
+    injected="a request stays 'accepted' while Nova's record does not prove it dead: no conductor event, an unfinished "
+    "one, a compute event, or a conductor success",
+    expected="never sent again: flagged stuck for an operator after stuck_after, exactly one evacuate",
+)
+def test_a_request_not_proved_dead_is_never_sent_again(events: tuple[ActionEvent, ...]) -> None:
+    nova, store, clock = incident(["held"])
+    nova.lose_requests = {"held-id"}
+    real_evacuate = nova.evacuate
+
+    def evacuate(server_id: str, host: str | None = None) -> str:
+        request_id = real_evacuate(server_id, host)
+        nova.actions[server_id][-1] = RequestTrace(request_id, "evacuate", events)
+        return request_id
+
+    nova.evacuate = evacuate  # type: ignore[method-assign]
+    run(nova, store, clock, RunPolicy(max_parallel=1, poll_interval=1.0, stuck_after=90))
+    assert store.rows["held-id"].stuck
+    assert nova.evacuate_calls["held-id"] == 1 and not nova.resets
+
+
+def test_a_dead_request_that_is_not_the_servers_newest_is_not_petguards_to_send_again() -> None:
+    """An operator evacuated the server by hand after petguard's request died: that request is theirs."""
+    nova, store, clock = incident(["held"])
+    nova.lose_requests = {"held-id"}
+    real_evacuate = nova.evacuate
+
+    def evacuate(server_id: str, host: str | None = None) -> str:
+        request_id = real_evacuate(server_id, host)
+        died = (ActionEvent("rebuild_server", True, "Error"),)
+        nova.actions[server_id][-1] = RequestTrace(request_id, "evacuate", died)
+        nova.actions[server_id].append(RequestTrace("req-operator", "evacuate", ()))
+        return request_id
+
+    nova.evacuate = evacuate  # type: ignore[method-assign]
+    run(nova, store, clock, RunPolicy(max_parallel=1, poll_interval=1.0, stuck_after=90))
+    assert store.rows["held-id"].stuck
+    assert nova.evacuate_calls["held-id"] == 1 and not nova.resets

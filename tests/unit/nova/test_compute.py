@@ -16,7 +16,7 @@ import openstack.image.v2._proxy
 import pytest
 import requests
 
-from petguard.cloud import GroupPolicy, HintKind, Migration, ServiceRecord, TargetHint
+from petguard.cloud import ActionEvent, GroupPolicy, HintKind, Migration, RequestTrace, ServiceRecord, TargetHint
 from petguard.errors import (
     ConfigError,
     NotFound,
@@ -409,6 +409,48 @@ def test_evacuate_to_a_proposed_host_sends_it_without_force(adapter, conn):
 
     conn.compute.post.assert_called_once_with(
         "/servers/s1/action", microversion="2.94", json={"evacuate": {"host": "cmp3"}}
+    )
+
+
+def test_latest_request_reads_the_newest_evacuate_and_its_events(adapter, conn):
+    listing = {
+        "instanceActions": [
+            {"action": "stop", "request_id": "req-stop"},
+            {"action": "evacuate", "request_id": "req-new"},
+            {"action": "evacuate", "request_id": "req-old"},
+        ]
+    }
+    detail = {
+        "instanceAction": {
+            "action": "evacuate",
+            "request_id": "req-new",
+            "events": [
+                {"event": "rebuild_server", "start_time": "2026-12-07T18:06:20", "finish_time": "2026-12-07T18:06:21",
+                 "result": "Error", "traceback": "ConnectFailure ..."},
+            ],
+        }
+    }
+    conn.compute.get.side_effect = [response(200, listing), response(200, detail)]
+
+    trace = adapter.latest_request("s1", "evacuate")
+
+    assert trace == RequestTrace("req-new", "evacuate", (ActionEvent("rebuild_server", True, "Error"),))
+    assert [c.args[0] for c in conn.compute.get.call_args_list] == [
+        "/servers/s1/os-instance-actions?limit=50",
+        "/servers/s1/os-instance-actions/req-new",
+    ]
+
+
+def test_latest_request_is_none_without_an_evacuate(adapter, conn):
+    conn.compute.get.return_value = response(200, {"instanceActions": [{"action": "create", "request_id": "r"}]})
+    assert adapter.latest_request("s1", "evacuate") is None
+
+
+def test_reset_state_sets_active(adapter, conn):
+    conn.compute.post.return_value = response(202, rid="req-reset")
+    assert adapter.reset_state("s1") == "req-reset"
+    conn.compute.post.assert_called_once_with(
+        "/servers/s1/action", microversion="2.1", json={"os-resetState": {"state": "active"}}
     )
 
 
