@@ -4,9 +4,12 @@
   reply (below);
 * ``signature`` is the one HMAC-SHA256 petguard computes: agents sign their requests with it
   (``sign``, over ``signed_string``), the API checks them, webhooks sign deliveries;
-* ``load_secrets`` reads the API's token and key files (one secret, or ``NAME SECRET`` lines),
-  refusing files that group or others can read; ``bound_host`` says which compute host a key
-  named ``agent-<host>`` speaks for.
+* the one rule for secret files (``too_open``, ``read_private``): API tokens, agent and webhook keys,
+  BMC password files, inventories with inline passwords and clouds.yaml may be read by their owner
+  and their group only (0600 or 0640), never written by the group, never touched by others; every
+  reader refuses the same way, with the same sentence. ``load_secrets`` reads token and key files
+  (one secret, or ``NAME SECRET`` lines); ``bound_host`` says which compute host a key named
+  ``agent-<host>`` speaks for.
 
 Masking: ``text(message, *secrets)`` masks, in this order:
 
@@ -194,20 +197,46 @@ def parse_secrets(text: str, default_name: str, what: str) -> dict[str, str]:
     return secrets
 
 
-def load_secrets(path: str, kind: str, option: str) -> dict[str, str]:
-    """Secrets from a file that only its owner may read (``kind``: "token", "alert" or "hmac").
+#: Mode bits a secret file must not have: write for its group, anything for others. The owner and the
+#: group may read it: the packaged layout is root:petguard 0640, and 0600 owned by petguard works too.
+OPEN_BITS = 0o027
 
-    :raises ConfigError: the file is missing, unreadable, readable by group or others, or empty.
+
+def too_open(path: str | os.PathLike[str], mode: int) -> str | None:
+    """Why a secret file with permission bits ``mode`` may not be used, or None (the one rule)."""
+    mode = stat.S_IMODE(mode)
+    if not mode & OPEN_BITS:
+        return None
+    who = "other users" if mode & 0o007 else "its group for writing"
+    return (
+        f"{os.fspath(path)} is open to {who} (mode {mode:04o}); a secret file may be read by its owner "
+        f"and group only: run chmod 640 {os.fspath(path)} (or 600)"
+    )
+
+
+def read_private(path: str | os.PathLike[str], what: str) -> str:
+    """The text of the secret file ``path``, its mode checked on the open file (no window to swap it).
+
+    ``what`` names the option for the messages, e.g. ``"[api] token_file"``.
+
+    :raises ConfigError: the file cannot be read or is too open (``too_open``).
     """
-    what = f"[api] {option} {path}"
     try:
-        info = os.stat(path)
-        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(
-                f"{what} is readable by group or others (mode {stat.S_IMODE(info.st_mode):o}): run chmod 600 {path}"
-            )
         with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+            problem = too_open(path, os.fstat(handle.fileno()).st_mode)
+            if problem is None:
+                return handle.read()
     except OSError as exc:
-        raise ConfigError(f"{what} cannot be read: {exc.strerror}") from exc
-    return parse_secrets(text, DEFAULT_NAMES[kind], what)
+        raise ConfigError(f"{what} {os.fspath(path)} cannot be read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {os.fspath(path)} is not UTF-8 text ({exc.reason})") from None
+    raise ConfigError(f"{what}: {problem}")
+
+
+def load_secrets(path: str, kind: str, option: str) -> dict[str, str]:
+    """Secrets from a secret file (``kind``: "token", "alert" or "hmac"; ``option`` e.g. "[api] token_file").
+
+    :raises ConfigError: the file is missing, unreadable, too open (``too_open``), or empty.
+    """
+    what = f"{option} {path}"
+    return parse_secrets(read_private(path, option), DEFAULT_NAMES[kind], what)

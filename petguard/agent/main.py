@@ -97,7 +97,7 @@ def self_check_interval() -> float:
 
 def read_key(path: str) -> str:
     """The agent's HMAC key (one secret; a 'NAME KEY' line works too). :raises ConfigError:"""
-    keys = secrets.load_secrets(path, "hmac", "hmac_key_file")
+    keys = secrets.load_secrets(path, "hmac", "[agent] hmac_key_file")
     if len(keys) != 1:
         raise ConfigError(f"[agent] hmac_key_file {path} must hold exactly one key, found {len(keys)}")
     return next(iter(keys.values()))

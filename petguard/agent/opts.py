@@ -16,7 +16,7 @@ agent_opts: list[cfg.Opt] = [
         "hmac_key_file",
         default="/etc/petguard/agent-hmac-key",
         help="File with the HMAC-SHA256 key this agent signs with (one key, the same as this sender's key in "
-        "the controllers' [api] hmac_key_file). Mode 0600 or stricter.",
+        "the controllers' [api] hmac_key_file). Readable by its owner and group only (0640 or 0600).",
     ),
     cfg.StrOpt(
         "sender",

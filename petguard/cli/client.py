@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import stat
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from petguard import secrets
 from petguard.cli.errors import ApiError, ClientError, Unreachable, UsageError
 
 DEFAULT_URL = "http://127.0.0.1:8786"
@@ -84,11 +84,9 @@ def _read_private(path: Path) -> str:
             "(run as the daemon's user or root, or give --token-file / PETGUARD_TOKEN_FILE)"
         ) from exc
     with os.fdopen(fd, encoding="utf-8") as f:
-        mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
-        if mode & 0o077:
-            raise ClientError(
-                f"the API token file {path} is open to other users (mode {mode:04o}); fix it with: chmod 600 {path}"
-            )
+        problem = secrets.too_open(path, os.fstat(f.fileno()).st_mode)
+        if problem is not None:
+            raise ClientError(f"the API token file {problem}")
         return f.read()
 
 

@@ -36,7 +36,8 @@ nova_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "clouds_file",
         help="Path of the clouds.yaml to read; default: openstacksdk's search path "
-        "(./clouds.yaml, ~/.config/openstack, /etc/openstack).",
+        "(./clouds.yaml, ~/.config/openstack, /etc/openstack). It holds a password: a file named here "
+        "must be readable by its owner and group only (0640 or 0600).",
     ),
     cfg.FloatOpt("timeout", default=30.0, min=1, help="Seconds to wait for one Nova or Keystone HTTP request."),
 ]
@@ -184,7 +185,9 @@ fencing_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "inventory_file",
         default="/etc/petguard/inventory.yaml",
-        help="YAML file with each compute host's fence device (BMC address, port, user, password or password_file).",
+        help="YAML file with each compute host's fence device (BMC address, port, user, password or password_file). "
+        "Password files, and this file if it holds a password inline, must be readable by their owner and group "
+        "only (0640 or 0600).",
     ),
     cfg.ListOpt(
         "enabled_drivers", default=["ipmi"], help="Fence drivers that may be loaded (entry points 'petguard.fencing')."
@@ -410,7 +413,8 @@ webhook_receiver_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "secret_file",
         help="File holding the HMAC-SHA256 key: each POST carries X-Petguard-Timestamp and "
-        "X-Petguard-Signature: sha256=HMAC(key, timestamp + '.' + body). Unset: unsigned.",
+        "X-Petguard-Signature: sha256=HMAC(key, timestamp + '.' + body). Readable by its owner and group "
+        "only (0640 or 0600). Unset: unsigned.",
     ),
     cfg.ListOpt(
         "include_kinds",
@@ -444,20 +448,20 @@ api_opts: list[cfg.Opt] = [
         "token_file",
         default="/etc/petguard/api-token",
         help="File with the operators' bearer token (one token, or 'NAME TOKEN' lines; the name "
-        "is recorded in the audit trail). Must be mode 0600 or stricter.",
+        "is recorded in the audit trail). Readable by its owner and group only (0640 or 0600).",
     ),
     cfg.StrOpt(
         "hmac_key_file",
         help="File with the HMAC-SHA256 key(s) that agents and alert senders sign with (one key, or "
         "'NAME KEY' lines, chosen by the X-Petguard-Sender header). A key's name binds it to one compute "
         "host: 'agent-cmp1' (or 'cmp1') reports heartbeats and events for cmp1 only; a bare key (no name) "
-        "for no host, it may only sign alerts. Give each agent its own key. Mode 0600 or stricter. Unset: "
-        "no signed requests.",
+        "for no host, it may only sign alerts. Give each agent its own key. Readable by its owner and group "
+        "only (0640 or 0600). Unset: no signed requests.",
     ),
     cfg.StrOpt(
         "alert_token_file",
         help="File with a bearer token that only allows POST /v1/alerts (Alertmanager cannot sign). "
-        "Mode 0600 or stricter. Unset: alerts need an operator token or a signature.",
+        "Readable by its owner and group only (0640 or 0600). Unset: alerts need an operator token or a signature.",
     ),
     cfg.ListOpt(
         "alert_host_labels",

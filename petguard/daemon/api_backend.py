@@ -318,11 +318,11 @@ def authenticator(conf: cfg.ConfigOpts, now: Callable[[], float] = time.time) ->
     api = conf.api
     if not api.token_file:
         raise ConfigError("[api] token_file is not set: create a file with a token (chmod 600) and name it there")
-    tokens = secrets.load_secrets(api.token_file, "token", "token_file")
+    tokens = secrets.load_secrets(api.token_file, "token", "[api] token_file")
     alert_tokens = {}
     if api.alert_token_file:
-        alert_tokens = secrets.load_secrets(api.alert_token_file, "alert", "alert_token_file")
-    hmac_keys = secrets.load_secrets(api.hmac_key_file, "hmac", "hmac_key_file") if api.hmac_key_file else {}
+        alert_tokens = secrets.load_secrets(api.alert_token_file, "alert", "[api] alert_token_file")
+    hmac_keys = secrets.load_secrets(api.hmac_key_file, "hmac", "[api] hmac_key_file") if api.hmac_key_file else {}
     return auth.Authenticator(tokens, alert_tokens, hmac_keys, now)
 
 

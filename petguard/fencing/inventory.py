@@ -160,7 +160,7 @@ def check_inventory(
     """Load and report: never raises for problems in the file (for ``config check``)."""
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        inventory_file = read_secret_file(source)
     except OSError as exc:
         return {}, [
             _error(
@@ -171,7 +171,9 @@ def check_inventory(
                 "create it or point [fencing] inventory at the right file",
             )
         ]
-    return parse_inventory(text, source, read_secret_file, drivers)
+    return parse_inventory(
+        inventory_file.text, source, read_secret_file, drivers, too_open=secrets.too_open(source, inventory_file.mode)
+    )
 
 
 def read_secret_file(path: Path) -> SecretFile:
@@ -182,10 +184,12 @@ def read_secret_file(path: Path) -> SecretFile:
 
 
 def parse_inventory(
-    text: str, source: Path, read_secret: ReadSecret, drivers: Collection[str]
+    text: str, source: Path, read_secret: ReadSecret, drivers: Collection[str], too_open: str | None = None
 ) -> tuple[dict[str, base.FenceTopology], list[Problem]]:
     """Parse inventory YAML ``text`` (from file ``source``); devices may use the fence ``drivers``
-    enabled. Relative password files are resolved against ``source``'s directory."""
+    enabled. Relative password files are resolved against ``source``'s directory. ``too_open`` says
+    why the inventory file itself is not private (``secrets.too_open``): then an inline password in
+    it is an error, as a password file open to others would be."""
     problems: list[Problem] = []
     try:
         document = yaml.load(text, Loader=_Loader)
@@ -203,7 +207,7 @@ def parse_inventory(
         ]
     hosts = _hosts_section(source, document, problems)
     topologies: dict[str, base.FenceTopology] = {}
-    context = _Context(source, read_secret, frozenset(drivers), problems)
+    context = _Context(source, read_secret, frozenset(drivers), problems, too_open)
     for host, entry in hosts.items():
         topology = _parse_host(context, host, entry, hosts.line_of(host))
         if topology is not None:
@@ -221,6 +225,7 @@ class _Context:
     read_secret: ReadSecret
     drivers: frozenset[str]
     problems: list[Problem]
+    too_open: str | None = None
 
 
 def _hosts_section(source: Path, document: Any, problems: list[Problem]) -> _Mapping:
@@ -445,7 +450,7 @@ def _parse_device(
     address = _address(record, say)
     username = _required_text(record, "username", say, "set the BMC user name")
     port = _port(record, driver, say) if driver else 0
-    password = _password(record, context.source.parent, context.read_secret, say)
+    password = _password(record, context, say)
     options = _options(record, say)
     if not isinstance(record.get("shared", False), bool):
         say.error("shared", "must be true or false", "set shared: true only if this device powers off other hosts too")
@@ -595,9 +600,7 @@ def _port(record: Mapping[str, Any], driver: str, say: _Reporter) -> int:
     return value
 
 
-def _password(
-    record: Mapping[str, Any], base_dir: Path, read_secret: ReadSecret, say: _Reporter
-) -> str:
+def _password(record: Mapping[str, Any], context: _Context, say: _Reporter) -> str:
     has_inline, has_file = "password" in record, "password_file" in record
     if has_inline and has_file:
         say.error(
@@ -607,14 +610,17 @@ def _password(
         )
         return ""
     if has_file:
-        return _password_from_file(record.get("password_file"), base_dir, read_secret, say)
+        return _password_from_file(record.get("password_file"), context.source.parent, context.read_secret, say)
     value = record.get("password")
     if not isinstance(value, str) or not value:
         say.error(
             "password",
             "is missing or empty" if not has_inline else "must be a string",
-            "set password_file: /path/to/file (mode 0600) or quote the password",
+            "set password_file: /path/to/file (mode 0640 or 0600) or quote the password",
         )
+        return ""
+    if context.too_open is not None:
+        say.error("password", f"is written inline and {context.too_open}", "or move it to a password_file")
         return ""
     return value
 
@@ -635,12 +641,10 @@ def _password_from_file(value: Any, base_dir: Path, read_secret: ReadSecret, say
             "create it, or make it readable by the petguard user",
         )
         return ""
-    if secret.mode & 0o007:
-        say.warning(
-            "password_file",
-            f"{path} is accessible by other users (mode {secret.mode:04o})",
-            f"run: chmod o-rwx {path}",
-        )
+    problem = secrets.too_open(path, secret.mode)
+    if problem is not None:
+        say.error("password_file", problem, "fix its mode; the BMC password is not used while others can read it")
+        return ""
     password = secret.text.rstrip("\r\n")
     if not password:
         say.error("password_file", f"{path} is empty", "write the BMC password into it")

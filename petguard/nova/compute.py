@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
@@ -756,12 +757,16 @@ def connect(cloud: str, clouds_file: str | None = None, timeout: float = 30.0) -
 
 
 def _check_yaml(clouds_file: str, cloud: str) -> None:
-    """Refuse a clouds.yaml PyYAML cannot read, saying where and what, never the line (SECRET-01).
+    """Refuse a clouds.yaml that others may read (it holds petguard's Keystone password: the one rule of
+    ``secrets.too_open``), or that PyYAML cannot read, saying where and what, never the line (SECRET-01).
 
-    :raises ConfigError: the file is not valid YAML (a file that cannot be read is left to the SDK).
+    :raises ConfigError: the file is too open or not valid YAML (one that cannot be read is left to the SDK).
     """
     try:
         with open(clouds_file, encoding="utf-8") as handle:
+            problem = secrets.too_open(clouds_file, os.fstat(handle.fileno()).st_mode)
+            if problem is not None:
+                raise ConfigError(f"[nova] clouds_file: {problem}", cloud=cloud, clouds_file=clouds_file)
             yaml.safe_load(handle)
     except OSError:
         return

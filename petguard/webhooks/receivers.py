@@ -10,12 +10,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import fnmatch
-import os
-import stat
 from collections.abc import Iterable
 
 from oslo_config import cfg
 
+from petguard import secrets
 from petguard.conf import opts
 from petguard.errors import ConfigError
 from petguard.webhooks.payload import Severity, severity
@@ -102,16 +101,9 @@ def _receiver(conf: cfg.ConfigOpts, name: str) -> Receiver:
 def read_secret(path: str, option: str) -> bytes:
     """The key in ``path`` (surrounding whitespace stripped).
 
-    :raises petguard.errors.ConfigError: missing, empty, or readable by other users.
+    :raises petguard.errors.ConfigError: missing, empty, or too open (``secrets.too_open``).
     """
-    try:
-        mode = os.stat(path).st_mode
-        with open(path, "rb") as handle:
-            secret = handle.read().strip()
-    except OSError as exc:
-        raise ConfigError(f"{option}: cannot read {path}: {exc.strerror}") from exc
-    if mode & (stat.S_IROTH | stat.S_IWOTH):
-        raise ConfigError(f"{option}: {path} is readable by other users; chmod 600 (or 640) it")
+    secret = secrets.read_private(path, option).strip().encode()
     if not secret:
         raise ConfigError(f"{option}: {path} is empty")
     return secret

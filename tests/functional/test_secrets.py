@@ -53,6 +53,7 @@ def _clouds_yaml(tmp_path: Path) -> Path:
         "      project_name: admin\n      user_domain_name: Default\n      project_domain_name: Default\n"
         "    region_name: RegionOne\n"
     )
+    path.chmod(0o600)
     return path
 
 
@@ -106,6 +107,7 @@ def test_config_check_output_hides_passwords(tmp_path: Path) -> None:
         f"hosts:\n  cmp1:\n    bmc: {{driver: ipmi, address: 127.0.0.1, port: {_closed_port()}, username: admin, "
         f"password: {WRONG_BMC_PASSWORD}}}\n"
     )
+    inventory.chmod(0o600)
     conf = tmp_path / "petguard.conf"
     conf.write_text(
         f"[DEFAULT]\ndebug = true\n[nova]\ncloud = broken\nclouds_file = {_clouds_yaml(tmp_path)}\ntimeout = 2\n"

@@ -79,7 +79,7 @@ def test_start_api_from_configuration(api: Api, tmp_path: Path) -> None:
     token_file.write_text("ops s3cret-token\n")
     token_file.chmod(0o644)
     conf = _conf(tmp_path, token_file=str(token_file), bind="127.0.0.1:0")
-    with pytest.raises(ConfigError, match="readable by group or others .* chmod 600"):
+    with pytest.raises(ConfigError, match=r"is open to other users \(mode 0644\).* chmod 640"):
         api_backend.start_api(conf, api.harness.store, api.harness.loop)
     token_file.chmod(0o600)
     server = api_backend.start_api(conf, api.harness.store, api.harness.loop)

@@ -19,7 +19,7 @@ def write(path: Path, text: str, mode: int = 0o600) -> Path:
 
 
 def test_load_with_a_password_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    write(tmp_path / "cmp1.pw", "s3cret\n", 0o644)
+    write(tmp_path / "cmp1.pw", "s3cret\n", 0o640)
     source = write(
         tmp_path / "inventory.yaml",
         (
@@ -32,10 +32,12 @@ def test_load_with_a_password_file(tmp_path: Path, caplog: pytest.LogCaptureFixt
 
     devices = inventory.load_inventory(source, ["ipmi"])
 
-    assert devices["cmp1"].levels[0][0].password == "s3cret"
-    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert "accessible by other users" in warning.getMessage()
-    assert "s3cret" not in caplog.text
+    assert devices["cmp1"].levels[0][0].password == "s3cret"  # owner and group may read it (0640)
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    (tmp_path / "cmp1.pw").chmod(0o644)
+    with pytest.raises(errors.ConfigError, match=r"cmp1.pw is open to other users \(mode 0644\)") as refused:
+        inventory.load_inventory(source, ["ipmi"])
+    assert "s3cret" not in str(refused.value) and "s3cret" not in caplog.text
 
 
 def test_missing_inventory_file(tmp_path: Path) -> None:

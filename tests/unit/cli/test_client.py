@@ -38,13 +38,16 @@ def test_read_token(tmp_path: Path) -> None:
     assert read_token(write_token(tmp_path, "abc")) == "abc"
 
 
-@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o602])
-def test_token_file_open_to_others_is_refused_with_the_fix(tmp_path: Path, mode: int) -> None:
+@pytest.mark.parametrize(
+    ("mode", "who"), [(0o644, "other users"), (0o604, "other users"), (0o660, "its group for writing")]
+)
+def test_token_file_open_to_others_is_refused_with_the_fix(tmp_path: Path, mode: int, who: str) -> None:
     path = write_token(tmp_path, mode=mode)
     with pytest.raises(errors.ClientError) as info:
         read_token(path)
     assert info.value.one_line() == (
-        f"the API token file {path} is open to other users (mode {mode:04o}); fix it with: chmod 600 {path}"
+        f"the API token file {path} is open to {who} (mode {mode:04o}); a secret file may be read by its owner "
+        f"and group only: run chmod 640 {path} (or 600)"
     )
     assert "s3cret" not in str(info.value)
 

@@ -143,7 +143,8 @@ def test_token_file_open_to_others_before_any_request(tmp_path: Path) -> None:
     result = run_cli(["status"], NEVER, token_file=token)
     assert result.code == 1
     assert result.err == (
-        f"petguard: the API token file {token} is open to other users (mode 0644); fix it with: chmod 600 {token}\n"
+        f"petguard: the API token file {token} is open to other users (mode 0644); a secret file may be read by its "
+        f"owner and group only: run chmod 640 {token} (or 600)\n"
     )
 
 

@@ -697,6 +697,7 @@ clouds:
 def test_connect_is_lazy_and_sets_timeout(tmp_path):
     clouds = tmp_path / "clouds.yaml"
     clouds.write_text(CLOUDS)
+    clouds.chmod(0o600)
 
     adapter = nova.connect("lab", str(clouds), timeout=7.5)
 
@@ -707,6 +708,7 @@ def test_connect_is_lazy_and_sets_timeout(tmp_path):
 def test_connect_unknown_cloud_is_config_error(tmp_path):
     clouds = tmp_path / "clouds.yaml"
     clouds.write_text(CLOUDS)
+    clouds.chmod(0o600)
 
     with pytest.raises(ConfigError) as info:
         nova.connect("nope", str(clouds), timeout=5)
@@ -740,6 +742,7 @@ def test_a_password_with_spaces_in_a_nova_error_is_masked_whole(adapter, conn):
 def test_a_clouds_yaml_syntax_error_is_said_without_the_password(tmp_path, caplog):
     clouds = tmp_path / "clouds.yaml"
     clouds.write_text(CLOUDS.replace("password: sekrit-password", "password: *sekrit-password"))
+    clouds.chmod(0o600)
 
     with caplog.at_level(logging.DEBUG), pytest.raises(ConfigError) as info:
         nova.connect("lab", str(clouds), timeout=5)

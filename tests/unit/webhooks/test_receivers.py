@@ -88,7 +88,10 @@ def test_no_receivers_by_default(tmp_path: Path) -> None:
         ("[webhooks]\nreceivers = ops, ops\n[webhook:ops]\nurl = http://a\n", "lists a name twice"),
         ("[webhooks]\nreceivers = ops\n[webhook:ops]\nurl = ftp://secret-token@h/x\n", "not a valid http"),
         ("[webhooks]\nreceivers = ops\n[webhook:ops]\nurl = http://a\nformat = xml\n", "[webhook:ops]"),
-        ("[webhooks]\nreceivers = ops\n[webhook:ops]\nurl = http://a\nsecret_file = /nonexistent/k\n", "cannot read"),
+        (
+            "[webhooks]\nreceivers = ops\n[webhook:ops]\nurl = http://a\nsecret_file = /nonexistent/k\n",
+            "cannot be read",
+        ),
     ],
 )
 def test_bad_receivers_are_refused_by_name(tmp_path: Path, text: str, expected: str) -> None:
@@ -100,7 +103,7 @@ def test_bad_receivers_are_refused_by_name(tmp_path: Path, text: str, expected: 
 def test_secret_file_must_not_be_world_readable(tmp_path: Path) -> None:
     key = _secret(tmp_path, mode=0o644)
     conf = _conf(tmp_path, f"[webhooks]\nreceivers = ops\n[webhook:ops]\nurl = http://a\nsecret_file = {key}\n")
-    with pytest.raises(ConfigError, match="readable by other users"):
+    with pytest.raises(ConfigError, match=r"is open to other users \(mode 0644\).*chmod 640"):
         receivers.from_conf(conf)
 
 
