@@ -27,7 +27,8 @@ Code map (read this first). Layers, top to bottom; a module imports only from la
 ``hosts``                   pure: the host lifecycle table (docs/lifecycle.md is generated from it)
 ``cloud``                   pure: Nova's vocabulary as petguard's values (services, servers, plans)
 ``clock`` ``duty``          foundation: time, background duties, ``secrets`` (masking, the one
-``secrets`` ``sdnotify``    HMAC, secret files), systemd notification
+``secrets`` ``sdnotify``    HMAC, secret files), systemd notification, what every program does at
+``startup``                 start (its ``--version``, its exit statuses: 75 transient, 78 config)
 ``errors``                  foundation: the error hierarchy (Temporary vs Permanent)
 ==========================  ==========================================================================
 

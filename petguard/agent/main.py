@@ -5,6 +5,10 @@ disk and reports them and heartbeats to the controllers. Under systemd (``Type=n
 ``READY=1`` once it runs, and ``WATCHDOG=1`` only while its own threads are alive (the libvirt event
 loop, the watcher, the heartbeat and the event sender): a wedged agent is restarted by systemd
 instead of looking active while it reports nothing.
+
+Exit statuses (``petguard.startup``): 0 after SIGTERM, 2 for a bad command line, 78 for a
+configuration error (libvirt's bindings missing included; systemd does not restart), 75 for a
+transient failure at start. ``--help`` and ``--version`` work without libvirt's bindings.
 """
 
 from __future__ import annotations
@@ -17,15 +21,18 @@ import threading
 import uuid
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from petguard import __version__, sdnotify, secrets
+from petguard import sdnotify, secrets, startup
 from petguard.agent import opts
-from petguard.agent.libvirt_watch import LibvirtWatch
 from petguard.agent.report import AgentStatus, Buffer, Reporter, ReportSettings
-from petguard.errors import ConfigError
+from petguard.errors import ConfigError, PetguardError
+
+if TYPE_CHECKING:  # imported when the agent is built: --help and --version work without libvirt
+    from petguard.agent.libvirt_watch import LibvirtWatch
 
 LOG = logging.getLogger(__name__)
 
@@ -120,8 +127,24 @@ def check_sender(sender: str, host: str) -> str:
     return sender
 
 
+def libvirt_watch_class() -> type[LibvirtWatch]:
+    """``LibvirtWatch``, imported now: the only import of libvirt's Python bindings.
+
+    :raises ConfigError: the bindings are not installed (the ``[agent]`` extra) or cannot load.
+    """
+    try:
+        from petguard.agent.libvirt_watch import LibvirtWatch  # deferred on purpose: see above
+    except ImportError as exc:
+        raise ConfigError(
+            f"petguard-agent needs libvirt's Python bindings, which cannot be imported ({exc}): install "
+            "them with pip install 'petguard[agent]' (building needs Debian's libvirt-dev and pkg-config)"
+        ) from exc
+    return LibvirtWatch
+
+
 def build(conf: cfg.ConfigOpts) -> Agent:
     """Wire the agent from ``[agent]``. :raises ConfigError:"""
+    watch_class = libvirt_watch_class()
     a = conf.agent
     directory = Path(a.buffer_dir)
     if not directory.is_dir():
@@ -135,7 +158,7 @@ def build(conf: cfg.ConfigOpts) -> Agent:
         timeout=a.request_timeout,
     )
     buffer = Buffer(directory / BUFFER_FILE, a.buffer_max_events)
-    watch = LibvirtWatch(
+    watch = watch_class(
         a.libvirt_uri,
         buffer.put,
         EventIds(),
@@ -146,7 +169,7 @@ def build(conf: cfg.ConfigOpts) -> Agent:
     def status() -> AgentStatus:
         return AgentStatus(watch.connected, watch.domains())
 
-    return Agent(watch, buffer, Reporter(settings, buffer, status, version=__version__))
+    return Agent(watch, buffer, Reporter(settings, buffer, status, version=startup.version()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,17 +177,26 @@ def main(argv: list[str] | None = None) -> int:
     opts.register(conf)
     logging.register_options(conf)
     try:
-        conf(sys.argv[1:] if argv is None else argv, project="petguard", prog="petguard-agent")
+        conf(
+            sys.argv[1:] if argv is None else argv,
+            project="petguard",
+            prog="petguard-agent",
+            version=startup.version(),
+        )
+        startup.check_journal(conf.use_journal)
     except cfg.Error as exc:
         print(f"petguard-agent: configuration error: {secrets.config_error(exc)}", file=sys.stderr)
-        return 2
+        return startup.CONFIG
+    except PetguardError as exc:
+        print(f"petguard-agent: configuration error: {exc}", file=sys.stderr)
+        return startup.exit_status(exc)
     logging.setup(conf, "petguard-agent")
     try:
         agent = build(conf)
-    except ConfigError as exc:
+    except PetguardError as exc:
         LOG.error("cannot start: %s", exc)
         print(f"petguard-agent: cannot start: {exc}", file=sys.stderr)
-        return 2
+        return startup.exit_status(exc)
 
     def on_term(_signum: int, _frame: FrameType | None) -> None:
         agent.stop.set()
@@ -176,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_term)
     signal.signal(signal.SIGHUP, on_hup)
     agent.run()
-    return 0
+    return startup.OK
 
 
 if __name__ == "__main__":

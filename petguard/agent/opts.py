@@ -9,7 +9,7 @@ from oslo_config import cfg
 agent_opts: list[cfg.Opt] = [
     cfg.ListOpt(
         "controller_urls",
-        default=["http://127.0.0.1:8786"],
+        default=["http://127.0.0.1:8795"],  # the API's default port (docs/api.md)
         help="Base URLs of the controllers' petguard API, tried in order (the one that answered is tried first next).",
     ),
     cfg.StrOpt(

@@ -1,6 +1,6 @@
 """Serve the API's WSGI app with cheroot (a production WSGI server) in a background thread.
 
-``ApiServer(app, settings).start()`` binds ``127.0.0.1:8786`` by default, or a unix socket (mode
+``ApiServer(app, settings).start()`` binds ``127.0.0.1:8795`` by default, or a unix socket (mode
 0660, so that the daemon's group may use it) when ``settings.socket`` is set; ``stop()`` closes it
 and joins the thread. Binding happens in ``start()``, so an address in use is a ``ConfigError`` at
 start-up, not a silent thread death.
@@ -44,7 +44,10 @@ from petguard.errors import ConfigError
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_BIND = "127.0.0.1:8786"
+#: Not 8786 (Manila's) nor any other OpenStack service's default (docs/api.md, "Port"); the [api] bind
+#: option, the agent's controller_urls and the CLI's DEFAULT_URL repeat it (tests/unit/test_default_port.py).
+DEFAULT_PORT = 8795
+DEFAULT_BIND = f"127.0.0.1:{DEFAULT_PORT}"
 SOCKET_MODE = 0o660
 #: Request line and headers together, in bytes: petguard's own requests need a few hundred.
 MAX_HEADER_BYTES = 64 * 1024
@@ -80,7 +83,7 @@ def parse_bind(bind: str) -> tuple[str, int]:
     host, sep, port = bind.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"[api] bind = {bind!r} is not HOST:PORT (e.g. 127.0.0.1:8786)")
+        raise ConfigError(f"[api] bind = {bind!r} is not HOST:PORT (e.g. 127.0.0.1:8795)")
     return host, int(port)
 
 

@@ -24,7 +24,7 @@ import httpx
 from petguard import secrets
 from petguard.cli.errors import ApiError, ClientError, Unreachable, UsageError
 
-DEFAULT_URL = "http://127.0.0.1:8786"
+DEFAULT_URL = "http://127.0.0.1:8795"  # the API's default port (docs/api.md)
 DEFAULT_TOKEN_FILE = "/etc/petguard/api-token"
 HTTP_TIMEOUT = 10.0
 

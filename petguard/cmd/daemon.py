@@ -1,4 +1,9 @@
-"""Entry point of petguard-daemon: parse config, set up oslo.log, run the composition root."""
+"""Entry point of petguard-daemon: parse config, set up oslo.log, run the composition root.
+
+Exit statuses (``petguard.startup``): 0 after SIGTERM, 2 for a bad command line, 78 for a
+configuration error (systemd does not restart), 75 for a transient failure at start such as an
+unreachable database (systemd restarts).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import sys
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from petguard import secrets
+from petguard import secrets, startup
 from petguard.conf import CONF, validate
 from petguard.daemon import lifecycle, service
 from petguard.errors import PetguardError
@@ -19,18 +24,20 @@ LOG = logging.getLogger(__name__)
 def main(argv: list[str] | None = None) -> int:
     logging.register_options(CONF)
     try:
-        CONF(sys.argv[1:] if argv is None else argv, project="petguard")
+        CONF(sys.argv[1:] if argv is None else argv, project="petguard", version=startup.version())
         validate(CONF)
+        startup.check_journal(CONF.use_journal)
     except cfg.Error as exc:
         print(f"petguard-daemon: configuration error: {secrets.config_error(exc)}", file=sys.stderr)
-        return 2
+        return startup.CONFIG
+    except PetguardError as exc:
+        print(f"petguard-daemon: configuration error: {exc}", file=sys.stderr)
+        return startup.exit_status(exc)
     logging.setup(CONF, "petguard")
     try:
         daemon = service.build(CONF)
     except PetguardError as exc:
-        LOG.error("cannot start: %s", exc)
-        print(f"petguard-daemon: cannot start: {exc}", file=sys.stderr)
-        return 2
+        return _refused(exc)
     LOG.info(
         "watching Nova cloud %r; journal %s; fence inventory %s%s",
         CONF.nova.cloud,
@@ -43,8 +50,24 @@ def main(argv: list[str] | None = None) -> int:
     if budget is not None:
         LOG.warning("%s", budget)
     lifecycle.install_signal_handlers(daemon.stop, functools.partial(lifecycle.reload_config, CONF))
+    try:
+        daemon.start()
+    except PetguardError as exc:
+        if daemon.api is not None:
+            daemon.api.stop()  # build started it last; nothing else runs yet
+        return _refused(exc)
     daemon.run()
-    return 0
+    return startup.OK
+
+
+def _refused(exc: PetguardError) -> int:
+    """Say why the daemon cannot start, in the log and on stderr; the status tells systemd whether
+    to restart it (75: transient) or not (78: configuration)."""
+    status = startup.exit_status(exc)
+    kind = "transient failure, systemd retries" if status == startup.TEMPFAIL else "configuration error"
+    LOG.error("cannot start (%s): %s", kind, exc)
+    print(f"petguard-daemon: cannot start ({kind}): {exc}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from oslo_config import cfg
 
-from petguard import secrets
+from petguard import secrets, startup
 from petguard.conf import CONF, policies, validate
 from petguard.errors import PetguardError
 from petguard.fencing import inventory, loader, procedure
@@ -148,6 +148,7 @@ def _brake_override(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="petguard-manage", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config-file", action="append", default=[], help="petguard.conf (repeatable)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {startup.version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:

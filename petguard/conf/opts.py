@@ -435,7 +435,7 @@ api_opts: list[cfg.Opt] = [
     cfg.BoolOpt("enabled", default=True, help="Serve the HTTP API (the petguard CLI, alerts in, /healthz, /metrics)."),
     cfg.StrOpt(
         "bind",
-        default="127.0.0.1:8786",
+        default="127.0.0.1:8795",  # api.server.DEFAULT_BIND (8786 was Manila's)
         help="HOST:PORT the API listens on. Keep it on localhost or a management network: "
         "the API can fence hosts. Ignored when [api] socket is set.",
     ),

@@ -110,15 +110,26 @@ class Daemon:
     duties: LeaderDuties | None = None
     watchdog: lifecycle.Watchdog = dataclasses.field(default_factory=lifecycle.Watchdog)
     api: ApiServer | None = None
+    _started: bool = dataclasses.field(default=False, init=False)
+
+    def start(self) -> None:
+        """Join the election (or, alone, start the leader's duties); idempotent.
+
+        :raises petguard.errors.ConfigError: the coordination backend cannot be used at all (an
+            unknown scheme, its client library missing); an unreachable backend is retried instead.
+        """
+        if self._started:
+            return
+        self._started = True
+        if self.leadership is not None:
+            self.leadership.start()
+        elif self.duties is not None:
+            self.duties.start(0)
 
     def run(self) -> None:
         """Tick until ``stop`` is set (a follower's tick does nothing); then finish the steps in hand."""
+        self.start()
         LOG.info("petguard started; ticking every %.1f s", self.tick_interval)
-        if self.leadership is not None:
-            self.leadership.start()
-        else:
-            if self.duties is not None:
-                self.duties.start(0)
         try:
             while not self.stop.is_set():
                 self.watchdog.after_tick(self.loop.tick())

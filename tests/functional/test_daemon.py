@@ -85,12 +85,12 @@ def test_unreachable_nova_decides_nothing_and_sigterm_exits_cleanly(tmp_path: Pa
     "PG-10",
     guarantee="-",
     injected="petguard-daemon started on a journal that was never migrated",
-    expected="exit 2 naming `petguard-manage db upgrade`",
+    expected="exit 78 (configuration: systemd does not restart) naming `petguard-manage db upgrade`",
 )
 def test_unmigrated_journal_is_refused_with_the_fix(tmp_path: Path) -> None:
     proc = _daemon(_config(tmp_path, migrated=False))
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 2
+    assert proc.returncode == 78
     assert "petguard-manage db upgrade" in err
 
 
@@ -98,12 +98,12 @@ def test_unmigrated_journal_is_refused_with_the_fix(tmp_path: Path) -> None:
     "OP-10",
     guarantee="-",
     injected="petguard.conf with an option value of the wrong type (tick_interval = fast)",
-    expected="petguard-daemon exits 2 naming the option, no traceback",
+    expected="petguard-daemon exits 78 (configuration) naming the option, no traceback",
 )
 def test_bad_option_value_is_a_clear_error(tmp_path: Path) -> None:
     proc = _daemon(_config(tmp_path, extra="tick_interval = fast\n"))
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 2
+    assert proc.returncode == 78
     assert "tick_interval" in err and "Traceback" not in err
 
 
@@ -164,12 +164,12 @@ def test_daemon_serves_the_api_and_the_cli_talks_to_it(tmp_path: Path) -> None:
     "GRP-16",
     guarantee="-",
     injected="[evacuation] use_reserved_hosts = true with reserved_hosts empty",
-    expected="petguard-daemon exits 2 saying reserved_hosts is empty, no traceback",
+    expected="petguard-daemon exits 78 (configuration) saying reserved_hosts is empty, no traceback",
 )
 def test_the_reserved_hint_without_reserved_hosts_is_a_clear_error(tmp_path: Path) -> None:
     proc = _daemon(_config(tmp_path, extra="[evacuation]\nuse_reserved_hosts = true\n"))
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 2
+    assert proc.returncode == 78
     assert "reserved_hosts is empty" in err and "Traceback" not in err
 
 

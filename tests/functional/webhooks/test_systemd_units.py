@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from petguard import startup
+
 UNITS = Path(__file__).parents[3] / "systemd"
 ANALYZE = shutil.which("systemd-analyze")
 
@@ -59,3 +61,30 @@ def test_the_agent_runs_without_the_libvirt_group_and_sees_only_its_processes() 
     assert not [line for line in settings if line.startswith("SupplementaryGroups=")]
     for line in ("ProtectProc=invisible", "StateDirectoryMode=0750", "User=petguard", "NoNewPrivileges=yes"):
         assert line in settings
+
+
+def _settings(unit: str) -> dict[str, str]:
+    """The unit's ``Key=value`` lines (the last one wins, as in systemd), comments left out."""
+    found: dict[str, str] = {}
+    for line in (UNITS / unit).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")) and "=" in line:
+            key, value = line.split("=", 1)
+            found[key] = value
+    return found
+
+
+@pytest.mark.fault(
+    "START-07",
+    guarantee="-",
+    injected="a configuration error at start (exit 78) under systemd's Restart=on-failure / Restart=always",
+    expected="both units set RestartPreventExitStatus=78 (petguard.startup.CONFIG), not 75 (TEMPFAIL), and "
+    "still restart on failure; the units verify (test_unit_verifies)",
+)
+@pytest.mark.parametrize("unit", ["petguard.service", "petguard-agent.service"])
+def test_a_configuration_error_is_not_restarted_a_transient_failure_is(unit: str) -> None:
+    settings = _settings(unit)
+    prevented = settings.get("RestartPreventExitStatus", "").split()
+    assert str(startup.CONFIG) in prevented
+    assert str(startup.TEMPFAIL) not in prevented and str(startup.OK) not in prevented
+    assert settings["Restart"] in ("on-failure", "always")  # 75 and a crash (1) are restarted

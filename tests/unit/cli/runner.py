@@ -42,7 +42,7 @@ def run_cli(
     transport: httpx.BaseTransport | None = None,
     *,
     token_file: Path | None = None,
-    url: str = "http://127.0.0.1:8786",
+    url: str = "http://127.0.0.1:8795",
     stdin: str = "",
     tty: bool = False,
     poll_interval: float = 0.01,

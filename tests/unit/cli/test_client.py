@@ -15,8 +15,8 @@ from tests.unit.cli.runner import write_token
 @pytest.mark.parametrize(
     ("url", "endpoint"),
     [
-        ("http://127.0.0.1:8786", Endpoint("http://127.0.0.1:8786", None, "http://127.0.0.1:8786")),
-        ("https://ctl:8786/", Endpoint("https://ctl:8786", None, "https://ctl:8786/")),
+        ("http://127.0.0.1:8795", Endpoint("http://127.0.0.1:8795", None, "http://127.0.0.1:8795")),
+        ("https://ctl:8795/", Endpoint("https://ctl:8795", None, "https://ctl:8795/")),
         (
             "unix:///run/petguard/api.sock",
             Endpoint("http://petguard", "/run/petguard/api.sock", "unix:///run/petguard/api.sock"),
@@ -27,7 +27,7 @@ def test_parse_url(url: str, endpoint: Endpoint) -> None:
     assert parse_url(url) == endpoint
 
 
-@pytest.mark.parametrize("url", ["ftp://x", "127.0.0.1:8786", "unix://", "http://"])
+@pytest.mark.parametrize("url", ["ftp://x", "127.0.0.1:8795", "unix://", "http://"])
 def test_parse_url_refuses(url: str) -> None:
     with pytest.raises(errors.UsageError, match="is not http://HOST:PORT") as info:
         parse_url(url)
@@ -101,7 +101,7 @@ def test_success_that_is_not_an_object_is_an_error() -> None:
 
 
 def _client(handler: httpx.MockTransport, token: str = "t") -> Client:
-    return Client(parse_url("http://127.0.0.1:8786"), lambda: token, handler)
+    return Client(parse_url("http://127.0.0.1:8795"), lambda: token, handler)
 
 
 @pytest.mark.parametrize(
@@ -119,7 +119,7 @@ def test_transport_errors_are_unreachable(exc: httpx.TransportError, text: str) 
     with pytest.raises(errors.Unreachable) as info:
         _client(httpx.MockTransport(refuse)).get("/v1/status")
     assert info.value.exit_code == 3
-    assert info.value.one_line().startswith("cannot reach the petguard daemon at http://127.0.0.1:8786: ")
+    assert info.value.one_line().startswith("cannot reach the petguard daemon at http://127.0.0.1:8795: ")
     assert text in info.value.one_line()
     assert info.value.__cause__ is exc
 
@@ -136,7 +136,7 @@ def test_token_is_sent_as_bearer_and_read_lazily() -> None:
         seen.append(request.headers["authorization"])
         return httpx.Response(200, json={"ok": True})
 
-    client = Client(parse_url("http://127.0.0.1:8786"), token, httpx.MockTransport(handler))
+    client = Client(parse_url("http://127.0.0.1:8795"), token, httpx.MockTransport(handler))
     assert reads == []
     client.get("/v1/status")
     client.get("/v1/status")

@@ -132,7 +132,7 @@ def test_unreachable_daemon_is_one_line_and_exit_3(tmp_path: Path) -> None:
     result = run_cli(["host", "list"], httpx.MockTransport(refused), token_file=write_token(tmp_path))
     assert result.code == 3
     assert result.err == (
-        "petguard: cannot reach the petguard daemon at http://127.0.0.1:8786: [Errno 111] Connection refused "
+        "petguard: cannot reach the petguard daemon at http://127.0.0.1:8795: [Errno 111] Connection refused "
         "(is petguard-daemon running? see --url / PETGUARD_URL)\n"
     )
     assert result.out == ""
