@@ -4,11 +4,15 @@ journal or coordination backend for one machine is an error once several control
 from __future__ import annotations
 
 import io
+import logging
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from oslo_config import cfg
 
-from petguard.daemon import check
+from petguard.conf import opts
+from petguard.daemon import check, lifecycle
 from petguard.ha import election
 from petguard.store.sql import SqlStore
 
@@ -72,3 +76,24 @@ def test_one_leader_on_one_machine_is_ok_and_says_so() -> None:
     (finding,) = seen("ctl1")
     assert finding.level == check.Level.OK
     assert "single controller only" in finding.message
+
+
+@pytest.mark.fault(
+    "CHECK-09",
+    guarantee="-",
+    injected="a typo ([DEFAULT] dryrun) added to petguard.conf, then SIGHUP to the running daemon",
+    expected="one WARNING per unknown name, saying the next start refuses it; the daemon keeps running",
+)
+def test_a_reload_warns_about_unknown_names(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "petguard.conf"
+    path.write_text("[DEFAULT]\ntick_interval = 2\n")
+    conf = cfg.ConfigOpts()
+    opts.register(conf)
+    conf([f"--config-file={path}"], project="petguard-test", default_config_files=[])
+    path.write_text("[DEFAULT]\ntick_interval = 2\ndryrun = true\n[fenicng]\nx = 1\n")
+    with caplog.at_level(logging.WARNING, logger="petguard.daemon.lifecycle"):
+        lifecycle.reload_config(conf)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert "did you mean dry_run?" in warnings[0] and "the next start refuses it" in warnings[0]
+    assert "[fenicng]" in warnings[1]
