@@ -325,8 +325,11 @@ def check_nova(conf: cfg.ConfigOpts) -> list[Finding]:
 
 def check_fencing(conf: cfg.ConfigOpts) -> list[Finding]:
     topologies, found = inventory.check_inventory(conf.fencing.inventory_file, conf.fencing.enabled_drivers)
-    findings = [error("fencing inventory", p.message) for p in found]
-    if not found:
+    # the inventory's own severities: a warning there is one the daemon logs and starts with
+    findings = [
+        (error if p.severity is inventory.Severity.ERROR else warning)("fencing inventory", p.message) for p in found
+    ]
+    if not any(p.severity is inventory.Severity.ERROR for p in found):
         findings.append(ok("fencing inventory", f"{conf.fencing.inventory_file}: {len(topologies)} host(s)"))
     enabled = list(conf.fencing.enabled_drivers)
     runner = FenceRunner(functools.partial(loader.load_driver, enabled=enabled))

@@ -152,6 +152,25 @@ def _missing_password_file(sections: Sections, tmp_path: Path) -> None:
     (tmp_path / "bmc-password").unlink()
 
 
+def _open_password_file(sections: Sections, tmp_path: Path) -> None:
+    (tmp_path / "bmc-password").chmod(0o644)
+
+
+def _socket_path_taken(sections: Sections, tmp_path: Path) -> None:
+    taken = tmp_path / "api.sock"
+    taken.write_text("not a socket\n")
+    sections["api"]["socket"] = str(taken)
+
+
+def _bad_yaml(sections: Sections, tmp_path: Path) -> None:
+    Path(sections["nova"]["clouds_file"]).write_text("clouds:\n  gone: [unclosed\n")
+
+
+def _no_url(sections: Sections, tmp_path: Path) -> None:
+    sections["webhooks"] = {"receivers": "ops"}
+    sections["webhook:ops"] = {"format": "json"}
+
+
 BROKEN: dict[str, Callable[[Sections, Path], None]] = {
     "typo in DEFAULT (dryrun)": _set("DEFAULT", "dryrun", "true"),
     "typo in [fencing] (inventroy_file)": _set("fencing", "inventroy_file", "/etc/petguard/inventory.yaml"),
@@ -165,6 +184,11 @@ BROKEN: dict[str, Callable[[Sections, Path], None]] = {
     "nova cloud not in clouds_file": _set("nova", "cloud", "elsewhere"),
     "inventory missing": _set("fencing", "inventory_file", "/nonexistent/inventory.yaml"),
     "inventory password_file missing": _missing_password_file,
+    # whether the daemon refuses or warns here is the secret-file rule's business: both must agree
+    "inventory password_file readable by others": _open_password_file,
+    "api socket path taken by a file": _socket_path_taken,
+    "clouds.yaml not valid YAML": _bad_yaml,
+    "webhook receiver without url": _no_url,
     "journal not migrated": _unmigrated,
     "api bind on an address this machine does not have": _set("api", "bind", "192.0.2.1:8786"),
     "api socket in a missing directory": _set("api", "socket", "/nonexistent/petguard/api.sock"),
@@ -190,9 +214,10 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
 @pytest.mark.fault(
     "CHECK-04",
     guarantee="-",
-    injected="one mistake at a time: typos, an unknown section, missing or too open secret files ([api], "
-    "[webhook:*], clouds.yaml, inventory, password file), an unmigrated journal, an address that cannot be "
-    "bound, a socket directory that does not exist",
+    injected="one mistake at a time: typos, an unknown section, a bad value, missing or too open secret files "
+    "([api], [webhook:*], clouds.yaml, inventory, BMC password file), clouds.yaml not YAML, a receiver without "
+    "url, an unmigrated journal, an address that cannot be bound, a socket path that is a file or whose "
+    "directory does not exist",
     expected="config check reports an ERROR beyond the closed Nova and BMC ports exactly when "
     "petguard-daemon refuses to start",
 )
