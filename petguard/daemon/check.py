@@ -64,7 +64,9 @@ class Finding:
     message: str
 
     def line(self) -> str:
-        return f"{self.level.name:<7} {self.topic}: {self.message}"
+        """One line, whatever the message holds (a peer's error may span several)."""
+        message = "; ".join(part.strip() for part in self.message.splitlines() if part.strip())
+        return f"{self.level.name:<7} {self.topic}: {message}"
 
 
 def ok(topic: str, message: str) -> Finding:
@@ -143,8 +145,8 @@ def _leaders_seen(settings: election.Settings, scheme: str, sqlite: bool, store:
                 f"the journal has seen {len(members)} controllers ({', '.join(members)}) but "
                 f"{' and '.join(single)} serve one machine only: each controller would lead alone. "
                 "Use a shared MariaDB/PostgreSQL journal and etcd, Redis, MySQL, PostgreSQL or ZooKeeper "
-                "for [coordination] backend_url (docs/controllers.md); if these were daemons of this one "
-                "machine, give them the same [coordination] member_id",
+                "for [coordination] backend_url (docs/controllers.md). Only if every one of these daemons "
+                "runs on this one machine (a rehearsal) is this harmless",
             )
         ]
     if single:

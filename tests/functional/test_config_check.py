@@ -241,6 +241,8 @@ def test_config_check_fails_exactly_when_the_daemon_refuses_to_start(
     if refused:
         assert rc != 0
     assert "Traceback" not in output
+    for secret in ("operator-token-0123456789", "webhook-key-0123", "bmc-pw"):
+        assert secret not in output + err
 
 
 @pytest.mark.fault(

@@ -26,6 +26,10 @@ def test_a_line_per_finding_and_exit_one_on_any_error() -> None:
     assert lines[3].startswith("1 problem(s), 1 warning(s)")
 
 
+def test_a_message_of_several_lines_stays_on_one_line() -> None:
+    assert check.error("nova", "first\n  second\n").line() == "ERROR   nova: first; second"
+
+
 def test_warnings_alone_pass() -> None:
     out = io.StringIO()
     assert check.report([check.ok("a", "x"), check.warning("b", "y")], out) == 0
