@@ -161,13 +161,16 @@ def _leaders_seen(settings: election.Settings, scheme: str, sqlite: bool, store:
 
 
 def _file_backend(settings: election.Settings) -> Finding:
-    """The file backend's directory, checked without creating it (tooz would)."""
-    path = urllib.parse.urlsplit(settings.backend_url).path
+    """The file backend's directory, or the nearest existing parent tooz would create it in, must be a
+    directory this user can write; checked without creating anything (tooz would)."""
+    path = urllib.parse.urlsplit(settings.backend_url).path.rstrip("/")
+    if not path:
+        return error(
+            "coordination", "[coordination] backend_url file:// names no directory (e.g. file:///var/lib/petguard/coord)"
+        )
     existing = path
-    while existing and not os.path.exists(existing):
-        existing = os.path.dirname(existing.rstrip("/")) or "/"
-        if existing == "/":
-            break
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing) or "/"
     if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
         return error(
             "coordination",

@@ -3,7 +3,9 @@
 The main test takes a set of broken configurations and runs both programs on each: ``config check``
 must report an ERROR beyond those of the working configuration (whose Nova and BMC are closed
 loopback ports, so nothing real is contacted), or exit 2 on a value oslo.config cannot parse,
-exactly when ``petguard-daemon`` refuses to start.
+exactly when ``petguard-daemon`` refuses to start. What only fails later (an unreachable coordination
+backend, Nova, a BMC, a single-machine journal several controllers have led on) is an ERROR of
+``config check`` while the daemon starts: those have tests of their own below.
 """
 
 from __future__ import annotations

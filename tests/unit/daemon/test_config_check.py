@@ -101,3 +101,25 @@ def test_a_reload_warns_about_unknown_names(tmp_path: Path, caplog: pytest.LogCa
     assert len(warnings) == 2, warnings
     assert "did you mean dry_run?" in warnings[0] and "the next start refuses it" in warnings[0]
     assert "[fenicng]" in warnings[1]
+
+
+def file_backend(url: str) -> check.Finding:
+    return check._file_backend(election.Settings(backend_url=url, member_id="ctl1"))
+
+
+def test_a_file_backend_directory_to_be_created_under_a_writable_parent_is_ok(tmp_path: Path) -> None:
+    assert file_backend(f"file://{tmp_path}/coordination/deeper").level == check.Level.OK
+    assert not (tmp_path / "coordination").exists()  # checked, not created
+
+
+def test_a_file_backend_path_that_is_a_file_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "coordination").write_text("")
+    finding = file_backend(f"file://{tmp_path}/coordination")
+    assert finding.level == check.Level.ERROR
+    assert "not a directory" in finding.message
+
+
+def test_a_file_backend_url_without_a_path_is_an_error() -> None:
+    finding = file_backend("file://")
+    assert finding.level == check.Level.ERROR
+    assert "names no directory" in finding.message
