@@ -293,10 +293,7 @@ def check_webhooks(conf: cfg.ConfigOpts) -> list[Finding]:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         where = f"{parts.scheme}://{parts.hostname}:{port}"  # never the path: a Slack URL's path is its secret
         problem = _within(functools.partial(_tcp, parts.hostname or "", port), PROBE_TIMEOUT)
-        key = "signed" if receiver.secret else "NOT signed (no secret_file)"
-        if problem is None:
-            findings.append(ok(topic, f"{where} accepts connections; deliveries {key}"))
-        else:
+        if problem is not None:
             findings.append(
                 warning(
                     topic,
@@ -304,6 +301,17 @@ def check_webhooks(conf: cfg.ConfigOpts) -> list[Finding]:
                     "and are retried; check the URL and the firewall",
                 )
             )
+        elif not receiver.secret and receiver.format is receivers.Format.JSON:  # Slack's URL is its key
+            findings.append(
+                warning(
+                    topic,
+                    f"{where} accepts connections, but deliveries are not signed: the receiver cannot tell "
+                    f"petguard's events from anyone's; set [webhook:{receiver.name}] secret_file",
+                )
+            )
+        else:
+            signed = "signed" if receiver.secret else "not signed (Slack: the URL is the key)"
+            findings.append(ok(topic, f"{where} accepts connections; deliveries {signed}"))
     return findings
 
 

@@ -347,3 +347,33 @@ def test_an_api_port_in_use_is_a_warning(tmp_path: Path) -> None:
         _, output = _check(_write(tmp_path, sections))
     (line,) = [line for line in output.splitlines() if " api bind:" in line]
     assert line.startswith("WARNING") and "in use" in line
+
+
+@pytest.mark.fault(
+    "CHECK-10",
+    guarantee="4",
+    injected="webhook receivers: one on a closed loopback port, one listening but without secret_file (json), "
+    "one listening with its key",
+    expected="config check: WARNING for the closed one (events wait in the outbox) and for the unsigned one "
+    "(set secret_file), OK for the third; the URL's path (a Slack URL's secret) is never printed",
+)
+def test_webhook_receivers_are_reached_and_their_keys_asked_for(tmp_path: Path) -> None:
+    sections = _good(tmp_path)
+    key = tmp_path / "webhook-key"
+    key.write_text("webhook-key-0123\n")
+    key.chmod(0o600)
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        sections["webhooks"] = {"receivers": "gone,unsigned,ops"}
+        sections["webhook:gone"] = {"url": f"http://127.0.0.1:{_free_port()}/T000/secret-path", "secret_file": str(key)}
+        sections["webhook:unsigned"] = {"url": f"http://127.0.0.1:{port}/T000/secret-path"}
+        sections["webhook:ops"] = {"url": f"http://127.0.0.1:{port}/T000/secret-path", "secret_file": str(key)}
+        rc, output = _check(_write(tmp_path, sections), stdout_only=True)
+    lines = {line.split(":", 1)[0]: line for line in output.splitlines() if " webhook " in line}
+    assert lines["WARNING webhook gone"] and "does not accept connections" in lines["WARNING webhook gone"]
+    assert "secret_file" in lines["WARNING webhook unsigned"]
+    assert "deliveries signed" in lines["OK      webhook ops"]
+    assert "secret-path" not in output and "webhook-key-0123" not in output
+    assert _errors(output) == {"nova", "fence cmp1 level 1 device 1"}
