@@ -143,7 +143,9 @@ def _leaders_seen(settings: election.Settings, scheme: str, sqlite: bool, store:
             error(
                 "coordination",
                 f"the journal has seen {len(members)} controllers ({', '.join(members)}) but "
-                f"{' and '.join(single)} serve one machine only: each controller would lead alone. "
+                f"{' and '.join(single)} serve one machine only: controllers on different machines would "
+                "each lead alone (file://) or each keep a journal of its own (sqlite), and a takeover would "
+                "not see the incident in hand. "
                 "Use a shared MariaDB/PostgreSQL journal and etcd, Redis, MySQL, PostgreSQL or ZooKeeper "
                 "for [coordination] backend_url (docs/controllers.md). Only if every one of these daemons "
                 "runs on this one machine (a rehearsal) is this harmless",
