@@ -49,13 +49,11 @@ class Unknown:
 
     def message(self) -> str:
         where = f"[{self.section}]" if self.option is None else f"[{self.section}] {self.option}"
-        what = self.note or (
-            "is not a petguard section" if self.option is None else "is not a petguard option"
-        )
+        what = self.note or ("is not a petguard section" if self.option is None else "is not a petguard option")
         hint = f"; did you mean {self.suggestion}?" if self.suggestion else "; remove it or fix its name"
         if not self.serious:
             hint = ""
-        return f"{self.file}: {where} {what} (oslo.config ignores it){hint}"
+        return f"{self.file}: {where} {what}{hint}"
 
 
 def normalise_section(name: str) -> str:
