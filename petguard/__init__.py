@@ -6,10 +6,12 @@ Code map (read this first). Layers, top to bottom; a module imports only from la
 ==========================  ==========================================================================
 ``cmd/``                    entry points: ``petguard-daemon``, ``petguard-manage`` (composition only)
 ``daemon/``                 the daemon's composition root (``service``), the API's backend
-                            (``api_backend``), Prometheus ``metrics``, the process ``lifecycle``
+                            (``api_backend``), Prometheus ``metrics``, the process ``lifecycle``,
+                            ``check`` (``petguard-manage config check``, with the daemon's own readers)
 ``ha/`` ``api/``            leader ``election`` and the acting path's ``guards`` (only the leader
 ``webhooks/``               changes Nova or fences); the HTTP API (falcon); outgoing webhooks
-``conf/``                   oslo.config options (``opts``) and the policies built from them
+``conf/``                   oslo.config options (``opts``), the policies built from them, the names
+                            in config files nobody registered (``unknown``: typos)
 ``reconcile`` ``lanes``     the loop (one tick: read Nova, ``decide``, act) and the host lanes (one
                             thread per failed host: fence, then plan and evacuate)
 ``store/`` ``nova/``        the two adapters: the SQL journal (``store.sql.SqlStore``) and the

@@ -14,11 +14,29 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from petguard import secrets, startup
-from petguard.conf import CONF, validate
+from petguard.conf import CONF, unknown, validate
 from petguard.daemon import lifecycle, service
 from petguard.errors import PetguardError
 
 LOG = logging.getLogger(__name__)
+
+
+def _names_known() -> bool:
+    """Refuse unknown sections and options, warn about the lesser ones (``petguard.conf.unknown``).
+
+    Refused rather than warned about: oslo.config would ignore the name, so a typo in a safety option
+    (``dryrun = true``, ``brake_max_host``) would leave its default in force without a word, and the
+    daemon would act unlike what its operator wrote. Every other bad value already stops the start.
+    """
+    serious = False
+    for found in unknown.check(CONF):
+        if found.serious:
+            serious = True
+            LOG.error("cannot start: %s", found.message())
+            print(f"petguard-daemon: configuration error: {found.message()}", file=sys.stderr)
+        else:
+            LOG.warning("%s", found.message())
+    return not serious
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"petguard-daemon: configuration error: {exc}", file=sys.stderr)
         return startup.exit_status(exc)
     logging.setup(CONF, "petguard")
+    if not _names_known():
+        return startup.CONFIG
     try:
         daemon = service.build(CONF)
     except PetguardError as exc:

@@ -1,9 +1,10 @@
 """Entry point of petguard-manage: administration on the controller itself.
 
 * ``db upgrade`` — create or migrate the journal's schema.
-* ``config check`` — load config and inventory, build every policy from the options (as the daemon does
-  at start), check the database, Keystone and Nova, and read the
-  power state of every BMC (read-only); print what is wrong and how to fix it; non-zero on problems.
+* ``config check`` — every mistake the daemon would hit at start or in its first incident
+  (``petguard.daemon.check``): unknown options, every policy, the journal, the coordination backend,
+  the API's files and address, webhook receivers, Keystone and Nova, the inventory and the power
+  state of every BMC (read-only); one line each, OK/WARNING/ERROR; non-zero on any ERROR.
 * ``host list``, ``incident list|show``, and operator requests written straight into the journal
   (``request HOST maintenance-on|maintenance-off|confirm-fenced|restore``, ``brake-override``)
   for the loop to act on. The HTTP API and the ``petguard`` CLI offer the same with authentication
@@ -13,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import getpass
 import sys
 import time
@@ -23,11 +23,9 @@ from oslo_config import cfg
 
 from petguard import secrets, startup
 from petguard.conf import CONF, policies, validate
+from petguard.daemon import check
 from petguard.errors import PetguardError
-from petguard.fencing import inventory, loader, procedure
-from petguard.fencing.child import FenceRunner
 from petguard.journal import RequestKind
-from petguard.nova import compute as nova
 from petguard.store import migrate
 from petguard.store.sql import SqlStore
 
@@ -41,59 +39,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    problems = _check_policies() + _check_database() + _check_nova() + _check_fencing()
-    if not problems:
-        print("configuration OK: every option, database, Keystone, Nova and every fence device answered")
-        return 0
-    print(f"{len(problems)} problem(s):")
-    for problem in problems:
-        print(f"  - {problem}")
-    return 1
-
-
-def _check_policies() -> list[str]:
-    problems = policies.check_all(CONF)
-    if not problems:
-        print("options: OK (detection, brake, fencing, evacuation, instance health, capacity)")
-    return problems
-
-
-def _check_database() -> list[str]:
-    try:
-        SqlStore(CONF.database.connection).ping()
-    except PetguardError as exc:
-        return [f"[database] connection: {exc}"]
-    print("database: OK")
-    return []
-
-
-def _check_nova() -> list[str]:
-    try:
-        compute = nova.connect(CONF.nova.cloud, CONF.nova.clouds_file, CONF.nova.timeout)
-    except PetguardError as exc:
-        return [f"[nova]: {exc}"]
-    problems = [f"[nova]: {p}" for p in nova.check(compute)]
-    if not problems:
-        print(f"Keystone and Nova: OK (cloud {CONF.nova.cloud})")
-    return problems
-
-
-def _check_fencing() -> list[str]:
-    topologies, found = inventory.check_inventory(CONF.fencing.inventory_file, CONF.fencing.enabled_drivers)
-    problems = [f"[fencing] inventory: {p.message}" for p in found]
-    enabled = list(CONF.fencing.enabled_drivers)
-    runner = FenceRunner(functools.partial(loader.load_driver, enabled=enabled))
-    for host, topology in sorted(topologies.items()):
-        for level, number, device in topology.devices():
-            where = f"fence level {level} device {number} of {host} ({device.describe()})"
-            try:
-                driver = loader.load_driver(device.driver, enabled)
-                state = procedure.read_power(device, driver, runner, CONF.fencing.attempt_timeout)
-            except PetguardError as exc:
-                problems.append(f"{where}: {exc}")
-                continue
-            print(f"{where}: power {state.value}")
-    return problems
+    return check.report(check.run(CONF), sys.stdout)
 
 
 def _store() -> SqlStore:

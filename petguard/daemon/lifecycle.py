@@ -4,7 +4,8 @@ Small functions for ``petguard.cmd.daemon`` and ``petguard.daemon.service`` to c
 
 * ``install_signal_handlers(stop, reload_fn)``: SIGTERM/SIGINT set ``stop``; SIGHUP runs ``reload_fn``
   on a short-lived thread (never inside the signal handler, which may interrupt a tick holding locks).
-* ``reload_config(conf)``: re-read the config files; oslo.log applies a changed ``debug`` at once.
+* ``reload_config(conf)``: re-read the config files; oslo.log applies a changed ``debug`` at once; an
+  unknown option name is logged as a WARNING (the next start refuses it).
 * ``set_log_level(name)``: the API's ``log-level`` command; lasts until the next SIGHUP or restart.
 * ``Watchdog``: READY=1 after the first tick (state loaded), WATCHDOG=1 after each tick that returned,
   STOPPING=1 on shutdown, with a STATUS line. A wedged loop stops sending WATCHDOG=1 and systemd
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from oslo_config import cfg
 
 from petguard import sdnotify
+from petguard.conf import unknown
 from petguard.reconcile import TickReport
 
 LOG = logging.getLogger(__name__)
@@ -64,6 +66,22 @@ def reload_config(conf: cfg.ConfigOpts) -> None:
     """
     conf.mutate_config_files()
     LOG.info("configuration re-read; log level now %s", current_log_level())
+    warn_unknown_names(conf)
+
+
+def warn_unknown_names(conf: cfg.ConfigOpts) -> None:
+    """After a reload: one WARNING per unknown section or option (``petguard.conf.unknown``). A
+    running daemon keeps going with the values it has; the next start refuses such a name."""
+    try:
+        found = unknown.check(conf)
+    except (OSError, cfg.Error) as exc:
+        LOG.warning("cannot re-read the config files for unknown names: %s", exc)
+        return
+    for name in found:
+        if name.serious:
+            LOG.warning("%s; the next start refuses it: fix it now (petguard-manage config check)", name.message())
+        else:
+            LOG.warning("%s", name.message())
 
 
 #: The name the brief and the wiring use; same function.

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 import socket
 import threading
 import time
@@ -56,6 +57,15 @@ NO_EPOCH = -1
 LOCK_TTL_FACTOR = 2.0
 #: Journal event kinds (the events table is also the webhook outbox).
 GAINED, LOST = "leader_elected", "leader_lost"
+#: The message of a ``leader_elected`` event (``leader_of`` reads the member back).
+GAINED_MESSAGE = "{member} leads (epoch {epoch})"
+_GAINED_RE = re.compile(r"^(?P<member>.+) leads \(epoch \d+\)$")
+
+
+def leader_of(message: str) -> str | None:
+    """The member id in a ``leader_elected`` event's message (None: not such a message)."""
+    match = _GAINED_RE.match(message)
+    return match.group("member") if match else None
 
 
 class NotLeading(Temporary):
@@ -391,7 +401,7 @@ class Leadership:
             epoch,
         )
         self._epoch = epoch
-        self._record(GAINED, f"{self.settings.member_id} leads (epoch {epoch})")
+        self._record(GAINED, GAINED_MESSAGE.format(member=self.settings.member_id, epoch=epoch))
         try:
             self._on_gain(epoch)
         except Exception:

@@ -44,6 +44,12 @@ def events(conn: Connection, incident_id: int | None, host: str | None, limit: i
     return oldest_first(conn, query, rows.event_from_row)
 
 
+def distinct_messages(conn: Connection, kind: str, limit: int) -> list[str]:
+    """Up to ``limit`` different messages of the events of ``kind`` (in no particular order)."""
+    query = select(m.events.c.message).where(m.events.c.kind == kind).distinct().limit(limit)
+    return [str(message) for message in conn.execute(query).scalars()]
+
+
 def record_event(
     conn: Connection, host: str | None, incident_id: int | None, kind: str, message: str, at: float
 ) -> None:

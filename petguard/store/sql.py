@@ -211,6 +211,10 @@ class SqlStore:
     def events(self, incident_id: int | None = None, host: str | None = None, limit: int = 200) -> list[EventRecord]:
         return self._read(lambda conn: incidents.events(conn, incident_id, host, limit), "list events")
 
+    def event_messages(self, kind: str, limit: int = 1000) -> list[str]:
+        """The different messages recorded under ``kind`` (e.g. who led: ``config check``)."""
+        return self._read(lambda conn: incidents.distinct_messages(conn, kind, limit), "list event messages")
+
     def record_event(self, host: str | None, incident_id: int | None, kind: str, message: str, at: float) -> None:
         self._write(lambda conn: incidents.record_event(conn, host, incident_id, kind, message, at), "record an event")
 
