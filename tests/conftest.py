@@ -109,7 +109,7 @@ def render(faults: dict[str, Fault]) -> str:
         "tests that inject it.",
         "",
         f"{len(ordered)} faults: {per_tier['unit']} in unit tests, {per_tier['functional']} functional, "
-        f"{per_tier['lab']} on the real-Nova lab.",
+        f"{per_tier['lab']} on the real-Nova lab (a fault injected in several tiers counts in each).",
         "",
         "| id | injected | where | guarantee | expected | tests |",
         "|---|---|---|---|---|---|",

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from oslo_config import cfg
 
 from petguard import secrets, startup
-from petguard.conf import CONF, policies, validate
+from petguard.conf import CONF, validate
 from petguard.daemon import check
 from petguard.errors import PetguardError
 from petguard.journal import RequestKind
