@@ -61,11 +61,13 @@ def _daemon_conf(tmp_path: Path, *, database: str | None = None, extra: str = ""
         "      username: admin\n      password: pw\n      project_name: admin\n"
         "      user_domain_name: Default\n      project_domain_name: Default\n"
     )
+    clouds.chmod(0o600)  # secret files: owner and group only
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(
         f"hosts:\n  cmp1:\n    bmc: {{driver: ipmi, address: 127.0.0.1, port: {_closed_port()}, "
         "username: admin, password: pw}\n"
     )
+    inventory.chmod(0o600)  # it holds a password inline
     conf = tmp_path / "petguard.conf"
     conf.write_text(
         f"[DEFAULT]\nlog_file = {tmp_path}/daemon.log\ntick_interval = 0.2\n{extra}"
