@@ -18,6 +18,7 @@ from petguard.detect import (
     Verdict,
     brake,
     combine,
+    describe_heartbeat,
     heartbeat_signal,
     nova_signal,
     observe_heartbeat,
@@ -290,3 +291,20 @@ def test_a_stall_everywhere_engages_the_stale_brake() -> None:
 def test_one_stalled_host_among_ten_is_down_alone() -> None:
     health = stalled_cloud(10, [3], now=145.0)
     assert [h for h, v in health.items() if v is D] == ["cmp03"]
+
+
+# -- what explain shows -----------------------------------------------------------------------------
+
+DESCRIBE_TABLE: list[tuple[HeartbeatSeen | None, DetectionPolicy, str]] = [
+    (None, POLICY, "not read by this controller (it does not lead, or Nova does not list the host); stale after 30 s"),
+    (HeartbeatSeen(None, None, 100.0), POLICY, "Nova gives no updated_at: no opinion; stale after 30 s unchanged"),
+    (HeartbeatSeen(5.0, None, 100.0), POLICY, "updated_at not seen to change yet"),
+    (HeartbeatSeen(5.0, 96.0, 100.0), POLICY, "last seen to change 6 s ago, fresh: no opinion, Nova's state decides"),
+    (HeartbeatSeen(5.0, 50.0, 100.0), POLICY, "last seen to change 52 s ago, stale: DOWN; stale after 30 s unchanged"),
+    (HeartbeatSeen(5.0, 50.0, 100.0), OFF, "off ([detection] heartbeat_stale_after = 0): Nova's own state decides"),
+]
+
+
+@pytest.mark.parametrize(("seen", "policy", "text"), DESCRIBE_TABLE)
+def test_describe_heartbeat(seen: HeartbeatSeen | None, policy: DetectionPolicy, text: str) -> None:
+    assert text in describe_heartbeat(seen, 102.0, policy)
