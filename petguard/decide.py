@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from petguard import detect
 from petguard.cloud import ServiceRecord
-from petguard.detect import DetectionPolicy, FenceStart, Health, HostHealth, Signal, Verdict
+from petguard.detect import DetectionPolicy, FenceStart, Health, HeartbeatSeen, HostHealth, Signal, Verdict
 from petguard.errors import InvalidTransition
 from petguard.hosts import Host, HostEvent, HostState
 from petguard.journal import (
@@ -107,6 +107,8 @@ class TickInputs:
     extra_signals: Sequence[Signal] = ()
     #: fences the journal holds from the last ``fence_rate_window`` seconds (one read per tick)
     recent_fences: Sequence[FenceStart] = ()
+    #: petguard's memory of each service's ``updated_at``, this tick's reading included (the loop's)
+    heartbeats: Mapping[str, HeartbeatSeen] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,7 +311,8 @@ def _update_health(
     """Assess every watched host; return this tick's combined health of the watched hosts."""
     signals: dict[str, list[Signal]] = {}
     for service in services:
-        signals.setdefault(service.host, []).append(detect.nova_signal(service, tick.now, policy))
+        seen = tick.inputs.heartbeats.get(service.host)
+        signals.setdefault(service.host, []).extend(detect.service_signals(service, seen, tick.now, policy))
     for signal in extra:
         signals.setdefault(signal.host, []).append(signal)
     health_now: dict[str, Health] = {}
@@ -368,7 +371,8 @@ def _note_nova_compute_down(tick: _Tick, signals: Mapping[str, Sequence[Signal]]
 
 
 def _is_nova_down(signal: Signal) -> bool:
-    return signal.source == "nova" and signal.health is Health.DOWN
+    """Nova's record says the service is down: Nova's own state, or its heartbeat as petguard reads it."""
+    return signal.source in (detect.NOVA_SOURCE, detect.HEARTBEAT_SOURCE) and signal.health is Health.DOWN
 
 
 def _nova_down_agent_up(signals: Sequence[Signal]) -> bool:

@@ -1,7 +1,8 @@
 """Detection: from signals about each host, decide UP / SUSPECT / FAILED, and when to brake (pure domain).
 
-Signals come from independent sources: Nova's compute service record (``nova_signal``), the
-petguard agent's heartbeats (``agent_signal``), alerts. Later sources (a BMC power reading) only need
+Signals come from independent sources: Nova's compute service record (``nova_signal``), petguard's
+own reading of that record's heartbeat (``heartbeat_signal``, see below), the petguard agent's
+heartbeats (``agent_signal``), alerts. Later sources (a BMC power reading) only need
 to produce ``Signal`` values; ``combine`` and ``assess`` do not change:
 
 * ``combine`` folds one tick's signals for one host into a single ``Health``: any source that says
@@ -13,6 +14,17 @@ to produce ``Signal`` values; ``combine`` and ``assess`` do not change:
   UP tick in between (a host that heartbeats is alive). ``up_samples`` consecutive UP ticks clear it;
   fewer leave it SUSPECT (never FAILED) with its grace period restarted. UNCERTAIN holds the verdict
   and the counters as they are.
+* ``service_signals`` is what one Nova service record says: Nova's own ``state``, and petguard's own
+  staleness reading of its ``updated_at``. Nova calls a service down only ``service_down_time``
+  (60 s by default) after its last heartbeat; petguard remembers (``observe_heartbeat``, on its own
+  clock) when it last saw ``updated_at`` CHANGE and calls the service DOWN once it has not changed for
+  ``heartbeat_stale_after`` seconds (3 x ``report_interval``, 30 s by default). Both read the same
+  evidence with two thresholds, so the rule is one-sided: a stale heartbeat replaces Nova's lagging
+  "up" with a ``nova-heartbeat`` DOWN signal; a fresh one, or one petguard has not yet seen change,
+  says nothing, and Nova's own ``state`` (and its forced-down handling) decides as before. The
+  heartbeat signal can only bring DOWN earlier; it never makes a host UP. ``updated_at`` is never
+  compared with petguard's clock (Nova's database clock may differ by hours): only its changes count,
+  in either direction.
 * ``brake`` is the mass-failure brake (guarantee 3): when too many hosts look down at once, or
   (nearly) all of them do, as in a RabbitMQ or database outage, nobody is fenced.
 * ``fence_rate_brake`` is the same brake over time: when a host would be fenced but
@@ -83,6 +95,11 @@ class DetectionPolicy:
     #: ``fence_rate_window`` seconds (0: no rate limit).
     fence_rate_max: int = 3
     fence_rate_window: float = 3600.0
+    #: Nova's ``[DEFAULT] report_interval`` on the computes: how often ``updated_at`` moves.
+    report_interval: float = 10.0
+    #: A service whose ``updated_at`` petguard has not seen change for longer than this is DOWN by the
+    #: ``nova-heartbeat`` signal (0: the signal is off). 3 x ``report_interval`` by default.
+    heartbeat_stale_after: float = 30.0
     #: Ticks in a row whose reading of Nova failed before petguard calls itself blind and says so
     #: once (``petguard.sight``); the ticks decide nothing either way.
     blind_after: int = 3
@@ -123,7 +140,116 @@ def nova_signal(record: ServiceRecord, now: float, policy: DetectionPolicy) -> S
         health, detail = Health.DOWN, "nova-compute heartbeat missing"
     else:
         health, detail = Health.UNCERTAIN, f"nova reports unknown state {record.state!r}"
-    return Signal(source="nova", host=record.host, health=health, at=now, detail=detail)
+    return Signal(source=NOVA_SOURCE, host=record.host, health=health, at=now, detail=detail)
+
+
+#: The source of signals made from Nova's service record (its ``state`` and ``forced_down``).
+NOVA_SOURCE = "nova"
+#: The source of signals made from petguard's own reading of Nova's ``updated_at``.
+HEARTBEAT_SOURCE = "nova-heartbeat"
+
+
+@dataclasses.dataclass(frozen=True)
+class HeartbeatSeen:
+    """petguard's memory of one service's ``updated_at``, on petguard's own clock.
+
+    ``updated_at`` is Nova's value, only ever compared with itself. ``changed_at`` is when (the end of
+    the reading) petguard first saw the current value differ from the one before (None: no change seen
+    yet, so no opinion). ``seen_at`` is when the latest reading that saw the value still unchanged
+    began: staleness is ``seen_at - changed_at``, so a slow reading of Nova never stretches it.
+    """
+
+    updated_at: float | None
+    changed_at: float | None = None
+    seen_at: float = 0.0
+
+    def unchanged_for(self) -> float | None:
+        """Seconds petguard has seen ``updated_at`` stand still (None: it has not yet seen it change)."""
+        if self.changed_at is None or self.updated_at is None:
+            return None
+        return max(0.0, self.seen_at - self.changed_at)
+
+
+def observe_heartbeat(
+    previous: HeartbeatSeen | None, updated_at: float | None, read_started: float, read_finished: float
+) -> HeartbeatSeen:
+    """Fold one reading of a service's ``updated_at`` into petguard's memory of it.
+
+    Any difference is a change, backwards too (a database restored from a backup, another cell):
+    Nova wrote the row, so something is alive. A missing value (None) forgets what was seen, and the
+    first value after it, like the first value of a new host, waits for a change before it says anything.
+    """
+    if updated_at is None or previous is None or previous.updated_at is None:
+        return HeartbeatSeen(updated_at, None, read_started)
+    if updated_at != previous.updated_at:
+        return HeartbeatSeen(updated_at, read_finished, read_started)
+    return dataclasses.replace(previous, seen_at=read_started)
+
+
+def observe_heartbeats(
+    previous: Mapping[str, HeartbeatSeen],
+    services: Iterable[ServiceRecord],
+    read_started: float,
+    read_finished: float,
+) -> dict[str, HeartbeatSeen]:
+    """One reading of every service: a host missing from it is forgotten (it starts afresh if it comes back)."""
+    return {
+        s.host: observe_heartbeat(previous.get(s.host), s.updated_at, read_started, read_finished) for s in services
+    }
+
+
+def heartbeat_signal(
+    record: ServiceRecord, seen: HeartbeatSeen | None, now: float, policy: DetectionPolicy
+) -> Signal | None:
+    """DOWN when petguard has seen ``updated_at`` stand still for more than ``heartbeat_stale_after``.
+
+    None (no opinion) in every other case: the signal is off, the service is forced down (whose doing
+    it is decides, in ``nova_signal``), Nova does not say "up" (its own verdict stands), petguard has
+    not yet seen the value change, or it changed recently. It is never UP: a moving ``updated_at`` is
+    what Nova's "up" already says.
+    """
+    if policy.heartbeat_stale_after <= 0 or seen is None or record.forced_down or record.state != "up":
+        return None
+    still = seen.unchanged_for()
+    if still is None or still <= policy.heartbeat_stale_after:
+        return None
+    detail = (
+        f"updated_at unchanged for more than {policy.heartbeat_stale_after:.0f} s "
+        "(Nova still says up until its service_down_time)"
+    )
+    return Signal(HEARTBEAT_SOURCE, record.host, Health.DOWN, now, detail)
+
+
+def describe_heartbeat(seen: HeartbeatSeen | None, now: float, policy: DetectionPolicy) -> str:
+    """petguard's reading of one service's heartbeat, for operators (``petguard explain HOST``)."""
+    if policy.heartbeat_stale_after <= 0:
+        return "off ([detection] heartbeat_stale_after = 0): Nova's own state decides"
+    limit = f"stale after {policy.heartbeat_stale_after:.0f} s unchanged"
+    if seen is None:
+        return f"not read by this controller (it does not lead, or Nova does not list the host); {limit}"
+    if seen.updated_at is None:
+        return f"Nova gives no updated_at: no opinion; {limit}"
+    still = seen.unchanged_for()
+    if still is None:
+        return f"updated_at not seen to change yet (since petguard started watching): no opinion; {limit}"
+    ago = max(0.0, now - seen.changed_at) if seen.changed_at is not None else 0.0
+    verdict = "stale: DOWN" if still > policy.heartbeat_stale_after else "fresh: no opinion, Nova's state decides"
+    return f"updated_at last seen to change {ago:.0f} s ago, {verdict}; {limit}"
+
+
+def service_signals(
+    record: ServiceRecord, seen: HeartbeatSeen | None, now: float, policy: DetectionPolicy
+) -> list[Signal]:
+    """What one Nova service record says: Nova's signal, or the heartbeat's DOWN in place of Nova's "up".
+
+    Nova's "up" only means "a heartbeat within service_down_time"; once petguard has seen the same
+    heartbeat stand still for longer, that "up" is not evidence of life any more (``combine`` would
+    let it outvote everything), so it gives way. Every other Nova signal stands unchanged.
+    """
+    stale = heartbeat_signal(record, seen, now, policy)
+    if stale is not None:
+        return [stale]
+    return [nova_signal(record, now, policy)]
 
 
 #: The source of signals made from petguard-agent heartbeats.

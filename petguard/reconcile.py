@@ -7,7 +7,10 @@ The loop is the only writer of host state. Each tick:
    ``fence_rate_window`` (one journal read, for the fence rate limit). If Nova cannot be read, the
    tick decides nothing (a controller that is cut off acts on nothing); ``[detection] blind_after``
    such ticks in a row make petguard blind, which it records once as a ``nova_unreadable`` event
-   (an alert) and ends with one ``nova_readable_again`` (``petguard.sight``; ``Loop.sight``).
+   (an alert) and ends with one ``nova_readable_again`` (``petguard.sight``; ``Loop.sight``). The
+   loop remembers, in memory, when it last saw each service's ``updated_at`` change
+   (``detect.observe_heartbeats``: petguard's own staleness reading of Nova's heartbeat); a new
+   term (``reset``) or a restart starts that memory afresh.
 2. decide: ``decide.decide`` — pure.
 3. record: the whole decision in one store transaction, before anything is acted on.
 4. act: start each host's action on that host's own serial lane (one thread per busy host, hosts in
@@ -113,6 +116,8 @@ class Loop:
         # The loop is the only writer of host state, so it keeps the hosts in memory between ticks
         # and reloads them only when the store assigned something (incident ids) or after an error.
         self._hosts: dict[str, HostRecord] | None = None
+        # When petguard last saw each service's updated_at change (its own clock); replaced whole each tick.
+        self._heartbeats: dict[str, detect.HeartbeatSeen] = {}
         self.last_ok_tick: float | None = None
         #: This controller's view of Nova: failed readings in a row, blindness (read by the API and metrics).
         self.sight = sight.Sight()
@@ -154,6 +159,7 @@ class Loop:
         return report
 
     def _tick(self) -> TickReport:
+        read_started = self._clock.now()
         try:
             services = self._compute.list_services()
         except PetguardError as exc:
@@ -162,6 +168,9 @@ class Loop:
             return TickReport(False, None, str(exc))
         now = self._clock.now()
         self._nova_read(now)
+        # petguard's own staleness reading of each service's updated_at (memory only: after a restart
+        # or a change of leader, each host's signal waits for its first change).
+        self._heartbeats = detect.observe_heartbeats(self._heartbeats, services, read_started, now)
         # Alerts are evidence (detect.combine never calls a host DOWN on alerts alone).
         alerts = self._store.active_alerts(now)
         # Agent heartbeats are a second, independent signal; hosts without an agent give none.
@@ -186,6 +195,7 @@ class Loop:
             busy=busy,
             extra_signals=[*alerts, *agents],
             recent_fences=recent_fences,
+            heartbeats=self._heartbeats,
         )
         decision = decide(inputs, self._policy)
         self._hosts = None  # if saving fails, the next tick starts again from the store
@@ -348,9 +358,14 @@ class Loop:
         called when it becomes leader, so that it starts again from the journal."""
         with self._lock:
             self._hosts = None
+        self._heartbeats = {}  # an earlier term's readings: the signal waits for fresh changes
         dropped = self._drain_outcomes()
         if dropped:
             LOG.info("dropped %d outcome(s) of an earlier term; the journal decides what is resumed", len(dropped))
+
+    def heartbeat(self, host: str) -> str:
+        """petguard's own reading of ``host``'s Nova heartbeat, for ``petguard explain`` (live numbers)."""
+        return detect.describe_heartbeat(self._heartbeats.get(host), self._clock.now(), self._policy.detection)
 
     def idle(self) -> bool:
         """True when no action lane is running."""

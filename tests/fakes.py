@@ -3,7 +3,9 @@
 ``FakeCompute`` implements ``petguard.compute.Compute`` with Nova's semantics that matter to
 petguard (measured on a real Nova 34, see ../shared/notes/nova-lab.md):
 
-* a compute service is "down" when its host is dead or it is forced down;
+* a compute service is "down" when its host is dead or it is forced down; a live host's ``updated_at``
+  moves on every reading, unless its heartbeat ``stalled`` (a hung nova-compute, a stuck conductor):
+  then it stands still while Nova still reports the service up (its service_down_time not yet passed);
 * evacuate is refused while the source service is up; it is accepted for a server that is already
   being evacuated (and that breaks it: the server ends in ERROR), so tests can catch a double
   evacuation;
@@ -124,6 +126,9 @@ class FakeCompute:
         # the next evacuations ending with this fault (nova-conductor's MessagingTimeout); requests
         # taken and then lost between nova-api and nova-conductor (migration 'accepted' for ever)
         self.placement_down = False
+        #: host -> its updated_at, standing still while Nova still reports it up (a hung nova-compute or a
+        #: stuck conductor, within Nova's service_down_time)
+        self.stalled: dict[str, float] = {}
         self.admin_updates: dict[str, float] = {}  # host -> when its service was last changed by an API call
         self.evacuate_errors: list[Exception] = []
         self.scheduler_faults: list[str] = []
@@ -207,11 +212,20 @@ class FakeCompute:
                     status=s.status,
                     forced_down=s.forced_down,
                     # a dead host's record changes only with an operator's (petguard's) update, as in Nova
-                    updated_at=time.time() if self.alive(s.host) else self.admin_updates.get(s.host),
+                    updated_at=self._updated_at(s.host),
                     disabled_reason=s.disabled_reason,
                 )
                 for s in self.services.values()
             ]
+
+    def _updated_at(self, host: str) -> float | None:
+        """A live host heartbeats (unless stalled); a dead one's record changes only with an API update."""
+        admin = self.admin_updates.get(host)
+        if not self.alive(host):
+            return admin
+        if host in self.stalled:
+            return max(self.stalled[host], admin or 0.0)
+        return time.time()
 
     def servers_on(self, host: str) -> list[Server]:
         with self._lock:

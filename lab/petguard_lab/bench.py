@@ -368,7 +368,12 @@ class Bench:
     def _petguard_overrides(self) -> dict[str, str]:
         # The bench fences the victim once per run, --runs times in a few minutes, on purpose: the
         # fence rate limit (3 per hour by default) would hold the 4th run. --petguard-option wins.
-        overrides = {"detection.grace_period": str(self.o.grace), "detection.fence_rate_max": "0"}
+        # petguard's own heartbeat staleness (3 x report_interval) needs the lab's report_interval.
+        overrides = {
+            "detection.grace_period": str(self.o.grace),
+            "detection.fence_rate_max": "0",
+            "detection.report_interval": str(self.o.report_interval),
+        }
         for text in self.o.petguard_options:
             section, key, value = parse_option(text)
             overrides[f"{section}.{key}"] = value

@@ -100,6 +100,17 @@ def test_the_bench_turns_the_fence_rate_limit_off_unless_told_otherwise() -> Non
     assert overrides("detection.fence_rate_max=2")["detection.fence_rate_max"] == "2"
 
 
+def test_the_bench_tells_petguard_novas_report_interval() -> None:
+    """petguard's own heartbeat staleness is 3 x report_interval: the lab's, not the default."""
+    def interval(**options: object) -> str:
+        holder = types.SimpleNamespace(o=bench.BenchOptions(**options))  # type: ignore[arg-type]
+        overrides = bench.Bench._petguard_overrides(holder)  # type: ignore[arg-type]
+        return overrides["detection.report_interval"]
+
+    assert interval(report_interval=2, service_down_time=10) == "2"
+    assert interval(petguard_options=("detection.report_interval=5",)) == "5"
+
+
 def test_petguard_option_parsing() -> None:
     assert bench.parse_option("evacuation.max_parallel=20") == ("evacuation", "max_parallel", "20")
     with pytest.raises(bench.BenchError):

@@ -57,9 +57,11 @@ detection_opts: list[cfg.Opt] = [
         "grace_period",
         default=30.0,
         min=0,
-        help="Seconds a host must look down before it is fenced. Nova needs "
-        "service_down_time (default 60 s) to report a dead compute down; this is "
-        "counted from then.",
+        help="Seconds a host must look down before it is fenced, counted from the first tick it looks "
+        "down: when petguard has seen its updated_at stand still for heartbeat_stale_after seconds (30 s "
+        "with Nova's default report_interval), or when Nova reports it down (service_down_time, 60 s by "
+        "default), whichever comes first. Keep it above report_interval, so that a control-plane stall, "
+        "whose silence reaches the hosts over one report_interval, is seen by the brake as a whole.",
     ),
     cfg.IntOpt(
         "down_samples", default=2, min=1, help="Consecutive ticks a host must look down before it becomes suspect."
@@ -124,6 +126,25 @@ detection_opts: list[cfg.Opt] = [
         help="A host's petguard-agent counts as silent (a DOWN signal) when its last heartbeat is older than "
         "this. While it heartbeats, the host is never fenced, even if Nova reports its nova-compute down. "
         "Hosts without an agent are judged on Nova's signal alone.",
+    ),
+    cfg.FloatOpt(
+        "report_interval",
+        default=10.0,
+        min=1,
+        help="Nova's [DEFAULT] report_interval on the compute nodes: how often each nova-compute writes its "
+        "heartbeat (its service's updated_at). If the computes differ, give the largest. petguard's own "
+        "staleness reading (heartbeat_stale_after) is derived from it.",
+    ),
+    cfg.FloatOpt(
+        "heartbeat_stale_after",
+        min=0,
+        help="A compute service whose updated_at petguard has not seen change for longer than this many "
+        "seconds counts as down (the nova-heartbeat signal), without waiting for Nova's own "
+        "service_down_time (60 s by default). Unset: 3 x report_interval (30 s with Nova's default), which "
+        "lets two heartbeats in a row be lost or late (a busy conductor, a retried RPC) before a healthy host "
+        "is called down. At least 2 x report_interval; 0 turns the signal off. petguard only watches "
+        "updated_at change (its value is never compared with petguard's clock), and only ever brings DOWN "
+        "earlier: a service Nova reports down, or forced down, is judged as before.",
     ),
     cfg.IntOpt(
         "blind_after",

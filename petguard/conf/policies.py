@@ -20,10 +20,12 @@ from petguard.lanes import RecoveryPolicy
 def detection(conf: cfg.ConfigOpts) -> DetectionPolicy:
     """The [detection] options as a policy.
 
-    :raises ConfigError: a negative ``fence_rate_max``, or a ``fence_rate_window`` that is not more than 0.
+    :raises ConfigError: a negative ``fence_rate_max``, a ``fence_rate_window`` that is not more than 0,
+        or a ``heartbeat_stale_after`` below 2 x ``report_interval`` (other than 0: off).
     """
     d = conf.detection
     _check_fence_rate(d.fence_rate_max, d.fence_rate_window)
+    stale_after = heartbeat_stale_after(d.report_interval, d.heartbeat_stale_after)
     return DetectionPolicy(
         grace_period=d.grace_period,
         down_samples=d.down_samples,
@@ -36,7 +38,36 @@ def detection(conf: cfg.ConfigOpts) -> DetectionPolicy:
         fence_rate_max=d.fence_rate_max,
         fence_rate_window=d.fence_rate_window,
         blind_after=d.blind_after,
+        report_interval=d.report_interval,
+        heartbeat_stale_after=stale_after,
     )
+
+
+#: ``heartbeat_stale_after`` when unset, in report intervals: two heartbeats in a row may be lost or late.
+HEARTBEAT_STALE_INTERVALS = 3.0
+#: The shortest ``heartbeat_stale_after``, in report intervals: below it, one late heartbeat is a "dead" host.
+MIN_HEARTBEAT_STALE_INTERVALS = 2.0
+
+
+def heartbeat_stale_after(report_interval: float, configured: float | None) -> float:
+    """``[detection] heartbeat_stale_after``, or 3 x ``report_interval`` when unset (0: the signal is off).
+
+    :raises ConfigError: a threshold below 2 x ``report_interval``: a healthy host whose heartbeat comes a
+        little late (a busy conductor, a retried RPC) would be called down between two heartbeats.
+    """
+    if configured is None:
+        return HEARTBEAT_STALE_INTERVALS * report_interval
+    shortest = MIN_HEARTBEAT_STALE_INTERVALS * report_interval
+    if 0 < configured < shortest:
+        raise ConfigError(
+            f"[detection] heartbeat_stale_after = {configured:g} is shorter than 2 x report_interval "
+            f"({shortest:g} s): a healthy compute whose heartbeat is a little late under load would be called "
+            f"down between two heartbeats; use at least {shortest:g} (unset: 3 x report_interval = "
+            f"{HEARTBEAT_STALE_INTERVALS * report_interval:g} s), or 0 to turn the nova-heartbeat signal off. "
+            "If the computes heartbeat faster, set report_interval to their Nova [DEFAULT] report_interval",
+            option="[detection] heartbeat_stale_after",
+        )
+    return float(configured)
 
 
 def _check_fence_rate(rate_max: int, window: float) -> None:

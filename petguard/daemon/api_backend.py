@@ -202,6 +202,7 @@ class StoreView:
         why = f": {host.reason}" if host.reason else ""
         lines = [f"{host.name} is {host.state.value} since {_when(host.since)}{why}"]
         lines.append(f"detection: {health.verdict.value}, {health.describe(now)}")
+        lines.append(f"nova heartbeat (petguard's own reading): {self.loop.heartbeat(host.name)}")
         if host.incident_id is not None:
             incident = self.store.incident(host.incident_id)
             lines.append(f"incident {incident.id} opened {_when(incident.opened_at)}: {incident.reason}")

@@ -60,3 +60,45 @@ def test_check_all_names_every_bad_option_as_the_daemon_would_at_start() -> None
     assert "fence_rate_window" in problems[0]
     assert "'nowhere' is not" in problems[1]
     assert "[capacity] interval = 5: use 0 (off) or at least 10" in problems[2]
+
+
+# -- the nova-heartbeat signal's threshold -------------------------------------------------------------
+
+HEARTBEAT_TABLE = [
+    # (report_interval, heartbeat_stale_after, expected threshold, why)
+    (None, None, 30.0, "Nova's default report_interval 10 s: 3 x 10"),
+    (2.0, None, 6.0, "fast heartbeats (the lab): 3 x 2"),
+    (10.0, 20.0, 20.0, "exactly 2 x report_interval is allowed"),
+    (10.0, 45.0, 45.0, "longer is fine"),
+    (10.0, 0.0, 0.0, "0 turns the signal off"),
+]
+
+
+@pytest.mark.parametrize(
+    ("interval", "stale_after", "expected"), [r[:3] for r in HEARTBEAT_TABLE], ids=[r[3] for r in HEARTBEAT_TABLE]
+)
+def test_heartbeat_stale_after_from_config(interval: float | None, stale_after: float | None, expected: float) -> None:
+    given = {"report_interval": interval, "heartbeat_stale_after": stale_after}
+    options = {k: v for k, v in given.items() if v is not None}
+    policy = policies.detection(conf(**options))
+    assert policy.heartbeat_stale_after == expected
+    assert policy.report_interval == (interval or 10.0)
+
+
+@pytest.mark.fault(
+    "STALE-07",
+    guarantee="1",
+    injected="[detection] heartbeat_stale_after set below 2 x report_interval (a healthy host would be called "
+    "down between two heartbeats under load)",
+    expected="the daemon refuses to start, naming the option, the shortest value and the way to turn it off",
+)
+@pytest.mark.parametrize(("interval", "stale_after"), [(10.0, 19.0), (10.0, 10.0), (10.0, 1.0), (5.0, 9.5)])
+def test_a_heartbeat_threshold_below_two_intervals_is_refused(interval: float, stale_after: float) -> None:
+    expected = (
+        rf"\[detection\] heartbeat_stale_after = {stale_after:g} is shorter than 2 x report_interval "
+        rf"\({2 * interval:g} s\).*or 0 to turn the nova-heartbeat signal off"
+    )
+    bad = conf(report_interval=interval, heartbeat_stale_after=stale_after)
+    with pytest.raises(ConfigError, match=expected):
+        policies.detection(bad)
+    assert any("heartbeat_stale_after" in problem for problem in policies.check_all(bad))
