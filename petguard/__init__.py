@@ -28,6 +28,7 @@ Code map (read this first). Layers, top to bottom; a module imports only from la
 ``detect`` ``sight``        pure: host health from signals, the brake; whether petguard can see
 ``hosts``                   pure: the host lifecycle table (docs/lifecycle.md is generated from it)
 ``cloud``                   pure: Nova's vocabulary as petguard's values (services, servers, plans)
+``tls``                     foundation: the API's TLS (server: cert and key; clients: a CA file)
 ``clock`` ``duty``          foundation: time, background duties, ``secrets`` (masking, the one
 ``secrets`` ``sdnotify``    HMAC, secret files), systemd notification, what every program does at
 ``startup``                 start (its ``--version``, its exit statuses: 75 transient, 78 config)

@@ -156,6 +156,7 @@ def build(conf: cfg.ConfigOpts) -> Agent:
         key=read_key(a.hmac_key_file),
         heartbeat_interval=a.heartbeat_interval,
         timeout=a.request_timeout,
+        ca_file=a.ca_file,
     )
     buffer = Buffer(directory / BUFFER_FILE, a.buffer_max_events)
     watch = watch_class(

@@ -13,6 +13,12 @@ agent_opts: list[cfg.Opt] = [
         help="Base URLs of the controllers' petguard API, tried in order (the one that answered is tried first next).",
     ),
     cfg.StrOpt(
+        "ca_file",
+        help="PEM file with the CA certificate(s) that signed the controllers' API certificate ([api] "
+        "tls_cert_file), used for https:// controller_urls. Unset: the system trust store. There is no "
+        "option to skip verification: the agent's signed reports would go to whoever answers.",
+    ),
+    cfg.StrOpt(
         "hmac_key_file",
         default="/etc/petguard/agent-hmac-key",
         help="File with the HMAC-SHA256 key this agent signs with (one key, the same as this sender's key in "

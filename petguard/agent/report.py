@@ -11,6 +11,8 @@
   timestamp, method, path and body (``petguard.secrets.signed_string``), headers
   ``X-Petguard-Timestamp``, ``X-Petguard-Signature``, ``X-Petguard-Sender``; each try anew.
   Controller URLs are tried in order; the one that answered is tried first next.
+* ``https://`` controller URLs are verified with ``[agent] ca_file`` (or the system trust store,
+  ``petguard.tls.client_context``); a certificate not trusted is said so, naming the URL and the option.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 import httpx
 import tenacity
 
-from petguard import secrets
+from petguard import secrets, tls
 from petguard.agent.events import DomainEvent, DomainSummary
 
 LOG = logging.getLogger(__name__)
@@ -142,6 +144,8 @@ class ReportSettings:
     batch: int = 200
     backoff_min: float = 0.5
     backoff_max: float = 30.0
+    #: CA file verifying https:// controllers ([agent] ca_file); None: the system trust store.
+    ca_file: str | None = None
 
     def __repr__(self) -> str:
         return f"ReportSettings(urls={self.urls}, host={self.host!r}, sender={self.sender!r})"
@@ -175,7 +179,8 @@ class Reporter:
         self._status = status
         self._clock = clock
         self._version = version
-        self._client = httpx.Client(timeout=settings.timeout, transport=transport)
+        verify = tls.client_context(settings.ca_file, "[agent] ca_file")  # ConfigError: a bad CA file
+        self._client = httpx.Client(timeout=settings.timeout, transport=transport, verify=verify)
         self._urls = list(settings.urls)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -290,7 +295,7 @@ class Reporter:
             try:
                 response = self._client.post(url.rstrip("/") + path, content=body, headers=self._signed(path, body))
             except httpx.HTTPError as exc:
-                errors.append(f"{url}: {type(exc).__name__}: {exc}")
+                errors.append(f"{url}: {_transport_problem(exc)}")
                 continue
             if response.is_success:
                 if self._urls[0] != url:
@@ -320,6 +325,17 @@ class Reporter:
             LOG.info("heartbeats reach a controller again (%s)", self._urls[0])
         else:
             LOG.warning("no controller accepts heartbeats: %s; the controllers will treat this host as silent", why)
+
+
+def _transport_problem(exc: httpx.HTTPError) -> str:
+    """Why a request got no answer; an untrusted certificate says which option to set."""
+    error = tls.untrusted(exc)
+    if error is not None:
+        return (
+            f"the controller's TLS certificate is not trusted ({tls.reason(error)}): set [agent] ca_file "
+            "to the CA certificate that signed it"
+        )
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _error_message(response: httpx.Response) -> str:

@@ -21,6 +21,13 @@ to ``/healthz`` made the process grow by 800 MB. Here the request line and heade
 limited to ``max_header_bytes`` (414 or 413, connection closed), and an unread body is read and
 thrown away in small pieces up to ``max_body_bytes``, beyond which the connection is closed instead
 (``_Request.send_headers``).
+
+TLS (docs/api.md, "TLS"): with ``tls_cert_file`` and ``tls_key_file`` the TCP address is served over
+TLS only (1.2 at least; ``petguard.tls.server_context``); a unix socket never is. cheroot's builtin
+adapter would do each handshake in its one accepting thread, so a client that connects and sends
+nothing, or a handshake byte now and then, would hold every other client out (TLS-05): here the
+handshake is left to the worker's first read (``_TlsAdapter``), under the same whole-request deadline
+as the request itself. A plain-HTTP request to the TLS port gets a 400 saying to use https.
 """
 
 from __future__ import annotations
@@ -30,15 +37,19 @@ import io
 import logging
 import os
 import socket
+import ssl
 import stat
 import threading
 import time
 from typing import Any
 
+from cheroot import errors as cheroot_errors
 from cheroot import makefile as cheroot_makefile
 from cheroot import server as cheroot_server
 from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 
+from petguard import tls
 from petguard.api.app import MAX_BODY_BYTES
 from petguard.errors import ConfigError
 
@@ -73,14 +84,51 @@ class ServerSettings:
     max_body_bytes: int = MAX_BODY_BYTES
     #: Request line and headers together; more is answered 414 (line) or 413 (headers).
     max_header_bytes: int = MAX_HEADER_BYTES
+    #: PEM certificate (then its chain) and its private key: both serve ``bind`` over TLS only.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context to serve ``bind`` with, or None for plain HTTP (or a unix socket).
+
+        :raises ConfigError: one TLS file without the other, files that cannot be used together
+            (``petguard.tls.server_context``), or an ``https://`` bind without them / ``http://`` with them.
+        """
+        if self.socket:
+            if self.tls_cert_file or self.tls_key_file:
+                LOG.warning("[api] tls_cert_file and tls_key_file are unused: a unix socket ([api] socket) has no TLS")
+            return None
+        context = tls.server_context(self.tls_cert_file, self.tls_key_file)
+        scheme = bind_scheme(self.bind)
+        if scheme == "https" and context is None:
+            raise ConfigError(
+                f"[api] bind = {self.bind} asks for TLS: set [api] tls_cert_file and tls_key_file "
+                "(docs/api.md, 'TLS'), or bind HOST:PORT for plain HTTP"
+            )
+        if scheme == "http" and context is not None:
+            raise ConfigError(
+                f"[api] bind = {self.bind} asks for plain HTTP but [api] tls_cert_file is set: "
+                f"bind https://{self.bind[len('http://'):]} (or HOST:PORT) to serve TLS, or unset the TLS files"
+            )
+        return context
+
+
+def bind_scheme(bind: str) -> str | None:
+    """``"http"`` or ``"https"`` when ``bind`` starts with it (``https://HOST:PORT``), else None."""
+    for scheme in ("http", "https"):
+        if bind.startswith(f"{scheme}://"):
+            return scheme
+    return None
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as a tuple.
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6), optionally ``http://`` or ``https://`` first, as a tuple.
 
     :raises ConfigError: not HOST:PORT with a port from 0 to 65535.
     """
-    host, sep, port = bind.rpartition(":")
+    scheme = bind_scheme(bind)
+    address = bind[len(scheme) + 3 :] if scheme else bind
+    host, sep, port = address.rstrip("/").rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise ConfigError(f"[api] bind = {bind!r} is not HOST:PORT (e.g. 127.0.0.1:8795)")
@@ -106,6 +154,14 @@ class ApiServer:
             return f"{bound[0]}:{bound[1]}"
         return str(bound)
 
+    @property
+    def url(self) -> str:
+        """The base URL clients use: ``https://HOST:PORT`` with TLS, ``http://HOST:PORT``, or ``unix://PATH``."""
+        if self._settings.socket:
+            return f"unix://{self.address}"
+        scheme = "https" if self._server is not None and self._server.ssl_adapter is not None else "http"
+        return f"{scheme}://{self.address}"
+
     def start(self) -> ApiServer:
         """Bind and serve in a thread.
 
@@ -113,6 +169,7 @@ class ApiServer:
         """
         settings = self._settings
         address: Any = settings.socket if settings.socket else parse_bind(settings.bind)
+        context = settings.tls_context()
         if settings.socket:
             _remove_stale_socket(settings.socket)
         server = _Server(
@@ -127,6 +184,8 @@ class ApiServer:
         server.request_timeout = settings.request_timeout
         server.max_request_header_size = settings.max_header_bytes
         server.max_discard_bytes = settings.max_body_bytes
+        if context is not None:
+            server.ssl_adapter = _TlsAdapter(context)
         try:
             server.prepare()
         except OSError as exc:
@@ -139,7 +198,7 @@ class ApiServer:
         self._thread.start()
         LOG.info(
             "HTTP API listening on %s (%d threads, %g s per read, %g s per request)",
-            self.address,
+            self.url,
             settings.threads,
             settings.client_timeout,
             settings.request_timeout,
@@ -192,8 +251,31 @@ class _DeadlineSocketIO(socket.SocketIO):
             self._sock_ref.settimeout(left if self._read_timeout is None else min(left, self._read_timeout))
         try:
             return super().readinto(buffer)
+        except ssl.SSLError as exc:  # the deferred TLS handshake failed (_TlsAdapter)
+            raise _handshake_failed(self._sock_ref, exc) from exc
         finally:  # the response is written on the same socket: give it the normal timeout back
             self._sock_ref.settimeout(self._read_timeout)
+
+
+#: cheroot's answer to plain HTTP on its TLS port, with what to do.
+PLAIN_HTTP_ANSWER = (
+    "This port serves the petguard API over TLS only: use https:// (and the CA that signed the "
+    "daemon's certificate: --ca-file, [agent] ca_file)."
+)
+
+
+def _handshake_failed(sock: socket.socket, exc: ssl.SSLError) -> Exception:
+    """What cheroot should see of a failed handshake; a plain-HTTP client first gets a 400, in plain text."""
+    if "http request" not in str(exc).lower():
+        return cheroot_errors.FatalSSLAlert(*exc.args)  # closed quietly, as cheroot does
+    body = PLAIN_HTTP_ANSWER.encode()
+    answer = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+    answer += b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    try:
+        socket.socket.sendall(sock, answer)  # the raw TCP socket under the SSL one: no TLS was agreed
+    except OSError:
+        pass
+    return cheroot_errors.FatalSSLAlert(*exc.args)
 
 
 class _DeadlineReader(cheroot_makefile.StreamReader):
@@ -231,6 +313,11 @@ class _Request(cheroot_server.HTTPRequest):
 
     def simple_response(self, status: Any, msg: Any = "") -> None:
         """cheroot's own plain-text answers, with the limit and what to do for a too-large request."""
+        sock = self.conn.socket
+        if isinstance(sock, ssl.SSLSocket) and sock.version() is None:
+            # A TLS client that never finished its handshake (a 408 at the deadline): there is no TLS
+            # session to answer in, and writing would wait for the handshake again. Closed quietly.
+            raise cheroot_errors.FatalSSLAlert("the client did not finish the TLS handshake")
         code = str(status)[:3]
         limit = self.server.max_request_header_size
         if code == "414":
@@ -256,7 +343,7 @@ def _discard(body: Any, remaining: int, most: int) -> bool:
 
 
 class _Connection(cheroot_server.HTTPConnection):
-    """cheroot's connection with a deadline-keeping reader (plain sockets; no TLS here)."""
+    """cheroot's connection with a deadline-keeping reader, over a plain or a TLS socket alike."""
 
     RequestHandlerClass = _Request
 
@@ -264,8 +351,25 @@ class _Connection(cheroot_server.HTTPConnection):
         self, http_server: Any, sock: socket.socket, makefile_factory: Any = cheroot_makefile.MakeFile
     ) -> None:
         super().__init__(http_server, sock, makefile_factory)
-        if makefile_factory is cheroot_makefile.MakeFile:
-            self.rfile = _DeadlineReader(sock, http_server.timeout, self.rbufsize)
+        self.rfile = _DeadlineReader(sock, http_server.timeout, self.rbufsize)
+
+
+class _TlsAdapter(BuiltinSSLAdapter):
+    """cheroot's builtin TLS adapter over petguard's context, with the handshake deferred to the worker.
+
+    cheroot calls ``wrap`` in its accepting thread; a handshake there waits for the client, which may
+    never finish it. Wrapped with ``do_handshake_on_connect=False``, OpenSSL does the handshake on the
+    first read instead, in the worker thread, under the request's deadline (``_DeadlineSocketIO``).
+    """
+
+    def __init__(self, context: ssl.SSLContext) -> None:  # the context is made already: no files to load
+        self.certificate = self.private_key = self.certificate_chain = self.ciphers = None
+        self.private_key_password = None
+        self.context = context
+
+    def wrap(self, sock: socket.socket) -> tuple[ssl.SSLSocket, dict[str, str]]:
+        wrapped = self.context.wrap_socket(sock, do_handshake_on_connect=False, server_side=True)
+        return wrapped, {"wsgi.url_scheme": "https", "HTTPS": "on"}
 
 
 class _Server(wsgi.Server):

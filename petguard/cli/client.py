@@ -7,6 +7,10 @@ transport errors become ``Unreachable`` (chained ``from`` httpx's error), error 
 (``httpx.WSGITransport`` over the real app, or ``httpx.MockTransport``).
 
 ``read_token`` refuses a token file that other users can read, the way ssh refuses a private key.
+
+An ``https://`` URL is verified with ``--ca-file`` / ``PETGUARD_CA_FILE`` (default: the system trust
+store, ``petguard.tls.client_context``); there is no way to skip verification (docs/cli.md). A
+certificate the client does not trust is a ``ClientError`` naming the URL and the option.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from typing import Any
 
 import httpx
 
-from petguard import secrets
+from petguard import secrets, tls
 from petguard.cli.errors import ApiError, ClientError, Unreachable, UsageError
+from petguard.errors import ConfigError
 
 DEFAULT_URL = "http://127.0.0.1:8795"  # the API's default port (docs/api.md)
 DEFAULT_TOKEN_FILE = "/etc/petguard/api-token"
@@ -114,11 +119,11 @@ class Client:
         token: Callable[[], str],
         transport: httpx.BaseTransport | None = None,
         timeout: float = HTTP_TIMEOUT,
+        ca_file: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._token = token
-        if transport is None:
-            transport = httpx.HTTPTransport(uds=endpoint.uds) if endpoint.uds else httpx.HTTPTransport()
+        self._ca_file = ca_file
         self._transport = transport
         self._timeout = timeout
         self._http: httpx.Client | None = None
@@ -140,17 +145,34 @@ class Client:
         if self._http is None:
             self._http = httpx.Client(
                 base_url=self.endpoint.base_url,
-                transport=self._transport,
+                transport=self._transport or self._default_transport(),
                 timeout=self._timeout,
                 headers={"Authorization": f"Bearer {self._token()}", "Accept": "application/json"},
             )
         return self._http
+
+    def _default_transport(self) -> httpx.BaseTransport:
+        """Over the unix socket (never TLS), or TCP verifying https:// with the CA file (read now, not at --help)."""
+        if self.endpoint.uds:
+            return httpx.HTTPTransport(uds=self.endpoint.uds)
+        try:
+            verify = tls.client_context(self._ca_file, "--ca-file / PETGUARD_CA_FILE")
+        except ConfigError as exc:
+            raise ClientError(str(exc)) from exc
+        return httpx.HTTPTransport(verify=verify)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> JsonObject:
         client = self._client()
         try:
             response = client.request(method, path, **kwargs)
         except httpx.TransportError as exc:
+            error = tls.untrusted(exc)
+            if error is not None:
+                raise ClientError(
+                    f"the petguard daemon at {self.endpoint.shown} has a TLS certificate this client does not "
+                    f"trust ({tls.reason(error)}): give the CA certificate that signed it with --ca-file or "
+                    "PETGUARD_CA_FILE"
+                ) from exc
             raise Unreachable(f"cannot reach the petguard daemon at {self.endpoint.shown}: {_reason(exc)}") from exc
         return _answer(response)
 

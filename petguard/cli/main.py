@@ -1,7 +1,8 @@
 """``petguard``: the cliff application, its global options and the table of commands.
 
 Global options say where the daemon is (``--url`` / ``PETGUARD_URL``) and where the bearer token is
-(``--token-file`` / ``PETGUARD_TOKEN_FILE``). The client is built at the first API call, so
+(``--token-file`` / ``PETGUARD_TOKEN_FILE``), and which CA verifies an ``https://`` URL (``--ca-file`` /
+``PETGUARD_CA_FILE``). The client is built at the first API call, so
 ``--help`` works anywhere. ``main()`` is the console script; tests call ``main(argv, transport=...)``
 with ``httpx.WSGITransport`` over the daemon's real WSGI app.
 
@@ -89,7 +90,14 @@ class PetguardApp(App):
         parser.add_argument(
             "--url",
             default=os.environ.get("PETGUARD_URL", DEFAULT_URL),
-            help=f"the daemon's API: http://HOST:PORT or unix:///PATH (env PETGUARD_URL; default {DEFAULT_URL})",
+            help=f"the daemon's API: http://HOST:PORT, https://HOST:PORT or unix:///PATH (env PETGUARD_URL; "
+            f"default {DEFAULT_URL})",
+        )
+        parser.add_argument(
+            "--ca-file",
+            default=os.environ.get("PETGUARD_CA_FILE"),
+            help="PEM file with the CA certificate that signed the daemon's TLS certificate, for an https:// "
+            "--url (env PETGUARD_CA_FILE; default: the system trust store)",
         )
         parser.add_argument(
             "--token-file",
@@ -106,7 +114,12 @@ class PetguardApp(App):
     def client(self) -> Client:
         if self._client is None:
             token_file, name = Path(self.options.token_file), self.options.token_name
-            self._client = Client(parse_url(self.options.url), lambda: read_token(token_file, name), self._transport)
+            self._client = Client(
+                parse_url(self.options.url),
+                lambda: read_token(token_file, name),
+                self._transport,
+                ca_file=self.options.ca_file,
+            )
         return self._client
 
     def configure_logging(self) -> None:

@@ -458,7 +458,20 @@ api_opts: list[cfg.Opt] = [
         "bind",
         default="127.0.0.1:8795",  # api.server.DEFAULT_BIND (8786 was Manila's)
         help="HOST:PORT the API listens on. Keep it on localhost or a management network: "
-        "the API can fence hosts. Ignored when [api] socket is set.",
+        "the API can fence hosts. Ignored when [api] socket is set. With [api] tls_cert_file and "
+        "tls_key_file it is served over TLS only; https://HOST:PORT says so (and refuses to start without them).",
+    ),
+    cfg.StrOpt(
+        "tls_cert_file",
+        help="PEM file with the API's TLS certificate (then any intermediate certificates). Set with "
+        "[api] tls_key_file to serve [api] bind over TLS 1.2 or newer, only; agents, the CLI and alert "
+        "senders then verify it with the CA that signed it (docs/api.md, 'TLS'). Unset: plain HTTP. "
+        "A unix socket never uses TLS.",
+    ),
+    cfg.StrOpt(
+        "tls_key_file",
+        help="PEM file with the private key of [api] tls_cert_file (not encrypted). A secret file: "
+        "readable by its owner and group only (0640 or 0600).",
     ),
     cfg.StrOpt(
         "socket",

@@ -341,6 +341,8 @@ def settings(conf: cfg.ConfigOpts) -> tuple[ApiSettings, ServerSettings]:
         client_timeout=api.client_timeout,
         request_timeout=api.request_timeout,
         max_body_bytes=api.max_body_bytes,
+        tls_cert_file=api.tls_cert_file,
+        tls_key_file=api.tls_key_file,
     )
     return app_settings, server_settings
 

@@ -239,7 +239,22 @@ def check_api(conf: cfg.ConfigOpts) -> list[Finding]:
     except PetguardError as exc:
         findings.append(error("api files", str(exc)))
     findings.append(_socket_path(conf.api.socket) if conf.api.socket else _bind(conf.api.bind))
+    findings.append(_tls(conf))
     return findings
+
+
+def _tls(conf: cfg.ConfigOpts) -> Finding:
+    """Whether the API would serve TLS, and that its certificate and key can be used together."""
+    _, server_settings = api_backend.settings(conf)
+    try:
+        context = server_settings.tls_context()
+    except PetguardError as exc:
+        return error("api tls", str(exc))
+    if conf.api.socket:
+        return ok("api tls", "none on the unix socket ([api] socket; a socket never uses TLS)")
+    if context is None:
+        return ok("api tls", f"off: plain HTTP on {conf.api.bind} (set [api] tls_cert_file and tls_key_file for TLS)")
+    return ok("api tls", f"{conf.api.tls_cert_file} and its key match; TLS 1.2 or newer only on {conf.api.bind}")
 
 
 def _bind(bind: str) -> Finding:

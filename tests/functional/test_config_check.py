@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import trustme
 
 from petguard.ha import election
 from petguard.store import migrate
@@ -173,6 +174,27 @@ def _no_url(sections: Sections, tmp_path: Path) -> None:
     sections["webhook:ops"] = {"format": "json"}
 
 
+def _tls(mistake: str) -> Callable[[Sections, Path], None]:
+    """[api] TLS files made here: "" for a working pair, else one mistake."""
+
+    def change(sections: Sections, tmp_path: Path) -> None:
+        cert, key, other = tmp_path / "api-cert.pem", tmp_path / "api-key.pem", tmp_path / "other-cert.pem"
+        issued = trustme.CA().issue_cert("127.0.0.1")
+        issued.cert_chain_pems[0].write_to_path(str(cert))
+        issued.private_key_pem.write_to_path(str(key))
+        trustme.CA().issue_cert("127.0.0.1").cert_chain_pems[0].write_to_path(str(other))
+        key.chmod(0o644 if mistake == "key open" else 0o600)
+        api = sections["api"]
+        api.update(tls_cert_file=str(other if mistake == "mismatch" else cert), tls_key_file=str(key))
+        if mistake == "no key":
+            del api["tls_key_file"]
+        if mistake == "https bind without files":
+            api["bind"] = f"https://{api.pop('bind')}"
+            del api["tls_cert_file"], api["tls_key_file"]
+
+    return change
+
+
 BROKEN: dict[str, Callable[[Sections, Path], None]] = {
     "typo in DEFAULT (dryrun)": _set("DEFAULT", "dryrun", "true"),
     "typo in [fencing] (inventroy_file)": _set("fencing", "inventroy_file", "/etc/petguard/inventory.yaml"),
@@ -195,6 +217,11 @@ BROKEN: dict[str, Callable[[Sections, Path], None]] = {
     "api bind on an address this machine does not have": _set("api", "bind", "192.0.2.1:8786"),
     "api socket in a missing directory": _set("api", "socket", "/nonexistent/petguard/api.sock"),
     "invalid option value": _set("DEFAULT", "tick_interval", "fast"),
+    "api tls key readable by others": _tls("key open"),
+    "api tls certificate and key do not match": _tls("mismatch"),
+    "api tls certificate without key": _tls("no key"),
+    "api https bind without tls files": _tls("https bind without files"),
+    "api tls on": _tls(""),  # starts
     # these two start: a webhook key is present, and an unlisted receiver is only a warning
     "webhook with its key": lambda s, p: None,
     "webhook section not listed in receivers": _set("webhook:pager", "url", "http://127.0.0.1:1/"),
@@ -219,7 +246,8 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     injected="one mistake at a time: typos, an unknown section, a bad value, missing or too open secret files "
     "([api], [webhook:*], clouds.yaml, inventory, BMC password file), clouds.yaml not YAML, a receiver without "
     "url, an unmigrated journal, an address that cannot be bound, a socket path that is a file or whose "
-    "directory does not exist",
+    "directory does not exist, [api] TLS files (key open to others, not the certificate's, one without the "
+    "other, an https:// bind without them)",
     expected="config check reports an ERROR beyond the closed Nova and BMC ports exactly when "
     "petguard-daemon refuses to start",
 )
@@ -283,7 +311,8 @@ def test_every_line_is_ok_warning_or_error_and_a_good_config_has_only_the_closed
     for line in lines[:-1]:
         assert line.split(None, 1)[0] in {"OK", "WARNING", "ERROR"}, line
     topics = {line.split(None, 1)[1].split(":", 1)[0] for line in lines[:-1]}
-    assert {"options", "database", "coordination", "api files", "api bind", "webhooks", "nova clouds"} <= topics
+    expected = {"options", "database", "coordination", "api files", "api bind", "api tls", "webhooks", "nova clouds"}
+    assert expected <= topics
     assert "problem(s)" in lines[-1]
 
 

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import trustme
 
-from petguard import secrets
+from petguard import secrets, tls
 from petguard.agent.main import read_key
 from petguard.cli.client import read_token
 from petguard.cli.errors import ClientError
@@ -51,6 +52,15 @@ CLOUDS_YAML = (
 )
 
 
+_ISSUED = trustme.CA().issue_cert("127.0.0.1")
+
+
+def _tls_key_file(tmp_path: Path, key_file: Path) -> None:
+    cert = tmp_path / "api-cert.pem"
+    _ISSUED.cert_chain_pems[0].write_to_path(str(cert))
+    tls.server_context(str(cert), str(key_file))
+
+
 #: reader -> (the file's text, how the reader is called on (tmp_path, file)); a refusal raises
 #: ConfigError or ClientError.
 READERS: dict[str, tuple[str, Callable[[Path, Path], object]]] = {
@@ -58,6 +68,7 @@ READERS: dict[str, tuple[str, Callable[[Path, Path], object]]] = {
     "[api] alert_token_file": (SECRET, lambda _, f: secrets.load_secrets(str(f), "alert", "[api] alert_token_file")),
     "[api] hmac_key_file": (SECRET, lambda _, f: secrets.load_secrets(str(f), "hmac", "[api] hmac_key_file")),
     "[agent] hmac_key_file": (SECRET, lambda _, f: read_key(str(f))),
+    "[api] tls_key_file": (_ISSUED.private_key_pem.bytes().decode(), _tls_key_file),
     "[webhook] secret_file": (SECRET, lambda _, f: read_secret(str(f), "[webhook:ops] secret_file")),
     "CLI token file": (SECRET, lambda _, f: read_token(f)),
     "BMC password_file": (SECRET, _bmc_password_file),
@@ -83,8 +94,8 @@ def _read(reader: str, tmp_path: Path, mode: int) -> Path:
 @pytest.mark.fault(
     "SECRET-06",
     guarantee="5",
-    injected="a secret file (token, agent or webhook key, BMC password file, inventory with an inline "
-    "password, clouds.yaml) open to other users or writable by its group",
+    injected="a secret file (token, agent or webhook key, the API's TLS key, BMC password file, inventory with "
+    "an inline password, clouds.yaml) open to other users or writable by its group",
     expected="refused by every reader with the same sentence and the chmod that fixes it; the secret never shown",
 )
 def test_a_secret_file_open_to_others_is_refused_the_same_way_everywhere(
