@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import ssl
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from oslo_config import cfg
 
 from petguard import tls
 from petguard.agent import opts as agent_opts
+from petguard.agent.report import AgentStatus, Buffer, Reporter, ReportSettings
 from petguard.api.server import ServerSettings, bind_scheme, parse_bind
 from petguard.cli.client import Client, parse_url
 from petguard.cli.errors import ClientError
@@ -143,6 +145,13 @@ def test_the_cli_reads_no_ca_file_for_a_unix_socket(tmp_path: Path) -> None:
     tcp = Client(parse_url("https://127.0.0.1:1"), lambda: "t", ca_file=str(tmp_path / "none.pem"))
     with pytest.raises(ClientError, match="none.pem cannot be read"):
         tcp._default_transport()
+
+
+def test_the_agent_refuses_to_start_with_a_ca_file_it_cannot_read(tmp_path: Path) -> None:
+    settings = ReportSettings(urls=("https://ctl1:8795",), host="cmp1", sender="cmp1", key="k",
+                              ca_file=str(tmp_path / "none.pem"))
+    with pytest.raises(ConfigError, match=r"^\[agent\] ca_file .*none.pem cannot be read: No such file"):
+        Reporter(settings, cast(Buffer, None), lambda: AgentStatus(True, ()))
 
 
 def test_the_agent_has_a_ca_file_option_and_no_way_to_skip_verification() -> None:
