@@ -1,11 +1,12 @@
 """petguard-daemon as a process: clear refusals at start, a tick that survives an unreachable Nova
-(it decides nothing), and a clean exit on SIGTERM."""
+(it decides nothing), a clean exit on SIGTERM, and its API (plain HTTP, and TLS) serving the CLI."""
 
 from __future__ import annotations
 
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
+from petguard import tls
 from petguard.store import migrate
 from petguard.store.sql import SqlStore
 
@@ -107,25 +110,42 @@ def test_bad_option_value_is_a_clear_error(tmp_path: Path) -> None:
     assert "tick_interval" in err and "Traceback" not in err
 
 
-def test_daemon_serves_the_api_and_the_cli_talks_to_it(tmp_path: Path) -> None:
+def _tls_files(tmp_path: Path) -> tuple[str, ssl.SSLContext, list[str]]:
+    """[api] options for TLS with a certificate made here; the clients' context and CLI options."""
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key, ca_file = tmp_path / "api-cert.pem", tmp_path / "api-key.pem", tmp_path / "ca.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    key.chmod(0o640)
+    ca.cert_pem.write_to_path(str(ca_file))
+    options = f"tls_cert_file = {cert}\ntls_key_file = {key}\n"
+    return options, tls.client_context(str(ca_file), "test"), ["--ca-file", str(ca_file)]
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_daemon_serves_the_api_and_the_cli_talks_to_it(tmp_path: Path, scheme: str) -> None:
     token = tmp_path / "api-token"
     token.write_text("operator-token-0123456789\n")
     token.chmod(0o600)
     port = _closed_port()
+    plain: tuple[str, ssl.SSLContext, list[str]] = ("", ssl.create_default_context(), [])
+    tls_options, verify, ca_option = _tls_files(tmp_path) if scheme == "https" else plain
     conf = _config(tmp_path)
     conf.write_text(
         conf.read_text().replace(
-            "[api]\nenabled = false\n", f"[api]\nenabled = true\nbind = 127.0.0.1:{port}\ntoken_file = {token}\n"
+            "[api]\nenabled = false\n",
+            f"[api]\nenabled = true\nbind = {scheme}://127.0.0.1:{port}\ntoken_file = {token}\n{tls_options}",
         )
     )
     proc = _daemon(conf)
     try:
-        url = f"http://127.0.0.1:{port}"
+        url = f"{scheme}://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         health = None
         while time.monotonic() < deadline:
             try:
-                health = httpx.get(f"{url}/healthz", timeout=2)
+                health = httpx.get(f"{url}/healthz", timeout=2, verify=verify)
                 if "reason" in health.json() and health.json().get("last_tick") is None:
                     break
             except httpx.TransportError:
@@ -140,6 +160,7 @@ def test_daemon_serves_the_api_and_the_cli_talks_to_it(tmp_path: Path) -> None:
                 "petguard.cli.main",
                 "--url",
                 url,
+                *ca_option,
                 "--token-file",
                 str(token),
                 "status",
@@ -153,7 +174,7 @@ def test_daemon_serves_the_api_and_the_cli_talks_to_it(tmp_path: Path) -> None:
         assert cli.returncode == 0, cli.stderr
         status = json.loads(cli.stdout)
         assert status["Dry run"] is False and status["Tick OK"] is False
-        unauthorised = httpx.get(f"{url}/v1/hosts", timeout=5)
+        unauthorised = httpx.get(f"{url}/v1/hosts", timeout=5, verify=verify)
         assert unauthorised.status_code == 401
     finally:
         proc.send_signal(signal.SIGTERM)
