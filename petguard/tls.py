@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from typing import NoReturn
 
 from petguard import secrets
 from petguard.errors import ConfigError
@@ -47,7 +48,8 @@ def server_context(cert_file: str | None, key_file: str | None) -> ssl.SSLContex
         problem = secrets.too_open(key_file, os.fstat(key_fd).st_mode)
         if problem is not None:
             raise ConfigError(f"[api] tls_key_file: {problem}")
-        context.load_cert_chain(cert_file, f"/proc/self/fd/{key_fd}")
+        # An encrypted key would make OpenSSL prompt on the terminal (a hang): refuse it instead.
+        context.load_cert_chain(cert_file, f"/proc/self/fd/{key_fd}", password=lambda: _encrypted(key_file))
     except ssl.SSLError as exc:
         raise ConfigError(_load_problem(cert_file, key_file, exc)) from None
     except OSError as exc:
@@ -55,6 +57,13 @@ def server_context(cert_file: str | None, key_file: str | None) -> ssl.SSLContex
     finally:
         os.close(key_fd)
     return context
+
+
+def _encrypted(key_file: str) -> NoReturn:
+    raise ConfigError(
+        f"[api] tls_key_file {key_file} is encrypted (it asks for a passphrase): the daemon starts unattended; "
+        f"write it unencrypted (openssl pkey -in {key_file} -out NEW_FILE), mode 0640"
+    )
 
 
 def _load_problem(cert_file: str, key_file: str, exc: ssl.SSLError) -> str:

@@ -11,6 +11,7 @@ from typing import cast
 import httpx
 import pytest
 import trustme
+from cryptography.hazmat.primitives import serialization
 from oslo_config import cfg
 
 from petguard import tls
@@ -57,6 +58,29 @@ def test_one_file_without_the_other_is_refused(files: tuple[str, str], given: st
         f"[api] {given} is set but [api] {missing} is not: TLS needs both (the certificate and its private key), "
         "or neither for plain HTTP"
     )
+
+
+@pytest.mark.fault(
+    "TLS-09",
+    guarantee="-",
+    injected="[api] tls_key_file is an encrypted (passphrase) PEM key",
+    expected="ConfigError at start saying so and how to write it unencrypted; OpenSSL never prompts on the "
+    "terminal (a hang of config check or of the daemon in a shell)",
+)
+def test_an_encrypted_key_is_refused_not_prompted_for(files: tuple[str, str], tmp_path: Path) -> None:
+    key = serialization.load_pem_private_key(Path(files[1]).read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted-key.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
+    encrypted.chmod(0o600)
+    refused = rf"^\[api\] tls_key_file {encrypted} is encrypted \(it asks for a passphrase\)"
+    with pytest.raises(ConfigError, match=refused):
+        tls.server_context(files[0], str(encrypted))
 
 
 def test_both_files_give_tls_1_2_at_least(files: tuple[str, str]) -> None:
