@@ -257,7 +257,7 @@ class _DeadlineSocketIO(socket.SocketIO):
             self._sock_ref.settimeout(self._read_timeout)
 
 
-#: cheroot's answer to plain HTTP on its TLS port, with what to do.
+#: The answer to a plain-HTTP request on the TLS port, with what to do.
 PLAIN_HTTP_ANSWER = (
     "This port serves the petguard API over TLS only: use https:// (and the CA that signed the "
     "daemon's certificate: --ca-file, [agent] ca_file)."

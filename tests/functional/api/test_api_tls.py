@@ -176,6 +176,40 @@ def test_a_stalled_handshake_does_not_hold_the_others(served: ApiServer, pki: Pk
             sock.close()
 
 
+@pytest.mark.fault(
+    "TLS-10",
+    guarantee="8",
+    injected="a TLS client finishes its handshake, then sends its request headers a byte every 0.3 s "
+    "(a slowloris inside TLS; [api] request_timeout = 2 s)",
+    expected="cut off at request_timeout (408 or closed), as over plain HTTP (SLOW-01)",
+)
+def test_a_slowloris_inside_tls_is_cut_at_the_request_deadline(served: ApiServer, pki: Pki) -> None:
+    host, port = served.address.rsplit(":", 1)
+    verify = tls.client_context(str(pki.ca_file), "test")
+    with verify.wrap_socket(socket.create_connection((host, int(port)), timeout=5), server_hostname=host) as sock:
+        started = time.monotonic()
+        answer = b""
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.3)
+            if time.monotonic() - started > 6:
+                break
+            sock.settimeout(0.01)
+            try:
+                answer = sock.recv(200)
+            except (TimeoutError, ssl.SSLWantReadError):
+                continue
+            finally:
+                sock.settimeout(5)
+            break
+        elapsed = time.monotonic() - started
+    assert elapsed < 4.0, f"still connected after {elapsed:.1f} s"
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer
+
+
 def test_tls_1_1_is_refused(served: ApiServer, pki: Pki) -> None:
     old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     old.load_verify_locations(str(pki.ca_file))
