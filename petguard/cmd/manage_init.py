@@ -107,10 +107,17 @@ def make_dir(path: Path, who: Owner, report: Report, what: str, *, give_to_user:
         return
     try:
         path.mkdir(mode=DIR_MODE, parents=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {path}: {exc.strerror}") from exc
+    try:
         os.chown(path, who.uid if give_to_user and who.uid is not None else -1, who.gid)
         path.chmod(DIR_MODE)  # mkdir's mode is reduced by the umask
     except OSError as exc:
-        raise ConfigError(f"cannot create {path}: {exc.strerror}") from exc
+        path.rmdir()  # else the next run would keep it, in the wrong group
+        raise ConfigError(
+            f"cannot give {path} to the group {who.group}: {exc.strerror}; run init as root, or with --group "
+            "naming a group of yours"
+        ) from exc
     report.made(path, f"{what}, mode {DIR_MODE:04o}, group {who.group}")
 
 
@@ -132,7 +139,7 @@ def write_secret(path: Path, text: str, who: Owner) -> None:
     except OSError as exc:
         os.close(fd)
         path.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot write {path} (group {who.group}): {exc.strerror}") from exc
     os.close(fd)
 
 

@@ -359,3 +359,18 @@ def test_init_takes_the_directory_as_an_option_too(tmp_path: Path) -> None:
     assert rc == 0 and (tmp_path / "etc" / "api-token").exists(), err
     rc, _, err = run("init", str(tmp_path / "a"), "--config-dir-to-create", str(tmp_path / "b"))
     assert rc == startup.USAGE and "two configuration directories" in err
+
+
+def test_init_leaves_nothing_behind_when_it_may_not_give_a_file_its_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run as a user outside the service group, chown is refused: init says so and keeps nothing half made
+    (a directory left in the wrong group would be "kept" by the next run)."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "chown", refuse)
+    rc, out, err = _init(tmp_path)
+    assert rc == startup.CONFIG and "cannot give" in err and "Operation not permitted" in err, out + err
+    assert not (tmp_path / "etc").exists()
