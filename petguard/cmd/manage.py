@@ -10,7 +10,8 @@ Commands (``petguard-manage help`` lists them; docs/operations.md describes them
 * ``host maintenance on|off``, ``host confirm-fenced``, ``host restore``, ``host fence``,
   ``host evacuate``, ``brake override``: operator requests written into the journal for the loop
   (they work when the daemon is down; the ``petguard`` CLI does the same through the API);
-* the spellings of before (``db-upgrade``, ``host-list``, ``request HOST KIND`` ...), plain text.
+* the spellings of before (``db-upgrade``, ``host-list``, ``request HOST KIND`` ...), plain text;
+  ``help`` does not list them (cliff's ``deprecated``).
 
 Global options, anywhere on the line: ``--config-file FILE`` and ``--config-dir DIR`` (repeatable,
 read in the order given, with oslo.config's semantics), ``--version``, cliff's ``-v``/``-q``/``--debug``.
@@ -54,8 +55,8 @@ COMMANDS: dict[str, type[Command]] = {
     "incident show": c.IncidentShow,
     "request show": c.RequestShow,
     # the spellings of before, plain text (scripts and the lab parse it)
-    "db-upgrade": c.DbUpgrade,
-    "config-check": c.ConfigCheck,
+    "db-upgrade": c.LegacyDbUpgrade,
+    "config-check": c.LegacyConfigCheck,
     "host-list": c.LegacyHostList,
     "incident-list": c.LegacyIncidentList,
     "incident-show": c.LegacyIncidentShow,
@@ -141,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         return startup.USAGE
     try:
         return app.run(argv)
-    except SystemExit as exc:  # argparse: bad arguments (2), --help or --version (0)
-        return exc.code if isinstance(exc.code, int) else 1
+    except SystemExit as exc:  # argparse: bad arguments (2), --help or --version (0); cliff's HelpExit: None
+        return exc.code if isinstance(exc.code, int) else (startup.OK if exc.code is None else 1)
 
 
 if __name__ == "__main__":

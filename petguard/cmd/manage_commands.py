@@ -223,9 +223,23 @@ class BrakeOverride(Request):
         return "*"
 
 
-# -- the spellings of before, with their plain text (scripts parse it) --------------------------------
+# -- the spellings of before, with their plain text (scripts parse it); not listed by ``help`` ---------
+class LegacyDbUpgrade(DbUpgrade):
+    """Old spelling of ``db upgrade``."""
+
+    deprecated = True
+
+
+class LegacyConfigCheck(ConfigCheck):
+    """Old spelling of ``config check``."""
+
+    deprecated = True
+
+
 class LegacyHostList(Command):
     """Hosts and their lifecycle state, one plain line each (old spelling of ``host list``)."""
+
+    deprecated = True
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         for name, record in sorted(self.store().load_hosts().items()):
@@ -238,6 +252,8 @@ class LegacyHostList(Command):
 
 class LegacyIncidentList(Command):
     """Incidents, newest first, one plain line each (old spelling of ``incident list``)."""
+
+    deprecated = True
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -256,6 +272,8 @@ class LegacyIncidentList(Command):
 
 class LegacyIncidentShow(Command):
     """One incident in plain text: events, moves, servers left (old spelling of ``incident show``)."""
+
+    deprecated = True
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -279,6 +297,8 @@ class LegacyIncidentShow(Command):
 class LegacyRequest(Command):
     """Queue an operator request: ``request HOST KIND --reason ...`` (old spelling of ``host ...``)."""
 
+    deprecated = True
+
     KINDS = ("maintenance-on", "maintenance-off", "confirm-fenced", "restore")
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
@@ -300,6 +320,8 @@ class LegacyRequest(Command):
 
 class LegacyBrakeOverride(Command):
     """Allow fencing despite the mass-failure brake for a while (old spelling of ``brake override``)."""
+
+    deprecated = True
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)

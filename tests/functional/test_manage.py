@@ -155,6 +155,16 @@ def test_destructive_requests_ask_first(conf: Path, journal: SqlStore, words: tu
     assert [r.kind.value for r in journal.pending_requests()] == [kind, kind]
 
 
+def test_help_lists_the_commands_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert manage.main(["--help"]) == startup.OK
+    listed = capsys.readouterr().out
+    for name in ("init", "db upgrade", "db version", "config check", "host list", "incident show", "brake override"):
+        assert f"  {name} " in listed
+    assert "host-list" not in listed and "db-upgrade" not in listed  # the spellings of before work, unlisted
+    assert manage.main(["host", "list", "--help"]) == startup.OK
+    assert "-f {csv,json,table,value,yaml}" in capsys.readouterr().out
+
+
 # -- configuration: files, directories, errors --------------------------------------------------------
 def test_config_dir_files_are_read_in_order_after_the_file_before_it(tmp_path: Path) -> None:
     base = tmp_path / "petguard.conf"
