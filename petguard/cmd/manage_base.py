@@ -6,12 +6,13 @@ semantics: the files of a directory are read in name order, later values win), t
 (``petguard.conf.validate``). Errors become one line on stderr, ``petguard-manage: <what to do>``,
 and an exit status (``petguard.startup``):
 
-==========================================  =====  ===============================================
-configuration (oslo.config, ``ConfigError``) ``78``  fix the file; the message never quotes its lines
-a usage error (argparse, ``UsageError``)     ``2``   the command line itself
-not confirmed (no ``--yes``, no terminal)    ``1``
-any other ``PetguardError``                  ``1``   a journal not migrated, an unknown incident ...
-==========================================  =====  ===============================================
+=============================================  ======  ==============================================
+configuration (oslo.config, ``ConfigError``)   ``78``  fix the file (a journal not migrated too); the
+                                                       message never quotes a line of the file
+a usage error (argparse, ``UsageError``)       ``2``   the command line itself
+not confirmed (no ``--yes``, no terminal)      ``1``
+any other ``PetguardError``                    ``1``   an unknown incident, a database that is down
+=============================================  ======  ==============================================
 """
 
 from __future__ import annotations
