@@ -31,12 +31,14 @@ Code map (read this first). Layers, top to bottom; a module imports only from la
 ``tls``                     foundation: the API's TLS (server: cert and key; clients: a CA file)
 ``clock`` ``duty``          foundation: time, background duties, ``secrets`` (masking, the one
 ``secrets`` ``sdnotify``    HMAC, secret files), systemd notification, what every program does at
-``startup``                 start (its ``--version``, its exit statuses: 75 transient, 78 config)
+``startup`` ``terminal``    start (its ``--version``, its exit statuses: 75 transient, 78 config),
+                            what the two command-line programs share (cliff columns, confirmation)
 ``errors``                  foundation: the error hierarchy (Temporary vs Permanent)
 ==========================  ==========================================================================
 
 Beside the layers: ``agent/`` is the compute-node program (libvirt events, signed reports; it shares
-only foundations and ``agent.events`` with the daemon), ``cli/`` the operator's HTTP client.
+only foundations and ``agent.events`` with the daemon), ``cli/`` the operator's HTTP client (it shares
+only foundations and the API's shapes, ``api.wire`` and ``api.columns``, with ``petguard-manage``).
 Procedures see only the seams, never an adapter; pure modules do no I/O and take ``now`` and their
 policy as arguments.
 """

@@ -1,4 +1,4 @@
-"""Confirmation before destructive requests: ``--yes``, or "y" typed on a terminal, or refuse.
+"""Confirmation before destructive requests (``petguard.terminal.confirm``), refused as the CLI's ``Refused``.
 
 Without ``--yes`` and without a terminal on stdin (cron, a pipe, a script) the request is refused:
 a script must say ``--yes`` explicitly rather than have its stdin answer for it. The question goes
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from petguard import terminal
 from petguard.cli.errors import Refused
 
 
@@ -17,12 +18,7 @@ def confirm(question: str, action: str, *, yes: bool, stdin: TextIO, stderr: Tex
 
     :raises Refused: no --yes and no terminal, or any answer but y/yes.
     """
-    if yes:
-        return
-    if not stdin.isatty():
-        raise Refused(f"refusing to {action} without confirmation: stdin is not a terminal; add --yes")
-    stderr.write(f"{question}\nType 'yes' to {action}: ")
-    stderr.flush()
-    answer = stdin.readline().strip().lower()
-    if answer not in ("y", "yes"):
-        raise Refused(f"not confirmed ({answer or 'no answer'}): did not {action}")
+    try:
+        terminal.confirm(question, action, yes=yes, stdin=stdin, stderr=stderr)
+    except terminal.NotConfirmed as exc:
+        raise Refused(str(exc)) from None

@@ -265,8 +265,8 @@ def test_config_check_fails_exactly_when_the_daemon_refuses_to_start(
     conf = _write(tmp_path, sections)
     rc, output = _check(conf)
     refused, err = _daemon_refuses(conf, tmp_path / "daemon.log")
-    # exit 2: a value oslo.config cannot parse stops petguard-manage before any check, as the daemon
-    failed = rc == 2 or bool(_errors(output) - baseline)
+    # exit 78: a value oslo.config cannot parse stops petguard-manage before any check, as the daemon
+    failed = rc == 78 or bool(_errors(output) - baseline)
     assert failed == refused, f"check: {output}\ndaemon refused: {refused} {err}"
     if refused:
         assert rc != 0

@@ -27,5 +27,7 @@ def test_reason_names_commands_that_exist() -> None:
     assert "`petguard host restore cmp1`" in reason
     # petguard-manage works without the HTTP API; it really parses what the reason says
     assert "`petguard-manage request cmp1 restore --reason ...`" in reason
-    args = manage._parser().parse_args(["request", "cmp1", "restore", "--reason", "repaired"])
-    assert (args.host, args.kind) == ("cmp1", "restore")
+    app = manage.ManageApp()
+    factory, name, rest = app.command_manager.find_command(["request", "cmp1", "restore", "--reason", "repaired"])
+    args = factory(app, None).get_parser(f"petguard-manage {name}").parse_args(rest)
+    assert (name, args.host, args.kind) == ("request", "cmp1", "restore")

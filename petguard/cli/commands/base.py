@@ -19,8 +19,7 @@ from typing import Any, Protocol, cast
 from cliff import command, lister, show
 from cliff.app import App
 
-from petguard.api import wire
-from petguard.cli import columns
+from petguard.api import columns, wire
 from petguard.cli.client import Client, JsonObject, wait_for_request
 from petguard.cli.confirm import confirm
 from petguard.cli.errors import ClientError, Refused, StillPending

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from petguard.cli import columns
+from petguard.api import columns
 from petguard.cli.commands.base import HostRequest, Lister, ShowOne, Table, listing, one, quote
 
 

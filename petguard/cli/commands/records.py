@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from petguard.api import wire
-from petguard.cli import columns
+from petguard.api import columns, wire
 from petguard.cli.commands.base import Lister, ShowOne, Table, listing, one, quote
 
 

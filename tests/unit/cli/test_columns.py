@@ -6,8 +6,7 @@ import typing
 
 import pytest
 
-from petguard.api import wire
-from petguard.cli import columns
+from petguard.api import columns, wire
 
 T0 = 1_750_000_000.0  # 2025-06-15 15:06:40Z
 

@@ -1,5 +1,8 @@
 """How the API's JSON shapes (docs/api.md) become cliff rows: headings, and values that print well.
 
+Shared by the two command-line programs: ``petguard`` prints what the API answers, ``petguard-manage``
+prints the same shapes read from the journal (``wire.host_json`` ...), so ``-f json`` is the same in both.
+
 Each shape has a tuple of ``Field``s: the JSON key, the heading shown (and selected with ``-c``),
 and optionally a cliff ``FormattableColumn`` that prints a human form in ``table``/``value`` output
 while ``json``/``yaml`` keep the API's machine value (unix seconds, lists, objects).
@@ -7,33 +10,15 @@ while ``json``/``yaml`` keep the API's machine value (unix seconds, lists, objec
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from cliff.columns import FormattableColumn
 
 from petguard.api import wire
+from petguard.terminal import Field, Lines, Row, Time, format_time, headings, row
 
-Row = tuple[Any, ...]
-
-
-class Time(FormattableColumn[float | None]):
-    """Unix seconds; shown as UTC ``2025-06-01 12:00:03Z``."""
-
-    def human_readable(self) -> str:
-        return format_time(self._value)
-
-
-class Lines(FormattableColumn[list[Any]]):
-    """A list of strings, one per line."""
-
-    def human_readable(self) -> str:
-        return "\n".join(self.line(item) for item in self._value or [])
-
-    def line(self, item: Any) -> str:
-        return str(item)
+__all__ = ["Field", "Lines", "Row", "Time", "format_time", "headings", "row"]
 
 
 class EventLines(Lines):
@@ -110,26 +95,6 @@ class IncidentSummary(FormattableColumn[dict[str, Any] | None]):
         return f"{incident['id']}: opened {format_time(incident['opened_at'])}, {end}{outcome}: {incident['reason']}"
 
 
-def format_time(value: float | None) -> str:
-    if value is None:
-        return ""
-    return datetime.datetime.fromtimestamp(value, datetime.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-@dataclasses.dataclass(frozen=True)
-class Field:
-    key: str
-    heading: str
-    kind: type[FormattableColumn[Any]] | None = None
-
-
-def headings(fields: Sequence[Field]) -> tuple[str, ...]:
-    return tuple(f.heading for f in fields)
-
-
-def row(obj: Mapping[str, Any], fields: Sequence[Field]) -> Row:
-    """The values of ``obj`` for ``fields``; a missing key shows empty (an older daemon)."""
-    return tuple(f.kind(obj.get(f.key)) if f.kind else obj.get(f.key) for f in fields)
 
 
 HOST = (

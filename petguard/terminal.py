@@ -1,0 +1,89 @@
+"""What the two command-line programs share (foundation): cliff columns and the confirmation prompt.
+
+``petguard`` (the operator's HTTP client, ``petguard.cli``) and ``petguard-manage`` (on the
+controller, ``petguard.cmd.manage``) are kept apart (the ``programs-apart`` and ``manage-apart``
+contracts in ``.importlinter``); both print cliff tables of the API's JSON shapes and both ask before a
+destructive request. Those pieces live here, below both:
+
+* ``Field``, ``headings`` and ``row``: a JSON object (``petguard.api.wire``'s shapes) as one cliff row;
+* ``Time`` and ``Lines``: values that print well in ``table``/``value`` output while ``json``/``yaml``
+  keep the machine value (unix seconds, lists);
+* ``confirm``: ``--yes``, or "y" typed on a terminal, or refuse (``NotConfirmed``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from cliff.columns import FormattableColumn
+
+Row = tuple[Any, ...]
+
+
+def format_time(value: float | None) -> str:
+    """Unix seconds as UTC ``2025-06-01 12:00:03Z``; None as an empty string."""
+    if value is None:
+        return ""
+    return datetime.datetime.fromtimestamp(value, datetime.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+class Time(FormattableColumn[float | None]):
+    """Unix seconds; shown as UTC ``2025-06-01 12:00:03Z``."""
+
+    def human_readable(self) -> str:
+        return format_time(self._value)
+
+
+class Lines(FormattableColumn[list[Any]]):
+    """A list of strings, one per line."""
+
+    def human_readable(self) -> str:
+        return "\n".join(self.line(item) for item in self._value or [])
+
+    def line(self, item: Any) -> str:
+        return str(item)
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One column: the JSON key, the heading shown (and selected with ``-c``), how it prints."""
+
+    key: str
+    heading: str
+    kind: type[FormattableColumn[Any]] | None = None
+
+
+def headings(fields: Sequence[Field]) -> tuple[str, ...]:
+    return tuple(f.heading for f in fields)
+
+
+def row(obj: Mapping[str, Any], fields: Sequence[Field]) -> Row:
+    """The values of ``obj`` for ``fields``; a missing key shows empty (an older daemon)."""
+    return tuple(f.kind(obj.get(f.key)) if f.kind else obj.get(f.key) for f in fields)
+
+
+class NotConfirmed(Exception):
+    """The operator did not confirm a destructive request; the message says why and what to add."""
+
+
+def confirm(question: str, action: str, *, yes: bool, stdin: TextIO, stderr: TextIO) -> None:
+    """Return when the operator agreed to ``action`` (e.g. "fence cmp1").
+
+    Without ``--yes`` and without a terminal on stdin (cron, a pipe, a script) the request is refused:
+    a script must say ``--yes`` explicitly rather than have its stdin answer for it. The question
+    goes to stderr so that ``-f json`` output on stdout stays parseable.
+
+    :raises NotConfirmed: no --yes and no terminal, or any answer but y/yes.
+    """
+    if yes:
+        return
+    if not stdin.isatty():
+        raise NotConfirmed(f"refusing to {action} without confirmation: stdin is not a terminal; add --yes")
+    stderr.write(f"{question}\nType 'yes' to {action}: ")
+    stderr.flush()
+    answer = stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        raise NotConfirmed(f"not confirmed ({answer or 'no answer'}): did not {action}")
