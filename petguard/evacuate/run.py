@@ -198,6 +198,7 @@ class Evacuator:
         self._sick_in_flight: dict[tuple[int, str], str] = {}
         self._announced: dict[int, str] = {}  # incident -> the wait reason its event announced
         self._death_checked: dict[tuple[int, str], float] = {}  # move -> when Nova's record was last read
+        self._setbacks: dict[tuple[int, str], int] = {}  # move -> accepted requests a dependency failed in a row
 
     def run(self, incident_id: int, since: float) -> RunOutcome:
         """Drive every unfinished move of the incident to a final state.
@@ -228,9 +229,10 @@ class Evacuator:
                 # wait of this incident (an operator's rerun) is a new one, announced again.
                 self._announced.pop(incident_id, None)
         with self._lock:
-            for key in [k for k in self._death_checked if k[0] == incident_id]:
-                if not any(m.server_id == key[1] and not m.status.final for m in final):
-                    del self._death_checked[key]
+            for memory in (self._death_checked, self._setbacks):
+                for key in [k for k in memory if k[0] == incident_id]:
+                    if not any(m.server_id == key[1] and not m.status.final for m in final):
+                        del memory[key]
         return RunOutcome(
             done=tuple(m for m in final if m.status is MoveStatus.DONE),
             failed=tuple(m for m in final if m.status is MoveStatus.FAILED),
@@ -487,9 +489,16 @@ class Evacuator:
             f"{target} (hint {move.hint}, validated by the scheduler)" if target else "the scheduler's choice",
             request_id,
         )
-        # A request that died inside Nova was counted when Nova took it: asking again is not another attempt.
+        # A request that died inside Nova, or that a dependency failed after Nova took it, was counted
+        # when Nova took it: asking again is not another attempt.
+        with self._lock:
+            after_setback = (move.incident_id, move.server_id) in self._setbacks
         return self._write(
-            move, MoveStatus.ACCEPTED, self._clock.now(), request_id=request_id, count_attempt=dead is None
+            move,
+            MoveStatus.ACCEPTED,
+            self._clock.now(),
+            request_id=request_id,
+            count_attempt=dead is None and not after_setback,
         )
 
     def _hold_if_cloud_cannot_answer(self, move: MoveRecord, fault: str) -> None:
@@ -626,9 +635,17 @@ class Evacuator:
             sick_in_flight=self._take_sick_in_flight(move),
         )
         if verdict.judgement is Judgement.WAIT:
-            # Judged once, now: the next look asks again through the checks of Nova's records.
+            # Judged once, now: the next look asks again through the checks of Nova's records. Nova
+            # took the request and a dependency failed it (Keystone gone, while the computes and
+            # placement look fine): not an attempt, and asked again after a back-off that grows with
+            # each such setback, so that an outage of minutes is neither a storm of requests nor
+            # 'max_request_attempts' spent in seconds (CP-14).
+            setbacks = self._setback(move)
             move = self._write(move, MoveStatus.REQUESTING, self._clock.now(), waiting=verdict.reason)
+            self._clock.sleep(min(self._policy.wait_backoff_max, 2.0**setbacks))
             raise _CloudWait(f"{verdict.reason} ({what})", move)
+        with self._lock:
+            self._setbacks.pop((move.incident_id, move.server_id), None)  # Nova's own answer: attempts count again
         if move.target_host is not None and not move.fell_back:
             # the evacuation failed on the scheduler: the hint is what failed
             return self._fall_back(
@@ -637,6 +654,13 @@ class Evacuator:
         if verdict.judgement is Judgement.RETRY:
             return self._ask_again(move, what, verdict)
         return self._fail(move, f"evacuation {what}: {verdict.reason}")
+
+    def _setback(self, move: MoveRecord) -> int:
+        """Count one more accepted request of ``move`` that a failing dependency ended; the count."""
+        key = (move.incident_id, move.server_id)
+        with self._lock:
+            self._setbacks[key] = self._setbacks.get(key, 0) + 1
+            return self._setbacks[key]
 
     # -- a request that died inside Nova (evacuate.outage.died_in_conductor) --------------------------
     def _death_check_due(self, move: MoveRecord) -> bool:

@@ -481,3 +481,22 @@ def test_a_dead_request_that_is_not_the_servers_newest_is_not_petguards_to_send_
     run(nova, store, clock, RunPolicy(max_parallel=1, poll_interval=1.0, stuck_after=90))
     assert store.rows["held-id"].stuck
     assert nova.evacuate_calls["held-id"] == 1 and not nova.resets
+
+
+@pytest.mark.fault(
+    "CP-14",
+    guarantee="4",
+    injected="Keystone down for minutes while the rest of the cloud looks healthy: every request Nova takes ends "
+    "failed on the destination with ConnectFailure (seen on the lab: 3 in 5 s, then 'Nova did not take the "
+    "evacuation after 3 attempts')",
+    expected="each is a wait, never an attempt, and asked again with a growing back-off (not every second): the pet "
+    "is recovered once when Keystone is back",
+)
+def test_dependency_failures_of_accepted_requests_are_never_attempts() -> None:
+    nova, store, clock = incident(["a"])
+    nova.scheduler_faults = ["ConnectFailure: Unable to establish connection to http://127.0.0.1:5000 (fake)"] * 8
+    run(nova, store, clock, RunPolicy(poll_interval=1.0, max_request_attempts=3, cloud_wait_timeout=1800))
+    assert_recovered_once(nova, store)
+    assert nova.evacuate_calls["a-id"] == 9  # 8 ended by the outage, then the one that moved it
+    assert store.rows["a-id"].attempts <= 1
+    assert clock.now() - 1_000.0 >= 60, "asked again with a growing back-off, not 8 times in a few seconds"
