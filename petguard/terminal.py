@@ -8,14 +8,16 @@ destructive request. Those pieces live here, below both:
 * ``Field``, ``headings`` and ``row``: a JSON object (``petguard.api.wire``'s shapes) as one cliff row;
 * ``Time`` and ``Lines``: values that print well in ``table``/``value`` output while ``json``/``yaml``
   keep the machine value (unix seconds, lists);
-* ``confirm``: ``--yes``, or "y" typed on a terminal, or refuse (``NotConfirmed``).
+* ``confirm``: ``--yes``, or "y" typed on a terminal, or refuse (``NotConfirmed``);
+* ``console_handler``: the one stderr log handler of a cliff app (``-v`` warnings, ``-vv`` info).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from cliff.columns import FormattableColumn
@@ -87,3 +89,32 @@ def confirm(question: str, action: str, *, yes: bool, stdin: TextIO, stderr: Tex
     answer = stdin.readline().strip().lower()
     if answer not in ("y", "yes"):
         raise NotConfirmed(f"not confirmed ({answer or 'no answer'}): did not {action}")
+
+
+#: cliff's ``-v`` count -> the console's level: errors only by default, then warnings, info; more: debug.
+_VERBOSITY = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}
+
+
+def console_handler(
+    previous: logging.Handler | None,
+    stream: TextIO,
+    message_format: str,
+    verbose_level: int,
+    keep: Callable[[logging.LogRecord], bool] | None = None,
+) -> logging.Handler:
+    """Put a cliff app's stderr handler on the root logger in place of ``previous``; return it.
+
+    Quiet by default (errors only: no library chatter around the output), one level more per ``-v``;
+    ``keep`` filters records (the CLI drops the daemon's when both run in one test process).
+    """
+    root = logging.getLogger()
+    if previous is not None:
+        root.removeHandler(previous)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(message_format))
+    handler.setLevel(_VERBOSITY.get(verbose_level, logging.DEBUG))
+    if keep is not None:
+        handler.addFilter(keep)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    return handler

@@ -24,7 +24,7 @@ from cliff.app import App
 from cliff.command import Command
 from cliff.commandmanager import CommandManager
 
-from petguard import __version__
+from petguard import __version__, terminal
 from petguard.cli.client import DEFAULT_TOKEN_FILE, DEFAULT_URL, Client, parse_url, read_token
 from petguard.cli.commands import daemon, hosts, records
 from petguard.cli.errors import EXIT_USAGE
@@ -49,8 +49,6 @@ COMMANDS: dict[str, type[Command]] = {
     "log-level": daemon.LogLevel,
     "brake override": daemon.BrakeOverride,
 }
-
-_VERBOSITY = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}
 
 
 class PetguardApp(App):
@@ -124,16 +122,9 @@ class PetguardApp(App):
 
     def configure_logging(self) -> None:
         """Warnings and errors on stderr (``-v`` for INFO, ``-vv`` for DEBUG); no httpx chatter by default."""
-        root = logging.getLogger()
-        if self._log_handler is not None:
-            root.removeHandler(self._log_handler)
-        handler = logging.StreamHandler(self.stderr)
-        handler.setFormatter(logging.Formatter(self.CONSOLE_MESSAGE_FORMAT))
-        handler.setLevel(_VERBOSITY.get(self.options.verbose_level, logging.DEBUG))
-        handler.addFilter(_not_the_daemon)
-        root.addHandler(handler)
-        root.setLevel(logging.DEBUG)
-        self._log_handler = handler
+        self._log_handler = terminal.console_handler(
+            self._log_handler, self.stderr, self.CONSOLE_MESSAGE_FORMAT, self.options.verbose_level, _not_the_daemon
+        )
 
     def clean_up(self, cmd: Command, result: int, err: BaseException | None) -> None:
         if self._client is not None:
@@ -161,8 +152,8 @@ def main(argv: list[str] | None = None, transport: httpx.BaseTransport | None = 
         return EXIT_USAGE
     try:
         return app.run(argv)
-    except SystemExit as exc:  # argparse: bad arguments (2) or --help (0)
-        return exc.code if isinstance(exc.code, int) else 1
+    except SystemExit as exc:  # argparse: bad arguments (2), --help (0); cliff's HelpExit: no code, success
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
 
 
 if __name__ == "__main__":

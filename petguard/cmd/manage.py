@@ -33,7 +33,7 @@ from cliff.app import App
 from cliff.command import Command
 from cliff.commandmanager import CommandManager
 
-from petguard import startup
+from petguard import startup, terminal
 from petguard.cmd import manage_commands as c
 from petguard.cmd.manage_base import PROG
 from petguard.cmd.manage_init import Init
@@ -63,8 +63,6 @@ COMMANDS: dict[str, type[Command]] = {
     "request": c.LegacyRequest,
     "brake-override": c.LegacyBrakeOverride,
 }
-
-_VERBOSITY = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}
 
 
 class ManageApp(App):
@@ -117,15 +115,9 @@ class ManageApp(App):
     def configure_logging(self) -> None:
         """Warnings and errors on stderr (``-v`` for INFO, ``-vv`` for DEBUG), as the petguard CLI does:
         no alembic or oslo chatter around the output by default."""
-        root = logging.getLogger()
-        if self._log_handler is not None:
-            root.removeHandler(self._log_handler)
-        handler = logging.StreamHandler(self.stderr)
-        handler.setFormatter(logging.Formatter(self.CONSOLE_MESSAGE_FORMAT))
-        handler.setLevel(_VERBOSITY.get(self.options.verbose_level, logging.DEBUG))
-        root.addHandler(handler)
-        root.setLevel(logging.DEBUG)
-        self._log_handler = handler
+        self._log_handler = terminal.console_handler(
+            self._log_handler, self.stderr, self.CONSOLE_MESSAGE_FORMAT, self.options.verbose_level
+        )
 
     def clean_up(self, cmd: Command, result: int, err: BaseException | None) -> None:
         if self._log_handler is not None:

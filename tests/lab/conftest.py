@@ -113,10 +113,9 @@ def petguard(lab: Lab, nova: Nova, tmp_path: Path) -> Iterator[Petguard]:
         nova.delete_servers()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def print_timings() -> Iterator[None]:
-    yield
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The measured timings at the end of the run (a fixture's print was captured and never shown)."""
     if TIMINGS:
-        print("\nLab tier timings:")
+        terminalreporter.section("lab tier timings")
         for what, seconds in TIMINGS.items():
-            print(f"  {what:<60} {seconds:8.2f} s")
+            terminalreporter.write_line(f"  {what:<60} {seconds:8.2f} s")

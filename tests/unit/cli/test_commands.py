@@ -160,3 +160,9 @@ def test_url_and_token_file_from_the_environment(monkeypatch: pytest.MonkeyPatch
     app.options, _ = app.parser.parse_known_args(["status"])
     client = app.client()
     assert (client.endpoint.uds, client.endpoint.base_url) == ("/run/x.sock", "http://petguard")
+
+
+def test_top_level_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    """cliff ends `petguard --help` with a SystemExit without a code: that is success, not status 1."""
+    assert main(["--help"]) == 0
+    assert "usage: " in (out := capsys.readouterr().out) and "--url URL" in out
