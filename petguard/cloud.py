@@ -80,6 +80,7 @@ class RequestTrace:
     request_id: str
     action: str
     events: tuple[ActionEvent, ...] = ()
+    started_at: float | None = None  # Nova's start_time of the request (Nova's clock), when it says
 
 
 # -- servers --------------------------------------------------------------------------------------

@@ -135,6 +135,7 @@ class _Tick:
         self.events: list[tuple[str | None, str, str]] = []
         self.finished: list[tuple[int, str, str]] = []
         self.retry_moves: list[int] = []
+        self.vouched: list[int] = []  # incidents whose stuck moves an operator vouched for (resend)
         self.log: list[str] = []
         self.warnings: list[str] = []
         self.brake = inputs.brake
@@ -187,6 +188,7 @@ def decide(inputs: TickInputs, policy: LoopPolicy) -> TickDecision:
         brake=tick.brake if tick.brake_changed else None,
         at=tick.now,
         retry_failed_moves=tick.retry_moves,
+        vouch_resends=tuple(tick.vouched),
     )
     return TickDecision(record, tuple(actions), tuple(tick.log), tuple(tick.warnings))
 
@@ -256,12 +258,44 @@ def _apply_requests(tick: _Tick, requests: Iterable[OperatorRequest], policy: Lo
             tick.events.append((None, "brake_override", message))
             tick.log.append(message)
             continue
+        if request.kind is RequestKind.RESEND:
+            _apply_resend(tick, request)
+            continue
         _apply_host_request(tick, request)
+
+
+def _apply_resend(tick: _Tick, request: OperatorRequest) -> None:
+    """An operator vouches that nothing in Nova still holds the host's stuck evacuation requests: the
+    journal marks the incident's stuck moves, and the runner sends each again once Nova's records allow
+    it (evacuate.outage.resend_on_the_operators_word). Not a lifecycle transition: the host stays
+    EVACUATING."""
+    name = request.host
+    record = tick.hosts.get(name)
+    if record is None:
+        tick.finished.append((request.id, "refused", f"unknown host {name!r}: not a nova-compute host"))
+        return
+    incident_id = record.host.incident_id
+    if record.host.state is not HostState.EVACUATING or incident_id is None:
+        message = (
+            f"resend refused: host {name} is {record.host.state.value}; only a host whose evacuation is running "
+            "has stuck requests (`petguard incident show` names them)"
+        )
+        tick.finished.append((request.id, "refused", message))
+        tick.log.append(f"{name}: {message}")
+        return
+    message = (
+        f"resend by {request.requested_by} accepted: the stuck evacuation requests of incident {incident_id} are "
+        "sent again once Nova's records show no compute took them"
+    )
+    tick.vouched.append(incident_id)
+    tick.finished.append((request.id, "done", message))
+    tick.events.append((name, "operator_resend", f"{message}: {request.reason}"))
+    tick.log.append(f"{name}: {message}")
 
 
 def _request_refused(tick: _Tick, request: OperatorRequest, policy: LoopPolicy) -> str | None:
     """Why an operator's fence or evacuate request cannot be taken now, and what to do, or None."""
-    if policy.dry_run and request.kind in (RequestKind.FENCE, RequestKind.EVACUATE):
+    if policy.dry_run and request.kind in (RequestKind.FENCE, RequestKind.EVACUATE, RequestKind.RESEND):
         return f"{request.kind.value} refused: [DEFAULT] dry_run = true (nothing is fenced or evacuated)"
     if request.kind is RequestKind.FENCE:
         blocked = _fencing_blocked(tick, policy)

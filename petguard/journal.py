@@ -65,6 +65,9 @@ class MoveRecord:
     fell_back: bool = False  # the hint could not be met: the scheduler chooses (never falls back twice)
     waiting: str = ""  # why the move waits for the cloud ("": it does not; evacuate.outage)
     waiting_since: float | None = None  # when the current wait began (its deadline survives a restart)
+    #: when an operator vouched that nothing in Nova still holds the move's stuck request
+    #: (``petguard host resend``); a new request ends it
+    resend_vouched_at: float | None = None
 
     @property
     def stuck(self) -> bool:
@@ -123,6 +126,9 @@ class RequestKind(enum.StrEnum):
     RESTORE = "restore"
     FENCE = "fence"  # fence this host now (still confirmed by reading power back OFF)
     EVACUATE = "evacuate"  # evacuate a fenced host now, or retry its failed moves
+    # the host's stuck evacuation requests may be sent again: the operator vouches that nothing in Nova
+    # still holds them (nova-api and nova-conductor restarted); Nova's records are still checked
+    RESEND = "resend"
     BRAKE_OVERRIDE = "brake_override"  # host "*": allow fencing despite the brake for a while
 
 
@@ -236,6 +242,9 @@ class TickRecord:
     #: incidents whose FAILED moves go back to PLANNED (an operator re-runs the evacuation; the
     #: runner checks Nova's records before sending anything again)
     retry_failed_moves: Sequence[int] = ()
+    #: incidents whose stuck moves an operator vouched for (``RequestKind.RESEND``): each stuck move
+    #: is marked, and the runner sends it again once Nova's records allow it
+    vouch_resends: Sequence[int] = ()
 
 
 class Store(Protocol):
@@ -333,10 +342,13 @@ class Store(Protocol):
         target_host: str | None = None,
         fall_back: bool = False,
         waiting: str | None = None,
+        end_vouch: bool = False,
     ) -> MoveRecord:
         """Set a move's status (and the given fields); returns the new row. ``fall_back`` clears the
         target host and marks the move as fallen back to the scheduler's choice. ``waiting``: why the
         move waits for the cloud (``waiting_since`` keeps the moment the wait began), "" ends the wait.
+        ``end_vouch`` forgets an operator's vouch for the move's stuck request (a new ``request_id``
+        always does).
 
         Compare-and-set along ``evacuate.transitions.MOVE_TRANSITIONS``: the row changes only if its
         status is ``expected`` (the status the writer read; None: any status the table lets lead to

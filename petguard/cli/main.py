@@ -38,6 +38,7 @@ COMMANDS: dict[str, type[Command]] = {
     "host confirm-fenced": hosts.ConfirmFenced,
     "host restore": hosts.Restore,
     "host evacuate": hosts.Evacuate,
+    "host resend": hosts.Resend,
     "incident list": records.IncidentList,
     "incident show": records.IncidentShow,
     "event list": records.EventList,

@@ -50,6 +50,7 @@ COMMANDS: dict[str, type[Command]] = {
     "host restore": c.Restore,
     "host fence": c.Fence,
     "host evacuate": c.Evacuate,
+    "host resend": c.Resend,
     "brake override": c.BrakeOverride,
     "incident list": c.IncidentList,
     "incident show": c.IncidentShow,

@@ -210,6 +210,16 @@ class Evacuate(Request):
     confirmation = ("This evacuates the pets of {host}; it must be fenced.", "evacuate {host}")
 
 
+class Resend(Request):
+    """Send a host's stuck evacuation requests again: nothing in Nova can still hold them."""
+
+    kind = RequestKind.RESEND
+    confirmation = (
+        "Only after nova-api and nova-conductor were restarted since the requests of {host} were taken.",
+        "resend the stuck requests of {host}",
+    )
+
+
 class BrakeOverride(Request):
     """Allow fencing despite the mass-failure brake (mass failure, rate limit) for a while."""
 

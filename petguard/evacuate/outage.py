@@ -22,7 +22,11 @@ server 'rebuilding' for ever. ``died_in_conductor`` reads Nova's own record of t
 instance action): only when the conductor's step finished with an error and no compute ever started
 the request is it proved that the request can no longer run, and asking again (after resetting the
 server's task) is safe. Anything less (no conductor event: nova-api may still hold the cast; an
-unfinished one; a compute event) proves nothing and the request is never sent again.
+unfinished one; a compute event) proves nothing and the request is never sent again by petguard
+alone. For those, an operator who has ended whatever may still hold the request (restarted nova-api
+and nova-conductor) vouches for it (``petguard host resend HOST``): ``resend_on_the_operators_word`` then
+still refuses when Nova's record shows a compute took the request, or that the server's newest
+evacuation is someone else's.
 
 The cloud's health is read, not guessed from Nova's fault text: ``CloudHealth`` is what the runner saw
 of Nova's compute services and of placement itself when the setback was first seen, and
@@ -195,3 +199,28 @@ def died_in_conductor(trace: RequestTrace, request_id: str) -> str | None:
     if not conductor or not all(e.finished and e.result == "Error" for e in conductor):
         return None
     return f"nova-conductor ended request {request_id} with an error and no compute started it"
+
+
+def resend_on_the_operators_word(
+    trace: RequestTrace | None, request_id: str | None, since: float
+) -> tuple[bool, str]:
+    """Whether a stuck request may be sent again now that an operator vouched nothing in Nova still
+    holds it (``petguard host resend``), and why (the refusal names what Nova's record shows).
+
+    ``trace`` is the server's newest evacuate request in Nova's record (None: Nova has none),
+    ``request_id`` the move's request as petguard knows it (None: nova-api never answered), ``since``
+    the moment (Nova's clock, with the skew allowance) from which a request belongs to this incident.
+    The operator's word replaces only the proof that nothing will deliver the request late; what Nova
+    recorded still counts: a compute that started it, or a newer request that is not petguard's.
+    """
+    older = trace is not None and trace.started_at is not None and trace.started_at < since
+    if trace is not None and trace.request_id != request_id and older:
+        trace = None  # an earlier failure's evacuation, long over: nothing of this incident's
+    if trace is None:
+        return True, "on the operator's word: Nova has no record of the request (nova-api never finished it)"
+    if request_id is not None and trace.request_id != request_id:
+        return False, f"the server's newest evacuation is request {trace.request_id}, not petguard's: someone else's"
+    started = sorted({e.name for e in trace.events if e.name.startswith("compute_")})
+    if started:
+        return False, f"a compute took request {trace.request_id} ({', '.join(started)}): it runs or ran there"
+    return True, f"on the operator's word: no compute ever started request {trace.request_id}"

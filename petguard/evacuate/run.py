@@ -78,6 +78,7 @@ from petguard.evacuate.outage import (
     judge_before_request,
     judge_nothing_moved,
     judge_request_error,
+    resend_on_the_operators_word,
 )
 from petguard.evacuate.ready import Prober, ReadyPolicy
 from petguard.evacuate.reserved import ReservedPool
@@ -165,6 +166,7 @@ class _MoveFields(TypedDict, total=False):
     target_host: str | None
     fall_back: bool
     waiting: str
+    end_vouch: bool
 
 
 class Evacuator:
@@ -612,7 +614,9 @@ class Evacuator:
             LOG.info("%s: %s arrived on %s; next: restore its power state", _who(move), move.server_name, server.host)
             return self._write(move, MoveStatus.ARRIVED, self._clock.now(), dest_host=server.host, waiting="")
         if server.task_state is not None or move.stuck:
-            dead = self._dead_request(move, since) if self._death_check_due(move) else None
+            # an operator's vouch (petguard host resend) is looked at on the next look, not after the delay
+            due = move.resend_vouched_at is not None or self._death_check_due(move)
+            dead = self._dead_request(move, since) if due else None
             if dead is not None:
                 return self._ask_again_after_death(move, dead)
             move = self._park_if_stuck(move, since)
@@ -680,11 +684,18 @@ class Evacuator:
         """Why the move's request can no longer run, proved from Nova's records, or None.
 
         Only a request whose migration is still 'accepted' with no destination is looked at; the
-        server's newest evacuate request must be the move's own (not an operator's later one)."""
-        if move.request_id is None:
+        server's newest evacuate request must be the move's own (not an operator's later one). A move
+        an operator vouched for (``petguard host resend``) needs no migration (nova-api may have died before
+        it wrote one) and no proof that nothing holds the request: the operator's word is that."""
+        vouched = move.resend_vouched_at is not None
+        if move.request_id is None and not vouched:
             return None
         migration = self._latest_evacuation(move, since)
-        if migration is None or migration.status != "accepted" or migration.dest_host:
+        if migration is not None and (migration.status != "accepted" or migration.dest_host):
+            if vouched:
+                self._refuse_vouch(move, f"Nova moved it on (migration {migration.id} {migration.status})")
+            return None
+        if migration is None and not vouched:
             return None
         try:
             trace = self._compute.latest_request(move.server_id, "evacuate")
@@ -692,7 +703,26 @@ class Evacuator:
             LOG.info("%s: cannot read Nova's record of %s's request: %s; not proved dead", _who(move),
                      move.server_name, exc)  # fmt: skip
             return None
-        return None if trace is None else died_in_conductor(trace, move.request_id)
+        if vouched:
+            allowed, why = resend_on_the_operators_word(trace, move.request_id, since - CLOCK_SKEW_ALLOWANCE)
+            if not allowed:
+                self._refuse_vouch(move, why)
+            return why if allowed else None
+        return None if trace is None or move.request_id is None else died_in_conductor(trace, move.request_id)
+
+    def _refuse_vouch(self, move: MoveRecord, why: str) -> None:
+        """Nova's record forbids the resend an operator vouched for: say so once, and forget the vouch."""
+        LOG.warning(
+            "%s: resend of %s refused: %s; next: petguard follows what Nova has", _who(move), move.server_name, why
+        )
+        self._store.record_event(
+            move.source_host,
+            move.incident_id,
+            "resend_refused",
+            f"{move.server_name} ({move.server_id}): not sent again: {why}",
+            self._clock.now(),
+        )
+        self._write(move, move.status, self._clock.now(), end_vouch=True)
 
     def _ask_again_after_death(self, move: MoveRecord, why: str) -> MoveRecord:
         """Back to REQUESTING: the next step proves it again, resets the server's task and asks again."""
@@ -735,10 +765,9 @@ class Evacuator:
         what = f"migration {migration.id} still 'accepted' with no destination" if migration else "no migration"
         reason = f"{STUCK}Nova took the request {taken:.0f} s ago and never started it ({what})"
         commands = (
-            f"check that nova-conductor and nova-scheduler run and restart nova-api (a worker may still hold the "
-            f"request); then `openstack server set --state error "
-            f"{move.server_id}` and `openstack --os-compute-api-version 2.68 server evacuate {move.server_id}`: "
-            "petguard follows the new request"
+            "check that nova-conductor and nova-scheduler run, restart nova-api and nova-conductor (a worker may "
+            f"still hold the request), then `petguard host resend {move.source_host} --reason '...'`: petguard checks "
+            "Nova's records, resets the server and asks again"
         )
         LOG.warning("%s: evacuation of %s %s; next: %s", _who(move), move.server_name, reason, commands)
         self._write(move, move.status, self._clock.now(), waiting=reason)

@@ -338,7 +338,12 @@ def _request_trace(raw: Mapping[str, Any]) -> RequestTrace:
         for event in raw.get("events") or ()
         if isinstance(event, Mapping)
     )
-    return RequestTrace(request_id=str(raw.get("request_id") or ""), action=str(raw.get("action") or ""), events=events)
+    return RequestTrace(
+        request_id=str(raw.get("request_id") or ""),
+        action=str(raw.get("action") or ""),
+        events=events,
+        started_at=_epoch(raw.get("start_time")),
+    )
 
 
 def _zone_hosts(zones: object, zone: str) -> set[str] | None:

@@ -64,6 +64,8 @@ def save_tick(conn: Connection, tick: TickRecord) -> None:
         conn.execute(update(m.brake).where(m.brake.c.id == m.SINGLE_ROW_ID).values(**rows.brake_to_row(tick.brake)))
     for incident_id in tick.retry_failed_moves:
         moves.retry_failed_moves(conn, incident_id, tick.at)
+    for incident_id in tick.vouch_resends:
+        moves.vouch_resends(conn, incident_id, tick.at)
 
 
 def _existing_names(conn: Connection, names: Sequence[str]) -> set[str]:

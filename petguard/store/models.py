@@ -145,6 +145,8 @@ moves = Table(
     # a move waiting for the cloud (evacuate.outage): why ("" when not waiting) and since when
     Column("waiting", String(NOTE), nullable=False, server_default=""),
     Column("waiting_since", Double, nullable=True),
+    # when an operator vouched that nothing in Nova still holds the move's stuck request (petguard host resend)
+    Column("resend_vouched_at", Double, nullable=True),
 )
 
 #: Reserved failover hosts (evacuate.reserved): one row per host; a loan is a chain of compare-and-set

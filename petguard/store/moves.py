@@ -17,7 +17,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from petguard.cloud import Plan
 from petguard.errors import InvalidTransition, NotFound, StaleWrite
 from petguard.evacuate.transitions import check_move
-from petguard.journal import MoveRecord, MoveStatus, SkipRecord
+from petguard.journal import STUCK, MoveRecord, MoveStatus, SkipRecord
 from petguard.store import models as m
 from petguard.store import rows
 from petguard.store.incidents import incident
@@ -78,6 +78,7 @@ def move_values(
     target_host: str | None,
     fall_back: bool,
     waiting: str | None,
+    end_vouch: bool = False,
 ) -> dict[str, Any]:
     """The SET values of one ``update_move`` (see ``petguard.journal.Store.update_move``)."""
     values: dict[str, Any] = {"status": status.value, "updated_at": at}
@@ -85,6 +86,8 @@ def move_values(
         # a wait keeps the moment it began across its retries; "" ends it
         values["waiting"] = waiting
         values["waiting_since"] = func.coalesce(m.moves.c.waiting_since, at) if waiting else None
+    if request_id is not None or end_vouch:
+        values["resend_vouched_at"] = None  # a new request: an operator's word was for the one before
     given = (("reason", reason), ("dest_host", dest_host), ("request_id", request_id), ("target_host", target_host))
     for column, value in given:
         if value is not None:
@@ -142,3 +145,12 @@ def retry_failed_moves(conn: Connection, incident_id: int, at: float) -> None:
     failed = (m.moves.c.incident_id == incident_id, m.moves.c.status == MoveStatus.FAILED.value)
     values = {"status": MoveStatus.PLANNED.value, "attempts": 0, "reason": "retried by an operator", "updated_at": at}
     conn.execute(update(m.moves).where(*failed).values(**values))
+
+
+def vouch_resends(conn: Connection, incident_id: int, at: float) -> int:
+    """An operator vouches that nothing in Nova still holds the incident's stuck requests (``petguard
+    resend``): mark every unfinished move flagged stuck at this moment; the number marked."""
+    c = m.moves.c
+    final = sorted(s.value for s in MoveStatus if s.final)
+    stuck = (c.incident_id == incident_id, c.status.not_in(final), c.waiting.startswith(STUCK))
+    return int(conn.execute(update(m.moves).where(*stuck).values(resend_vouched_at=at)).rowcount)

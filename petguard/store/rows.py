@@ -164,6 +164,7 @@ def move_to_row(incident_id: int, source_host: str, move: Move, order: int, at: 
         "fell_back": False,
         "waiting": "",
         "waiting_since": None,
+        "resend_vouched_at": None,
     }
 
 
@@ -189,6 +190,7 @@ def move_from_row(row: Row) -> MoveRecord:
         fell_back=bool(row["fell_back"]),
         waiting=row["waiting"],
         waiting_since=row["waiting_since"],
+        resend_vouched_at=row["resend_vouched_at"],
     )
 
 

@@ -249,6 +249,7 @@ class SqlStore:
         target_host: str | None = None,
         fall_back: bool = False,
         waiting: str | None = None,
+        end_vouch: bool = False,
     ) -> MoveRecord:
         # not an edge of the move table: refused before any transaction
         if expected is not None:
@@ -263,6 +264,7 @@ class SqlStore:
             target_host=target_host,
             fall_back=fall_back,
             waiting=waiting,
+            end_vouch=end_vouch,
         )
         sources = {expected} if expected is not None else move_sources(status)
         return self._write(

@@ -56,6 +56,8 @@ SEVERITY: dict[str, Severity] = {
     "brake_override": Severity.WARNING,
     "operator_fence": Severity.WARNING,
     "operator_confirm_fenced": Severity.WARNING,
+    "operator_resend": Severity.WARNING,  # an operator vouched that nothing in Nova holds the stuck requests
+    "resend_refused": Severity.WARNING,  # Nova's record forbids the resend an operator vouched for
     "nova_compute_down": Severity.WARNING,
     "instance_restart": Severity.WARNING,
     "instance_watchdog_reset": Severity.WARNING,

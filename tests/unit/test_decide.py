@@ -912,3 +912,38 @@ def test_safety_properties_hold_for_any_history(policy: LoopPolicy, steps: list[
                 assert s["nova"][t.host] != "up"  # never fenced in a tick where Nova says it is up
         # every finished request is answered with a message
         assert all(message for _, _, message in decision.record.finished_requests)
+
+
+@pytest.mark.fault(
+    "CP-17",
+    guarantee="2",
+    injected="an operator's `petguard host resend` for a host whose evacuation is not running (up, fenced, evacuated, "
+    "in maintenance, unknown), and during dry_run",
+    expected="refused naming the host's state (or dry_run), nothing vouched; on an evacuating host: accepted, the "
+    "incident's stuck moves vouched in the tick's one transaction, no lifecycle transition, an operator_resend event",
+)
+@pytest.mark.parametrize("state", [S.UP, S.SUSPECT, S.FENCED, S.EVACUATED, S.MAINTENANCE, S.AWAITING_CONFIRM])
+def test_resend_is_taken_only_while_the_host_evacuates(state: HostState) -> None:
+    sim = Sim(["cmp1", "cmp2", "cmp3"])
+    store_host(sim, "cmp1", state, verdict=Verdict.UP)
+    rid = sim.request("cmp1", RequestKind.RESEND, "restarted nova-api and nova-conductor on ctl1-3")
+    decision = sim.tick(busy=["cmp1"])
+    result, message = sim.finished[rid]
+    assert result == "refused" and f"host cmp1 is {state.value}" in message
+    assert decision.record.vouch_resends == ()
+    evacuating = Sim(["cmp1", "cmp2", "cmp3"])
+    iid = store_host(evacuating, "cmp1", S.EVACUATING)
+    rid = evacuating.request("cmp1", RequestKind.RESEND, "restarted nova-api and nova-conductor on ctl1-3")
+    decision = evacuating.tick(busy=["cmp1"])  # the evacuation runs: the vouch does not wait for it
+    assert evacuating.finished[rid][0] == "done" and decision.record.vouch_resends == (iid,)
+    assert not [t for t in decision.record.transitions if t.host == "cmp1"]
+    assert [e for e in decision.record.events if e[1] == "operator_resend"]
+    unknown = Sim(["cmp1"])
+    rid = unknown.request("cmp9", RequestKind.RESEND)
+    unknown.tick()
+    assert unknown.finished[rid][0] == "refused"
+    dry = Sim(["cmp1", "cmp2", "cmp3"], policy=dataclasses.replace(POLICY, dry_run=True))
+    store_host(dry, "cmp1", S.EVACUATING)
+    rid = dry.request("cmp1", RequestKind.RESEND)
+    dry.tick()
+    assert dry.finished[rid][0] == "refused" and "dry_run" in dry.finished[rid][1]

@@ -1,7 +1,8 @@
 """``petguard host ...``: list and show hosts, and the requests that change one.
 
 Which requests ask for confirmation (docs/cli.md): ``fence`` (powers a host off), ``confirm-fenced``
-(evacuates servers of a host the operator says is off: wrong, and they run twice) and ``evacuate``.
+(evacuates servers of a host the operator says is off: wrong, and they run twice), ``evacuate`` and
+``resend`` (sends stuck evacuation requests again on the operator's word that nothing holds them).
 ``maintenance on|off`` and ``restore`` do not: maintenance only stops petguard watching a host, and
 restore is itself guarded by the loop (the host stays forced down until every evacuation is final).
 """
@@ -82,6 +83,19 @@ class Restore(HostRequest):
     """Return a host to service: kept forced down until every evacuation from it is final, then enabled."""
 
     kind = "restore"
+
+
+class Resend(HostRequest):
+    """Send a host's stuck evacuation requests again, once nothing in Nova can still hold them."""
+
+    kind = "resend"
+    reason_required = True
+    confirmation = (
+        "Only after nova-api and nova-conductor were restarted since the requests were taken: a request "
+        "a live worker still holds would run too, and the pet would be rebuilt twice. petguard still "
+        "refuses any request Nova's records show a compute took.",
+        "resend the stuck requests of {host}",
+    )
 
 
 class Evacuate(HostRequest):

@@ -4,6 +4,7 @@ nothing is overwritten."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
@@ -12,7 +13,7 @@ from petguard.errors import InvalidTransition, StaleWrite
 from petguard.evacuate.transitions import MOVE_TRANSITIONS
 from petguard.journal import MoveStatus, ReservedState
 from petguard.store.sql import SqlStore
-from tests.functional.store.store_builders import T0, plan, suspect_tick
+from tests.functional.store.store_builders import T0, plan, suspect_tick, tick
 
 M = MoveStatus
 
@@ -127,3 +128,29 @@ def test_an_edge_the_loan_table_lacks_is_refused(store: SqlStore) -> None:
     with pytest.raises(InvalidTransition, match="no edge returning -> borrowed"):
         store.set_reserved_state("spare1", incident_id, ReservedState.RETURNING, ReservedState.BORROWED, 4.0)
     assert store.reserved_hosts() == borrowed
+
+
+def test_an_operators_vouch_marks_only_stuck_moves_and_a_new_request_ends_it(store: SqlStore) -> None:
+    """``petguard host resend`` (store.moves.vouch_resends, in the tick's transaction): only moves stuck at that
+    moment are vouched for; the next request of a move, or an explicit end, forgets the vouch."""
+    store.save_tick(suspect_tick("cmp1"))
+    incident_id = store.load_hosts()["cmp1"].host.incident_id
+    assert incident_id is not None
+    store.record_plan(incident_id, plan(moves=3, skips=0), T0)
+    stuck, waiting, done = (m.server_id for m in store.moves(incident_id))
+    store.update_move(incident_id, stuck, M.ACCEPTED, T0, request_id="r1", waiting="stuck: never started")
+    store.update_move(incident_id, waiting, M.REQUESTING, T0, waiting="waiting for the cloud: Keystone")
+    store.update_move(incident_id, done, M.FAILED, T0, reason="x", waiting="stuck: was stuck, then failed")
+    store.save_tick(dataclasses.replace(tick([], at=T0 + 5), vouch_resends=[incident_id]))
+    vouched = {m.server_id: m.resend_vouched_at for m in store.moves(incident_id)}
+    assert vouched == {stuck: T0 + 5, waiting: None, done: None}
+    store.update_move(incident_id, stuck, M.ACCEPTED, T0 + 6, waiting="")  # un-stuck: the vouch stays ...
+    assert store.moves(incident_id)[0].resend_vouched_at == T0 + 5
+    store.update_move(incident_id, stuck, M.REQUESTING, T0 + 7)
+    store.update_move(incident_id, stuck, M.ACCEPTED, T0 + 8, request_id="r2")  # ... until a new request
+    assert all(m.resend_vouched_at is None for m in store.moves(incident_id))
+    store.update_move(incident_id, stuck, M.ACCEPTED, T0 + 9, waiting="stuck: again")
+    store.save_tick(dataclasses.replace(tick([], at=T0 + 10), vouch_resends=[incident_id]))
+    assert store.moves(incident_id)[0].resend_vouched_at == T0 + 10
+    store.update_move(incident_id, stuck, M.ACCEPTED, T0 + 11, end_vouch=True)  # refused by Nova's record
+    assert store.moves(incident_id)[0].resend_vouched_at is None

@@ -17,7 +17,7 @@ from petguard.cli.main import COMMANDS, PetguardApp, main
 from tests.unit.cli.runner import run_cli, write_token
 
 REQUESTS = {name: cls for name, cls in COMMANDS.items() if issubclass(cls, RequestCommand)}
-DESTRUCTIVE = {"host fence", "host confirm-fenced", "host evacuate", "brake override"}
+DESTRUCTIVE = {"host fence", "host confirm-fenced", "host evacuate", "host resend", "brake override"}
 
 
 def _never(request: httpx.Request) -> httpx.Response:

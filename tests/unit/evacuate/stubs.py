@@ -31,6 +31,8 @@ def apply_update(move: MoveRecord, status: MoveStatus, at: float, fields: dict[s
     changes: dict[str, object] = {
         k: v for k, v in fields.items() if k in ("dest_host", "reason", "request_id", "target_host") and v is not None
     }
+    if fields.get("request_id") is not None or fields.get("end_vouch"):
+        changes["resend_vouched_at"] = None  # a new request: the operator's word was for the one before
     if fields.get("count_attempt"):
         changes["attempts"] = move.attempts + 1
     if fields.get("fall_back"):

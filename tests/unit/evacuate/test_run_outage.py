@@ -275,7 +275,7 @@ def test_a_stuck_request_is_flagged_and_gives_its_slot_back() -> None:
     lost = store.rows["lost-id"]
     assert lost.status is MoveStatus.ACCEPTED and lost.waiting.startswith(STUCK)
     stuck = [text for kind, text in store.events if kind == "evacuation_stuck"]
-    assert len(stuck) == 1 and "openstack server set --state error lost-id" in stuck[0]
+    assert len(stuck) == 1 and "petguard host resend cmp1" in stuck[0]
     before = clock.now()
     run(nova, store, clock)  # a later run looks once and does not hold a slot
     assert clock.now() - before < 5
@@ -500,3 +500,103 @@ def test_dependency_failures_of_accepted_requests_are_never_attempts() -> None:
     assert nova.evacuate_calls["a-id"] == 9  # 8 ended by the outage, then the one that moved it
     assert store.rows["a-id"].attempts <= 1
     assert clock.now() - 1_000.0 >= 60, "asked again with a growing back-off, not 8 times in a few seconds"
+
+
+def _vouch(store: MovesStore, server_id: str, at: float) -> None:
+    """What ``petguard host resend HOST`` writes in the journal (store.moves.vouch_resends): a stuck move
+    vouched for."""
+    move = store.rows[server_id]
+    assert move.stuck, move
+    store.rows[server_id] = dataclasses.replace(move, resend_vouched_at=at)
+
+
+def _cut_inside_nova_api(nova: _Nova, server_id: str) -> None:
+    """nova-api stopped mid-request: it set the server's task, then died before the action, the migration
+    and the cast (Nova 34 compute/api.py: task, action, migration, cast); petguard's call got no answer."""
+    real_evacuate = nova.evacuate
+
+    def evacuate(sid: str, host: str | None = None) -> str:
+        if sid == server_id and not nova.resets:
+            nova.servers[sid] = dataclasses.replace(nova.servers[sid], task_state="rebuilding")
+            raise NovaUnavailable("evacuate: connection aborted (fake)")
+        return real_evacuate(sid, host)
+
+    nova.evacuate = evacuate  # type: ignore[method-assign]
+
+
+def _held_with(nova: _Nova, server_id: str, events: tuple[ActionEvent, ...]) -> None:
+    """Nova took the request and lost it with this record of it (the database stopped as the conductor
+    took it: no event; the conductor killed mid-way: an unfinished one)."""
+    nova.lose_requests = {server_id}
+    real_evacuate = nova.evacuate
+
+    def evacuate(sid: str, host: str | None = None) -> str:
+        request_id = real_evacuate(sid, host)
+        if sid == server_id and not nova.resets:
+            nova.actions[sid][-1] = RequestTrace(request_id, "evacuate", events)
+        return request_id
+
+    nova.evacuate = evacuate  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("case", ["no-event", "conductor-unfinished", "cut-inside-nova-api"])
+@pytest.mark.fault(
+    "CP-15",
+    guarantee="4",
+    injected="a request Nova lost with no record that proves it dead (the database stopped as nova-conductor took "
+    "it: no event; the conductor killed mid-way; nova-api stopped after it set the task and before the migration), "
+    "flagged stuck; the operator restarts nova-api and nova-conductor and runs `petguard host resend HOST`",
+    expected="on the next look: Nova's records checked, the server reset and asked again once (not an attempt), "
+    "recovered with one evacuation that moved it; the vouch is spent by the new request",
+)
+def test_an_operator_vouched_resend_recovers_a_stuck_request(case: str) -> None:
+    nova, store, clock = incident(["held", "b"])
+    if case == "cut-inside-nova-api":
+        _cut_inside_nova_api(nova, "held-id")
+    else:
+        events = () if case == "no-event" else (ActionEvent("rebuild_server", False),)
+        _held_with(nova, "held-id", events)
+    policy = RunPolicy(max_parallel=1, poll_interval=1.0, stuck_after=90)
+    run(nova, store, clock, policy)
+    assert store.rows["held-id"].stuck and store.rows["b-id"].status is MoveStatus.DONE
+    run(nova, store, clock, policy)  # no vouch: a later look never sends it again
+    assert not nova.resets
+    _vouch(store, "held-id", clock.now())
+    before = clock.now()
+    run(nova, store, clock, policy)
+    assert_recovered_once(nova, store)
+    assert nova.resets == ["held-id"] and clock.now() - before < 30
+    assert store.rows["held-id"].attempts == 1 and store.rows["held-id"].resend_vouched_at is None
+    assert "evacuation_resent" in store.kinds() and "resend_refused" not in store.kinds()
+
+
+@pytest.mark.parametrize("case", ["compute-took-it", "someone-elses-request", "moved-on"])
+@pytest.mark.fault(
+    "CP-16",
+    guarantee="2",
+    injected="an operator vouches for a stuck request (`petguard host resend`) that Nova's record shows is not lost: a "
+    "compute took it (delivered late), the server's newest evacuation is someone else's, or its migration moved on",
+    expected="never sent again: a resend_refused event naming what Nova shows, the vouch forgotten, exactly one "
+    "evacuate from petguard",
+)
+def test_an_operator_vouch_never_overrides_what_nova_recorded(case: str) -> None:
+    nova, store, clock = incident(["held"])
+    _held_with(nova, "held-id", ())
+    policy = RunPolicy(max_parallel=1, poll_interval=1.0, stuck_after=90)
+    run(nova, store, clock, policy)
+    assert store.rows["held-id"].stuck
+    newest = nova.actions["held-id"][-1]
+    migration = next(m for m in nova.migrations if m.server_id == "held-id")
+    if case == "compute-took-it":
+        late = (ActionEvent("rebuild_server", True, "Success"), ActionEvent("compute_rebuild_instance", False))
+        nova.actions["held-id"][-1] = dataclasses.replace(newest, events=late)
+    elif case == "someone-elses-request":
+        nova.actions["held-id"].append(RequestTrace("req-operator", "evacuate", ()))
+    else:
+        nova.migrations[nova.migrations.index(migration)] = dataclasses.replace(migration, status="pre-migrating")
+    _vouch(store, "held-id", clock.now())
+    run(nova, store, clock, policy)
+    assert nova.evacuate_calls["held-id"] == 1 and not nova.resets
+    assert store.rows["held-id"].resend_vouched_at is None
+    refused = [text for kind, text in store.events if kind == "resend_refused"]
+    assert len(refused) == 1, store.events
