@@ -45,9 +45,6 @@ def _iso(at: float) -> str:
     return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_who = incident_tag  # how log lines name a host during an incident (the loop's lines read the same)
-
-
 #: Every disabled reason petguard writes starts with this (detect.DetectionPolicy.reason_marker).
 PETGUARD_MARKER = "petguard"
 #: The journal event that keeps an operator's own disable across an incident.
@@ -181,7 +178,7 @@ class Recovery:
             # The journal says where the loan stopped; the leader's reserved-host keeper finishes it.
             LOG.warning(
                 "%s: could not give back the reserved host yet: %s; next: retried every tick",
-                _who(host, incident_id),
+                incident_tag(host, incident_id),
                 exc,
             )
 
@@ -189,13 +186,17 @@ class Recovery:
         service = self._service(host)
         if not service.forced_down:
             request_id = self._nova(lambda: self._compute.force_down(service))
-            LOG.info("%s: compute service forced down [%s]; next: disable it", _who(host, incident_id), request_id)
+            LOG.info(
+                "%s: compute service forced down [%s]; next: disable it", incident_tag(host, incident_id), request_id
+            )
         reason = disabled_reason(host, incident_id)
         self._remember_operator_disable(service, incident_id)
         if service.status != "disabled" or service.disabled_reason != reason:
             request_id = self._nova(lambda: self._compute.disable(service, reason))
             LOG.info(
-                "%s: compute service disabled [%s]; next: plan the evacuation", _who(host, incident_id), request_id
+                "%s: compute service disabled [%s]; next: plan the evacuation",
+                incident_tag(host, incident_id),
+                request_id,
             )
 
     def _notice_return(self, service: ServiceRecord, incident_id: int) -> None:
@@ -224,7 +225,7 @@ class Recovery:
             f"evacuated guest runs on it, then restart nova-compute on {host} so that Nova deletes the guests "
             f"evacuated from it, then `petguard host restore {host}`"
         )
-        LOG.warning("%s: %s", _who(host, incident_id), text)
+        LOG.warning("%s: %s", incident_tag(host, incident_id), text)
         self._store.record_event(host, incident_id, HOST_RETURNED_EVENT, text, self._clock.now())
 
     def _delay(self, host: str, incident_id: int, exc: PetguardError) -> None:
@@ -236,12 +237,12 @@ class Recovery:
         if first:
             LOG.warning(
                 "%s: could not prepare the evacuation: %s; next: retry on every tick (said once until it works)",
-                _who(host, incident_id),
+                incident_tag(host, incident_id),
                 exc,
             )
             self._store.record_event(host, incident_id, "evacuation_delayed", str(exc), self._clock.now())
         else:
-            LOG.debug("%s: still cannot prepare the evacuation: %s", _who(host, incident_id), exc)
+            LOG.debug("%s: still cannot prepare the evacuation: %s", incident_tag(host, incident_id), exc)
         self._clock.sleep(self._policy.poll_interval)
 
     def _delay_over(self, host: str, incident_id: int) -> None:
@@ -250,7 +251,7 @@ class Recovery:
         if since is not None:
             LOG.info(
                 "%s: evacuation prepared after %.0f s of waiting for the cloud; next: evacuate the pets",
-                _who(host, incident_id),
+                incident_tag(host, incident_id),
                 self._clock.monotonic() - since,
             )
 
@@ -261,7 +262,7 @@ class Recovery:
         except StaleEpoch:
             raise
         except PetguardError as exc:  # Nova unreadable now: the next run looks again
-            LOG.debug("%s: could not read the service after the run: %s", _who(host, incident_id), exc)
+            LOG.debug("%s: could not read the service after the run: %s", incident_tag(host, incident_id), exc)
 
     def _plan(self, host: str, incident_id: int) -> None:
         servers = self._compute.servers_on(host)
@@ -271,7 +272,8 @@ class Recovery:
         # Alerts first: after a crash in between, a pet left behind is reported twice, never not at all.
         for skip in the_plan.skipped:
             if skip.alert:
-                LOG.warning("%s: %s (%s) %s", _who(host, incident_id), skip.server_name, skip.server_id, skip.reason)
+                tag = incident_tag(host, incident_id)
+                LOG.warning("%s: %s (%s) %s", tag, skip.server_name, skip.server_id, skip.reason)
                 self._store.record_event(
                     host,
                     incident_id,
@@ -282,7 +284,8 @@ class Recovery:
         self._store.record_plan(incident_id, the_plan, self._clock.now())
         for move in the_plan.moves:
             if move.hint_note:
-                LOG.info("%s: %s (%s): %s", _who(host, incident_id), move.server_name, move.server_id, move.hint_note)
+                tag = incident_tag(host, incident_id)
+                LOG.info("%s: %s (%s): %s", tag, move.server_name, move.server_id, move.hint_note)
         LOG.info(
             "%s: plan: %d pet(s) to evacuate (%s), %d server(s) left: %s",
             host,
@@ -329,7 +332,11 @@ class Recovery:
                     f"restore failed: Nova refused to clear forced_down: {exc}; the host stays out of service",
                     alert="restore_failed",
                 )
-            LOG.info("%s: forced_down cleared [%s]; next: wait for its heartbeat", _who(host, incident_id), request_id)
+            LOG.info(
+                "%s: forced_down cleared [%s]; next: wait for its heartbeat",
+                incident_tag(host, incident_id),
+                request_id,
+            )
         if not self._wait_heartbeat(host):
             service = self._service(host)
             self._nova(lambda: self._compute.force_down(service))
@@ -399,7 +406,7 @@ class Recovery:
                 return False
             LOG.info(
                 "%s: waiting for nova-compute to clean up %d evacuated guest(s) before un-forcing it",
-                _who(host, incident_id),
+                incident_tag(host, incident_id),
                 len(waiting),
             )
             self._clock.sleep(max(self._policy.poll_interval, 1.0))

@@ -9,6 +9,8 @@ destructive request. Those pieces live here, below both:
 * ``Time`` and ``Lines``: values that print well in ``table``/``value`` output while ``json``/``yaml``
   keep the machine value (unix seconds, lists);
 * ``confirm``: ``--yes``, or "y" typed on a terminal, or refuse (``NotConfirmed``);
+* ``CONFIRMATIONS``: what each destructive request asks (fence, confirm-fenced, evacuate, brake
+  override), the same words from both programs;
 * ``console_handler``: the one stderr log handler of a cliff app (``-v`` warnings, ``-vv`` info).
 """
 
@@ -65,6 +67,27 @@ def headings(fields: Sequence[Field]) -> tuple[str, ...]:
 def row(obj: Mapping[str, Any], fields: Sequence[Field]) -> Row:
     """The values of ``obj`` for ``fields``; a missing key shows empty (an older daemon)."""
     return tuple(f.kind(obj.get(f.key)) if f.kind else obj.get(f.key) for f in fields)
+
+
+#: The requests that ask before they are sent, by the journal's request kind: ``(question, action)``
+#: with ``{host}`` for the target. Both programs ask the same (``--yes`` skips the question).
+CONFIRMATIONS: Mapping[str, tuple[str, str]] = {
+    "fence": (
+        "This powers off {host} through its BMC; its servers stop and are then evacuated.",
+        "fence {host}",
+    ),
+    "confirm_fenced": (
+        "Only confirm if {host} is really powered off (checked at the rack or PDU): its pets are "
+        "evacuated next, and if it still runs, they run twice on shared storage.",
+        "confirm that {host} is powered off",
+    ),
+    "evacuate": ("This rebuilds {host}'s pets on other hosts.", "evacuate {host}"),
+    "brake_override": (
+        "The mass-failure brake stops petguard from fencing when many hosts look dead at once, which is "
+        "usually a control-plane outage rather than dead hosts. Overriding it lets petguard fence them all.",
+        "override the mass-failure brake",
+    ),
+}
 
 
 class NotConfirmed(Exception):

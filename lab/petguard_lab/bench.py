@@ -27,12 +27,18 @@ Two arms, each ``--runs`` times (default 5), each run with ``--pets`` pets (defa
   Between runs: heal, wait for a heartbeat, un-force, delete the servers.
 
 ``overhead_ratio`` = petguard's evacuate p50 / the bare script's evacuate p50.  The load average
-is recorded before every run (other work shares this machine).  petguard is never imported.
+is recorded before and at the end of every run (other work shares this machine).  What detected
+the failure (``detected_by``) is read from petguard's decision line ("failed (SIGNAL: ...);
+fencing it now"), which names the signals that decided.  petguard is never imported.
+
+``--json``: only the JSON object goes to stdout; the progress, the lab's own messages (install,
+start) and the output of the processes it starts go to stderr (``stdout_to_stderr``).
 """
 
 from __future__ import annotations
 
 import configparser
+import contextlib
 import dataclasses
 import json
 import os
@@ -41,7 +47,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 from petguard_lab import petguard_proc, scenario
@@ -130,6 +137,58 @@ def bare_phases(times: dict[str, float]) -> dict[str, float | None]:
     }
 
 
+#: petguard's decision line: ``HOST: failed (SOURCE: detail; SOURCE: detail (down for N s)); fencing
+#: it now`` (decide.py; the journal's ``fence_started`` event carries the same text).
+_DECISION = re.compile(r"failed \((?P<why>.*)\); fencing it now")
+#: a signal's source at the start of each "; "-separated part (nova, nova-heartbeat, agent,
+#: alert:KIND)
+_SOURCE = re.compile(r"(?:^|; )([a-z][\w-]*(?::[\w.-]+)?): ")
+#: what the bare script waits for before it acts: Nova reporting the service down
+BARE_DETECTED_BY = "nova"
+
+
+def detected_by(decision: str | None) -> str | None:
+    """The detection signal(s) that decided, from petguard's decision log line: its sources joined
+    with "+" (``nova-heartbeat``, ``nova``, ``agent+nova`` ...); None without a decision line."""
+    match = _DECISION.search(decision or "")
+    if match is None:
+        return None
+    why = re.sub(r" \(down for \d+ s\)$", "", match["why"])
+    sources = list(dict.fromkeys(_SOURCE.findall(why)))
+    return "+".join(sorted(sources)) or "unknown"
+
+
+def loadavg() -> list[float]:
+    """The load average now (1, 5, 15 minutes), rounded for the JSON."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def run_record(i: int, phases: dict[str, float | None], load_before: Sequence[float],
+               load_end: Sequence[float], restore_s: float, wall_s: float,
+               **extra: Any) -> dict[str, Any]:
+    """One run of either arm as the JSON has it: ``load_avg`` before the run (boot included),
+    ``load_avg_end`` at its end (after the restore and the clean-up), and ``extra``."""
+    return {"run": i, "phases": phases, "load_avg": [round(x, 2) for x in load_before],
+            "load_avg_end": [round(x, 2) for x in load_end], "restore_s": round(restore_s, 1),
+            "wall_s": round(wall_s, 1), **extra}
+
+
+def arm_summary(runs: list[dict[str, Any]], detect: str) -> dict[str, Any]:
+    """One arm's figures: the medians, the RTO of every run, what detected the failure and the
+    load average at the end of every run (``detect``: the phase that ends at the arm's decision)."""
+    rto = column(runs, "rto")
+    return {
+        "runs": len(runs),
+        "detected_by": [r.get("detected_by") for r in runs],
+        "detect_p50_s": p50(column(runs, detect)),
+        "fence_p50_s": p50(column(runs, "fence")),
+        "evacuate_p50_s": p50(column(runs, "evacuate")),
+        "rto_s": rto,
+        "rto_p50_s": p50(rto),
+        "load_avg_end": [r.get("load_avg_end") for r in runs],
+    }
+
+
 def summarise(settings: dict[str, Any], petguard_runs: list[dict[str, Any]],
               bare_runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The bench's JSON object: settings, per-run figures, medians and the overhead ratio."""
@@ -159,6 +218,11 @@ def summarise(settings: dict[str, Any], petguard_runs: list[dict[str, Any]],
         "bare_sdk_evacuate_s": bare_evacuate,
         "bare_sdk_evacuate_p50_s": bare_p50,
         "overhead_ratio": round(evac_p50 / bare_p50, 2) if evac_p50 and bare_p50 else None,
+        # how many of petguard's runs each signal decided (per run: arms.petguard.detected_by)
+        "detected_by": dict(sorted(Counter(str(r.get("detected_by"))
+                                           for r in petguard_runs).items())),
+        "arms": {"petguard": arm_summary(petguard_runs, "detect"),
+                 "bare_sdk": arm_summary(bare_runs, "nova_down")},
         "petguard_runs": petguard_runs,
         "bare_sdk_run_details": bare_runs,
     }
@@ -214,6 +278,27 @@ _FATAL: tuple[str, ...] = (
     r"^{v}: fence not confirmed", r"^{v}: evacuation of \S+ \(\S+\) failed",
     r"^mass-failure brake engaged",
 )
+
+
+def note_marks(entries: Iterable[petguard_proc.LogLine],
+               rules: Sequence[tuple[str, re.Pattern[str]]], fatal: Sequence[re.Pattern[str]],
+               marks: dict[str, float]) -> str | None:
+    """Note in ``marks`` the first time each rule's line appears among petguard's log ``entries``;
+    return the decision line ("failed (...); fencing it now": it names the signals that decided),
+    if one is among them.
+
+    :raises BenchError: a fatal line (the run cannot end well).
+    """
+    decision = None
+    for entry in entries:
+        for key, rule in rules:
+            if rule.search(entry.message):
+                marks.setdefault(key, entry.at)
+                if key == "decide" and decision is None:
+                    decision = entry.message
+        if any(rule.search(entry.message) for rule in fatal):
+            raise BenchError(f"petguard: {entry.message}")
+    return decision
 
 
 def host_pattern(host: str) -> str:
@@ -273,7 +358,7 @@ class Bench:
             "grace_period_s": self.o.grace,
             "petguard_options": self._petguard_overrides(),
             "load_avg_start": [round(x, 2) for x in load_start],
-            "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+            "load_avg_end": loadavg(),
             "timings": self.timings,
         }
         return summarise(settings, petguard_runs, bare_runs)
@@ -422,17 +507,17 @@ class Bench:
         fatal = [re.compile(p.format(v=host_pattern(v))) for p in _FATAL]
         follower = petguard_proc.LogFollower(self.log_file)
         marks: dict[str, float] = {}
+        decision: str | None = None  # the decision line names the signals that decided
         arrived: dict[str, float] = {}
         cut = time.time()
         self.lab.fail(v, "power")
         deadline = time.monotonic() + self._timeout()
         while not (len(arrived) == len(pets) and "finished" in marks):
-            for entry in follower.entries():
-                for key, rule in rules:
-                    if rule.search(entry.message):
-                        marks.setdefault(key, entry.at)
-                if any(rule.search(entry.message) for rule in fatal):
-                    raise BenchError(f"run {i}: petguard: {entry.message}; see {self.log_file}")
+            try:
+                found = note_marks(follower.entries(), rules, fatal, marks)
+            except BenchError as exc:
+                raise BenchError(f"run {i}: {exc}; see {self.log_file}") from None
+            decision = decision or found  # the first decision line (there is one per run)
             now = time.time()
             if "nova_down" not in marks:
                 svc = cloud.services()[v]
@@ -458,10 +543,10 @@ class Bench:
                               timeout=300)
         restore_s = time.monotonic() - t_restore
         cloud.delete_everything()
-        run = {"run": i, "phases": phases, "load_avg": [round(x, 2) for x in load],
-               "restore_s": round(restore_s, 1), "wall_s": round(time.monotonic() - t_run, 1),
-               "marks": {k: round(t - cut, 3) for k, t in sorted(marks.items(),
-                                                               key=lambda kv: kv[1])}}
+        run = run_record(i, phases, load, os.getloadavg(), restore_s, time.monotonic() - t_run,
+                         detected_by=detected_by(decision),
+                         marks={k: round(t - cut, 3) for k, t in sorted(marks.items(),
+                                                                      key=lambda kv: kv[1])})
         self.say(f"petguard run {i}/{self.o.runs}: rto {phases['rto']:.2f} s = detect "
                  f"{phases['detect']} + fence {phases['fence']} + force_down "
                  f"{phases['force_down']} + disable {phases['disable']} + plan {phases['plan']} + "
@@ -514,8 +599,8 @@ class Bench:
         self.lab.wait_computes_up([v], timeout=60)
         restore_s = time.monotonic() - t_restore
         cloud.delete_everything()
-        run = {"run": i, "phases": phases, "load_avg": [round(x, 2) for x in load],
-               "restore_s": round(restore_s, 1), "wall_s": round(time.monotonic() - t_run, 1)}
+        run = run_record(i, phases, load, os.getloadavg(), restore_s, time.monotonic() - t_run,
+                         detected_by=BARE_DETECTED_BY)
         self.say(f"bare SDK run {i}/{n}: rto {phases['rto']:.2f} s = nova_down "
                  f"{phases['nova_down']} + force_down {phases['force_down']} + evacuate "
                  f"{phases['evacuate']} s (load {load[0]:.2f}; run took {run['wall_s']} s)")
@@ -549,16 +634,37 @@ def report(result: dict[str, Any], out: TextIO) -> None:
         print(f"{name:<34} {fmt(ours):>9} {fmt(bare):>9}", file=out)
     print(f"RTO per run: {', '.join(fmt(x) for x in result['rto_s'])} s; overhead ratio "
           f"(evacuate p50 / bare) {result['overhead_ratio']}", file=out)
+    print("detected by (petguard's runs): " + (", ".join(
+        f"{signal} {n}" for signal, n in result["detected_by"].items()) or "-"), file=out)
     print(f"load average at start {result['load_avg_start']}, at end {result['load_avg_end']}",
           file=out)
 
 
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to stdout meanwhile to stderr: Python's prints (the lab's install
+    and progress messages) and file descriptor 1 (what a child process inherits), so that the
+    JSON printed afterwards is all that stdout carries."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def run(lab: Lab, options: BenchOptions) -> int:
-    """``petguard-lab bench``; returns the exit status."""
+    """``petguard-lab bench``; returns the exit status. With ``--json`` only the JSON object goes to
+    stdout: the progress, the lab's own messages and any error go to stderr."""
     out = sys.stderr if options.json else sys.stdout
     bench = Bench(lab, options, out)
     try:
-        result = bench.run()
+        with stdout_to_stderr() if options.json else contextlib.nullcontext():
+            result = bench.run()
     except (LabError, OSError) as exc:
         print(f"\npetguard-lab bench: {exc}", file=out, flush=True)
         print("petguard-daemon was stopped; the lab stays as it is: `petguard-lab bench` again "
@@ -566,7 +672,7 @@ def run(lab: Lab, options: BenchOptions) -> int:
               flush=True)
         return 1
     if options.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2), flush=True)
     else:
         report(result, out)
     return 0

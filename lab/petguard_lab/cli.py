@@ -92,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--computes", type=int, help="number of computes (default: as before)")
     p.add_argument("--poll", type=float, default=0.25, help="seconds between two looks at Nova")
     p.add_argument("--leave-up", action="store_true", help="leave a lab the bench started up")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (the "
-                   "progress goes to stderr)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout and "
+                   "nothing else (progress, install and lab messages go to stderr)")
 
     p = sub.add_parser("control-plane", help="stop/start a control-plane component")
     p.add_argument("action", choices=("stop", "start"),

@@ -41,24 +41,22 @@ class SkipLines(Lines):
         return f"{item['server_name']}: {item['reason']}"
 
 
-class ReservedHosts(FormattableColumn[list[dict[str, Any]]]):
-    """The reserved failover hosts, one per line: ``host: state [incident N]``."""
-
-    def human_readable(self) -> str:
-        return "\n".join(
-            f"{r['host']}: {r['state']}" + (f" [incident {r['incident_id']}]" if r.get("incident_id") else "")
-            for r in self._value or ()
-        )
-
-
-class UnwatchedHosts(FormattableColumn[list[dict[str, Any]]]):
-    """The hosts a blind petguard cannot watch, one per line: ``host: last state [incident N]``."""
+class HostStates(FormattableColumn[list[dict[str, Any]]]):
+    """Hosts with a state, one per line: ``host: state [incident N]``."""
 
     def human_readable(self) -> str:
         return "\n".join(
             f"{h['host']}: {h['state']}" + (f" [incident {h['incident_id']}]" if h.get("incident_id") else "")
             for h in self._value or ()
         )
+
+
+class ReservedHosts(HostStates):
+    """The reserved failover hosts: ``host: state [incident N]``."""
+
+
+class UnwatchedHosts(HostStates):
+    """The hosts a blind petguard cannot watch: ``host: last state [incident N]``."""
 
 
 class Domains(FormattableColumn[list[dict[str, Any]]]):
@@ -105,12 +103,13 @@ HOST = (
     Field("reason", "Reason"),
 )
 HOST_LONG = HOST + (Field("verdict", "Verdict"), Field("detail", "Detail"))
-HOST_SHOW = HOST_LONG + (
-    Field("incident", "Incident details", IncidentSummary),
+#: What an incident did: its moves, the servers it left behind, its events.
+_STORY = (
     Field("moves", "Moves", MoveLines),
     Field("skips", "Left behind", SkipLines),
     Field("events", "Events", EventLines),
 )
+HOST_SHOW = HOST_LONG + (Field("incident", "Incident details", IncidentSummary), *_STORY)
 INCIDENT = (
     Field("id", "ID"),
     Field("host", "Host"),
@@ -119,11 +118,7 @@ INCIDENT = (
     Field("outcome", "Outcome"),
     Field("reason", "Reason"),
 )
-INCIDENT_SHOW = INCIDENT + (
-    Field("moves", "Moves", MoveLines),
-    Field("skips", "Left behind", SkipLines),
-    Field("events", "Events", EventLines),
-)
+INCIDENT_SHOW = INCIDENT + _STORY
 EVENT = (
     Field("id", "ID"),
     Field("at", "At", Time),

@@ -139,7 +139,7 @@ class Request(ShowOne):
     """Queue an operator request in the journal; the daemon acts on it at its next tick."""
 
     kind: RequestKind
-    #: ``(question, action)``: asked unless --yes (the same requests as the petguard CLI asks for).
+    #: ``(question, action)``: asked unless --yes (``terminal.CONFIRMATIONS``: the petguard CLI's words).
     confirmation: tuple[str, str] | None = None
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
@@ -190,24 +190,21 @@ class Fence(Request):
     """Fence a host now: power it off through its BMC and read the power state back as off."""
 
     kind = RequestKind.FENCE
-    confirmation = ("This powers {host} off through its BMC.", "fence {host}")
+    confirmation = terminal.CONFIRMATIONS[kind]
 
 
 class ConfirmFenced(Request):
     """Say that you powered a host off by hand: petguard evacuates its pets."""
 
     kind = RequestKind.CONFIRM_FENCED
-    confirmation = (
-        "Only if {host} is really off: its pets are started elsewhere and would run twice otherwise.",
-        "confirm that {host} is off",
-    )
+    confirmation = terminal.CONFIRMATIONS[kind]
 
 
 class Evacuate(Request):
     """Evacuate a fenced host now, or retry its failed moves."""
 
     kind = RequestKind.EVACUATE
-    confirmation = ("This evacuates the pets of {host}; it must be fenced.", "evacuate {host}")
+    confirmation = terminal.CONFIRMATIONS[kind]
 
 
 class Resend(Request):
@@ -224,7 +221,7 @@ class BrakeOverride(Request):
     """Allow fencing despite the mass-failure brake (mass failure, rate limit) for a while."""
 
     kind = RequestKind.BRAKE_OVERRIDE
-    confirmation = ("Fencing goes on although many hosts look down at once.", "override the brake")
+    confirmation = terminal.CONFIRMATIONS[kind]
 
     def add_target(self, parser: argparse.ArgumentParser) -> None:
         pass

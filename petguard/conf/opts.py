@@ -132,8 +132,9 @@ detection_opts: list[cfg.Opt] = [
         default=10.0,
         min=1,
         help="Nova's [DEFAULT] report_interval on the compute nodes: how often each nova-compute writes its "
-        "heartbeat (its service's updated_at). If the computes differ, give the largest. petguard's own "
-        "staleness reading (heartbeat_stale_after) is derived from it.",
+        "heartbeat (its service's updated_at). If the computes differ, give the largest. This is the knob "
+        "to set (to match Nova's): petguard's own staleness reading (heartbeat_stale_after) follows it "
+        "unless that is set.",
     ),
     cfg.FloatOpt(
         "heartbeat_stale_after",
@@ -144,7 +145,9 @@ detection_opts: list[cfg.Opt] = [
         "lets two heartbeats in a row be lost or late (a busy conductor, a retried RPC) before a healthy host "
         "is called down. At least 2 x report_interval; 0 turns the signal off. petguard only watches "
         "updated_at change (its value is never compared with petguard's clock), and only ever brings DOWN "
-        "earlier: a service Nova reports down, or forced down, is judged as before.",
+        "earlier: a service Nova reports down, or forced down, is judged as before. Leave it unset and set "
+        "report_interval; override it only if two lost heartbeats in a row is the wrong margin for this "
+        "cloud.",
     ),
     cfg.IntOpt(
         "blind_after",

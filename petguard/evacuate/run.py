@@ -58,8 +58,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import logging
 import threading
+from collections.abc import Callable
 from typing import TypedDict, Unpack
 
 import tenacity
@@ -96,6 +98,9 @@ DEATH_CHECK_AFTER = 10.0
 #: ... and again every this many seconds while it still makes none (two GETs each time).
 DEATH_CHECK_EVERY = 10.0
 
+#: The newest evacuation of a move's server from its host since the incident began, read from Nova
+#: when first asked for (``Evacuator._latest_evacuation``): one look's checks share one listing.
+LatestEvacuation = Callable[[], Migration | None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -440,16 +445,20 @@ class Evacuator:
     # -- PLANNED / REQUESTING: ask Nova, unless Nova already has it ---------------------------------
     def _request(self, move: MoveRecord, since: float) -> MoveRecord:
         server = self._compute.get_server(move.server_id)
+        # Every check of this look reads the same listing of the host's evacuations (a list of the
+        # whole host, read once when first needed): the checks are all made, from one read of Nova.
+        # Resetting a dead request's task changes the server, not its migrations.
+        latest = functools.cache(lambda: self._latest_evacuation(move, since))
         # Proved again here, from Nova's records, whatever the journal says: a crash anywhere between
         # the proof and the new request lands here and decides the same way.
-        dead = self._dead_request(move, since)
+        dead = self._dead_request(move, latest, since)
         if dead is not None and server.task_state is not None:
             self._reset_task(move, dead)
             server = self._compute.get_server(move.server_id)
-        known = self._nova_already_has_it(move, server, since, dead=dead is not None)
+        known = self._nova_already_has_it(move, server, latest, dead=dead is not None)
         if known is not None:
             return known
-        if not move.waiting and self._target_refused(move, since):
+        if not move.waiting and self._target_refused(move, latest):
             # A crash after Nova took the targeted request, before the journal knew: the scheduler
             # has refused the host since. Nova moved nothing: fall back, do not ask for it again
             # (unless the cloud could not place anything then: evacuate.outage).
@@ -536,11 +545,12 @@ class Evacuator:
             return None, f"no host of {hint} is up, enabled and not forced down"
         return candidates[0], ""
 
-    def _target_refused(self, move: MoveRecord, since: float) -> bool:
+    @staticmethod
+    def _target_refused(move: MoveRecord, latest: LatestEvacuation) -> bool:
         """The latest evacuation asked for the move's target host and Nova ended it failed."""
         if move.target_host is None or move.fell_back:
             return False
-        migration = self._latest_evacuation(move, since)
+        migration = latest()
         return migration is not None and migration.failed and migration.dest_host in (None, move.target_host)
 
     def _fall_back(self, move: MoveRecord, why: str) -> MoveRecord:
@@ -563,7 +573,7 @@ class Evacuator:
         return self._write(move, MoveStatus.REQUESTING, self._clock.now(), fall_back=True)
 
     def _nova_already_has_it(
-        self, move: MoveRecord, server: Server, since: float, dead: bool = False
+        self, move: MoveRecord, server: Server, latest: LatestEvacuation, dead: bool = False
     ) -> MoveRecord | None:
         """The move's next journal state if Nova already moved or is moving the server, else None.
 
@@ -578,7 +588,7 @@ class Evacuator:
                 server.host,
             )
             return self._write(move, MoveStatus.ARRIVED, now, dest_host=server.host)
-        migration = None if dead else self._latest_evacuation(move, since)
+        migration = None if dead else latest()
         if server.task_state == "rebuilding" or (migration is not None and not migration.failed):
             LOG.info(
                 "%s: Nova already has the evacuation of %s (migration %s, task %s); following it, not re-sending",
@@ -614,9 +624,10 @@ class Evacuator:
             LOG.info("%s: %s arrived on %s; next: restore its power state", _who(move), move.server_name, server.host)
             return self._write(move, MoveStatus.ARRIVED, self._clock.now(), dest_host=server.host, waiting="")
         if server.task_state is not None or move.stuck:
+            dead = None
             # an operator's vouch (petguard host resend) is looked at on the next look, not after the delay
-            due = move.resend_vouched_at is not None or self._death_check_due(move)
-            dead = self._dead_request(move, since) if due else None
+            if move.resend_vouched_at is not None or self._death_check_due(move):
+                dead = self._dead_request(move, lambda: self._latest_evacuation(move, since), since)
             if dead is not None:
                 return self._ask_again_after_death(move, dead)
             move = self._park_if_stuck(move, since)
@@ -680,7 +691,7 @@ class Evacuator:
             self._death_checked[key] = now
         return True
 
-    def _dead_request(self, move: MoveRecord, since: float) -> str | None:
+    def _dead_request(self, move: MoveRecord, latest: LatestEvacuation, since: float) -> str | None:
         """Why the move's request can no longer run, proved from Nova's records, or None.
 
         Only a request whose migration is still 'accepted' with no destination is looked at; the
@@ -690,7 +701,7 @@ class Evacuator:
         vouched = move.resend_vouched_at is not None
         if move.request_id is None and not vouched:
             return None
-        migration = self._latest_evacuation(move, since)
+        migration = latest()
         if migration is not None and (migration.status != "accepted" or migration.dest_host):
             if vouched:
                 self._refuse_vouch(move, f"Nova moved it on (migration {migration.id} {migration.status})")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -17,43 +16,8 @@ import pytest
 import trustme
 
 from petguard import tls
-from petguard.store import migrate
 from petguard.store.sql import SqlStore
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def _config(tmp_path: Path, *, migrated: bool = True, extra: str = "") -> Path:
-    url = f"sqlite:///{tmp_path}/journal.sqlite"
-    if migrated:
-        migrate.upgrade(url)
-    clouds = tmp_path / "clouds.yaml"
-    clouds.write_text(
-        "clouds:\n  gone:\n    auth:\n"
-        f"      auth_url: http://127.0.0.1:{_closed_port()}/v3\n"
-        "      username: admin\n      password: pw\n      project_name: admin\n"
-        "      user_domain_name: Default\n      project_domain_name: Default\n"
-    )
-    clouds.chmod(0o600)
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(
-        f"hosts:\n  cmp1:\n    bmc: {{driver: ipmi, address: 127.0.0.1, port: {_closed_port()}, "
-        "username: admin, password: pw}\n"
-    )
-    inventory.chmod(0o600)  # it holds a password inline
-    conf = tmp_path / "petguard.conf"
-    conf.write_text(
-        f"[DEFAULT]\nlog_file = {tmp_path}/daemon.log\ntick_interval = 0.2\n{extra}"
-        f"[nova]\ncloud = gone\nclouds_file = {clouds}\ntimeout = 1\n"
-        f"[database]\nconnection = {url}\n[fencing]\ninventory_file = {inventory}\n[api]\nenabled = false\n"
-        f"[coordination]\nbackend_url = file://{tmp_path}/coordination\n"
-    )
-    return conf
+from tests.functional.daemon_conf import closed_port, daemon_conf
 
 
 def _daemon(conf: Path) -> subprocess.Popen[str]:
@@ -72,7 +36,7 @@ def _daemon(conf: Path) -> subprocess.Popen[str]:
     expected="each tick decides nothing ('deciding nothing this tick'); SIGTERM still exits 0",
 )
 def test_unreachable_nova_decides_nothing_and_sigterm_exits_cleanly(tmp_path: Path) -> None:
-    proc = _daemon(_config(tmp_path))
+    proc = _daemon(daemon_conf(tmp_path))
     log = tmp_path / "daemon.log"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and "deciding nothing this tick" not in (log.read_text() if log.exists() else ""):
@@ -91,7 +55,7 @@ def test_unreachable_nova_decides_nothing_and_sigterm_exits_cleanly(tmp_path: Pa
     expected="exit 78 (configuration: systemd does not restart) naming `petguard-manage db upgrade`",
 )
 def test_unmigrated_journal_is_refused_with_the_fix(tmp_path: Path) -> None:
-    proc = _daemon(_config(tmp_path, migrated=False))
+    proc = _daemon(daemon_conf(tmp_path, migrated=False))
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 78
     assert "petguard-manage db upgrade" in err
@@ -104,7 +68,7 @@ def test_unmigrated_journal_is_refused_with_the_fix(tmp_path: Path) -> None:
     expected="petguard-daemon exits 78 (configuration) naming the option, no traceback",
 )
 def test_bad_option_value_is_a_clear_error(tmp_path: Path) -> None:
-    proc = _daemon(_config(tmp_path, extra="tick_interval = fast\n"))
+    proc = _daemon(daemon_conf(tmp_path, extra="tick_interval = fast\n"))
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 78
     assert "tick_interval" in err and "Traceback" not in err
@@ -128,10 +92,10 @@ def test_daemon_serves_the_api_and_the_cli_talks_to_it(tmp_path: Path, scheme: s
     token = tmp_path / "api-token"
     token.write_text("operator-token-0123456789\n")
     token.chmod(0o600)
-    port = _closed_port()
+    port = closed_port()
     plain: tuple[str, ssl.SSLContext, list[str]] = ("", ssl.create_default_context(), [])
     tls_options, verify, ca_option = _tls_files(tmp_path) if scheme == "https" else plain
-    conf = _config(tmp_path)
+    conf = daemon_conf(tmp_path)
     conf.write_text(
         conf.read_text().replace(
             "[api]\nenabled = false\n",
@@ -188,7 +152,7 @@ def test_daemon_serves_the_api_and_the_cli_talks_to_it(tmp_path: Path, scheme: s
     expected="petguard-daemon exits 78 (configuration) saying reserved_hosts is empty, no traceback",
 )
 def test_the_reserved_hint_without_reserved_hosts_is_a_clear_error(tmp_path: Path) -> None:
-    proc = _daemon(_config(tmp_path, extra="[evacuation]\nuse_reserved_hosts = true\n"))
+    proc = _daemon(daemon_conf(tmp_path, extra="[evacuation]\nuse_reserved_hosts = true\n"))
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 78
     assert "reserved_hosts is empty" in err and "Traceback" not in err
@@ -197,7 +161,7 @@ def test_the_reserved_hint_without_reserved_hosts_is_a_clear_error(tmp_path: Pat
 def test_the_leader_keeps_the_reserved_hosts_in_the_journal(tmp_path: Path) -> None:
     """Wiring: the reserved-host keeper runs on the leader with the acting store (its first tidy
     writes the configured hosts, idle, before any Nova call)."""
-    conf = _config(tmp_path, extra="[evacuation]\nreserved_hosts = spare1, spare2\n")
+    conf = daemon_conf(tmp_path, extra="[evacuation]\nreserved_hosts = spare1, spare2\n")
     proc = _daemon(conf)
     url = f"sqlite:///{tmp_path}/journal.sqlite"
     try:

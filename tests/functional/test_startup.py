@@ -8,7 +8,6 @@ Missing modules are simulated in the child process only, by a meta path finder t
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from petguard import startup
-from petguard.store import migrate
+from tests.functional.daemon_conf import closed_port, daemon_conf
 
 #: Run a module as __main__ with some top-level modules made unimportable (a meta path blocker).
 _BLOCKING_RUNNER = """
@@ -43,41 +42,6 @@ def _python(module: str, *args: str, block: tuple[str, ...] = ()) -> subprocess.
     )
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def _daemon_conf(tmp_path: Path, *, database: str | None = None, extra: str = "", coordination: str = "") -> Path:
-    if database is None:
-        database = f"sqlite:///{tmp_path}/journal.sqlite"
-        migrate.upgrade(database)
-    clouds = tmp_path / "clouds.yaml"
-    clouds.write_text(
-        "clouds:\n  gone:\n    auth:\n"
-        f"      auth_url: http://127.0.0.1:{_closed_port()}/v3\n"
-        "      username: admin\n      password: pw\n      project_name: admin\n"
-        "      user_domain_name: Default\n      project_domain_name: Default\n"
-    )
-    clouds.chmod(0o600)  # secret files: owner and group only
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(
-        f"hosts:\n  cmp1:\n    bmc: {{driver: ipmi, address: 127.0.0.1, port: {_closed_port()}, "
-        "username: admin, password: pw}\n"
-    )
-    inventory.chmod(0o600)  # it holds a password inline
-    conf = tmp_path / "petguard.conf"
-    conf.write_text(
-        f"[DEFAULT]\nlog_file = {tmp_path}/daemon.log\ntick_interval = 0.2\n{extra}"
-        f"[nova]\ncloud = gone\nclouds_file = {clouds}\ntimeout = 1\n"
-        f"[database]\nconnection = {database}\n[fencing]\ninventory_file = {inventory}\n[api]\nenabled = false\n"
-        f"[coordination]\nbackend_url = {coordination or f'file://{tmp_path}/coordination'}\n"
-    )
-    return conf
-
-
 def _agent_conf(tmp_path: Path) -> Path:
     key = tmp_path / "agent-key"
     key.write_text("agent-cmp1 0123456789abcdef0123456789abcdef\n")
@@ -87,7 +51,7 @@ def _agent_conf(tmp_path: Path) -> Path:
     conf.write_text(
         f"[DEFAULT]\nlog_file = {tmp_path}/agent.log\n"
         f"[agent]\nhost = cmp1\nhmac_key_file = {key}\nbuffer_dir = {tmp_path}/buffer\n"
-        f"controller_urls = http://127.0.0.1:{_closed_port()}\n"
+        f"controller_urls = http://127.0.0.1:{closed_port()}\n"
     )
     return conf
 
@@ -102,8 +66,8 @@ def _agent_conf(tmp_path: Path) -> Path:
     expected="exit 75 (EX_TEMPFAIL: systemd restarts it), 'transient' and the database named on stderr, no traceback",
 )
 def test_an_unreachable_database_at_start_is_a_transient_failure(tmp_path: Path) -> None:
-    url = f"mysql+pymysql://petguard:secret-pw@127.0.0.1:{_closed_port()}/petguard"
-    proc = _python("petguard.cmd.daemon", "--config-file", str(_daemon_conf(tmp_path, database=url)))
+    url = f"mysql+pymysql://petguard:secret-pw@127.0.0.1:{closed_port()}/petguard"
+    proc = _python("petguard.cmd.daemon", "--config-file", str(daemon_conf(tmp_path, database=url)))
     assert proc.returncode == startup.TEMPFAIL == 75, proc.stderr
     assert "transient" in proc.stderr and "database" in proc.stderr
     assert "Traceback" not in proc.stderr and "secret-pw" not in proc.stderr
@@ -117,7 +81,7 @@ def test_an_unreachable_database_at_start_is_a_transient_failure(tmp_path: Path)
 )
 def test_an_unusable_coordination_backend_is_a_configuration_error(tmp_path: Path) -> None:
     proc = _python(
-        "petguard.cmd.daemon", "--config-file", str(_daemon_conf(tmp_path, coordination="nosuch://127.0.0.1:1"))
+        "petguard.cmd.daemon", "--config-file", str(daemon_conf(tmp_path, coordination="nosuch://127.0.0.1:1"))
     )
     assert proc.returncode == startup.CONFIG == 78, proc.stderr
     assert "backend_url" in proc.stderr and "Traceback" not in proc.stderr
@@ -164,7 +128,7 @@ def test_every_program_tells_its_version(module: str) -> None:
 @pytest.mark.parametrize("program", ["daemon", "agent"])
 def test_use_journal_without_the_bindings_is_refused_with_the_fix(program: str, tmp_path: Path) -> None:
     if program == "daemon":
-        module, conf = "petguard.cmd.daemon", _daemon_conf(tmp_path)
+        module, conf = "petguard.cmd.daemon", daemon_conf(tmp_path)
     else:
         module, conf = "petguard.agent.main", _agent_conf(tmp_path)
     proc = _python(module, "--config-file", str(conf), "--use-journal", block=("systemd",))

@@ -7,6 +7,7 @@ import argparse
 from petguard.api import columns, wire
 from petguard.cli.client import JsonObject
 from petguard.cli.commands.base import RequestCommand, ShowOne, Table, one
+from petguard.terminal import CONFIRMATIONS
 
 LEVELS = wire.LOG_LEVELS
 
@@ -35,11 +36,7 @@ class BrakeOverride(RequestCommand):
     """Allow fencing for a while although the mass-failure brake is engaged."""
 
     reason_required = True
-    confirmation = (
-        "The mass-failure brake stops petguard from fencing when many hosts look dead at once, which is "
-        "usually a control-plane outage rather than dead hosts. Overriding it lets petguard fence them all.",
-        "override the mass-failure brake",
-    )
+    confirmation = CONFIRMATIONS["brake_override"]
 
     def add_target(self, parser: argparse.ArgumentParser) -> None:
         """No host: the brake is cloud-wide."""

@@ -13,6 +13,7 @@ import argparse
 
 from petguard.api import columns
 from petguard.cli.commands.base import HostRequest, Lister, ShowOne, Table, listing, one, quote
+from petguard.terminal import CONFIRMATIONS
 
 
 class HostList(Lister):
@@ -61,10 +62,7 @@ class Fence(HostRequest):
 
     kind = "fence"
     reason_required = True
-    confirmation = (
-        "This powers off {host} through its BMC; its servers stop and are then evacuated.",
-        "fence {host}",
-    )
+    confirmation = CONFIRMATIONS[kind]
 
 
 class ConfirmFenced(HostRequest):
@@ -72,11 +70,7 @@ class ConfirmFenced(HostRequest):
 
     kind = "confirm_fenced"
     reason_required = True
-    confirmation = (
-        "Only confirm if {host} is really powered off (checked at the rack or PDU): its pets are "
-        "evacuated next, and if it still runs, they run twice on shared storage.",
-        "confirm that {host} is powered off",
-    )
+    confirmation = CONFIRMATIONS[kind]
 
 
 class Restore(HostRequest):
@@ -102,4 +96,4 @@ class Evacuate(HostRequest):
     """Evacuate a fenced host's pets now, or retry its failed moves."""
 
     kind = "evacuate"
-    confirmation = ("This rebuilds {host}'s pets on other hosts.", "evacuate {host}")
+    confirmation = CONFIRMATIONS[kind]

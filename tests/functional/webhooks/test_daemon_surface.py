@@ -19,7 +19,7 @@ import pytest
 
 from petguard.daemon import service
 from petguard.store.sql import SqlStore
-from tests.functional.test_daemon import _config
+from tests.functional.daemon_conf import daemon_conf
 from tests.functional.webhooks.receiver import Receiver as HttpReceiver
 
 ROOT = Path(__file__).parents[3]
@@ -51,7 +51,7 @@ def test_notify_reload_and_alerts_from_the_daemon(tmp_path: Path, receiver: Http
         f"debug = false\n[webhooks]\nreceivers = ops\npoll_interval = 0.1\n"
         f"[webhook:ops]\nurl = {receiver.url}\nsecret_file = {key}\n"
     )
-    conf = _config(tmp_path, extra=sections)
+    conf = daemon_conf(tmp_path, extra=sections)
     log = tmp_path / "daemon.log"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))

@@ -600,3 +600,26 @@ def test_an_operator_vouch_never_overrides_what_nova_recorded(case: str) -> None
     assert store.rows["held-id"].resend_vouched_at is None
     refused = [text for kind, text in store.events if kind == "resend_refused"]
     assert len(refused) == 1, store.events
+
+
+def test_a_move_with_a_request_id_lists_the_hosts_evacuations_once_per_look() -> None:
+    """Proving a request dead and finding Nova already has it read the same listing: one GET, not two.
+
+    A REQUESTING move with a request id (a crash after Nova took it, or a request proved dead and
+    about to be asked again) is checked against Nova's records before anything is sent; the host's
+    evacuation migrations are a list of the whole host, read once for both checks."""
+    nova, store, clock = incident(["a"])
+    request_id = nova.evacuate("a-id")  # Nova took it; petguard crashed before the journal knew
+    store.rows["a-id"] = dataclasses.replace(store.rows["a-id"], status=MoveStatus.REQUESTING, request_id=request_id)
+    listings: list[int] = []
+    real_update = store.update_move
+
+    def update_move(*args: object, **fields: object) -> MoveRecord:
+        listings.append(nova.calls.get("evacuations_from", 0))
+        return real_update(*args, **fields)  # type: ignore[arg-type]
+
+    store.update_move = update_move  # type: ignore[method-assign]
+    run(nova, store, clock)
+    assert_recovered_once(nova, store)
+    assert nova.evacuate_calls["a-id"] == 1  # followed, never sent again
+    assert listings[0] == 1, "the first look (REQUESTING -> ACCEPTED) listed the host's evacuations more than once"
