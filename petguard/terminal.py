@@ -9,8 +9,8 @@ destructive request. Those pieces live here, below both:
 * ``Time`` and ``Lines``: values that print well in ``table``/``value`` output while ``json``/``yaml``
   keep the machine value (unix seconds, lists);
 * ``confirm``: ``--yes``, or "y" typed on a terminal, or refuse (``NotConfirmed``);
-* ``CONFIRMATIONS``: what each destructive request asks (fence, confirm-fenced, evacuate, brake
-  override), the same words from both programs;
+* ``CONFIRMATIONS``: what each destructive request asks (fence, confirm-fenced, evacuate, resend,
+  brake override), the same words from both programs;
 * ``console_handler``: the one stderr log handler of a cliff app (``-v`` warnings, ``-vv`` info).
 """
 
@@ -82,6 +82,12 @@ CONFIRMATIONS: Mapping[str, tuple[str, str]] = {
         "confirm that {host} is powered off",
     ),
     "evacuate": ("This rebuilds {host}'s pets on other hosts.", "evacuate {host}"),
+    "resend": (
+        "Only after nova-api and nova-conductor were restarted since {host}'s stuck requests were taken: a "
+        "request a live worker still holds would run too, and the pet would be rebuilt twice. petguard still "
+        "refuses any request Nova's records show a compute took.",
+        "resend the stuck requests of {host}",
+    ),
     "brake_override": (
         "The mass-failure brake stops petguard from fencing when many hosts look dead at once, which is "
         "usually a control-plane outage rather than dead hosts. Overriding it lets petguard fence them all.",

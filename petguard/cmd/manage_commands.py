@@ -211,10 +211,7 @@ class Resend(Request):
     """Send a host's stuck evacuation requests again: nothing in Nova can still hold them."""
 
     kind = RequestKind.RESEND
-    confirmation = (
-        "Only after nova-api and nova-conductor were restarted since the requests of {host} were taken.",
-        "resend the stuck requests of {host}",
-    )
+    confirmation = terminal.CONFIRMATIONS[kind]
 
 
 class BrakeOverride(Request):

@@ -84,12 +84,7 @@ class Resend(HostRequest):
 
     kind = "resend"
     reason_required = True
-    confirmation = (
-        "Only after nova-api and nova-conductor were restarted since the requests were taken: a request "
-        "a live worker still holds would run too, and the pet would be rebuilt twice. petguard still "
-        "refuses any request Nova's records show a compute took.",
-        "resend the stuck requests of {host}",
-    )
+    confirmation = CONFIRMATIONS[kind]
 
 
 class Evacuate(HostRequest):
