@@ -31,7 +31,11 @@ class MoveLines(Lines):
         dest = item.get("dest_host") or "-"
         reason = f" ({item['reason']})" if item.get("reason") else ""
         wait = wire.waiting_text(
-            item.get("waiting") or "", item.get("waiting_since"), item.get("waiting_until"), format_time
+            item.get("waiting") or "",
+            item.get("waiting_since"),
+            item.get("waiting_until"),
+            format_time,
+            item.get("resend_vouched_at"),
         )
         return f"{item['server_name']} {item['status']} -> {dest}{reason}" + (f"; {wait}" if wait else "")
 

@@ -199,6 +199,7 @@ class MoveJson(TypedDict):
     waiting: str  # why the move waits for the cloud; "stuck: ..." when Nova took it and never started it; "" neither
     waiting_since: float | None  # when the wait began
     waiting_until: float | None  # when a wait for the cloud fails the move; null: not waiting, stuck, or not known
+    resend_vouched_at: float | None  # when an operator's host resend vouched for its stuck request; null: not
 
 
 class SkipJson(TypedDict):
@@ -470,16 +471,26 @@ def move_json(move: MoveRecord, cloud_wait_timeout: float | None = None) -> Move
         "waiting": move.waiting,
         "waiting_since": move.waiting_since,
         "waiting_until": move.gives_up_at(cloud_wait_timeout) if cloud_wait_timeout is not None else None,
+        "resend_vouched_at": move.resend_vouched_at,
     }
 
 
-def waiting_text(waiting: str, since: float | None, until: float | None, when: Callable[[float], str]) -> str:
+def waiting_text(
+    waiting: str,
+    since: float | None,
+    until: float | None,
+    when: Callable[[float], str],
+    vouched: float | None = None,
+) -> str:
     """How a move's wait reads for people (``host show``, ``incident show``, ``explain``; docs/cli.md):
     ``waiting for the cloud: REASON (since T, gives up after T)``, or for a request Nova took and never
-    started ``stuck: ... (since T; ...)``; "" when the move waits for nothing. ``when`` formats a time."""
+    started ``stuck: ... (since T; ...)``, saying when an operator's ``host resend`` vouched for it;
+    "" when the move waits for nothing. ``when`` formats a time."""
     if not waiting:
         return ""
     began = f"since {when(since)}" if since is not None else "since an unknown time"
+    if waiting.startswith(STUCK) and vouched is not None:
+        return f"{waiting} ({began}; resend vouched for at {when(vouched)}: sent again once Nova's records allow it)"
     if waiting.startswith(STUCK):
         return f"{waiting} ({began}; the evacuation_stuck event says what to do)"
     deadline = f", gives up after {when(until)}" if until is not None else ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import configparser
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
@@ -100,9 +101,19 @@ class Nova:
         ]  # fmt: skip
 
     def update_service(self, host: str, body: Mapping[str, Any]) -> None:
-        sid = self.service(host)["id"]
-        response = self.sdk.compute.put(f"/os-services/{sid}", json=dict(body), microversion="2.53")
+        response = self._put_service(host, body)
         assert response.status_code == 200, response.text
+
+    def try_update_service(self, host: str, body: Mapping[str, Any]) -> bool:
+        """``update_service``, False when Nova refuses it for now (HTTP 400: e.g. evacuations from the host
+        that its nova-compute has not completed yet)."""
+        response = self._put_service(host, body)
+        assert response.status_code in (200, 400), response.text
+        return response.status_code == 200
+
+    def _put_service(self, host: str, body: Mapping[str, Any]) -> Any:
+        sid = self.service(host)["id"]
+        return self.sdk.compute.put(f"/os-services/{sid}", json=dict(body), microversion="2.53")
 
     def delete_servers(self, prefix: str = PREFIX) -> None:
         for raw in self.servers(prefix):
@@ -426,6 +437,9 @@ def restore_lab(lab: Lab, nova: Nova) -> None:
             lambda: all(nova_epoch(nova.service(h)["updated_at"]) >= int(started) for h in held), 60,
         )  # fmt: skip
         for host in held:
-            nova.update_service(host, {"forced_down": False})
+            # Nova refuses to force a host up while evacuations from it are 'done' (not yet 'completed'):
+            # its restarted nova-compute completes them at start, sometimes after its first heartbeat.
+            unforce = functools.partial(nova.try_update_service, host, {"forced_down": False})
+            wait_for(f"Nova to let {host} be forced up", unforce, 90, 2)
             nova.update_service(host, {"status": "enabled"})
     lab.wait_computes_up(timeout=120)

@@ -56,6 +56,12 @@ def test_move_lines_say_a_wait_for_the_cloud_and_a_stuck_request() -> None:
         "db1 accepted -> -; stuck: Nova took the request 95 s ago and never started it "
         "(since 2025-06-15 15:06:40Z; the evacuation_stuck event says what to do)"
     )
+    stuck["resend_vouched_at"] = T0 + 60
+    assert columns.MoveLines([stuck]).human_readable() == (
+        "db1 accepted -> -; stuck: Nova took the request 95 s ago and never started it "
+        "(since 2025-06-15 15:06:40Z; resend vouched for at 2025-06-15 15:07:40Z: sent again once Nova's records "
+        "allow it)"
+    )
 
 
 def test_incident_summary() -> None:
