@@ -220,7 +220,8 @@ def test_move_json_says_why_since_when_and_until_when_a_move_waits() -> None:
     calm = wire.move_json(_waiting_move("", None), 1800.0)
     assert (calm["waiting"], calm["waiting_since"], calm["waiting_until"]) == ("", None, None)
     assert calm["resend_vouched_at"] is None
-    vouched = dataclasses.replace(_waiting_move("stuck: Nova took it", 50.0, MoveStatus.ACCEPTED), resend_vouched_at=70.0)
+    stuck_move = _waiting_move("stuck: Nova took it", 50.0, MoveStatus.ACCEPTED)
+    vouched = dataclasses.replace(stuck_move, resend_vouched_at=70.0)
     assert wire.move_json(vouched, 1800.0)["resend_vouched_at"] == 70.0
 
 
