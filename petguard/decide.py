@@ -18,6 +18,10 @@ Rules kept here, where they can be read in one place:
   started within ``fence_rate_window``, exceed ``fence_rate_max``: a rolling failure). Either way it
   stays engaged until every watched host is UP again, or an operator overrides it for a while: the
   window sliding on alone fences nobody.
+* ``power_reads`` lists the watched hosts that some source (not an alert, not a power reading) calls
+  DOWN this tick: the loop reads their power through their fence devices, read-only. A reading taken
+  during a host's down episode joins the next ticks as a ``bmc`` signal: it never votes, and only an
+  OFF on a DOWN tick lets ``detect.assess`` fail the host after ``bmc_settle`` (docs/detection.md).
 """
 
 from __future__ import annotations
