@@ -22,7 +22,8 @@ Code map (read this first). Layers, top to bottom; a module imports only from la
                             (``run``), its outage judgement (``outage``) and the moves' and loans'
                             state ``transitions``, reserved hosts, capacity;
                             the fencing contract (``base``), procedure, child-process runner, drivers
-                            (``ipmi``, ``redfish``, ``fenceagent``), inventory, ``preflight``
+                            (``ipmi``, ``redfish``, ``fenceagent``), inventory, ``preflight``,
+                            ``powerwatch`` (read-only power readings for detection)
 ``decide``                  pure: one tick's decisions from the journal's state and the readings
 ``journal`` ``compute``     the two seams (Protocols): what petguard records, what it asks of Nova
 ``detect`` ``sight``        pure: host health from signals, the brake; whether petguard can see

@@ -18,6 +18,10 @@ Rules kept here, where they can be read in one place:
   started within ``fence_rate_window``, exceed ``fence_rate_max``: a rolling failure). Either way it
   stays engaged until every watched host is UP again, or an operator overrides it for a while: the
   window sliding on alone fences nobody.
+* ``power_reads`` lists the watched hosts that some source (not an alert, not a power reading) calls
+  DOWN this tick: the loop reads their power through their fence devices, read-only. A reading taken
+  during a host's down episode joins the next ticks as a ``bmc`` signal: it never votes, and only an
+  OFF on a DOWN tick lets ``detect.assess`` fail the host after ``bmc_settle`` (docs/detection.md).
 """
 
 from __future__ import annotations
@@ -119,6 +123,8 @@ class TickDecision:
     actions: tuple[tuple[str, Action], ...]
     log: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    #: watched hosts some source (not an alert) calls DOWN: the loop reads their power, read-only
+    power_reads: tuple[str, ...] = ()
 
 
 class _Tick:
@@ -141,6 +147,7 @@ class _Tick:
         self.brake = inputs.brake
         self.brake_changed = False
         self.mass_failure = False  # detect.brake says so this tick (whatever engaged the stored brake)
+        self.bad: set[str] = set()  # hosts some source (not an alert) calls DOWN this tick
 
     def host(self, name: str) -> Host:
         return self.hosts[name].host
@@ -190,7 +197,7 @@ def decide(inputs: TickInputs, policy: LoopPolicy) -> TickDecision:
         retry_failed_moves=tick.retry_moves,
         vouch_resends=tuple(tick.vouched),
     )
-    return TickDecision(record, tuple(actions), tuple(tick.log), tuple(tick.warnings))
+    return TickDecision(record, tuple(actions), tuple(tick.log), tuple(tick.warnings), _power_reads(tick))
 
 
 def _add_new_hosts(tick: _Tick, services: Iterable[ServiceRecord]) -> None:
@@ -353,11 +360,32 @@ def _update_health(
     for name, record in tick.hosts.items():
         if record.host.state not in WATCHED:
             continue
-        health, detail = detect.combine(signals.get(name, ()))
+        found = signals.get(name, ())
+        health, detail = detect.combine(found)
         health_now[name] = health
-        tick.set_health(name, detect.assess(record.health, health, detail, policy, tick.now))
+        off_at = None
+        if health is Health.DOWN:
+            # The BMC's word only on a DOWN tick, and only a reading taken during this down episode.
+            readings = detect.power_readings_now(found, record.health, tick.now)
+            if readings:
+                latest = max(readings, key=lambda s: s.at)
+                detail = f"{detail}; {latest.source}: {latest.detail}"
+                off_at = latest.at if latest.health is Health.DOWN else None
+        tick.set_health(name, detect.assess(record.health, health, detail, policy, tick.now, off_at))
+    tick.bad = {name for name, found in signals.items() if any(_says_down(s) for s in found)}
     _note_nova_compute_down(tick, signals, policy)
     return health_now
+
+
+def _says_down(signal: Signal) -> bool:
+    """A source whose DOWN makes the loop read the host's power: not an alert, not a power reading."""
+    return signal.health is Health.DOWN and not detect.is_alert(signal) and not detect.is_power_reading(signal)
+
+
+def _power_reads(tick: _Tick) -> tuple[str, ...]:
+    """The hosts whose power the loop reads after this tick: still watched (a host being fenced is
+    read by its fence) and called DOWN by some source this tick."""
+    return tuple(sorted(n for n in tick.bad if n in tick.hosts and tick.host(n).state in WATCHED))
 
 
 #: Why an UP host whose nova-compute is down is not fenced, and what to do (the host's reason while it lasts).

@@ -2,8 +2,8 @@
 
 Signals come from independent sources: Nova's compute service record (``nova_signal``), petguard's
 own reading of that record's heartbeat (``heartbeat_signal``, see below), the petguard agent's
-heartbeats (``agent_signal``), alerts. Later sources (a BMC power reading) only need
-to produce ``Signal`` values; ``combine`` and ``assess`` do not change:
+heartbeats (``agent_signal``), alerts, and the host's power as its BMC reads it (``bmc_signal``,
+below). Later sources only need to produce ``Signal`` values; ``combine`` and ``assess`` do not change:
 
 * ``combine`` folds one tick's signals for one host into a single ``Health``: any source that says
   UP wins (a live agent on a host whose nova-compute died is not a dead host); the host is DOWN only
@@ -25,6 +25,14 @@ to produce ``Signal`` values; ``combine`` and ``assess`` do not change:
   heartbeat signal can only bring DOWN earlier; it never makes a host UP. ``updated_at`` is never
   compared with petguard's clock (Nova's database clock may differ by hours): only its changes count,
   in either direction.
+* ``bmc_signal`` is one reading of the host's power through its fence devices (``PowerReading``),
+  taken read-only by the loop only while some source says the host is DOWN. It never votes in
+  ``combine`` (a powered-on host may be hung, a BMC that cannot be read says nothing about the host):
+  OFF is DOWN, ON and unreadable are UNCERTAIN, and none of them can make a host DOWN or UP. OFF only
+  corroborates: ``assess`` lets a host that every other source calls DOWN fail ``bmc_settle`` seconds
+  into its down episode instead of ``grace_period``, when the OFF was read during that episode.
+  ``bmc_settle`` (at least ``report_interval``) leaves the brake the time it needs to see a mass
+  failure whole: hosts that lost power together go stale over one ``report_interval``.
 * ``brake`` is the mass-failure brake (guarantee 3): when too many hosts look down at once, or
   (nearly) all of them do, as in a RabbitMQ or database outage, nobody is fenced.
 * ``fence_rate_brake`` is the same brake over time: when a host would be fenced but
@@ -103,6 +111,9 @@ class DetectionPolicy:
     #: Ticks in a row whose reading of Nova failed before petguard calls itself blind and says so
     #: once (``petguard.sight``); the ticks decide nothing either way.
     blind_after: int = 3
+    #: A host down by every other source whose BMC read OFF during this down episode fails this many
+    #: seconds into the episode instead of ``grace_period`` (never sooner than ``down_samples`` ticks).
+    bmc_settle: float = 15.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,9 +279,67 @@ def agent_signal(host: str, last_heartbeat: float, now: float, policy: Detection
     return Signal(AGENT_SOURCE, host, Health.DOWN, now, detail)
 
 
+#: The source of signals made from a reading of the host's power through its fence devices.
+BMC_SOURCE = "bmc"
+
+
+class Power(enum.StrEnum):
+    """What one reading of a host's power through its fence devices found."""
+
+    OFF = "off"  # a level's every device read back OFF
+    ON = "on"  # a device read ON (or powering off): the host has power
+    UNREADABLE = "unreadable"  # no level could be read (error, timeout, no answer): no opinion
+
+
+@dataclasses.dataclass(frozen=True)
+class PowerReading:
+    """One read-only reading of ``host``'s power; ``at`` is when it began (petguard's clock).
+
+    ``detail`` says what was read (device descriptions, error texts already stripped of secrets) and
+    has no running numbers: it goes into the host's detail while the host is down.
+    """
+
+    host: str
+    power: Power
+    at: float
+    detail: str = ""
+
+
+def bmc_signal(reading: PowerReading) -> Signal:
+    """A power reading as a signal: OFF is DOWN; ON and unreadable are UNCERTAIN; never UP.
+
+    ON is no evidence of life (a hung kernel keeps its power), and a BMC that cannot be read says
+    nothing about its host (the controller may be the one cut off). The signal's ``at`` is when the
+    reading began, so that ``assess`` can tell whether it belongs to the current down episode.
+    """
+    if reading.power is Power.OFF:
+        return Signal(BMC_SOURCE, reading.host, Health.DOWN, reading.at, f"power reads OFF ({reading.detail})")
+    if reading.power is Power.ON:
+        return Signal(BMC_SOURCE, reading.host, Health.UNCERTAIN, reading.at, f"power reads ON ({reading.detail})")
+    return Signal(BMC_SOURCE, reading.host, Health.UNCERTAIN, reading.at, f"power unreadable ({reading.detail})")
+
+
+def is_power_reading(signal: Signal) -> bool:
+    """True for a BMC power reading: corroboration for ``assess``, never a vote in ``combine``."""
+    return signal.source == BMC_SOURCE
+
+
+def power_readings_now(signals: Iterable[Signal], previous: HostHealth, now: float) -> list[Signal]:
+    """The power readings that belong to the down episode a DOWN tick at ``now`` continues (or starts).
+
+    A reading that began before the episode (the host was down, came back, and is down again) is not
+    evidence about this one.
+    """
+    start = previous.down_since if previous.down_since is not None else now
+    return [s for s in signals if is_power_reading(s) and s.at >= start]
+
+
 def combine(signals: Iterable[Signal]) -> tuple[Health, str]:
-    """Fold one tick's signals about one host into one Health, with the reason."""
-    signals = list(signals)
+    """Fold one tick's signals about one host into one Health, with the reason.
+
+    Power readings (``bmc``) are left out: they corroborate a DOWN in ``assess``, they never vote.
+    """
+    signals = [s for s in signals if not is_power_reading(s)]
     if not signals:
         return Health.UNCERTAIN, "no signal"
     ups = [s for s in signals if s.health is Health.UP]
@@ -291,8 +360,19 @@ def is_alert(signal: Signal) -> bool:
     return signal.source.startswith(ALERT_SOURCE_PREFIX)
 
 
-def assess(previous: HostHealth, health: Health, detail: str, policy: DetectionPolicy, now: float) -> HostHealth:
-    """Debounce one host's combined health for this tick into a verdict."""
+def assess(
+    previous: HostHealth,
+    health: Health,
+    detail: str,
+    policy: DetectionPolicy,
+    now: float,
+    powered_off_at: float | None = None,
+) -> HostHealth:
+    """Debounce one host's combined health for this tick into a verdict.
+
+    ``powered_off_at``: when a reading that found the host's power OFF began (None: no such reading).
+    On a DOWN tick it cuts the grace period down to ``bmc_settle``, if it began within this episode.
+    """
     if health is Health.UNCERTAIN:
         # Time without a clear signal never counts toward the grace period: the next DOWN tick
         # starts it again (a host forced down by an operator for an hour is not fenced at once).
@@ -313,7 +393,8 @@ def assess(previous: HostHealth, health: Health, detail: str, policy: DetectionP
     verdict = previous.verdict
     if down_streak >= policy.down_samples:
         verdict = Verdict.SUSPECT
-        if now - down_since >= policy.grace_period:
+        off = powered_off_at is not None and powered_off_at >= down_since
+        if now - down_since >= (min(policy.grace_period, policy.bmc_settle) if off else policy.grace_period):
             verdict = Verdict.FAILED
     return HostHealth(verdict=verdict, down_streak=down_streak, up_streak=0, down_since=down_since, detail=detail)
 

@@ -14,7 +14,10 @@ The loop is the only writer of host state. Each tick:
 2. decide: ``decide.decide`` — pure.
 3. record: the whole decision in one store transaction, before anything is acted on.
 4. act: start each host's action on that host's own serial lane (one thread per busy host, hosts in
-   parallel); a lane reports its ``Outcome`` back through a queue for the next tick.
+   parallel); a lane reports its ``Outcome`` back through a queue for the next tick. The hosts that
+   ``decide`` lists in ``power_reads`` (some source calls them DOWN) have their power read through
+   their fence devices, read-only and off the tick's thread (``PowerReader``); the readings join the
+   next ticks' signals as ``bmc`` signals (docs/detection.md).
 
 A tick that cannot read or write the journal (a database outage) decides and acts on nothing and
 reports the failure instead of raising (the daemon keeps ticking); lane outcomes it could not record
@@ -36,7 +39,7 @@ import dataclasses
 import logging
 import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from petguard import detect, sight
@@ -66,6 +69,26 @@ class Recorder(Protocol):
 
     def move_finished(self, host: str, server_id: str, status: str, seconds: float) -> None:
         """A server's evacuation became final (done, failed) during a lane run of ``seconds``."""
+
+
+class PowerReader(Protocol):
+    """Reads hosts' power through their fence devices, read-only, off the tick's thread
+    (``petguard.fencing.powerwatch.PowerWatch``): the BMC as a detection signal."""
+
+    def request(self, hosts: Iterable[str]) -> object:
+        """Start readings of ``hosts`` (rate-limited per host); never waits for one."""
+
+    def readings(self) -> Mapping[str, detect.PowerReading]:
+        """The latest reading of each host read so far."""
+
+    def describe(self, host: str, now: float) -> str:
+        """The host's BMC signal for operators (``petguard explain``)."""
+
+    def clear(self) -> None:
+        """Forget every reading (a new term)."""
+
+    def shutdown(self) -> None:
+        """Start no more readings."""
 
 
 class NullRecorder:
@@ -102,12 +125,14 @@ class Loop:
         actions: Mapping[Action, ActionFn],
         started_at: float | None = None,
         max_lanes: int = 16,
+        power: PowerReader | None = None,
     ) -> None:
         self._compute = compute
         self._store = store
         self._clock = clock
         self._policy = policy
         self._actions = actions
+        self._power = power
         self._started_at = clock.now() if started_at is None else started_at
         self._outcomes: queue.Queue[Outcome] = queue.Queue()
         self._lanes: dict[str, concurrent.futures.Future[None]] = {}
@@ -176,6 +201,8 @@ class Loop:
         # Agent heartbeats are a second, independent signal; hosts without an agent give none.
         seen = self._store.agent_heartbeats()
         agents = [detect.agent_signal(host, at, now, self._policy.detection) for host, at in sorted(seen.items())]
+        # The BMC's power readings, taken only while a host looked down: corroboration, never a vote.
+        power = [detect.bmc_signal(r) for _, r in sorted(self._power.readings().items())] if self._power else []
         busy = self._busy_hosts()
         if self._hosts is None:
             self._hosts = self._store.load_hosts()
@@ -193,7 +220,7 @@ class Loop:
             outcomes=outcomes,
             requests=requests,
             busy=busy,
-            extra_signals=[*alerts, *agents],
+            extra_signals=[*alerts, *agents, *power],
             recent_fences=recent_fences,
             heartbeats=self._heartbeats,
         )
@@ -210,6 +237,7 @@ class Loop:
             LOG.info("%s", self._with_incident(line))
         for line in decision.warnings:
             LOG.warning("%s", self._with_incident(line))
+        self._read_power(decision)
         self._start_actions(decision)
         self.last_ok_tick = inputs.now
         return TickReport(True, decision)
@@ -302,6 +330,15 @@ class Loop:
             return frozenset(self._lanes)
 
     # -- act -------------------------------------------------------------------------------------
+    def _read_power(self, decision: TickDecision) -> None:
+        """Start the BMC readings the tick asked for (read-only, rate-limited, never waited for)."""
+        if self._power is None or not decision.power_reads or not self.leading():
+            return
+        try:
+            self._power.request(decision.power_reads)
+        except Exception:  # a reading that cannot start must not fail a tick that was recorded
+            LOG.exception("cannot start the BMC power readings of %s", ", ".join(decision.power_reads))
+
     def _start_actions(self, decision: TickDecision) -> None:
         if not decision.actions:
             return
@@ -359,6 +396,8 @@ class Loop:
         with self._lock:
             self._hosts = None
         self._heartbeats = {}  # an earlier term's readings: the signal waits for fresh changes
+        if self._power is not None:
+            self._power.clear()
         dropped = self._drain_outcomes()
         if dropped:
             LOG.info("dropped %d outcome(s) of an earlier term; the journal decides what is resumed", len(dropped))
@@ -366,6 +405,12 @@ class Loop:
     def heartbeat(self, host: str) -> str:
         """petguard's own reading of ``host``'s Nova heartbeat, for ``petguard explain`` (live numbers)."""
         return detect.describe_heartbeat(self._heartbeats.get(host), self._clock.now(), self._policy.detection)
+
+    def power(self, host: str) -> str:
+        """The host's BMC signal (its latest power reading), for ``petguard explain`` (live numbers)."""
+        if self._power is None:
+            return "off: no BMC reading in this loop"
+        return self._power.describe(host, self._clock.now())
 
     def idle(self) -> bool:
         """True when no action lane is running."""
@@ -379,6 +424,8 @@ class Loop:
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop accepting work; with ``wait``, let the steps in hand finish."""
+        if self._power is not None:
+            self._power.shutdown()
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
 

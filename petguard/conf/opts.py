@@ -160,6 +160,41 @@ detection_opts: list[cfg.Opt] = [
         "nova_readable_again event). Every failed tick decides nothing either way: nobody is fenced and "
         "nobody is marked up on a reading that failed. 3 ticks (6 s with the default tick_interval of 2 s) lets a "
         "single lost request or a nova-api restart pass without an alert.",
+    ),    cfg.BoolOpt(
+        "bmc_signal",
+        default=True,
+        help="Read a host's power through its fence devices (read-only, in the fence child process, bounded by "
+        "bmc_read_timeout) as soon as some source calls it down (Nova, petguard's heartbeat reading, its "
+        "agent). OFF, read while every other source calls the host down, lets it fail bmc_settle seconds "
+        "into its down episode instead of grace_period; ON and unreadable change nothing (grace, then "
+        "fence). A reading never makes a host down on its own, never outvotes a live agent or a fresh "
+        "heartbeat, and never bypasses the brake. The fence that follows still powers the host off and "
+        "confirms it by fresh OFF readings.",
+    ),
+    cfg.FloatOpt(
+        "bmc_read_timeout",
+        default=5.0,
+        min=0.5,
+        max=60,
+        help="Seconds for one host's BMC power reading, over all its fence devices; a reading that runs out "
+        "of time is unreadable (no opinion, never down). Readings run beside the tick, never in it.",
+    ),
+    cfg.FloatOpt(
+        "bmc_read_min_interval",
+        default=5.0,
+        min=0,
+        help="Seconds between the starts of two BMC power readings of the same host while it looks down (at "
+        "most one reading per host is in flight at any time). A host is read only while some source calls "
+        "it down, so a healthy cloud sends its BMCs nothing.",
+    ),
+    cfg.FloatOpt(
+        "bmc_settle",
+        min=0,
+        help="Seconds a host must have been down by every other source before an OFF reading lets it fail "
+        "(instead of grace_period, when shorter). Hosts that lost power together (a PDU or a feed) go down "
+        "over one report_interval, each at its own heartbeat; bmc_settle leaves the mass-failure brake that "
+        "long to see them all, so that a BMC reading OFF never fences the first of them before the brake "
+        "could engage. Unset: 1.5 x report_interval (15 s with Nova's default). At least report_interval.",
     ),
 ]
 

@@ -12,6 +12,7 @@ from petguard.evacuate.hints import HintError, HintRules, parse_host_targets
 from petguard.evacuate.plan import ClassPolicy, EvacuationPolicy
 from petguard.evacuate.ready import ReadyPolicy
 from petguard.evacuate.run import RunPolicy
+from petguard.fencing.powerwatch import WatchPolicy
 from petguard.fencing.procedure import FencePolicy
 from petguard.guests.policy import HealthPolicy
 from petguard.lanes import RecoveryPolicy
@@ -40,7 +41,39 @@ def detection(conf: cfg.ConfigOpts) -> DetectionPolicy:
         blind_after=d.blind_after,
         report_interval=d.report_interval,
         heartbeat_stale_after=stale_after,
+        bmc_settle=bmc_settle(d.report_interval, d.bmc_settle),
     )
+
+
+#: ``bmc_settle`` when unset, in report intervals: a batch of hosts that lost power together is down
+#: within one report_interval (plus a tick), and the brake needs a tick or two more to count them.
+BMC_SETTLE_INTERVALS = 1.5
+
+
+def bmc_settle(report_interval: float, configured: float | None) -> float:
+    """``[detection] bmc_settle``, or 1.5 x ``report_interval`` when unset.
+
+    :raises ConfigError: below ``report_interval``: hosts that lost power together would not all be down
+        yet when the first of them fails on its BMC's OFF, and the brake could not see them as one.
+    """
+    if configured is None:
+        return BMC_SETTLE_INTERVALS * report_interval
+    if configured < report_interval:
+        raise ConfigError(
+            f"[detection] bmc_settle = {configured:g} is shorter than report_interval ({report_interval:g} s): "
+            "hosts that lose power together go down over one report_interval, and a BMC reading OFF would fence "
+            "the first of them before the mass-failure brake sees the others; use at least "
+            f"{report_interval:g} (unset: 1.5 x report_interval = {BMC_SETTLE_INTERVALS * report_interval:g} s), "
+            "or bmc_signal = false to turn the BMC signal off",
+            option="[detection] bmc_settle",
+        )
+    return float(configured)
+
+
+def power_watch(conf: cfg.ConfigOpts) -> WatchPolicy:
+    """The BMC signal's reading options (``[detection] bmc_*``)."""
+    d = conf.detection
+    return WatchPolicy(enabled=d.bmc_signal, timeout=d.bmc_read_timeout, min_interval=d.bmc_read_min_interval)
 
 
 #: ``heartbeat_stale_after`` when unset, in report intervals: two heartbeats in a row may be lost or late.
@@ -207,7 +240,7 @@ def capacity_interval(conf: cfg.ConfigOpts) -> float:
 
 def check_all(conf: cfg.ConfigOpts) -> list[str]:
     """Build every policy once, as the daemon does at start; what is wrong with each (empty: all fine)."""
-    builders = (detection, loop, fencing, recovery, instance_health, capacity_interval)
+    builders = (detection, loop, fencing, recovery, instance_health, capacity_interval, power_watch)
     problems: list[str] = []
     for build in builders:
         try:

@@ -203,6 +203,7 @@ class StoreView:
         lines = [f"{host.name} is {host.state.value} since {_when(host.since)}{why}"]
         lines.append(f"detection: {health.verdict.value}, {health.describe(now)}")
         lines.append(f"nova heartbeat (petguard's own reading): {self.loop.heartbeat(host.name)}")
+        lines.append(f"bmc power (read-only, while the host looks down): {self.loop.power(host.name)}")
         if host.incident_id is not None:
             incident = self.store.incident(host.incident_id)
             lines.append(f"incident {incident.id} opened {_when(incident.opened_at)}: {incident.reason}")

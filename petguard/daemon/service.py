@@ -30,6 +30,7 @@ from petguard.evacuate.reserved import ReservedKeeper, ReservedPool
 from petguard.fencing import inventory, loader, procedure
 from petguard.fencing.base import FenceDriver, FenceFn, FenceTopology
 from petguard.fencing.child import FenceRunner
+from petguard.fencing.powerwatch import PowerWatch
 from petguard.fencing.preflight import Readiness
 from petguard.fencing.procedure import PowerRunner
 from petguard.guests.restarts import InstanceHealth
@@ -40,7 +41,7 @@ from petguard.journal import Store
 from petguard.lanes import Recovery, RecoveryPolicy
 from petguard.nova import compute as nova
 from petguard.nova import placement
-from petguard.reconcile import Loop
+from petguard.reconcile import Loop, PowerReader
 from petguard.store.sql import SqlStore
 from petguard.webhooks.wiring import build_dispatcher
 
@@ -157,17 +158,19 @@ def assemble(
     stop: threading.Event,
     prober: Prober | None = None,
     reserved: ReservedPool | None = None,
+    power: PowerReader | None = None,
 ) -> Loop:
     """The loop with its three host-level actions, over already-built seams (``prober``: the
     readiness checks between tiers, default: the real one, over the network; a pool of reserved
-    failover hosts is built from ``recovery_policy`` unless one is given)."""
+    failover hosts is built from ``recovery_policy`` unless one is given; ``power``: the BMC readings
+    of the detection signal, none by default)."""
     if reserved is None and recovery_policy.reserved_hosts:
         reserved = ReservedPool(compute, store, clock, recovery_policy.reserved_hosts)
     recovery = Recovery(
         fence, compute, store, clock, recovery_policy, stop, prober=prober or NetworkProber(), reserved=reserved
     )
     actions = {Action.FENCE: recovery.fence, Action.EVACUATE: recovery.evacuate, Action.RESTORE: recovery.restore}
-    return Loop(compute, store, clock, loop_policy, actions)
+    return Loop(compute, store, clock, loop_policy, actions, power=power)
 
 
 def fence_readiness_duty(
@@ -254,6 +257,9 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
         recovery_policy,
         leader.halt,
         reserved=reserved,
+        # Read-only power readings for detection, through the fence runner (child processes, bounded), on
+        # the loop's clock: a reading is compared with the tick's time.
+        power=PowerWatch(fences, lookup, runner, lanes_clock, policies.power_watch(conf)),
     )
     leader.attach(loop)
     # Started last, so that a refusal above leaves nothing serving.

@@ -24,6 +24,7 @@ from petguard.evacuate.run import RunPolicy
 from petguard.fencing import loader, procedure
 from petguard.fencing.base import FenceDevice
 from petguard.fencing.child import FenceRunner
+from petguard.fencing.powerwatch import PowerWatch, WatchPolicy
 from petguard.fencing.procedure import FencePolicy
 from petguard.hosts import HostState
 from petguard.lanes import RecoveryPolicy
@@ -89,6 +90,7 @@ class Harness:
         url: str | None = None,
         enabled_drivers: tuple[str, ...] = ("ipmi", "fake"),
         child_python: str | None = None,
+        power: WatchPolicy | None = None,
     ) -> None:
         self.url = url or journal_url(tmp_path)
         self.store = SqlStore(self.url)
@@ -99,7 +101,11 @@ class Harness:
         runner = FenceRunner(lookup) if child_python is None else FenceRunner(lookup, python=child_python)
         fence = procedure.make_fence(devices, runner, lookup, fence_policy, self.clock)
         policy = LoopPolicy(detection=detection, startup_blackout=startup_blackout, dry_run=dry_run)
-        self.loop = service.assemble(compute, self.store, fence, self.clock, policy, recovery, self.stop_event)
+        # The BMC signal's readings, as the daemon wires them (none unless asked for: a policy given).
+        watch = None if power is None else PowerWatch(devices, lookup, runner, self.clock, power)
+        self.loop = service.assemble(
+            compute, self.store, fence, self.clock, policy, recovery, self.stop_event, power=watch
+        )
 
     def state(self, host: str) -> HostState:
         return self.store.load_hosts()[host].host.state

@@ -102,3 +102,21 @@ def test_a_heartbeat_threshold_below_two_intervals_is_refused(interval: float, s
     with pytest.raises(ConfigError, match=expected):
         policies.detection(bad)
     assert any("heartbeat_stale_after" in problem for problem in policies.check_all(bad))
+
+
+def test_bmc_signal_options_from_config() -> None:
+    c = conf(bmc_signal=False, bmc_read_timeout=2.5, bmc_read_min_interval=10, bmc_settle=20)
+    watch = policies.power_watch(c)
+    assert (watch.enabled, watch.timeout, watch.min_interval) == (False, 2.5, 10.0)
+    assert policies.detection(c).bmc_settle == 20.0
+    assert policies.power_watch(conf()).enabled is True
+
+
+@pytest.mark.parametrize(("report_interval", "settle"), [(10, 15.0), (4, 6.0)])
+def test_bmc_settle_defaults_to_one_and_a_half_report_intervals(report_interval: int, settle: float) -> None:
+    assert policies.detection(conf(report_interval=report_interval)).bmc_settle == settle
+
+
+def test_a_bmc_settle_below_report_interval_is_refused_with_why() -> None:
+    with pytest.raises(ConfigError, match=r"bmc_settle = 5 is shorter than report_interval \(10 s\).*brake"):
+        policies.detection(conf(bmc_settle=5))
