@@ -26,7 +26,7 @@ from collections.abc import Callable
 import tenacity
 
 from petguard.clock import Clock
-from petguard.cloud import ServiceRecord
+from petguard.cloud import Migration, ServiceRecord
 from petguard.compute import Compute
 from petguard.decide import Outcome
 from petguard.errors import NotFound, NovaError, PetguardError, StaleEpoch, Temporary
@@ -308,8 +308,9 @@ class Recovery:
         if not self._wait_cleaned_up(host, incident_id):
             heartbeating = any(e.kind == HOST_RETURNED_EVENT for e in self._store.events(incident_id=incident_id))
             next_step = (
-                f"its nova-compute started before these evacuations were final and cleans up only at start: "
-                f"restart nova-compute on {host}, then restore again"
+                f"its nova-compute started before these evacuations were final and cleans up only at start, "
+                f"one evacuation of each server per start (a server asked for again after a request died "
+                f"inside Nova needs one start per request): restart nova-compute on {host}, then restore again"
                 if heartbeating
                 else "power the host on, start nova-compute, then restore again"
             )
@@ -390,8 +391,31 @@ class Recovery:
         if incident_id is not None:
             names = [m.server_name for m in self._store.moves(incident_id) if not m.status.final]
         since = self._store.incident(incident_id).opened_at if incident_id is not None else None
-        names += [m.server_id for m in self._compute.evacuations_from(host, since) if m.in_flight]
+        in_flight = [m for m in self._compute.evacuations_from(host, since) if m.in_flight]
+        names += [m.server_id for m in in_flight if not self._left_by_a_dead_request(m, host, incident_id)]
         return ", ".join(names)
+
+    def _left_by_a_dead_request(self, migration: Migration, host: str, incident_id: int | None) -> bool:
+        """An 'accepted' migration whose server has since settled on another host with no task: a request
+        that died inside Nova and was asked again (evacuate.run, CP-12/CP-15) left it, and Nova keeps it
+        'accepted' for ever; nothing is moving that server any more (a late copy of the request would
+        find no task to take over and end in an error on the compute, moving nothing)."""
+        try:
+            server = self._compute.get_server(migration.server_id)
+        except NotFound:
+            return True  # deleted: nothing to wait for
+        settled = server.host not in (None, host) and server.task_state is None
+        if settled:
+            LOG.info(
+                "%s: migration %s of %s is still '%s' but the server is on %s with no task: left by a request "
+                "that died inside Nova; not waited for",
+                incident_tag(host, incident_id),
+                migration.id,
+                migration.server_id,
+                migration.status,
+                server.host,
+            )
+        return settled
 
     def _wait_cleaned_up(self, host: str, incident_id: int | None) -> bool:
         """Wait until the returning host's nova-compute has destroyed the guests evacuated from it:

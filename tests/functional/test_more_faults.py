@@ -216,6 +216,28 @@ def test_a_host_that_dies_again_while_restoring_is_held_and_told(
 
 
 @pytest.mark.fault(
+    "CP-18",
+    guarantee="4",
+    injected="a host returns after one of its pets was asked again (the first request died inside nova-conductor: "
+    "its migration stays 'accepted' for ever, as Nova leaves it), and the operator restores it",
+    expected="the dead request's migration is not an evacuation still running (its server is settled on another "
+    "host): the host is restored and up, each pet moved once",
+)
+def test_a_dead_requests_migration_does_not_hold_the_restore_for_ever(
+    harness: Harness, compute: FakeCompute, bmcs: Bmcs
+) -> None:
+    _settle(harness)
+    compute.conductor_failures = {"cmp1-pet0-id"}
+    _evacuate_and_power_back(harness, compute, bmcs, "cmp1")
+    leftover = [m for m in compute.migrations if m.server_id == "cmp1-pet0-id" and m.status == "accepted"]
+    assert len(leftover) == 1 and compute.evacuate_calls["cmp1-pet0-id"] == 2, compute.migrations
+    harness.store.submit_request("cmp1", RequestKind.RESTORE, "repaired", "test", 0.0)
+    harness.run_until(lambda: harness.state("cmp1") is HostState.UP, timeout=30)
+    assert not [e for e in harness.store.events(host="cmp1") if e.kind == "restore_failed"]
+    assert compute.servers["cmp1-pet0-id"].host not in (None, "cmp1")
+
+
+@pytest.mark.fault(
     "MORE-04",
     guarantee="4",
     injected="the host dies again the moment its restore enabled it, with a new pet just scheduled on it",
