@@ -109,8 +109,11 @@ def petguard(lab: Lab, nova: Nova, tmp_path: Path) -> Iterator[Petguard]:
     finally:
         daemon.stop()
         daemon.close()
-        restore_lab(lab, nova)
-        nova.delete_servers()
+        try:
+            # first: Nova completes the evacuations of a host only while their servers exist
+            restore_lab(lab, nova)
+        finally:
+            nova.delete_servers()  # even when the restore failed: the next test needs the quota
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -417,6 +417,29 @@ def lab_ready(lab: Lab) -> bool:
     )  # fmt: skip
 
 
+#: nova-compute restarts that restore_lab allows a host to complete the evacuations from it.
+COMPLETION_RESTARTS = 6
+
+
+def _force_up(lab: Lab, nova: Nova, host: str) -> None:
+    """Un-force ``host``. Nova refuses while evacuations from it are 'done' and not yet 'completed', which
+    only its nova-compute does, at start (sometimes after its first heartbeat), and for ONE evacuation
+    per server per start (Nova 34 ``_destroy_evacuated_instances`` keeps one migration per instance): a
+    server asked for again after a request died inside Nova (CP-12, CP-15) leaves several, so nova-compute
+    is restarted until Nova agrees."""
+    unforce = functools.partial(nova.try_update_service, host, {"forced_down": False})
+    for _ in range(COMPLETION_RESTARTS):
+        try:
+            wait_for(f"Nova to let {host} be forced up", unforce, 30, 2)
+            return
+        except AssertionError:
+            restarted = time.time()
+            lab.fail(host, "process")  # kills nova-compute only: the BMC keeps the power on
+            lab.heal(host)
+            lab.wait_computes_up([host], timeout=120, since=restarted, accept_forced_down=True)
+    wait_for(f"Nova to let {host} be forced up", unforce, 30, 2)
+
+
 def restore_lab(lab: Lab, nova: Nova) -> None:
     """Put every compute back the way the tests expect it: RabbitMQ running, BMCs normal and powered
     on, nova-compute running, services un-forced and enabled (after a fresh heartbeat, or Nova keeps
@@ -437,9 +460,6 @@ def restore_lab(lab: Lab, nova: Nova) -> None:
             lambda: all(nova_epoch(nova.service(h)["updated_at"]) >= int(started) for h in held), 60,
         )  # fmt: skip
         for host in held:
-            # Nova refuses to force a host up while evacuations from it are 'done' (not yet 'completed'):
-            # its restarted nova-compute completes them at start, sometimes after its first heartbeat.
-            unforce = functools.partial(nova.try_update_service, host, {"forced_down": False})
-            wait_for(f"Nova to let {host} be forced up", unforce, 90, 2)
+            _force_up(lab, nova, host)
             nova.update_service(host, {"status": "enabled"})
     lab.wait_computes_up(timeout=120)

@@ -127,11 +127,14 @@ def _stuck(petguard: Petguard, victim: str) -> list[str]:
 
 def _operator_resends(lab: Lab, petguard: Petguard, victim: str) -> float:
     """What docs/evacuation.md tells the operator to do with stuck requests: restart nova-api and
-    nova-conductor (whatever may still hold a request dies with them), then ``petguard host resend``.
+    nova-conductor (whatever may still hold a request dies with them), wait until every nova-compute
+    is up again (their heartbeats go through nova-conductor: in the lab they were stale for ~45 s after
+    its restart, and petguard holds requests while no compute is up), then ``petguard host resend``.
     Returns when the request is queued (time.monotonic())."""
     for component in ("nova-conductor", "nova-api"):
         lab.stop_component(component)
         lab.start_component(component)
+    lab.wait_computes_up([h for h in lab.compute_names if lab.bmc_power(h)], timeout=180, accept_forced_down=True)
     petguard.manage("host", "resend", victim, "--reason", "lab: restarted nova-api and nova-conductor", "--yes")
     return time.monotonic()
 
