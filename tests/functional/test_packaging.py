@@ -45,6 +45,8 @@ SHIPPED = [
     "systemd/petguard.sysusers",
     "systemd/petguard.tmpfiles",
     "docs/operations.md",
+    "docs/upgrade.md",
+    "CHANGELOG.md",
 ]
 PROGRAMS = ("petguard-daemon", "petguard-agent", "petguard-manage", "petguard")
 
@@ -125,7 +127,7 @@ def test_the_wheel_installs_into_a_fresh_virtualenv_and_runs(prefix: Path, tmp_p
         out = _run(prefix / "bin" / program, "--version").stdout
         assert out.strip().endswith(startup.version()), f"{program} --version: {out!r}"
     share = prefix / "share" / "petguard"
-    in_wheel = [p.replace("etc/petguard/", "etc/") for p in SHIPPED if not p.startswith("docs/")]
+    in_wheel = [p.replace("etc/petguard/", "etc/") for p in SHIPPED if p.startswith(("etc/", "systemd/"))]
     missing = [p for p in in_wheel if not (share / p).is_file()]
     assert not missing, f"the wheel lacks {missing} under share/petguard (setup.cfg [options.data_files])"
 
