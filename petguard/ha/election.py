@@ -145,6 +145,17 @@ def backend_options(settings: Settings) -> dict[str, str]:
     return {k: v for k, v in wanted.items() if k not in given}
 
 
+def group_members(coordinator: tooz.coordination.CoordinationDriver, group: str) -> list[str]:
+    """The member ids in ``group`` on the backend (the controllers whose daemons run), without
+    joining it; empty when the group does not exist yet or the backend has no groups (MySQL and
+    PostgreSQL have locks only)."""
+    try:
+        members = coordinator.get_members(group.encode()).get()
+    except (tooz.NotImplemented, tooz.coordination.GroupNotCreated):
+        return []
+    return sorted(m.decode(errors="replace") if isinstance(m, bytes) else str(m) for m in members)
+
+
 def connect(settings: Settings) -> tooz.coordination.CoordinationDriver:
     """A started tooz coordinator for ``settings`` (not yet in the group).
 
