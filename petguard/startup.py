@@ -9,7 +9,8 @@ failure that a restart may cure (the units set ``RestartPreventExitStatus=78``):
 ``75``  ``TEMPFAIL``          a transient failure at start: ``petguard.errors.Temporary`` (the
                               database did not answer); systemd restarts the program
 ``78``  ``CONFIG``            a configuration error: oslo.config's errors, ``ConfigError`` and
-                              every other ``Permanent`` error at start (retrying cannot help);
+                              every other ``Permanent`` error at start (retrying cannot help),
+                              among them a login the database refuses (a wrong password);
                               systemd does not restart the program
 ======  ====================  ===============================================================
 

@@ -7,8 +7,9 @@ semantics: the files of a directory are read in name order, later values win), t
 and an exit status (``petguard.startup``):
 
 =============================================  ======  ==============================================
-configuration (oslo.config, ``ConfigError``)   ``78``  fix the file (a journal not migrated too); the
-                                                       message never quotes a line of the file
+configuration (oslo.config, ``ConfigError``)   ``78``  fix the file (a journal not migrated, a login
+                                                       the database refuses too); the message never
+                                                       quotes a line of the file
 a usage error (argparse, ``UsageError``)       ``2``   the command line itself
 not confirmed (no ``--yes``, no terminal)      ``1``
 any other ``PetguardError``                    ``1``   an unknown incident, a database that is down

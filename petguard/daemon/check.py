@@ -9,7 +9,9 @@ receivers (``webhooks.receivers.from_conf``: options and key files; the receiver
 answering TCP), Nova's clouds.yaml (``nova.compute.connect``) and Nova itself (``nova.compute.check``),
 the fence inventory and its password files (``fencing.inventory.check_inventory``) and the power state
 of every fence device (read-only), and the coordination backend (reachable with a short deadline;
-refused when it or the journal serves one machine only but the journal has seen several leaders).
+refused when it or the journal serves one machine only but the journal has seen several leaders, or
+when the journal is sqlite but other controllers are members of petguard's group on the backend).
+The daemon logs the first of these as a WARNING at start (``several_controllers``).
 
 An ERROR means the daemon refuses to start or will fail in an incident; a WARNING is worth a look
 but not a failure. Messages never hold a secret: they name files and options, never their content,
@@ -124,8 +126,21 @@ def check_coordination(conf: cfg.ConfigOpts, store: SqlStore | None) -> list[Fin
     if scheme == "file":
         findings.append(_file_backend(settings))
     else:
-        findings.append(_reach_backend(settings))
+        findings += _reach_backend(settings, sqlite)
     return findings
+
+
+def several_controllers(conf: cfg.ConfigOpts, store: SqlStore) -> list[str]:
+    """What the daemon warns about at start (``config check`` reports it as an ERROR): the journal
+    names several controllers that led, but it or the coordination backend serves one machine only.
+
+    Only a warning there: several daemons on one machine (a rehearsal, the lab) are harmless, and a
+    controller that refused to start would leave the cloud unwatched.
+    """
+    settings = election.Settings.from_conf(conf)
+    scheme = urllib.parse.urlsplit(settings.backend_url).scheme
+    sqlite = conf.database.connection.startswith("sqlite")
+    return [f.message for f in _leaders_seen(settings, scheme, sqlite, store) if f.level is Level.ERROR]
 
 
 def _leaders_seen(settings: election.Settings, scheme: str, sqlite: bool, store: SqlStore | None) -> list[Finding]:
@@ -182,25 +197,44 @@ def _file_backend(settings: election.Settings) -> Finding:
     return ok("coordination", f"{settings.backend}: directory usable")
 
 
-def _reach_backend(settings: election.Settings) -> Finding:
-    """Start a tooz coordinator and heartbeat once, with a short deadline, then leave."""
+def _reach_backend(settings: election.Settings, sqlite: bool) -> list[Finding]:
+    """Start a tooz coordinator and heartbeat once, with a short deadline, then leave; with a sqlite
+    journal, also read who else is in petguard's group (without joining it)."""
     quick = dataclasses.replace(settings, leader_timeout=max(1.0, PROBE_TIMEOUT - 1))
+    members: list[str] = []
 
     def probe() -> None:
         coordinator = election.connect(quick)
         try:
             coordinator.heartbeat()
+            if sqlite:
+                members.extend(election.group_members(coordinator, settings.group))
         finally:
             coordinator.stop()
 
     problem = _within(probe, PROBE_TIMEOUT)
     if problem is not None:
-        return error(
-            "coordination",
-            f"[coordination] backend_url {settings.backend}: {problem}; the daemon would run but never lead: "
-            "start the backend or fix the URL",
+        return [
+            error(
+                "coordination",
+                f"[coordination] backend_url {settings.backend}: {problem}; the daemon would run but never lead: "
+                "start the backend or fix the URL",
+            )
+        ]
+    findings = [ok("coordination", f"{settings.backend} answered")]
+    others = sorted(set(members) - {settings.member_id})
+    if others:
+        findings.append(
+            error(
+                "coordination",
+                f"other controllers are in the group {settings.group!r} on {settings.backend} "
+                f"({', '.join(others)}; this one is {settings.member_id}) but the journal is sqlite, which serves "
+                "one machine only: each controller keeps a journal of its own, and the one that takes over "
+                "does not see the incident in hand. Use a shared MariaDB/PostgreSQL journal for all of them "
+                "(docs/controllers.md)",
+            )
         )
-    return ok("coordination", f"{settings.backend} answered")
+    return findings
 
 
 def _within(work: Callable[[], None], timeout: float) -> str | None:

@@ -20,7 +20,7 @@ from petguard.api.server import ApiServer
 from petguard.clock import Clock, SystemClock
 from petguard.compute import Compute
 from petguard.conf import policies
-from petguard.daemon import api_backend, lifecycle
+from petguard.daemon import api_backend, check, lifecycle
 from petguard.decide import Action, LoopPolicy
 from petguard.evacuate.capacity import CapacityReport, HostCapacity
 from petguard.evacuate.capacity_duty import CapacityWatch
@@ -215,6 +215,8 @@ def build(conf: cfg.ConfigOpts) -> Daemon:
     stop = threading.Event()
     clock = SystemClock(stop)
     journal = SqlStore(conf.database.connection)
+    for message in check.several_controllers(conf, journal):
+        LOG.warning("%s (petguard-manage config check reports this as an ERROR)", message)
     acting = SqlStore(conf.database.connection, epoch=election.NO_EPOCH)
     compute = nova.connect(conf.nova.cloud, conf.nova.clouds_file, conf.nova.timeout)
     fences = inventory.load_inventory(conf.fencing.inventory_file, conf.fencing.enabled_drivers)

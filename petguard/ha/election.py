@@ -145,6 +145,17 @@ def backend_options(settings: Settings) -> dict[str, str]:
     return {k: v for k, v in wanted.items() if k not in given}
 
 
+def group_members(coordinator: tooz.coordination.CoordinationDriver, group: str) -> list[str]:
+    """The member ids in ``group`` on the backend (the controllers whose daemons run), without
+    joining it; empty when the group does not exist yet or the backend has no groups (MySQL and
+    PostgreSQL have locks only)."""
+    try:
+        members = coordinator.get_members(group.encode()).get()
+    except (tooz.NotImplemented, tooz.coordination.GroupNotCreated):
+        return []
+    return sorted(m.decode(errors="replace") if isinstance(m, bytes) else str(m) for m in members)
+
+
 def connect(settings: Settings) -> tooz.coordination.CoordinationDriver:
     """A started tooz coordinator for ``settings`` (not yet in the group).
 
@@ -176,6 +187,8 @@ class Leadership:
     :param on_gain: called with the new epoch before ``leading()`` turns true.
     :param on_loss: called with the reason after ``halt`` is set and ``leading()`` turned false.
     :param coordinator_factory: builds a started coordinator (tests); default ``connect``.
+    :param journal_one_machine: the journal serves one machine only (sqlite): on joining the group,
+        other members (controllers on other machines, each with a journal of its own) are warned about.
     """
 
     def __init__(
@@ -188,8 +201,11 @@ class Leadership:
         on_gain: Callable[[int], None] = lambda epoch: None,
         on_loss: Callable[[str], None] = lambda reason: None,
         coordinator_factory: Callable[[Settings], tooz.coordination.CoordinationDriver] = connect,
+        journal_one_machine: bool = False,
     ) -> None:
         self.settings = settings
+        self._journal_one_machine = journal_one_machine
+        self._members_warned = False
         self._store = store
         self._journal = journal
         self._idle = idle
@@ -214,6 +230,7 @@ class Leadership:
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts, store: EpochStore, journal: EventSink | None, **kw: Any) -> Leadership:
+        kw.setdefault("journal_one_machine", conf.database.connection.startswith("sqlite"))
         return cls(Settings.from_conf(conf), store, journal, **kw)
 
     # -- what the rest of the daemon asks ---------------------------------------------------------
@@ -364,7 +381,30 @@ class Leadership:
                     self.settings.member_id,
                     self.settings.group,
                 )
+            if self._journal_one_machine and not self._members_warned:
+                self._warn_other_members(self._coordinator)
         return self._coordinator
+
+    def _warn_other_members(self, coordinator: tooz.coordination.CoordinationDriver) -> None:
+        """Other controllers in the group while the journal is sqlite: each keeps a journal of its own,
+        and the one that takes over does not see the incident in hand (``config check`` refuses this)."""
+        try:
+            others = [m for m in group_members(coordinator, self.settings.group) if m != self.settings.member_id]
+        except Exception as exc:  # noqa: BLE001 - only a warning: the election goes on regardless
+            LOG.debug("cannot list the members of group %s: %s", self.settings.group, exc)
+            return
+        if others:
+            self._members_warned = True  # once: a backend that comes and goes would repeat it
+            LOG.warning(
+                "other controllers are in the group %r on %s (%s; this one is %s) but the journal is sqlite, "
+                "which serves one machine only: each keeps a journal of its own, and the one that takes over "
+                "does not see the incident in hand; use a shared MariaDB/PostgreSQL journal for all of them "
+                "(docs/controllers.md; petguard-manage config check reports this as an ERROR)",
+                self.settings.group,
+                self.settings.backend,
+                ", ".join(others),
+                self.settings.member_id,
+            )
 
     def _verify(self) -> None:
         """The lock is still ours and nobody claimed a newer epoch; else step down now."""

@@ -15,11 +15,15 @@ database drops its connection (hours), and the next leader could never claim its
 own transactions last milliseconds; the ended one is rolled back, so the frozen controller wrote
 nothing. A sqlite journal has no server to do this: it is for a single controller.
 
-Library errors are mapped into petguard's tree here (``map_error``), once.
+Library errors are mapped into petguard's tree here (``map_error``), once. ``map_open_error`` is
+the same for a program's first connection (the store's schema check, a migration): there a login the
+server refuses (wrong user, password or database name) is a ``ConfigError``, so that the daemon exits
+78 and systemd stops restarting it; a server that does not answer stays ``StoreUnavailable`` (75).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +43,15 @@ STALLED_TRANSACTION = 10.0
 
 #: Execution option naming a connection's transactions as writes (sqlite: ``BEGIN IMMEDIATE``).
 WRITE_OPTION = "petguard_write"
+
+#: MariaDB/MySQL errors of a refused login: 1044 access denied to the database, 1045 access denied for
+#: the user (wrong password, unknown user), 1049 unknown database, 1698 access denied (auth plugin).
+MYSQL_LOGIN_REFUSED = frozenset({1044, 1045, 1049, 1698})
+#: PostgreSQL's FATAL refusals at login. psycopg (2 and 3) gives no SQLSTATE for a connection that
+#: failed, only libpq's text, so the server's English messages are matched (lc_messages = C or en).
+POSTGRESQL_LOGIN_REFUSED = re.compile(
+    r'authentication failed for user|role "[^"]*" does not exist|no pg_hba\.conf entry|database "[^"]*" does not exist'
+)
 
 
 class StoreUnavailable(Temporary):
@@ -186,6 +199,39 @@ def is_transient(exc: BaseException) -> bool:
     if args and args[0] in (1205, 1213):  # MySQL/MariaDB: lock wait timeout, deadlock
         return True
     return getattr(orig, "sqlstate", None) in ("40001", "40P01")  # PostgreSQL
+
+
+def login_refused(exc: BaseException) -> bool:
+    """Whether the server answered and refused the login itself: wrong user or password, a database
+    that does not exist, no access to it. Not a server that is down, starting or overloaded."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in MYSQL_LOGIN_REFUSED:
+        return True
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if isinstance(sqlstate, str) and (sqlstate.startswith("28") or sqlstate == "3D000"):
+        return True  # invalid authorization (28000, 28P01), invalid catalog name (3D000)
+    return bool(POSTGRESQL_LOGIN_REFUSED.search(str(orig)))
+
+
+def map_open_error(exc: Exception, doing: str) -> PetguardError:
+    """``map_error`` for a program's first connection to the journal, where a refused login is a
+    configuration error (exit 78: restarting cannot fix a password) rather than an outage.
+
+    While the daemon runs, ``map_error`` keeps a refused login ``StoreUnavailable``: the steps in hand
+    stay at their journal step and are retried, as in any journal outage, instead of stopping in the
+    middle of an incident.
+    """
+    if login_refused(exc):
+        orig = exc.orig if isinstance(exc, DBAPIError) else exc
+        return ConfigError(
+            f"the database refused petguard's login ({doing}): {orig}: check the user, password and database "
+            "name in [database] connection (restarting petguard cannot fix this)",
+            doing=doing,
+        )
+    return map_error(exc, doing)
 
 
 def map_error(exc: Exception, doing: str) -> PetguardError:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from petguard.errors import ConfigError
-from petguard.store.engine import make_engine, map_error
+from petguard.store.engine import make_engine, map_open_error
 
 SCRIPT_LOCATION = "petguard.store:migrations"
 UPGRADE_HINT = "run `petguard-manage db upgrade` (with the same [database] connection) before starting petguard"
@@ -42,7 +42,7 @@ def head() -> str:
 def upgrade(url: str | URL, revision: str = "head") -> None:
     """Bring the database at ``url`` to ``revision`` (default: head). Safe to run again.
 
-    :raises ConfigError: bad URL or missing sqlite directory.
+    :raises ConfigError: bad URL, missing sqlite directory, or a login the server refused.
     :raises petguard.store.engine.StoreUnavailable: the database could not be reached.
     """
     engine = make_engine(url)
@@ -52,7 +52,7 @@ def upgrade(url: str | URL, revision: str = "head") -> None:
             config.attributes["connection"] = conn
             command.upgrade(config, revision)
     except SQLAlchemyError as exc:
-        raise map_error(exc, "migrate the schema") from exc
+        raise map_open_error(exc, "migrate the schema") from exc
     finally:
         engine.dispose()
 
@@ -67,12 +67,16 @@ def current(url: str | URL) -> str | None:
 
 
 def current_of(engine: Engine) -> str | None:
-    """The schema revision of the database behind ``engine``."""
+    """The schema revision of the database behind ``engine``.
+
+    :raises ConfigError: the server refused the login (``map_open_error``).
+    :raises petguard.store.engine.StoreUnavailable: the database could not be reached.
+    """
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except SQLAlchemyError as exc:
-        raise map_error(exc, "read the schema revision") from exc
+        raise map_open_error(exc, "read the schema revision") from exc
 
 
 def check_at_head(engine: Engine) -> None:

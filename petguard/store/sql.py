@@ -77,8 +77,9 @@ class SqlStore:
         moved past it (several controllers); None writes unconditionally (one controller).
     :param busy_timeout: sqlite only: seconds a writer waits for another's lock before the
         transaction is retried (a few times) and then fails with ``StoreUnavailable``.
-    :raises petguard.errors.ConfigError: bad URL, missing sqlite directory, missing driver, or a
-        schema that is not at head (the message says to run ``petguard-manage db upgrade``).
+    :raises petguard.errors.ConfigError: bad URL, missing sqlite directory, missing driver, a login
+        the server refused (wrong user, password or database name), or a schema that is not at head
+        (the message says to run ``petguard-manage db upgrade``).
     :raises petguard.store.engine.StoreUnavailable: the database could not be reached.
     """
 

@@ -49,6 +49,35 @@ def test_unreachable_nova_decides_nothing_and_sigterm_exits_cleanly(tmp_path: Pa
 
 
 @pytest.mark.fault(
+    "START-10",
+    guarantee="5",
+    injected="petguard-daemon started on a sqlite journal with file:// coordination in which two controllers "
+    "(ctl1, ctl2) have led",
+    expected="it starts (one machine may be a rehearsal) with one WARNING naming both controllers, the sqlite "
+    "journal, file:// and config check; SIGTERM exits 0",
+)
+def test_a_single_machine_backend_several_controllers_led_on_is_warned_about(tmp_path: Path) -> None:
+    conf = daemon_conf(tmp_path)
+    text = conf.read_text().replace("[coordination]\n", "[coordination]\nmember_id = ctl1\n")
+    conf.write_text(text)
+    store = SqlStore(f"sqlite:///{tmp_path}/journal.sqlite")
+    for epoch, member in enumerate(["ctl1", "ctl2"], start=1):
+        store.record_event(None, None, "leader_elected", f"{member} leads (epoch {epoch})", 1.0)
+    store.close()
+    proc = _daemon(conf)
+    log = tmp_path / "daemon.log"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "deciding nothing this tick" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    warned = [line for line in log.read_text().splitlines() if " WARNING " in line and "ctl2" in line]
+    assert len(warned) == 1, log.read_text()[-3000:]
+    assert "ctl1, ctl2" in warned[0] and "sqlite" in warned[0] and "file://" in warned[0]
+    assert "config check" in warned[0]
+
+
+@pytest.mark.fault(
     "PG-10",
     guarantee="-",
     injected="petguard-daemon started on a journal that was never migrated",

@@ -8,14 +8,19 @@ Missing modules are simulated in the child process only, by a meta path finder t
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from petguard import startup
+from petguard.store import migrate
 from tests.functional.daemon_conf import closed_port, daemon_conf
+from tests.functional.store.conftest import _admin_engine, _create_database, _drop_database
 
 #: Run a module as __main__ with some top-level modules made unimportable (a meta path blocker).
 _BLOCKING_RUNNER = """
@@ -71,6 +76,79 @@ def test_an_unreachable_database_at_start_is_a_transient_failure(tmp_path: Path)
     assert proc.returncode == startup.TEMPFAIL == 75, proc.stderr
     assert "transient" in proc.stderr and "database" in proc.stderr
     assert "Traceback" not in proc.stderr and "secret-pw" not in proc.stderr
+
+
+@dataclasses.dataclass
+class _RefusedLogin:
+    """A journal URL that the real database server refuses to log in with, and what it says."""
+
+    url: str
+    password: str  # must never reach stderr or the log
+
+
+def _mariadb_wrong_password() -> Iterator[_RefusedLogin]:
+    """A migrated MariaDB database and a user of this test only, logged in with the wrong password."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    url = _create_database("mysql")  # skips, saying why, when the server or PyMySQL is missing
+    user = f"pg_{secrets.token_hex(4)}"
+    admin = _admin_engine("mysql")
+    try:
+        migrate.upgrade(url)
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'right-pw'"))
+            conn.execute(sqlalchemy.text(f"GRANT ALL ON {url.database}.* TO '{user}'@'127.0.0.1'"))
+        wrong = url.set(username=user, password="Wr0ng-Secret-Pw")
+        yield _RefusedLogin(wrong.render_as_string(hide_password=False), "Wr0ng-Secret-Pw")
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'"))
+        admin.dispose()
+        _drop_database("mysql", url)
+
+
+def _postgresql_unknown_role() -> Iterator[_RefusedLogin]:
+    """A migrated PostgreSQL database, logged in as a role that does not exist.
+
+    The machine's PostgreSQL trusts every login from 127.0.0.1 (pg_hba.conf ``trust``), so it never
+    checks a password; a role it does not know is refused in the same way (FATAL, SQLSTATE class 28,
+    before any query), which is what a wrong password gives on a server with ``scram-sha-256``.
+    """
+    url = _create_database("postgresql")  # skips, saying why, when the server or psycopg is missing
+    try:
+        migrate.upgrade(url)
+        wrong = url.set(username=f"pg_{secrets.token_hex(4)}", password="Wr0ng-Secret-Pw")
+        yield _RefusedLogin(wrong.render_as_string(hide_password=False), "Wr0ng-Secret-Pw")
+    finally:
+        _drop_database("postgresql", url)
+
+
+@pytest.fixture(params=["mysql", "postgresql"])
+def refused_login(request: pytest.FixtureRequest) -> Iterator[_RefusedLogin]:
+    yield from {"mysql": _mariadb_wrong_password, "postgresql": _postgresql_unknown_role}[str(request.param)]()
+
+
+@pytest.mark.fault(
+    "START-09",
+    guarantee="-",
+    injected="petguard-daemon or petguard-manage db upgrade started with [database] connection naming a wrong "
+    "password (MariaDB 1045) or an unknown role (PostgreSQL FATAL 28000) on a real server",
+    expected="exit 78 (EX_CONFIG: systemd stops restarting), 'configuration error' and the server's refusal on "
+    "stderr, no password, no traceback",
+)
+@pytest.mark.parametrize("program", ["daemon", "manage"])
+def test_a_login_the_database_refuses_is_a_configuration_error(
+    program: str, refused_login: _RefusedLogin, tmp_path: Path
+) -> None:
+    conf = daemon_conf(tmp_path, database=refused_login.url)
+    if program == "daemon":
+        proc = _python("petguard.cmd.daemon", "--config-file", str(conf))
+    else:
+        proc = _python("petguard.cmd.manage", "--config-file", str(conf), "db", "upgrade")
+    assert proc.returncode == startup.CONFIG == 78, proc.stderr
+    assert "login" in proc.stderr and "[database] connection" in proc.stderr, proc.stderr
+    assert "transient" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    log = tmp_path / "daemon.log"
+    assert refused_login.password not in proc.stderr + (log.read_text(errors="replace") if log.exists() else "")
 
 
 @pytest.mark.fault(

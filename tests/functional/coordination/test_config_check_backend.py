@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from petguard.ha import election
 from tests.functional.coordination.peers import Server
 from tests.functional.test_config_check import _check, _errors, _good, _write
 
@@ -43,3 +44,30 @@ def test_a_hung_backend_is_an_error_within_the_deadline(server: Server, tmp_path
     assert rc == 1
     assert _coordination_line(output).startswith("ERROR "), output
     assert took < 30, took  # Nova and the BMC take their own 1 s timeouts; the backend at most 3 s
+
+
+@pytest.mark.fault(
+    "START-11",
+    guarantee="5",
+    injected="a sqlite journal with a shared etcd/Redis backend in whose petguard group another controller (ctl2) "
+    "is a member: each controller keeps a journal of its own",
+    expected="config check: ERROR on coordination naming ctl2 and the sqlite journal; the same backend with a "
+    "member of this controller's id only is OK",
+)
+def test_a_sqlite_journal_beside_other_members_of_the_group_is_an_error(server: Server, tmp_path: Path) -> None:
+    sections = _good(tmp_path)  # a sqlite journal
+    sections["coordination"]["backend_url"] = server.url
+    sections["coordination"]["member_id"] = "ctl1"
+    conf = _write(tmp_path, sections)
+    _, alone = _check(conf, stdout_only=True)
+    assert "coordination" not in _errors(alone), alone
+
+    other = election.connect(election.Settings(backend_url=server.url, member_id="ctl2"))
+    try:
+        other.join_group_create(b"petguard")
+        rc, output = _check(conf, stdout_only=True)
+    finally:
+        other.stop()
+    assert rc == 1
+    (line,) = [line for line in output.splitlines() if line.startswith("ERROR   coordination:") and "ctl2" in line]
+    assert "sqlite" in line and "docs/controllers.md" in line, line

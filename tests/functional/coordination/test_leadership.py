@@ -4,13 +4,14 @@ stops the leader within leader_timeout, and a newer epoch in the journal makes a
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from petguard.ha.election import NO_EPOCH, Leadership, NotLeading, Settings
+from petguard.ha.election import NO_EPOCH, Leadership, NotLeading, Settings, connect
 from petguard.ha.guards import guard_compute
 from petguard.store.sql import SqlStore
 from tests.fakes import FakeCompute
@@ -140,3 +141,38 @@ def test_a_newer_epoch_in_the_journal_makes_the_leader_step_down(peers: Peers) -
     usurper.claim_epoch(usurper.current_epoch())  # a controller that believes it leads
     _wait("ctl1 to step down", lambda: bool(peers.losses["ctl1"]), 3)
     assert "epoch" in peers.losses["ctl1"][0]
+
+
+@pytest.mark.fault(
+    "START-12",
+    guarantee="5",
+    injected="a controller with a sqlite journal joins petguard's group on a shared etcd/Redis where another "
+    "controller (ctl2) is already a member",
+    expected="one WARNING naming ctl2, the sqlite journal and config check; the election goes on (it leads alone); "
+    "a shared journal (journal_one_machine false) gives no such warning",
+)
+@pytest.mark.parametrize("one_machine", [True, False])
+def test_a_sqlite_journal_among_other_members_is_warned_about(
+    one_machine: bool, tmp_path: Path, server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    group = f"petguard-members-{time.monotonic_ns() % 10**6}"
+    other = connect(Settings(server.url, "ctl2", group))
+    other.join_group_create(group.encode())
+    acting, events = SqlStore(journal(tmp_path), epoch=NO_EPOCH), SqlStore(journal(tmp_path))
+    settings = Settings(server.url, "ctl1", group, heartbeat_interval=0.2, leader_timeout=TIMEOUT)
+    member = Leadership(settings, acting, events, journal_one_machine=one_machine)
+    try:
+        with caplog.at_level(logging.WARNING, logger="petguard.ha.election"):
+            member.start()
+            _wait("ctl1 leads", member.leading, 10)
+    finally:
+        member.stop(timeout=1)
+        other.stop()
+        acting.close()
+        events.close()
+    warned = [r.getMessage() for r in caplog.records if "other controllers are in the group" in r.getMessage()]
+    if one_machine:
+        assert len(warned) == 1, warned
+        assert "ctl2" in warned[0] and "sqlite" in warned[0] and "config check" in warned[0]
+    else:
+        assert not warned

@@ -1,4 +1,5 @@
-"""systemd/*.service pass ``systemd-analyze verify`` (executables stood in for, nothing started)."""
+"""systemd/*.service pass ``systemd-analyze verify`` (executables stood in for, nothing started) and start the
+programs of the README's virtualenv, ``/opt/petguard/bin``."""
 
 from __future__ import annotations
 
@@ -14,24 +15,46 @@ UNITS = Path(__file__).parents[3] / "systemd"
 ANALYZE = shutil.which("systemd-analyze")
 
 
-@pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze not installed (apt-get install systemd)")
-@pytest.mark.parametrize("unit", ["petguard.service", "petguard-agent.service"])
-def test_unit_verifies(unit: str, tmp_path: Path) -> None:
-    stand_in = tmp_path / "bin"
-    stand_in.mkdir()
-    text = (UNITS / unit).read_text()
-    for program in ("petguard-daemon", "petguard-agent"):
-        exe = stand_in / program
-        exe.write_text("#!/bin/sh\nexit 0\n")
-        exe.chmod(0o755)
-        text = text.replace(f"/usr/bin/{program}", str(exe))
-    (tmp_path / unit).write_text(text)
+#: Where the units look for the programs: the README's virtualenv (tests/functional/test_packaging.py
+#: checks that the README and the installed wheel agree with it).
+PREFIX = "/opt/petguard"
+UNIT_FILES = ("petguard.service", "petguard-agent.service")
+
+
+def exec_start(unit: str) -> str:
+    """The program a unit starts (the first word of ``ExecStart=``)."""
+    return _settings(unit)["ExecStart"].split()[0]
+
+
+def verify(unit: str, prefix: Path, tmp_path: Path) -> None:
+    """``systemd-analyze verify`` the unit with its programs taken from ``prefix/bin`` instead of
+    ``PREFIX/bin``; fails with systemd's words."""
     assert ANALYZE is not None
+    text = (UNITS / unit).read_text().replace(f"ExecStart={PREFIX}/bin/", f"ExecStart={prefix}/bin/")
+    (tmp_path / unit).write_text(text)
     result = subprocess.run(
         [ANALYZE, "verify", "--man=no", str(tmp_path / unit)], capture_output=True, text=True, timeout=60
     )
     lines = [line for line in (result.stdout + result.stderr).splitlines() if unit in line or "error" in line.lower()]
     assert result.returncode == 0 and not lines, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze not installed (apt-get install systemd)")
+@pytest.mark.parametrize("unit", UNIT_FILES)
+def test_unit_verifies(unit: str, tmp_path: Path) -> None:
+    """With stand-in programs; test_packaging.py verifies them again with the installed wheel's."""
+    stand_in = tmp_path / "prefix"
+    (stand_in / "bin").mkdir(parents=True)
+    for program in ("petguard-daemon", "petguard-agent"):
+        exe = stand_in / "bin" / program
+        exe.write_text("#!/bin/sh\nexit 0\n")
+        exe.chmod(0o755)
+    verify(unit, stand_in, tmp_path)
+
+
+def test_units_start_the_programs_of_the_documented_prefix() -> None:
+    programs = [exec_start(unit) for unit in UNIT_FILES]
+    assert programs == [f"{PREFIX}/bin/petguard-daemon", f"{PREFIX}/bin/petguard-agent"]
 
 
 def test_service_asks_for_notify_watchdog_and_a_dedicated_user() -> None:

@@ -19,7 +19,9 @@ from petguard.store.engine import (
     StoreUnavailable,
     check_sqlite_directory,
     is_transient,
+    login_refused,
     map_error,
+    map_open_error,
     parse_url,
 )
 
@@ -109,6 +111,35 @@ def test_database_errors_map_into_petguards_tree() -> None:
     assert isinstance(refused, StoreRefused) and isinstance(refused, Permanent)
     broken = map_error(_wrapped(ProgrammingError, sqlite3.ProgrammingError("no such table")), "load")
     assert isinstance(broken, Permanent) and not isinstance(broken, StoreRefused)
+
+
+_PG_ROLE = 'connection failed: connection to server at "127.0.0.1", port 5432 failed: FATAL:  role "x" does not exist'
+_PG_PASSWORD = 'connection failed: ... FATAL:  password authentication failed for user "petguard"'
+_PG_DOWN = 'connection failed: connection to server at "127.0.0.1", port 5433 failed: Connection refused'
+
+
+@pytest.mark.parametrize(
+    ("orig", "refused"),
+    [
+        (_MysqlError(1045, "Access denied for user 'petguard'@'10.0.0.5' (using password: YES)"), True),
+        (_MysqlError(1044, "Access denied for user 'petguard'@'%' to database 'petguard'"), True),
+        (_MysqlError(1049, "Unknown database 'petgaurd'"), True),
+        (_MysqlError(2003, "Can't connect to MySQL server on '127.0.0.1' ([Errno 111] Connection refused)"), False),
+        (_MysqlError(1040, "Too many connections"), False),
+        (_MysqlError(1213, "Deadlock found"), False),
+        (sqlite3.OperationalError(_PG_ROLE), True),
+        (sqlite3.OperationalError(_PG_PASSWORD), True),
+        (sqlite3.OperationalError(_PG_DOWN), False),
+        (_PgError("28P01"), True),
+        (_PgError("57P03"), False),  # the database system is starting up
+    ],
+)
+def test_a_refused_login_is_told_from_an_outage(orig: Exception, refused: bool) -> None:
+    error = _wrapped(OperationalError, orig)
+    assert login_refused(error) is refused
+    at_open = map_open_error(error, "read the schema revision")
+    assert isinstance(at_open, ConfigError if refused else StoreUnavailable)
+    assert isinstance(map_error(error, "save a tick"), StoreUnavailable)  # while running: an outage, retried
 
 
 def test_bad_url_and_missing_directory_are_config_errors(tmp_path: Any) -> None:
