@@ -13,9 +13,10 @@ emulator), through the real child-process runner and the real drivers, over ``-n
   readings ``I`` seconds apart) for each candidate setting, and the span from the start of the
   first counted OFF reading to the end of the last (what the BMC had to keep saying OFF for).
 
-It also counts the BMC's own ``get power`` calls against the readings petguard counted (IPMI
-peers log every request; pyghmi's ``set_power`` reads the power once itself before power-off):
-equal means every reading was a fresh request answered by the BMC, none a cache (``fresh k/n``).
+It also counts the BMC's own reads against the readings petguard counted (the IPMI peers log
+every Get Chassis Status, sushy-tools every GET of the system; pyghmi and sushy each read once
+themselves before power-off): equal means every reading was a fresh request answered by the BMC,
+none a cache (``fresh k/n``).
 Prints medians and 90th percentiles; asserts nothing but that each fence confirmed. Run from the
 repository root:
 
@@ -102,7 +103,7 @@ class RedfishPeer:
         client.get_system(self.emulator.path(self.system)).reset_system(sushy.ResetType.ON)
 
     def bmc_reads(self) -> int | None:
-        return None  # the emulator logs no per-request count we can rely on
+        return self.emulator.system_reads(self.system)
 
 
 def children_cpu() -> float:
@@ -201,7 +202,7 @@ def bench_peer(peer: Peer, runner: FenceRunner, lookup: Callable[[str], base.Fen
             spans.append(off_span(timed.calls, needed))
             after = peer.bmc_reads()
             if before is not None and after is not None:
-                # pyghmi reads the power once before it sends power-off: one more per attempt
+                # pyghmi and sushy read the system once before they send power-off: one per attempt
                 fresh.append(after - before == len(outcome.readings) + outcome.attempts)
         note = f"   fresh {sum(fresh)}/{len(fresh)}" if fresh else ""
         print(f"{label} fence {needed}x{interval:<4g} total          ", stats(totals, "s ", 1.0), note)

@@ -4,23 +4,26 @@ Bmc emulator), through the real child-process runner and the real IpmiDriver.
 The defaults (2 consecutive OFF readings, 0.5 s apart; docs/fencing.md "How fast, and why it is
 safe") are attacked with a BMC whose reading flaps, one that reports OFF for a moment after the
 command although the host stays on, and checked for fresh requests: every reading petguard counts
-is one request the BMC answered (its own log), never a cache.
+is one request the BMC answered (its own log; also sushy-tools' Redfish emulator), never a cache.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+from pathlib import Path
 
 import pytest
 
 from petguard import errors, hosts
 from petguard.clock import SystemClock
-from petguard.fencing import procedure
+from petguard.fencing import loader, procedure
 from petguard.fencing.base import FenceDevice, FenceTopology, PowerState
 from petguard.fencing.child import FenceRunner
 from petguard.fencing.ipmi import IpmiDriver
 from tests.functional.bmc import IpmiSim, PyghmiBmc
 from tests.functional.fencing.conftest import SECRET
+from tests.functional.redfish_peer import SushyEmulator, new_system
 
 Peer = IpmiSim | PyghmiBmc
 #: The shipped defaults, with a deadline short enough for a test.
@@ -106,3 +109,30 @@ def test_every_reading_is_a_fresh_request_to_the_bmc(bmc: Peer, runner: FenceRun
     assert bmc.calls().count("get power") - before == len(outcome.readings) + outcome.attempts
     assert not bmc.powered_on
     print(f"\n{bmc.kind}: confirmed with the defaults in {result.duration_s:.2f} s")
+
+
+@pytest.mark.fault(
+    "CONFIRM-08",
+    guarantee="1",
+    injected="a fence with the default settings against sushy-tools' Redfish emulator, watched from "
+    "the emulator's request log",
+    expected="confirmed by 2 OFF readings, each one GET of the system the emulator answered (plus one "
+    "GET by sushy before the ForceOff); none served from a cache",
+)
+def test_every_redfish_reading_is_a_fresh_request(tmp_path: Path) -> None:
+    system = new_system("cmp1")
+    emulator = SushyEmulator(tmp_path / "sushy", [system], password=SECRET).start()
+    try:
+        options = {"scheme": "http", "system": emulator.path(system)}
+        device = FenceDevice("cmp1", "redfish", "127.0.0.1", emulator.port, "admin", SECRET, options)
+        lookup = functools.partial(loader.load_driver, enabled=["redfish"])
+        before = emulator.system_reads(system)
+
+        outcome = procedure.fence(device, lookup("redfish"), FenceRunner(lookup), DEFAULTS, SystemClock())
+
+        assert outcome.confirmed, outcome.reason
+        assert outcome.readings == (PowerState.OFF,) * DEFAULTS.off_readings_required
+        assert emulator.system_reads(system) - before == len(outcome.readings) + outcome.attempts
+        print(f"\nredfish: confirmed with the defaults in {outcome.duration_s:.2f} s")
+    finally:
+        emulator.stop()
