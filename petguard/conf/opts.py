@@ -263,12 +263,20 @@ fencing_opts: list[cfg.Opt] = [
         min=1,
         help="Seconds within which power-off must be confirmed, or the host waits for an operator's confirm-fenced.",
     ),
-    cfg.FloatOpt("poll_interval", default=1.0, min=0.05, help="Seconds between power readings."),
+    cfg.FloatOpt(
+        "poll_interval",
+        default=0.5,
+        min=0.05,
+        help="Seconds between two power readings of a device during a fence (each reading is a fresh "
+        "request in its own child process). With off_readings it sets how long the BMC must keep "
+        "saying OFF: raise it for a BMC that reports OFF before the power has really dropped.",
+    ),
     cfg.IntOpt(
         "off_readings",
-        default=3,
-        min=1,
-        help="Consecutive OFF readings that confirm a fence ('command accepted' never does).",
+        default=2,
+        min=2,
+        help="Consecutive OFF readings that confirm a fence, at least 2: 'command accepted' never counts "
+        "and any other reading (ON, powering off, unreadable) starts the count again.",
     ),
     cfg.IntOpt("retries", default=3, min=0, help="Extra tries of the power-off command after a temporary BMC error."),
     cfg.FloatOpt(

@@ -52,14 +52,21 @@ class PowerRunner(Protocol):
     ) -> base.PowerState | None: ...
 
 
+#: The fewest consecutive OFF readings that may confirm a device (guarantee 1): never one.
+MIN_OFF_READINGS = 2
+
+
 @dataclasses.dataclass(frozen=True)
 class FencePolicy:
     """How hard to try. Built from ``[fencing]`` options by ``conf.policies``.
 
     :param attempt_timeout: seconds for one driver call (one power-off or one reading).
     :param deadline: seconds from the start within which the fence must be confirmed.
-    :param poll_interval: seconds between power readings.
-    :param off_readings_required: consecutive OFF readings that confirm the fence (N).
+    :param poll_interval: seconds between power readings (after one ends, before the next starts):
+        with N, what spans the time a BMC must keep saying OFF (docs/fencing.md, "How fast, and
+        why it is safe").
+    :param off_readings_required: consecutive OFF readings that confirm the fence (N, at least
+        ``MIN_OFF_READINGS``).
     :param retries: extra tries of the power-off command after a Temporary error.
     :param resend_after: seconds of ON readings after which power-off is sent again (idempotent).
     :param random_delay_max: up to this many seconds (uniformly random) are waited before the first
@@ -68,15 +75,18 @@ class FencePolicy:
 
     attempt_timeout: float = 5.0
     deadline: float = 30.0
-    poll_interval: float = 1.0
-    off_readings_required: int = 3
+    poll_interval: float = 0.5
+    off_readings_required: int = 2
     retries: int = 3
     resend_after: float = 5.0
     random_delay_max: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.off_readings_required < 1:
-            raise errors.ConfigError("off_readings_required must be at least 1")
+        if self.off_readings_required < MIN_OFF_READINGS:
+            raise errors.ConfigError(
+                f"off_readings_required must be at least {MIN_OFF_READINGS}: one OFF reading can be a "
+                "single glitch (a flapping or mislabelled reply); only consecutive ones confirm"
+            )
         if min(self.attempt_timeout, self.deadline, self.poll_interval) <= 0:
             raise errors.ConfigError("fence timeouts and intervals must be positive")
         if self.retries < 0 or self.resend_after < 0 or self.random_delay_max < 0:

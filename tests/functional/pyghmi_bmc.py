@@ -5,7 +5,10 @@ Run as a script, one BMC per process, bound to 127.0.0.1 only::
     python tests/functional/pyghmi_bmc.py --port 16300 --state DIR
 
 ``DIR/users.json`` holds ``{"user": "password"}`` (never argv); ``DIR/power`` holds 1 or 0;
-``DIR/mode`` is one of normal | stuck_on | fail_set | fail_get | busy, read on every request.
+``DIR/mode`` is one of normal | stuck_on | fail_set | fail_get | busy | flap | optimistic, read on
+every request (flap and optimistic as in ``ipmisim_chassis.sh``: power-off acknowledged and not
+carried out; the power reads OFF every other time, or for ``DIR/optimistic`` seconds from the
+first reading after it).
 
 Two server-side fixes of pyghmi 1.6.19 (notes/bmc-peers.md, section 2), so that pyghmi's own client
 can talk to its own server the way it talks to ipmi_sim and real BMCs:
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +83,22 @@ class FileBackedBmc(bmc.Bmc):
 
     def get_power_state(self) -> str:
         path = self._state / "power"
-        return "on" if not path.exists() or path.read_text().strip() == "1" else "off"
+        truth = "on" if not path.exists() or path.read_text().strip() == "1" else "off"
+        mode = self._mode()
+        if mode == "flap":
+            turn = self._state / "flap_turn"
+            first = not turn.exists() or turn.read_text().strip() == "0"
+            turn.write_text("1\n" if first else "0\n")
+            return "off" if first else truth
+        sent, pending = self._state / "off_sent_at", self._state / "off_pending"
+        if mode == "optimistic" and pending.exists():
+            pending.unlink()
+            sent.write_text(f"{time.time()}\n")
+        if mode == "optimistic" and sent.exists():
+            window = float((self._state / "optimistic").read_text())
+            if time.time() - float(sent.read_text()) < window:
+                return "off"
+        return truth
 
     def get_chassis_status(self, session: Any) -> None:
         self._log("get power")
@@ -95,7 +114,9 @@ class FileBackedBmc(bmc.Bmc):
             return CC_UNSPECIFIED
         if mode == "busy":
             return CC_NODE_BUSY
-        if mode != "stuck_on":
+        if mode == "optimistic":
+            (self._state / "off_pending").write_text("1\n")
+        if mode not in ("stuck_on", "flap", "optimistic"):
             (self._state / "power").write_text("0\n")
         return 0
 

@@ -64,6 +64,12 @@ class SushyEmulator:
     def path(self, system: dict[str, Any]) -> str:
         return f"/redfish/v1/Systems/{system['uuid']}"
 
+    def system_reads(self, system: dict[str, Any]) -> int:
+        """How many GETs of ``system`` the emulator has answered so far (from its request log)."""
+        line = f'"GET {self.path(system)} HTTP/'
+        log = self.root / "emulator.log"
+        return log.read_text(errors="replace").count(line) if log.exists() else 0
+
     def start(self, timeout: float = 30.0) -> SushyEmulator:
         config = self._write_config()
         env = {

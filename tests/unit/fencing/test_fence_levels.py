@@ -241,7 +241,7 @@ def test_host_delay_and_random_delay_are_waited_before_level_one(registry: FakeR
     bmc = device("10.0.0.1")
     registry.script(bmc.address, bmc.port)
     clock = FakeClock()
-    policy = procedure.FencePolicy(deadline=10.0, poll_interval=1.0, random_delay_max=4.0)
+    policy = procedure.FencePolicy(deadline=10.0, poll_interval=1.0, off_readings_required=3, random_delay_max=4.0)
 
     outcome = fence(FenceTopology("cmp1", ((bmc,),), delay=3.0), driver, clock, policy)
 
