@@ -11,7 +11,7 @@ import functools
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,14 @@ class Harness:
             f"condition not reached within {timeout} s; hosts: "
             f"{ {h: r.host.state.value for h, r in self.store.load_hosts().items()} }"
         )
+
+    def settle(self, hosts: Collection[str], heartbeats: bool = False) -> None:
+        """Tick until the journal knows every one of ``hosts``; with ``heartbeats``, also until petguard
+        has seen each host's Nova heartbeat move at least once (its staleness clock runs)."""
+        self.run_until(lambda: set(self.store.load_hosts()) == set(hosts), timeout=5)
+        if heartbeats:
+            self.run_for(0.3)
+            assert all("last seen to change" in self.loop.heartbeat(h) for h in hosts)
 
     def run_for(self, seconds: float, interval: float = 0.05) -> None:
         deadline = time.monotonic() + seconds

@@ -50,9 +50,8 @@ def harness(tmp_path: Path, compute: FakeCompute, bmcs: Bmcs) -> Iterator[Harnes
 
 
 def _settle(harness: Harness) -> None:
-    harness.run_until(lambda: set(harness.store.load_hosts()) == set(HOSTS), timeout=5)
-    harness.run_for(0.3)
-    assert all("last seen to change" in harness.loop.heartbeat(h) for h in HOSTS)
+    """Every host known, and each heartbeat seen to move at least once."""
+    harness.settle(HOSTS, heartbeats=True)
 
 
 def _first_event(harness: Harness, host: str, kind: str) -> tuple[float, str] | None:

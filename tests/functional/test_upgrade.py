@@ -23,7 +23,8 @@ from alembic.script import ScriptDirectory
 
 from petguard import startup
 from petguard.store import migrate
-from tests.functional.test_daemon import _config, _daemon
+from tests.functional.daemon_conf import daemon_conf
+from tests.functional.test_daemon import _daemon
 
 REVISIONS = [r.revision for r in ScriptDirectory.from_config(migrate.alembic_config()).walk_revisions()]
 #: The first schema, and the one just below head (the previous release's, once there are releases).
@@ -54,7 +55,7 @@ def _journal(conf: Path) -> str:
 )
 @pytest.mark.parametrize("older", OLDER)
 def test_one_controller_upgrade_stop_migrate_start(older: str, tmp_path: Path) -> None:
-    conf = _config(tmp_path, migrated=False)
+    conf = daemon_conf(tmp_path, migrated=False)
     migrate.upgrade(_journal(conf), older)
 
     refused = _daemon(conf)
@@ -89,7 +90,7 @@ def test_one_controller_upgrade_stop_migrate_start(older: str, tmp_path: Path) -
     expected="exit 78 (systemd does not restart) saying a newer petguard upgraded the journal; the journal untouched",
 )
 def test_an_older_petguard_refuses_a_newer_journal(tmp_path: Path) -> None:
-    conf = _config(tmp_path)  # at head
+    conf = daemon_conf(tmp_path)  # at head
     path = _journal(conf).removeprefix("sqlite:///")
     with sqlite3.connect(path) as db:  # what a newer release's db upgrade leaves: a revision unknown here
         db.execute("UPDATE alembic_version SET version_num = '9999'")

@@ -69,7 +69,6 @@ class HeartbeatSim(Sim):
         self.now += dt
         services = self.services()
         self.memory = observe_heartbeats(self.memory, services, self.now, self.now)
-        agents = [Signal("agent", name, H.UP, self.now, "heartbeating") for name in sorted(self.agents_up)]
         inputs = TickInputs(
             now=self.now,
             started_at=self.started_at,
@@ -78,7 +77,7 @@ class HeartbeatSim(Sim):
             brake=self.brake,
             outcomes=tuple(outcomes),
             busy=frozenset(busy),
-            extra_signals=agents,
+            extra_signals=self.extra_signals(),
             recent_fences=self.recent_fences(),
             heartbeats=self.memory,
         )
@@ -86,6 +85,10 @@ class HeartbeatSim(Sim):
         self.save(decision)
         self.decisions.append(decision)
         return decision
+
+    def extra_signals(self) -> list[Signal]:
+        """The tick's signals besides Nova's: the live agents (a subclass adds its own)."""
+        return [Signal("agent", name, H.UP, self.now, "heartbeating") for name in sorted(self.agents_up)]
 
     def run(self, ticks: int, dt: float = 2.0, busy: Iterable[str] = ()) -> list[TickDecision]:
         return [self.tick(dt, busy=busy) for _ in range(ticks)]

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import pytest
 
 from petguard import detect
 from petguard.cloud import ServiceRecord
-from petguard.decide import LoopPolicy, TickDecision, TickInputs, decide
+from petguard.decide import LoopPolicy, Outcome, TickDecision, TickInputs, decide
 from petguard.detect import (
     BMC_SOURCE,
     DetectionPolicy,
@@ -296,34 +296,16 @@ class FeedSim(HeartbeatSim):
         self.readings: dict[str, PowerReading] = {}
         self.extra: list[Signal] = []
 
-    def tick(self, dt: float = 2.0, outcomes: Sequence[object] = (), busy: Sequence[str] = ()) -> TickDecision:  # type: ignore[override]
+    def tick(self, dt: float = 2.0, outcomes: Sequence[Outcome] = (), busy: Iterable[str] = ()) -> TickDecision:
         self.agents_up.clear()
-        decision = self._tick_with_readings(dt)
+        decision = super().tick(dt, outcomes, busy)
         for name in decision.power_reads:
             if name in self.stopped:
                 self.readings[name] = PowerReading(name, Power.OFF, self.now, "ipmi reads off")
         return decision
 
-    def _tick_with_readings(self, dt: float) -> TickDecision:
-        from petguard.detect import observe_heartbeats
-
-        self.now += dt
-        services = self.services()
-        self.memory = observe_heartbeats(self.memory, services, self.now, self.now)
-        inputs = TickInputs(
-            now=self.now,
-            started_at=self.started_at,
-            hosts=dict(self.hosts),
-            services=services,
-            brake=self.brake,
-            extra_signals=[bmc_signal(r) for r in self.readings.values()],
-            recent_fences=self.recent_fences(),
-            heartbeats=self.memory,
-        )
-        decision = decide(inputs, self.policy)
-        self.save(decision)
-        self.decisions.append(decision)
-        return decision
+    def extra_signals(self) -> list[Signal]:
+        return [bmc_signal(r) for r in self.readings.values()]
 
 
 FEED_DETECTION = DetectionPolicy(grace_period=30.0, down_samples=2, up_samples=2, bmc_settle=1.5 * REPORT_INTERVAL)
