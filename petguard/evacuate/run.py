@@ -308,6 +308,11 @@ class Evacuator:
                 raise
             except PetguardError as exc:  # any read or write of Nova that found it unreachable or failing
                 verdict = judge_request_error(exc, unanswered="Nova does not answer")
+                if verdict.judgement is Judgement.WAIT and current[0].stuck:
+                    # A stuck move waits for an operator, not for the cloud: it keeps its flag (an
+                    # operator's `host resend` vouches only for moves flagged stuck) and its slot goes
+                    # back; the next run looks again.
+                    raise _Parked from exc
                 if verdict.judgement is Judgement.WAIT:
                     self._note_sick_in_flight(current[0], verdict.reason)
                     raise _CloudWait(verdict.reason, current[0]) from exc
@@ -637,6 +642,8 @@ class Evacuator:
         refused = (migration is not None and migration.failed) or (
             server.vm_state == "error" and (migration is None or not (migration.in_flight or migration.succeeded))
         )
+        if not refused and server.vm_state == "error" and migration is not None and migration.status == "accepted":
+            return self._ended_without_a_word(move, migration, since)
         if not refused:
             self._clock.sleep(self._policy.poll_interval)
             return move
@@ -669,6 +676,21 @@ class Evacuator:
         if verdict.judgement is Judgement.RETRY:
             return self._ask_again(move, what, verdict)
         return self._fail(move, f"evacuation {what}: {verdict.reason}")
+
+    def _ended_without_a_word(self, move: MoveRecord, migration: Migration, since: float) -> MoveRecord:
+        """Nova ended the request (the server is ERROR on the failed host, no task) and left its migration
+        'accepted': nova-conductor failed it after the scheduler, and recorded the failure on another
+        of the server's migrations (it takes the server's first 'accepted' one). Seen on the lab: a
+        scheduler restarted after 3 min ran the stale calls of dead requests and their allocations
+        collided ("another process changed the consumer"). Asked again when Nova's record proves the
+        request dead (evacuate.outage.died_in_conductor), else flagged stuck after stuck_after."""
+        if move.resend_vouched_at is not None or self._death_check_due(move):
+            dead = self._dead_request(move, lambda: migration, since)
+            if dead is not None:
+                return self._ask_again_after_death(move, dead)
+        move = self._park_if_stuck(move, since)
+        self._clock.sleep(self._policy.poll_interval)
+        return move
 
     def _setback(self, move: MoveRecord) -> int:
         """Count one more accepted request of ``move`` that a failing dependency ended; the count."""

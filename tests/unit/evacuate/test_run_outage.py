@@ -623,3 +623,75 @@ def test_a_move_with_a_request_id_lists_the_hosts_evacuations_once_per_look() ->
     assert_recovered_once(nova, store)
     assert nova.evacuate_calls["a-id"] == 1  # followed, never sent again
     assert listings[0] == 1, "the first look (REQUESTING -> ACCEPTED) listed the host's evacuations more than once"
+
+
+@pytest.mark.fault(
+    "CP-19",
+    guarantee="4",
+    injected="a move flagged stuck meets Nova unreachable (the operator restarts nova-api, as the stuck event tells "
+    "them to) before the operator's `petguard host resend` (seen on the lab: the wait replaced the stuck flag, so "
+    "the resend vouched for nothing and the pets stayed on the dead host)",
+    expected="the move stays flagged stuck through the outage (no wait for the cloud replaces it, no slot held); "
+    "the operator's vouch afterwards finds it and it is recovered once",
+)
+def test_a_stuck_move_keeps_its_flag_while_nova_is_unreachable() -> None:
+    nova, store, clock = incident(["held"])
+    _held_with(nova, "held-id", ())
+    policy = RunPolicy(max_parallel=1, poll_interval=1.0, stuck_after=90)
+    run(nova, store, clock, policy)
+    assert store.rows["held-id"].stuck
+    real_get = nova.get_server
+    down = [True]
+
+    def get_server(server_id: str):  # type: ignore[no-untyped-def]
+        if down[0]:
+            raise NovaUnavailable("show server: ConnectFailure: connection refused (fake)")
+        return real_get(server_id)
+
+    nova.get_server = get_server  # type: ignore[method-assign]
+    before = clock.now()
+    run(nova, store, clock, policy)
+    assert store.rows["held-id"].stuck, store.rows["held-id"]
+    assert clock.now() - before < 5, "a stuck move gives its slot back at once"
+    assert "waiting_for_cloud" not in store.kinds()
+    down[0] = False
+    _vouch(store, "held-id", clock.now())
+    run(nova, store, clock, policy)
+    assert_recovered_once(nova, store)
+    assert nova.resets == ["held-id"]
+
+
+@pytest.mark.fault(
+    "CP-20",
+    guarantee="4",
+    injected="nova-scheduler back after 3 min runs the stale calls of dead requests: their allocations collide and "
+    "nova-conductor ends the live request with the server ERROR on the failed host, no task, and its migration "
+    "still 'accepted' (Nova recorded the error on an older one); its conductor event ended in Error, no compute "
+    "event (seen on the lab: 3 pets left there until move_timeout)",
+    expected="proved dead from Nova's record and asked again at once (not an attempt), recovered once; without "
+    "that proof it would be flagged stuck after stuck_after, never left to move_timeout",
+)
+def test_a_request_nova_ended_in_error_with_its_migration_still_accepted_is_asked_again() -> None:
+    nova, store, clock = incident(["held", "b"])
+    real_evacuate = nova.evacuate
+
+    def evacuate(sid: str, host: str | None = None) -> str:
+        first = sid == "held-id" and nova.evacuate_calls.get(sid, 0) == 0
+        if first:
+            nova.lose_requests = {sid}
+        request_id = real_evacuate(sid, host)
+        if first:
+            died = (ActionEvent("rebuild_server", True, "Error"),)
+            nova.actions[sid][-1] = RequestTrace(request_id, "evacuate", died)
+            fault = "Failed to update allocations for consumer held-id: another process changed the consumer (fake)"
+            nova.servers[sid] = dataclasses.replace(
+                nova.servers[sid], vm_state="error", status="ERROR", task_state=None, fault=fault
+            )
+        return request_id
+
+    nova.evacuate = evacuate  # type: ignore[method-assign]
+    run(nova, store, clock, RunPolicy(max_parallel=1, poll_interval=1.0, stuck_after=90, move_timeout=600))
+    assert_recovered_once(nova, store)
+    assert nova.evacuate_calls["held-id"] == 2 and store.rows["held-id"].attempts == 1
+    assert "evacuation_resent" in store.kinds() and "evacuation_stuck" not in store.kinds()
+    assert clock.now() - 1_000.0 < 60, "asked again within seconds, not at move_timeout"
