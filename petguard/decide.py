@@ -265,6 +265,10 @@ def _apply_requests(tick: _Tick, requests: Iterable[OperatorRequest], policy: Lo
             tick.events.append((None, "brake_override", message))
             tick.log.append(message)
             continue
+        if request.host not in tick.hosts:
+            message = f"unknown host {request.host!r}: not a nova-compute host"
+            tick.finished.append((request.id, "refused", message))
+            continue
         if request.kind is RequestKind.RESEND:
             _apply_resend(tick, request)
             continue
@@ -277,10 +281,7 @@ def _apply_resend(tick: _Tick, request: OperatorRequest) -> None:
     it (evacuate.outage.resend_on_the_operators_word). Not a lifecycle transition: the host stays
     EVACUATING."""
     name = request.host
-    record = tick.hosts.get(name)
-    if record is None:
-        tick.finished.append((request.id, "refused", f"unknown host {name!r}: not a nova-compute host"))
-        return
+    record = tick.hosts[name]
     incident_id = record.host.incident_id
     if record.host.state is not HostState.EVACUATING or incident_id is None:
         message = (
@@ -313,9 +314,6 @@ def _request_refused(tick: _Tick, request: OperatorRequest, policy: LoopPolicy) 
 
 def _apply_host_request(tick: _Tick, request: OperatorRequest) -> None:
     name = request.host
-    if name not in tick.hosts:
-        tick.finished.append((request.id, "refused", f"unknown host {name!r}: not a nova-compute host"))
-        return
     if name in tick.inputs.busy:
         return  # an action is running on this host: the request waits for the next tick
     event = _REQUEST_EVENTS[request.kind]

@@ -294,7 +294,6 @@ class FeedSim(HeartbeatSim):
     def __init__(self, n: int, policy: LoopPolicy) -> None:
         super().__init__(n, policy)
         self.readings: dict[str, PowerReading] = {}
-        self.extra: list[Signal] = []
 
     def tick(self, dt: float = 2.0, outcomes: Sequence[Outcome] = (), busy: Iterable[str] = ()) -> TickDecision:
         self.agents_up.clear()
